@@ -1,0 +1,7 @@
+"""``python -m gcs`` is the ``gcs`` command."""
+
+import sys
+
+from gcs.cli import main
+
+sys.exit(main())

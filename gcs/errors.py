@@ -1,0 +1,83 @@
+"""The exception hierarchy of gcs, in one place.
+
+Why one module: applications catch ``gcs.GcsError`` for anything this library raises on purpose,
+and the sans-I/O core raises the same classes the asyncio API re-raises, so nothing is wrapped
+twice. Frames that fail to decode or authenticate are *not* here: they raise
+``gcs.wire.FrameError`` inside the wire layer and are dropped and counted before they reach any
+caller (RFC 0002 §8, RFC 0005 §6).
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConfigError",
+    "GcsError",
+    "GroupClosed",
+    "InvariantViolation",
+    "MessageTooLarge",
+    "NodeClosed",
+    "NotMember",
+    "SendQueueFull",
+    "SlowConsumer",
+]
+
+
+class GcsError(Exception):
+    """Base class of every error gcs raises on purpose."""
+
+
+class ConfigError(GcsError, ValueError):
+    """A configuration value is missing, malformed or out of range.
+
+    The message always names the field (``nodes[2].port: ...``), so an operator can fix the file
+    without reading code.
+    """
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field}: {problem}")
+        self.field = field
+        self.problem = problem
+
+
+class MessageTooLarge(GcsError, ValueError):
+    """A message is larger than the configured ``max_message_bytes``."""
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(f"message of {size} bytes exceeds max_message_bytes={limit}")
+        self.size = size
+        self.limit = limit
+
+
+class SendQueueFull(GcsError):
+    """The bounded send queue has no room; wait for ``SendWindow(open=True)`` and retry.
+
+    The asyncio API never lets this escape: ``group.send`` waits on the window instead.
+    """
+
+
+class GroupClosed(GcsError):
+    """The group handle was left or closed; no more sends or events."""
+
+
+class NodeClosed(GcsError):
+    """The node (or the daemon connection) is closed."""
+
+
+class NotMember(GcsError):
+    """The operation needs membership of the group, and this handle is not (or no longer) a member."""
+
+
+class SlowConsumer(GcsError):
+    """A subscriber fell further behind than its queue bound and was closed (ARCHITECTURE.md decision 7).
+
+    The ring never waits for an application; a reader that cannot keep up is cut off instead of
+    stalling everyone. It may join again (and take a state transfer where the group offers one).
+    """
+
+
+class InvariantViolation(GcsError, AssertionError):
+    """An always-on protocol invariant failed: the node stops rather than risk the guarantees.
+
+    Subclasses AssertionError so test tooling treats it as a failed check, but unlike ``assert``
+    it is never stripped by ``python -O``.
+    """

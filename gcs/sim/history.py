@@ -1,0 +1,231 @@
+"""The simulator's history: what every process incarnation did, in the order it did it.
+
+Checkers read only this (never core internals), so the same checkers judge simulator runs and
+histories recorded from real processes (RFC 0004 §11, brief §10). Each process incarnation is
+modelled separately: a restarted node is a new process with the same node id and a higher
+``incarnation`` (brief §10 preamble).
+
+A message is identified by ``MsgId`` = (sender node, sender incarnation, counter): the workload
+puts these three numbers in the first 16 bytes of every payload (see ``encode_payload``), so a
+checker can verify integrity from the delivered bytes alone.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from gcs.wire.frames import RingId
+
+__all__ = [
+    "Conf",
+    "Crash",
+    "Deliver",
+    "Event",
+    "Fault",
+    "History",
+    "Invariant",
+    "Leave",
+    "MsgId",
+    "Originate",
+    "PAYLOAD_HEADER",
+    "Persist",
+    "Start",
+    "State",
+    "Submit",
+    "decode_payload",
+    "encode_payload",
+]
+
+PAYLOAD_HEADER = struct.Struct(">IIQ")  # sender node, sender incarnation, counter
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class MsgId:
+    node: int
+    incarnation: int
+    counter: int
+
+    def __str__(self) -> str:
+        return f"{self.node}/{self.incarnation}/{self.counter}"
+
+
+def encode_payload(msg_id: MsgId, size: int) -> bytes:
+    """A workload payload of ``size`` bytes (at least 16) naming its message id."""
+    head = PAYLOAD_HEADER.pack(msg_id.node, msg_id.incarnation, msg_id.counter)
+    if size <= len(head):
+        return head
+    # Deterministic filler derived from the id, so corruption of the body is detectable too.
+    fill = (head * (size // len(head) + 1))[: size - len(head)]
+    return head + fill
+
+
+def decode_payload(data: bytes) -> MsgId | None:
+    """The message id in a workload payload, or None if the bytes are not one (no creation)."""
+    if len(data) < PAYLOAD_HEADER.size:
+        return None
+    node, inc, counter = PAYLOAD_HEADER.unpack_from(data)
+    msg_id = MsgId(node, inc, counter)
+    if encode_payload(msg_id, len(data)) != data:
+        return None
+    return msg_id
+
+
+@dataclass(frozen=True, slots=True)
+class _Base:
+    time_ns: int
+    node: int
+    incarnation: int
+
+
+@dataclass(frozen=True, slots=True)
+class Start(_Base):
+    """A process incarnation started (``stored_ring_seq`` is what it found in its store)."""
+
+    stored_ring_seq: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Crash(_Base):
+    """The incarnation stopped without warning. Nothing more is recorded for it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Leave(_Base):
+    """The incarnation shut down cleanly (sent a leave). Nothing more is recorded for it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Submit(_Base):
+    """The application handed a message to the core (it is queued; not yet originated)."""
+
+    msg_id: MsgId
+    safe: bool
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class Originate(_Base):
+    """The core assigned a seq on ring ``ring_id`` to an mcast carrying these messages.
+
+    This is the EVS "send" event (ARCHITECTURE.md decision 6). A fragmented message is
+    originated once per fragment; ``msg_ids`` lists a message only in the mcast that carries its
+    *last* fragment (the one whose seq its delivery reports).
+    """
+
+    ring_id: RingId
+    seq: int
+    safe: bool
+    msg_ids: tuple[MsgId, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Deliver(_Base):
+    """The incarnation delivered these messages (one mcast) in configuration ``config``."""
+
+    config_kind: str  # "regular" | "transitional"
+    config_ring: RingId
+    origin_ring: RingId
+    seq: int
+    sender: int
+    safe: bool
+    msg_ids: tuple[MsgId, ...]
+    corrupt: int = 0  # records whose bytes did not decode as a workload payload
+
+
+@dataclass(frozen=True, slots=True)
+class Conf(_Base):
+    """The incarnation installed a configuration."""
+
+    kind: str  # "regular" | "transitional"
+    ring_id: RingId
+    members: tuple[int, ...]
+    left: tuple[int, ...]
+    joined: tuple[int, ...]
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class State(_Base):
+    """A membership state change, from the core's trace (for timelines and liveness)."""
+
+    old: str
+    new: str
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Persist(_Base):
+    """The store durably recorded a ring seq for this node (survives crashes)."""
+
+    ring_seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class Invariant(_Base):
+    """The core raised InvariantViolation: always a failed run."""
+
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Fault:
+    """A nemesis action (partition, heal, loss change, crash, pause, ...), for reports and liveness.
+
+    ``node`` is 0 when the fault is not about one node.
+    """
+
+    time_ns: int
+    kind: str
+    detail: dict[str, Any] = field(default_factory=dict)
+    node: int = 0
+    incarnation: int = 0
+
+
+Event = Start | Crash | Leave | Submit | Originate | Deliver | Conf | State | Persist | Invariant | Fault
+
+
+class History:
+    """An append-only list of events in global (virtual time, then record) order."""
+
+    def __init__(self, events: Iterable[Event] = ()) -> None:
+        self.events: list[Event] = list(events)
+
+    def append(self, event: Event) -> None:
+        self.events.append(event)
+
+    def __iter__(self) -> Iterator[Event]:
+        return iter(self.events)
+
+    def __len__(self) -> int:
+        return len(self.events)
+
+    def of(self, node: int, incarnation: int) -> list[Event]:
+        """One incarnation's own stream, in order."""
+        return [
+            e
+            for e in self.events
+            if not isinstance(e, Fault) and e.node == node and e.incarnation == incarnation
+        ]
+
+    def incarnations(self) -> list[tuple[int, int]]:
+        """Every (node, incarnation) that started, in start order."""
+        return [(e.node, e.incarnation) for e in self.events if isinstance(e, Start)]
+
+    def to_jsonl(self) -> Iterator[str]:
+        """One JSON object per line; ``type`` names the event class."""
+        for event in self.events:
+            row = asdict(event)
+            row["type"] = type(event).__name__
+            yield json.dumps(row, sort_keys=True, default=_json_default)
+
+
+def _json_default(value: object) -> object:
+    if isinstance(value, RingId):
+        return [value.rep, value.seq]
+    if isinstance(value, MsgId):
+        return [value.node, value.incarnation, value.counter]
+    raise TypeError(f"not JSON-serialisable: {value!r}")

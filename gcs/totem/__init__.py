@@ -1,0 +1,1 @@
+"""Totem single-ring protocol core (sans-I/O)."""

@@ -1,0 +1,172 @@
+"""What the core asks its driver to do: the output half of the sans-I/O contract.
+
+Every entry point of ``gcs.totem.Node`` returns a list of these, in the order the driver must
+execute them (ARCHITECTURE.md, "The core's contract"). Drivers never call back into the core while
+executing an effect. Deliveries and configurations appear in one list because their relative
+order *is* the extended-virtual-synchrony guarantee: a configuration change sits exactly between
+the messages it separates (RFC 0004 §7).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from gcs.wire.frames import Frame, Record, RingId
+
+__all__ = [
+    "ChangeReason",
+    "ConfigId",
+    "Configuration",
+    "ConfigurationKind",
+    "Deliver",
+    "Effect",
+    "MembState",
+    "Multicast",
+    "PersistRingSeq",
+    "ReasonKind",
+    "Send",
+    "SendWindow",
+    "Trace",
+]
+
+
+class MembState(enum.Enum):
+    """Membership states (RFC 0004 §2). STARTING waits for the first persisted ring seq."""
+
+    STARTING = "starting"
+    OPERATIONAL = "operational"
+    GATHER = "gather"
+    COMMIT = "commit"
+    RECOVERY = "recovery"
+    LEFT = "left"
+    FAILED = "failed"
+
+
+class ConfigurationKind(enum.Enum):
+    REGULAR = "regular"
+    TRANSITIONAL = "transitional"
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigId:
+    """Configurations are keyed by (kind, ring id) (ARCHITECTURE.md decision 4).
+
+    A transitional configuration carries the id of the *new* ring it leads into.
+    """
+
+    kind: ConfigurationKind
+    ring_id: RingId
+
+    def __str__(self) -> str:
+        return f"{self.kind.value}:{self.ring_id}"
+
+
+class ReasonKind(enum.Enum):
+    """Why a node left its previous ring (RFC 0004 §9). Reported, never agreed on the wire."""
+
+    STARTUP = "startup"
+    TOKEN_LOSS = "token_loss"
+    JOIN = "join"
+    LEAVE = "leave"
+    FAILURE_TO_RECEIVE = "failure_to_receive"
+    MERGE = "merge"
+    RECOVERY_FAILED = "recovery_failed"
+    PAUSE = "pause"
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeReason:
+    """A structured view-change reason: what happened, and which nodes it was about."""
+
+    kind: ReasonKind
+    nodes: tuple[int, ...] = ()
+
+    def __str__(self) -> str:
+        if not self.nodes:
+            return self.kind.value
+        return f"{self.kind.value} " + ",".join(str(n) for n in self.nodes)
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    """Unicast ``frame`` to node ``dest`` (tokens and commit tokens)."""
+
+    dest: int
+    frame: Frame
+
+
+@dataclass(frozen=True, slots=True)
+class Multicast:
+    """Send ``frame`` to every node in ``dests`` (never includes the sender itself).
+
+    The driver encodes and seals the frame once and sends the same datagram to each destination
+    (or once to an IP multicast group, which then also reaches nodes outside ``dests``; receivers
+    cope with that, RFC 0003 §3).
+    """
+
+    frame: Frame
+    dests: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Deliver:
+    """Deliver the complete records of one mcast, in total order.
+
+    ``config`` is the configuration the delivery happens in; ``origin`` and ``seq`` identify the
+    mcast in the ring that originated it; ``sender`` originated it; ``safe`` says the records
+    were delivered under the safe guarantee (RFC 0003 §7.2).
+    """
+
+    config: ConfigId
+    origin: RingId
+    seq: int
+    sender: int
+    safe: bool
+    records: tuple[Record, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Configuration:
+    """Install a configuration: the application sees a view change here."""
+
+    kind: ConfigurationKind
+    ring_id: RingId
+    members: tuple[int, ...]
+    left: tuple[int, ...]
+    joined: tuple[int, ...]
+    reason: ChangeReason
+
+    @property
+    def config_id(self) -> ConfigId:
+        return ConfigId(self.kind, self.ring_id)
+
+
+@dataclass(frozen=True, slots=True)
+class PersistRingSeq:
+    """Durably store ``seq``, then call ``on_persisted(now_ns, seq)`` (decision 2)."""
+
+    seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class SendWindow:
+    """The send queue crossed a water mark: ``open`` False above the high mark, True below the low."""
+
+    open: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Trace:
+    """A structured diagnostic event: state changes, token loss, drops, membership decisions.
+
+    One trace type feeds logs, the flight recorder, simulator reports and plots. ``data`` holds
+    JSON-compatible values only.
+    """
+
+    event: str
+    data: Mapping[str, object] = field(default_factory=dict)
+
+
+Effect = Send | Multicast | Deliver | Configuration | PersistRingSeq | SendWindow | Trace
