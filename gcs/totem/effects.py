@@ -152,7 +152,7 @@ class PersistRingSeq:
 
 @dataclass(frozen=True, slots=True)
 class SendWindow:
-    """The send queue crossed a water mark: ``open`` False above the high mark, True below the low."""
+    """The send queue crossed a water mark: closed above the high mark, open below the low."""
 
     open: bool
 

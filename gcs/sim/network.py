@@ -1,0 +1,144 @@
+"""The simulated network: per directed link latency, loss, duplication, reordering, bandwidth.
+
+Each directed link (a -> b) has its own parameters and its own random stream from the seed tree,
+so the fate of a datagram depends only on the seed, the link and how many datagrams crossed that
+link before it (RFC 0007 §3). Partitions are sets of blocked directed links: blocking a -> b but
+not b -> a is a one-way (asymmetric) partition. Nothing here knows about frames: it moves bytes.
+"""
+
+from __future__ import annotations
+
+import enum
+import random
+from dataclasses import dataclass, replace
+
+from gcs.sim.seeds import SeedTree
+
+__all__ = ["Fate", "LatencyKind", "LinkParams", "Network"]
+
+MS = 1_000_000
+US = 1_000
+
+
+class LatencyKind(enum.Enum):
+    CONSTANT = "constant"
+    UNIFORM = "uniform"
+    EXPONENTIAL = "exponential"
+
+
+@dataclass(frozen=True, slots=True)
+class LinkParams:
+    """How one directed link behaves. Times in ns, probabilities in [0, 1]."""
+
+    latency: LatencyKind = LatencyKind.UNIFORM
+    latency_ns: int = 200 * US  # constant value, or the mean (exponential), or the low bound
+    latency_max_ns: int = 600 * US  # uniform high bound
+    latency_floor_ns: int = 50 * US  # exponential: minimum
+    loss: float = 0.0
+    duplicate: float = 0.0
+    reorder: float = 0.0  # probability that a datagram is held back by reorder_delay_ns extra
+    reorder_delay_ns: int = 2 * MS
+    bandwidth_bytes_per_s: int = 0  # 0 = unlimited
+
+    def draw_latency(self, rng: random.Random) -> int:
+        match self.latency:
+            case LatencyKind.CONSTANT:
+                return self.latency_ns
+            case LatencyKind.UNIFORM:
+                return rng.randint(self.latency_ns, max(self.latency_ns, self.latency_max_ns))
+            case LatencyKind.EXPONENTIAL:
+                return self.latency_floor_ns + int(rng.expovariate(1.0) * self.latency_ns)
+
+
+@dataclass(frozen=True, slots=True)
+class Fate:
+    """What happens to one datagram on one link: arrival delays (empty when lost)."""
+
+    delays_ns: tuple[int, ...]
+    reason: str = ""
+
+
+class Network:
+    """All directed links between ``nodes`` and the partition state."""
+
+    def __init__(self, nodes: tuple[int, ...], seeds: SeedTree, default: LinkParams) -> None:
+        self.nodes = nodes
+        self._seeds = seeds
+        self._default = default
+        self._params: dict[tuple[int, int], LinkParams] = {}
+        self._rngs: dict[tuple[int, int], random.Random] = {}
+        self._busy_until: dict[tuple[int, int], int] = {}
+        self.blocked: set[tuple[int, int]] = set()
+        self.sent = 0
+        self.lost = 0
+        self.blocked_drops = 0
+        self.duplicated = 0
+
+    # -------------------------------------------------------------- configuration
+
+    def params(self, src: int, dst: int) -> LinkParams:
+        return self._params.get((src, dst), self._default)
+
+    def set_params(self, src: int, dst: int, params: LinkParams) -> None:
+        self._params[(src, dst)] = params
+
+    def set_all(self, **changes: object) -> None:
+        """Change parameters on every link (e.g. ``loss=0.05``)."""
+        self._default = replace(self._default, **changes)  # type: ignore[arg-type]
+        for key, params in list(self._params.items()):
+            self._params[key] = replace(params, **changes)  # type: ignore[arg-type]
+
+    def block(self, src: int, dst: int) -> None:
+        self.blocked.add((src, dst))
+
+    def unblock(self, src: int, dst: int) -> None:
+        self.blocked.discard((src, dst))
+
+    def partition(self, groups: list[list[int]]) -> None:
+        """Block every link between different groups (symmetric); nodes not listed are isolated."""
+        side = {node: i for i, group in enumerate(groups) for node in group}
+        for a in self.nodes:
+            for b in self.nodes:
+                if a != b and side.get(a, -1 - a) != side.get(b, -1 - b):
+                    self.blocked.add((a, b))
+
+    def heal(self) -> None:
+        self.blocked.clear()
+
+    def connected(self, a: int, b: int) -> bool:
+        return (a, b) not in self.blocked and (b, a) not in self.blocked
+
+    # -------------------------------------------------------------- sending
+
+    def fate(self, now_ns: int, src: int, dst: int, size: int) -> Fate:
+        """Decide, from the link's own random stream, when (if ever) a datagram arrives."""
+        self.sent += 1
+        key = (src, dst)
+        rng = self._rngs.get(key)
+        if rng is None:
+            rng = self._rngs[key] = self._seeds.rng(f"link/{src}/{dst}")
+        params = self.params(src, dst)
+        # Draw every random number even when the datagram is blocked, so a partition does not
+        # shift the stream of later datagrams on this link.
+        lost = rng.random() < params.loss
+        copies = 2 if rng.random() < params.duplicate else 1
+        delays = []
+        for _ in range(copies):
+            delay = params.draw_latency(rng)
+            if rng.random() < params.reorder:
+                delay += params.reorder_delay_ns
+            delays.append(delay)
+        if key in self.blocked:
+            self.blocked_drops += 1
+            return Fate((), "blocked")
+        if lost:
+            self.lost += 1
+            return Fate((), "lost")
+        if params.bandwidth_bytes_per_s > 0:
+            start = max(now_ns, self._busy_until.get(key, 0))
+            done = start + size * 1_000_000_000 // params.bandwidth_bytes_per_s
+            self._busy_until[key] = done
+            delays = [d + done - now_ns for d in delays]
+        if copies == 2:
+            self.duplicated += 1
+        return Fate(tuple(delays))

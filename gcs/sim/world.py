@@ -1,0 +1,440 @@
+"""The discrete-event world: virtual time, an event heap, simulated hosts running real cores.
+
+Events live in a heap ordered by ``(time_ns, seq)``; ``seq`` is a global counter, so events at the
+same instant run in the order they were scheduled and a run is a pure function of its seed.
+Virtual time jumps straight to the next event; nothing here reads a clock.
+
+Each ``Host`` is the simulator's driver for one node, the counterpart of the asyncio runtime: it
+composes a ``gcs.wire.Channel`` (real encoding and sealing, so real bytes cross the simulated
+network) with a ``gcs.totem.Node``, executes the core's effects in order, keeps exactly one timer
+event armed at the core's next deadline, persists ring seqs in a store that survives crashes, and
+records everything the checkers need in the ``History``.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from gcs.errors import InvariantViolation, MessageTooLarge, SendQueueFull
+from gcs.sim import history as h
+from gcs.sim.network import LinkParams, Network
+from gcs.sim.seeds import SeedTree
+from gcs.totem.config import TotemConfig
+from gcs.totem.effects import (
+    Configuration,
+    Deliver,
+    Effect,
+    Multicast,
+    PersistRingSeq,
+    Send,
+    SendWindow,
+    Trace,
+)
+from gcs.totem.node import Node as Core
+from gcs.wire.frames import Frame, Mcast, Record, RecordFlags, RingId
+
+__all__ = ["Host", "Store", "Transport", "World"]
+
+
+class Transport:
+    """Turns frames into what crosses the simulated network and back (one per host incarnation).
+
+    The default moves frame objects (fast, for unit tests of the core); ``ChannelTransport`` in
+    ``gcs.sim.wire`` moves real sealed datagrams.
+    """
+
+    def seal(self, frame: Frame) -> Any:
+        return frame
+
+    def open(self, src: int, payload: Any) -> tuple[int, Frame] | None:
+        return src, payload
+
+    def size(self, payload: Any) -> int:
+        return 100
+
+
+TransportFactory = Callable[[int, int], Transport]  # (node id, boot id) -> transport
+
+
+@dataclass(slots=True)
+class Store:
+    """What a node keeps on disk: survives crashes, lost only when a scenario wipes it."""
+
+    ring_seq: int | None = None
+    boots: int = 0
+
+
+@dataclass(slots=True)
+class Clock:
+    """A node's view of time: ``local = offset + t * num // den`` (skew when num != den)."""
+
+    offset: int = 0
+    num: int = 1
+    den: int = 1
+
+    def local(self, t: int) -> int:
+        return self.offset + t * self.num // self.den
+
+    def to_global(self, local: int) -> int:
+        return -((-(local - self.offset) * self.den) // self.num)
+
+
+@dataclass(slots=True)
+class Host:
+    """The simulator's driver for one node."""
+
+    world: World
+    node_id: int
+    store: Store = field(default_factory=Store)
+    incarnation: int = 0
+    core: Core | None = None
+    transport: Transport | None = None
+    paused_until: int = 0
+    deferred: list[tuple[str, Any]] = field(default_factory=list)
+    timer_gen: int = 0
+    timer_at: int | None = None
+    clock: Clock = field(default_factory=Clock)
+    window_open: bool = True
+    counter: int = 0
+    last_origin: dict[RingId, int] = field(default_factory=dict)
+    frag_msg: h.MsgId | None = None
+    state: str = "down"
+    config: str = ""
+
+    @property
+    def alive(self) -> bool:
+        return self.core is not None
+
+    # -------------------------------------------------------------- lifecycle
+
+    def boot(self) -> None:
+        w = self.world
+        self.incarnation += 1
+        self.store.boots += 1
+        cfg = w.totem_config(self.node_id)
+        rng = w.seeds.child(f"node/{self.node_id}").rng(f"core/{self.incarnation}")
+        self.core = Core(cfg, rng)
+        self.transport = w.transport_factory(self.node_id, self.store.boots)
+        self.window_open = True
+        self.counter = 0
+        self.last_origin = {}
+        self.frag_msg = None
+        self.timer_at = None
+        self.paused_until = 0
+        self.deferred = []
+        w.record(h.Start(w.now, self.node_id, self.incarnation, self.store.ring_seq))
+        self._run(lambda core, t: core.start(t, self.store.ring_seq))
+
+    def crash(self) -> None:
+        if self.core is None:
+            return
+        w = self.world
+        w.record(h.Crash(w.now, self.node_id, self.incarnation))
+        self._down()
+
+    def leave(self) -> None:
+        if self.core is None:
+            return
+        self._run(lambda core, t: core.leave(t))
+        w = self.world
+        w.record(h.Leave(w.now, self.node_id, self.incarnation))
+        self._down()
+
+    def _down(self) -> None:
+        self.core = None
+        self.transport = None
+        self.timer_gen += 1
+        self.timer_at = None
+        self.deferred = []
+        self.state = "down"
+
+    def pause(self, duration_ns: int) -> None:
+        w = self.world
+        until = w.now + duration_ns
+        if until > self.paused_until:
+            self.paused_until = until
+            w.at(until, self._resume, self.incarnation)
+
+    def _resume(self, incarnation: int) -> None:
+        if incarnation != self.incarnation or self.world.now < self.paused_until:
+            return
+        deferred, self.deferred = self.deferred, []
+        for kind, payload in deferred:
+            if self.core is None:
+                return
+            if kind == "dgram":
+                self._receive(*payload)
+        if self.core is not None:
+            self._run(lambda core, t: core.on_timeout(t))
+
+    # -------------------------------------------------------------- inputs
+
+    def arrive(self, src: int, payload: Any) -> None:
+        if self.core is None:
+            return
+        if self.world.now < self.paused_until:
+            self.deferred.append(("dgram", (src, payload)))
+            return
+        self._receive(src, payload)
+
+    def _receive(self, src: int, payload: Any) -> None:
+        assert self.transport is not None
+        opened = self.transport.open(src, payload)
+        if opened is None:
+            return
+        sender, frame = opened
+        self._run(lambda core, t: core.receive(t, sender, frame))
+
+    def on_timer(self, gen: int) -> None:
+        if gen != self.timer_gen or self.core is None:
+            return
+        self.timer_at = None
+        if self.world.now < self.paused_until:
+            return  # _resume fires overdue timers
+        self._run(lambda core, t: core.on_timeout(t))
+
+    def persisted(self, incarnation: int, seq: int) -> None:
+        if incarnation != self.incarnation or self.core is None:
+            return
+        w = self.world
+        self.store.ring_seq = max(self.store.ring_seq or 0, seq)
+        w.record(h.Persist(w.now, self.node_id, self.incarnation, seq))
+        self._run(lambda core, t: core.on_persisted(t, seq))
+
+    def submit(self, size: int, safe: bool, group: str = "sim") -> h.MsgId | None:
+        """Hand the core one workload message; None if the core refused it (flow control)."""
+        if self.core is None or self.world.now < self.paused_until:
+            return None
+        w = self.world
+        msg_id = h.MsgId(self.node_id, self.incarnation, self.counter + 1)
+        record = Record(group, 1, RecordFlags.DATA, h.encode_payload(msg_id, size))
+        try:
+            effects = self.core.submit(self.clock.local(w.now), record, safe=safe)
+        except (SendQueueFull, MessageTooLarge):
+            return None
+        self.counter += 1
+        w.record(h.Submit(w.now, self.node_id, self.incarnation, msg_id, safe, size))
+        self._execute(effects)
+        return msg_id
+
+    # -------------------------------------------------------------- effects
+
+    def _run(self, call: Callable[[Core, int], list[Effect]]) -> None:
+        core = self.core
+        if core is None:
+            return
+        try:
+            effects = call(core, self.clock.local(self.world.now))
+        except InvariantViolation as exc:
+            w = self.world
+            w.record(h.Invariant(w.now, self.node_id, self.incarnation, str(exc)))
+            self._down()
+            return
+        self._execute(effects)
+
+    def _execute(self, effects: list[Effect]) -> None:
+        w = self.world
+        for effect in effects:
+            match effect:
+                case Multicast(frame=frame, dests=dests):
+                    if type(frame) is Mcast and frame.sender == self.node_id:
+                        self._note_origin(frame)
+                    self._transmit(frame, dests)
+                case Send(dest=dest, frame=frame):
+                    self._transmit(frame, (dest,))
+                case Deliver():
+                    self._note_delivery(effect)
+                case Configuration():
+                    self.config = f"{effect.kind.value}:{effect.ring_id}"
+                    w.record(
+                        h.Conf(
+                            w.now,
+                            self.node_id,
+                            self.incarnation,
+                            effect.kind.value,
+                            effect.ring_id,
+                            effect.members,
+                            effect.left,
+                            effect.joined,
+                            str(effect.reason),
+                        )
+                    )
+                case PersistRingSeq(seq=seq):
+                    w.at(w.now + w.persist_delay_ns, self.persisted, self.incarnation, seq)
+                case SendWindow(open=is_open):
+                    self.window_open = is_open
+                case Trace(event=event, data=data):
+                    self._note_trace(event, data)
+        self._rearm()
+
+    def _transmit(self, frame: Frame, dests: tuple[int, ...]) -> None:
+        if not dests:
+            return
+        assert self.transport is not None
+        payload = self.transport.seal(frame)
+        self.world.transmit(self.node_id, dests, payload, self.transport.size(payload))
+
+    def _rearm(self) -> None:
+        core = self.core
+        if core is None:
+            return
+        deadline = core.next_deadline_ns
+        if deadline == self.timer_at:
+            return
+        self.timer_gen += 1
+        self.timer_at = deadline
+        if deadline is not None:
+            w = self.world
+            w.at(max(w.now, self.clock.to_global(deadline)), self.on_timer, self.timer_gen)
+
+    def _note_origin(self, mcast: Mcast) -> None:
+        if mcast.encapsulated is not None:
+            return
+        last = self.last_origin.get(mcast.ring_id, 0)
+        if mcast.seq <= last:
+            return  # a retransmission of our own mcast
+        self.last_origin[mcast.ring_id] = mcast.seq
+        ids: list[h.MsgId] = []
+        for record in mcast.records:
+            position = record.flags & RecordFlags.FRAGMENT_MASK
+            if position == RecordFlags.WHOLE:
+                msg_id = h.decode_payload(record.data)
+                if msg_id is not None:
+                    ids.append(msg_id)
+            elif position == RecordFlags.FIRST:
+                node, inc, counter = h.PAYLOAD_HEADER.unpack_from(record.data)
+                self.frag_msg = h.MsgId(node, inc, counter)
+            elif position == RecordFlags.LAST and self.frag_msg is not None:
+                ids.append(self.frag_msg)
+                self.frag_msg = None
+        w = self.world
+        w.record(
+            h.Originate(
+                w.now, self.node_id, self.incarnation, mcast.ring_id, mcast.seq, mcast.safe,
+                tuple(ids),
+            )
+        )
+
+    def _note_delivery(self, effect: Deliver) -> None:
+        ids: list[h.MsgId] = []
+        corrupt = 0
+        for record in effect.records:
+            msg_id = h.decode_payload(record.data)
+            if msg_id is None:
+                corrupt += 1
+            else:
+                ids.append(msg_id)
+        w = self.world
+        w.record(
+            h.Deliver(
+                w.now,
+                self.node_id,
+                self.incarnation,
+                effect.config.kind.value,
+                effect.config.ring_id,
+                effect.origin,
+                effect.seq,
+                effect.sender,
+                effect.safe,
+                tuple(ids),
+                corrupt,
+            )
+        )
+        w.delivered += len(ids)
+
+    def _note_trace(self, event: str, data: Any) -> None:
+        if event == "state":
+            self.state = str(data["new"])
+            w = self.world
+            w.record(
+                h.State(
+                    w.now, self.node_id, self.incarnation, str(data["old"]), str(data["new"]),
+                    str(data.get("reason", "")),
+                )
+            )
+
+
+class World:
+    """A cluster of simulated hosts on a simulated network, in virtual time."""
+
+    def __init__(
+        self,
+        *,
+        seed: int,
+        nodes: tuple[int, ...],
+        totem_config: Callable[[int], TotemConfig],
+        link: LinkParams | None = None,
+        transport_factory: TransportFactory | None = None,
+        persist_delay_ns: int = 0,
+    ) -> None:
+        self.seed = seed
+        self.seeds = SeedTree(seed)
+        self.nodes = nodes
+        self.now = 0
+        self._heap: list[tuple[int, int, Callable[..., None], tuple[Any, ...]]] = []
+        self._seq = 0
+        self.history = h.History()
+        self.totem_config = totem_config
+        self.network = Network(nodes, self.seeds.child("network"), link or LinkParams())
+        self.transport_factory: TransportFactory = transport_factory or (
+            lambda node, boot: Transport()
+        )
+        self.persist_delay_ns = persist_delay_ns
+        self.hosts = {node: Host(self, node) for node in nodes}
+        self.delivered = 0
+        self.events_run = 0
+
+    def record(self, event: h.Event) -> None:
+        self.history.append(event)
+
+    def at(self, time_ns: int, action: Callable[..., None], *args: Any) -> None:
+        """Schedule ``action(*args)`` at virtual time ``time_ns`` (never in the past)."""
+        self._seq += 1
+        heapq.heappush(self._heap, (max(time_ns, self.now), self._seq, action, args))
+
+    def run_until(self, time_ns: int) -> None:
+        heap = self._heap
+        while heap and heap[0][0] <= time_ns:
+            at, _, action, args = heapq.heappop(heap)
+            self.now = at
+            self.events_run += 1
+            action(*args)
+        self.now = max(self.now, time_ns)
+
+    def transmit(self, src: int, dests: tuple[int, ...], payload: Any, size: int) -> None:
+        for dst in dests:
+            fate = self.network.fate(self.now, src, dst, size)
+            host = self.hosts.get(dst)
+            if host is None:
+                continue
+            for delay in fate.delays_ns:
+                self.at(self.now + delay, host.arrive, src, payload)
+
+    # -------------------------------------------------------------- nemesis primitives
+
+    def start(self, node: int) -> None:
+        self.hosts[node].boot()
+
+    def crash(self, node: int) -> None:
+        self.hosts[node].crash()
+
+    def restart(self, node: int, *, wipe: bool = False) -> None:
+        host = self.hosts[node]
+        host.crash()
+        if wipe:
+            host.store.ring_seq = None
+        host.boot()
+
+    def leave(self, node: int) -> None:
+        self.hosts[node].leave()
+
+    def pause(self, node: int, duration_ns: int) -> None:
+        self.hosts[node].pause(duration_ns)
+
+    def fault(self, kind: str, node: int = 0, **detail: Any) -> None:
+        host = self.hosts.get(node)
+        inc = host.incarnation if host is not None else 0
+        self.record(h.Fault(self.now, kind, dict(detail), node, inc))

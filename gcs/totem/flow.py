@@ -1,0 +1,57 @@
+"""Token flow control (RFC 0003 §6): how many mcasts this visit may send.
+
+Three limits from the Totem paper (§8), in signed arithmetic (corosync's unsigned version wraps
+when fcc exceeds a lowered window):
+
+1. at most ``max_messages`` per visit;
+2. at most ``window_size - fcc``, the room left in the last rotation's total;
+3. a share of the window proportional to this node's backlog,
+   ``window_size * my_backlog / (token.backlog + my_backlog - my_previous_backlog)``,
+   so a node with more queued gets more of the window (the paper's numerator, not corosync's).
+
+Retransmissions come out of the same allowance first: a ring that is losing messages slows
+down new traffic until the holes are filled.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["FlowState", "allowance", "update_token"]
+
+
+@dataclass(slots=True)
+class FlowState:
+    """What this node contributed to the token's fcc and backlog on its previous visit."""
+
+    my_trc: int = 0  # mcasts (new + retransmitted) sent on the previous visit
+    my_pbl: int = 0  # backlog reported on the previous visit
+
+
+def allowance(
+    *,
+    window_size: int,
+    max_messages: int,
+    fcc: int,
+    backlog: int,
+    my_backlog: int,
+    flow: FlowState,
+) -> int:
+    """Mcasts (retransmissions included) this visit may send; never negative."""
+    allowed = min(max_messages, window_size - fcc)
+    total = backlog + my_backlog - flow.my_pbl
+    if my_backlog > 0 and total > 0:
+        share = max(1, window_size * my_backlog // total)
+        allowed = min(allowed, share)
+    return max(allowed, 0)
+
+
+def update_token(
+    fcc: int, backlog: int, sent: int, my_backlog: int, flow: FlowState
+) -> tuple[int, int]:
+    """The token's new (fcc, backlog) after this visit; replaces last visit's contribution."""
+    fcc = max(0, fcc + sent - flow.my_trc)
+    backlog = max(0, backlog + my_backlog - flow.my_pbl)
+    flow.my_trc = sent
+    flow.my_pbl = my_backlog
+    return fcc, backlog

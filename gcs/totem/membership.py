@@ -1,0 +1,375 @@
+"""Gathering a new membership: joins, the consensus rule, and what starts a change (RFC 0004 §3-§4).
+
+A node leaves OPERATIONAL for GATHER when the token is lost, a join or merge-detect arrives from
+outside its ring, a member leaves, or a member keeps failing to receive. In GATHER every node
+broadcasts a join with its ``proc_set`` (nodes it wants) and ``fail_set`` (nodes it gave up on).
+Both sets only grow, so gathering terminates: when every node in ``proc - fail`` has sent a join
+with exactly my sets, we have consensus, and the smallest id among them (the representative)
+creates the commit token (``recovery``). Nodes that do not agree before the consensus timeout
+are added to ``fail_set``; in the limit the membership shrinks to the node alone, for which
+consensus is immediate.
+
+Departures from the 1995 paper, each for a reason written in RFC 0004 §8:
+
+* a node named in a join's fail set treats the sender as failed (symmetric exclusion), and a
+  node excluded while it was demonstrably alive is kept out for a growing penalty (hysteresis),
+  so a one-way link costs a few view changes instead of a change every few seconds;
+* a sender's fail set is merged in full only from members of my last ring; from others, only
+  for nodes outside my ring (I trust my own observation of my ring-mates);
+* failure to receive excludes the laggard by consensus, on a time bound, instead of the laggard
+  excluding itself (corosync's behaviour remains selectable);
+* joins are re-broadcast with jitter drawn from the injected rng and back off in long gathers;
+* after a detected process pause, joins that queued up during the pause are not trusted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from gcs.totem import recovery
+from gcs.totem.effects import ChangeReason, MembState, Multicast, ReasonKind
+from gcs.totem.timers import Timer
+from gcs.wire.frames import MembJoin, MembLeave, MembMergeDetect
+
+if TYPE_CHECKING:
+    from gcs.totem.node import Node
+
+__all__ = [
+    "Penalty",
+    "check_consensus",
+    "exclude_laggard",
+    "foreign_sender",
+    "gather_enter",
+    "on_consensus_timeout",
+    "on_join_timeout",
+    "on_memb_join",
+    "on_memb_leave",
+    "on_merge_detect",
+    "on_merge_timeout",
+    "on_token_loss_timeout",
+    "penalize_excluded",
+    "self_exclude",
+    "send_leave",
+]
+
+
+@dataclass(slots=True)
+class Penalty:
+    """Hysteresis against a node that was excluded while it was alive (RFC 0004 §8.2)."""
+
+    until_ns: int
+    count: int
+    last_ns: int
+
+
+# ---------------------------------------------------------------------- entering GATHER
+
+
+def gather_enter(
+    n: Node,
+    now_ns: int,
+    reason: ChangeReason,
+    *,
+    failed: tuple[int, ...] = (),
+    suspect: bool = False,
+) -> None:
+    """Enter (or restart) GATHER: broadcast my join, reset consensus, re-arm the timers."""
+    prev = n.state
+    if prev in (MembState.COMMIT, MembState.RECOVERY):
+        recovery.abandon(n, now_ns)
+    if prev is MembState.OPERATIONAL or n.gather_reason is None:
+        _new_episode(n, reason)
+    for node in failed:
+        if node != n.me:
+            n.proc_set.add(node)
+            n.fail_set.add(node)
+            if suspect:
+                n.suspects.add(node)
+    n.proc_set.add(n.me)
+    n.fail_set.discard(n.me)
+    n.consensus = {n.me}
+    n.timers.cancel(
+        Timer.TOKEN_LOSS,
+        Timer.TOKEN_RETRANSMIT,
+        Timer.HOLD,
+        Timer.MERGE,
+        Timer.SELF_TOKEN,
+        Timer.COMMIT_WAIT,
+    )
+    n.self_frame = None
+    n.last_sent = None
+    n.timers.arm(Timer.CONSENSUS, now_ns + n.config.consensus_timeout_ns)
+    if prev is not MembState.GATHER:
+        n.set_state(MembState.GATHER, str(n.gather_reason))
+    _send_join(n, now_ns)
+
+
+def _new_episode(n: Node, reason: ChangeReason) -> None:
+    if n.pause_seen and reason.kind is ReasonKind.TOKEN_LOSS:
+        reason = ChangeReason(ReasonKind.PAUSE)
+    n.pause_seen = False
+    n.gather_reason = reason
+    n.heard = set()
+    n.suspects = set()
+    n.left_nodes = set()
+    n.join_round = 0
+    n.counters.gather_entries += 1
+    n.sendq.restart_partial()
+    n.ring.holding = None
+    n.trace("gather", reason=str(reason))
+
+
+def _send_join(n: Node, now_ns: int) -> None:
+    join = MembJoin(n.me, frozenset(n.proc_set), frozenset(n.fail_set), n.ring.ring_id.seq)
+    n.out.append(Multicast(join, n.config.peers))
+    n.counters.joins_sent += 1
+    n.timers.arm(Timer.JOIN, now_ns + _join_interval(n))
+
+
+def _join_interval(n: Node) -> int:
+    """Join re-broadcast period: jittered, and doubling in a long gather (RFC 0004 §4.3)."""
+    cfg = n.config
+    interval = cfg.join_timeout_ns
+    extra_rounds = n.join_round - cfg.join_backoff_after
+    if extra_rounds > 0:
+        interval = min(cfg.join_timeout_max_ns, interval << min(extra_rounds, 16))
+    if cfg.join_jitter_ns > 0:
+        interval += n.rng.randrange(cfg.join_jitter_ns)
+    return interval
+
+
+def on_join_timeout(n: Node, now_ns: int) -> None:
+    if n.state is not MembState.GATHER:
+        return
+    n.join_round += 1
+    _send_join(n, now_ns)
+    check_consensus(n, now_ns)
+
+
+def check_consensus(n: Node, now_ns: int) -> None:
+    """Consensus: every node of proc - fail sent my exact sets. The smallest id then commits."""
+    if n.state is not MembState.GATHER:
+        return
+    members = n.proc_set - n.fail_set
+    if not members <= n.consensus:
+        return
+    if n.me == min(members):
+        recovery.create_commit_token(n, now_ns, tuple(sorted(members)))
+
+
+def on_consensus_timeout(n: Node, now_ns: int) -> None:
+    """Nodes that did not agree in time are failed; an agreed non-representative waits once more."""
+    if n.state is not MembState.GATHER:
+        return
+    members = n.proc_set - n.fail_set
+    if members <= n.consensus:
+        # Agreed, but no commit token came: wait one token timeout, then judge again.
+        n.consensus = {n.me}
+        n.timers.arm(Timer.COMMIT_WAIT, now_ns + n.config.token_timeout_ns)
+        return
+    late = members - n.consensus
+    n.suspects |= late & n.heard
+    n.trace("consensus_timeout", failed=sorted(late))
+    reason = n.gather_reason or ChangeReason(ReasonKind.TOKEN_LOSS)
+    gather_enter(n, now_ns, reason, failed=tuple(sorted(late)))
+
+
+def on_token_loss_timeout(n: Node, now_ns: int) -> None:
+    if n.state is MembState.OPERATIONAL:
+        n.trace("token_loss", ring=str(n.ring.ring_id))
+        gather_enter(n, now_ns, ChangeReason(ReasonKind.TOKEN_LOSS))
+    elif n.state in (MembState.COMMIT, MembState.RECOVERY):
+        n.trace("recovery_failed", state=n.state.value)
+        gather_enter(n, now_ns, n.gather_reason or ChangeReason(ReasonKind.RECOVERY_FAILED))
+
+
+# ---------------------------------------------------------------------- joins and leaves
+
+
+def on_memb_join(n: Node, now_ns: int, src: int, join: MembJoin) -> None:
+    if join.sender != src:
+        n.counters.drop("spoofed_sender")
+        return
+    if not _sane(n, join):
+        n.counters.drop("join_insane")
+        return
+    n.token_ring_id_seq = max(n.token_ring_id_seq, join.ring_seq)
+    if now_ns < n.distrust_joins_until_ns:
+        n.counters.drop("join_after_pause")
+        return
+    match n.state:
+        case MembState.OPERATIONAL:
+            _join_in_operational(n, now_ns, join)
+        case MembState.GATHER:
+            n.heard.add(join.sender)
+            if n.penalized(join.sender, now_ns) and join.sender not in n.fail_set:
+                gather_enter(n, now_ns, _reason(n), failed=(join.sender,))
+            elif _merge_join(n, join):
+                gather_enter(n, now_ns, _reason(n))
+            else:
+                check_consensus(n, now_ns)
+        case MembState.COMMIT | MembState.RECOVERY:
+            if join.sender in recovery.new_members(n) and join.ring_seq >= recovery.new_ring_seq(n):
+                _merge_join(n, join)
+                gather_enter(n, now_ns, _reason(n))
+        case _:
+            pass
+
+
+def _join_in_operational(n: Node, now_ns: int, join: MembJoin) -> None:
+    ring = n.ring
+    if n.penalized(join.sender, now_ns):
+        n.counters.drop("join_penalized")
+        return
+    if n.me in join.fail_set:
+        n.counters.drop("join_excludes_me")
+        return
+    if join.sender in ring.members and join.ring_seq < ring.ring_id.seq:
+        n.counters.drop("join_stale")
+        return
+    n.proc_set = set(ring.members)
+    n.fail_set = set()
+    _merge_join(n, join)
+    gather_enter(n, now_ns, ChangeReason(ReasonKind.JOIN, (join.sender,)))
+    n.heard.add(join.sender)
+
+
+def _merge_join(n: Node, join: MembJoin) -> bool:
+    """Apply the join rules (RFC 0004 §3.2); True when my sets changed."""
+    proc, fail = n.proc_set, n.fail_set
+    if join.proc_set == proc and join.fail_set == fail:
+        n.consensus.add(join.sender)
+        return False
+    if (join.proc_set <= proc and join.fail_set <= fail) or join.sender in fail:
+        return False
+    size = (len(proc), len(fail))
+    proc |= join.proc_set
+    if n.me in join.fail_set:
+        fail.add(join.sender)
+        n.suspects.add(join.sender)
+    elif join.sender in n.ring.members:
+        fail |= join.fail_set
+    else:
+        fail |= join.fail_set - set(n.ring.members)
+    fail.discard(n.me)
+    return (len(proc), len(fail)) != size
+
+
+def _sane(n: Node, join: MembJoin | MembLeave) -> bool:
+    nodes = n.config.nodes
+    return (
+        join.proc_set.issubset(nodes)
+        and join.fail_set.issubset(nodes)
+        and (join.sender in join.proc_set) != isinstance(join, MembLeave)
+    )
+
+
+def _reason(n: Node) -> ChangeReason:
+    return n.gather_reason or ChangeReason(ReasonKind.TOKEN_LOSS)
+
+
+def on_memb_leave(n: Node, now_ns: int, src: int, leave: MembLeave) -> None:
+    """A member shuts down cleanly: fail it at once instead of waiting for the token timeout."""
+    q = leave.sender
+    if q != src or q not in leave.fail_set:
+        n.counters.drop("leave_insane")
+        return
+    n.left_nodes.add(q)
+    n.penalties.pop(q, None)
+    state = n.state
+    if state is MembState.OPERATIONAL:
+        if q in n.ring.members:
+            n.proc_set = set(n.ring.members)
+            n.fail_set = set()
+            gather_enter(n, now_ns, ChangeReason(ReasonKind.LEAVE, (q,)), failed=(q,))
+            n.left_nodes.add(q)
+    elif state is MembState.GATHER:
+        if q not in n.fail_set:
+            gather_enter(n, now_ns, _reason(n), failed=(q,))
+    elif state in (MembState.COMMIT, MembState.RECOVERY) and q in recovery.new_members(n):
+        gather_enter(n, now_ns, _reason(n), failed=(q,))
+
+
+def send_leave(n: Node) -> None:
+    others = frozenset(n.proc_set) - {n.me}
+    leave = MembLeave(n.me, others, frozenset({n.me}), n.ring.ring_id.seq)
+    n.out.append(Multicast(leave, n.config.peers))
+
+
+# ---------------------------------------------------------------------- merging partitions
+
+
+def on_merge_detect(n: Node, now_ns: int, src: int, frame: MembMergeDetect) -> None:
+    if frame.sender != src:
+        n.counters.drop("spoofed_sender")
+        return
+    if n.state is MembState.OPERATIONAL and (
+        frame.sender in n.ring.members or frame.ring_id == n.ring.ring_id
+    ):
+        return
+    foreign_sender(n, now_ns, frame.sender, ChangeReason(ReasonKind.MERGE, (frame.sender,)))
+
+
+def foreign_sender(n: Node, now_ns: int, sender: int, reason: ChangeReason) -> None:
+    """Evidence of another ring (a merge-detect or a foreign mcast): gather with its sender."""
+    if n.penalized(sender, now_ns):
+        n.counters.drop("merge_penalized")
+        return
+    if n.state is MembState.OPERATIONAL:
+        n.proc_set = set(n.ring.members) | {sender}
+        n.fail_set = set()
+        gather_enter(n, now_ns, reason)
+    elif n.state is MembState.GATHER and sender not in n.proc_set:
+        n.proc_set.add(sender)
+        gather_enter(n, now_ns, _reason(n))
+
+
+def on_merge_timeout(n: Node, now_ns: int) -> None:
+    """An OPERATIONAL representative reminds configured outsiders that its ring exists."""
+    ring = n.ring
+    if n.state is not MembState.OPERATIONAL or not ring.is_rep:
+        return
+    outsiders = tuple(
+        x for x in n.config.peers if x not in ring.members and not n.penalized(x, now_ns)
+    )
+    if outsiders:
+        n.out.append(Multicast(MembMergeDetect(n.me, ring.ring_id), outsiders))
+    n.timers.arm(Timer.MERGE, now_ns + n.config.merge_timeout_ns)
+
+
+# ---------------------------------------------------------------------- failure to receive
+
+
+def exclude_laggard(n: Node, now_ns: int, laggard: int) -> None:
+    """The others exclude a member that has not received a message for fail_to_recv_ns."""
+    n.trace("failed_to_receive", laggard=laggard)
+    n.proc_set = set(n.ring.members)
+    n.fail_set = set()
+    reason = ChangeReason(ReasonKind.FAILURE_TO_RECEIVE, (laggard,))
+    gather_enter(n, now_ns, reason, failed=(laggard,), suspect=True)
+
+
+def self_exclude(n: Node, now_ns: int) -> None:
+    """corosync's variant: the laggard declares itself failed and forms a singleton ring."""
+    n.trace("failed_to_receive", laggard=n.me)
+    others = tuple(m for m in n.ring.members if m != n.me)
+    n.proc_set = set(n.ring.members)
+    n.fail_set = set()
+    reason = ChangeReason(ReasonKind.FAILURE_TO_RECEIVE, (n.me,))
+    gather_enter(n, now_ns, reason, failed=others)
+
+
+def penalize_excluded(n: Node, now_ns: int) -> None:
+    """Start hysteresis for nodes excluded while alive (RFC 0004 §8.2), at ring installation."""
+    cfg = n.config
+    if not cfg.exclusion_hysteresis:
+        return
+    for node in sorted((n.fail_set & n.suspects) - n.left_nodes):
+        previous = n.penalties.get(node)
+        count = 0
+        if previous is not None and now_ns - previous.last_ns <= 4 * cfg.exclusion_penalty_max_ns:
+            count = previous.count + 1
+        duration = min(cfg.exclusion_penalty_max_ns, cfg.exclusion_penalty_ns << min(count, 16))
+        n.penalties[node] = Penalty(now_ns + duration, count, now_ns)
+        n.trace("penalty", node=node, duration_ns=duration, count=count)

@@ -1,0 +1,166 @@
+"""The bounded queue of records waiting for the token, with packing and fragmentation.
+
+Applications submit records; the token holder takes *mcast payloads* from here (RFC 0003 §8):
+consecutive records of the same guarantee are packed into one mcast up to the frame budget, and a
+record larger than a frame is cut into fragments carried by consecutive mcasts of this sender.
+Only one record can be in flight as fragments at a time (the queue is FIFO), so a receiver needs
+one reassembly buffer per sender.
+
+Why here and not in a layer above: a packed mcast gets one seq, so packing decides what the
+total order and the safe guarantee apply to (ARCHITECTURE.md decision 5). Safe and agreed records
+are never packed together, and a fragmented safe record is delivered only when its last
+fragment is, which in strict seq order means every fragment was safe.
+
+Backpressure (decision 7): the queue is bounded in bytes. ``push`` raises ``SendQueueFull`` when
+a record does not fit; crossing the high mark closes the send window and draining below the low
+mark reopens it, each reported once as a ``SendWindow`` effect.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+from gcs.errors import MessageTooLarge, SendQueueFull
+from gcs.totem.effects import SendWindow
+from gcs.wire.frames import Record, RecordFlags
+
+__all__ = ["RECORD_OVERHEAD", "SendQueue", "record_cost"]
+
+# Bytes a record costs in a frame beyond its data and group name: CBOR array and item headers
+# (1 + 1..3 for the group + 1..9 for the handle + 1 flags + 1..5 for the data length), rounded up.
+RECORD_OVERHEAD = 20
+
+
+def record_cost(group: str, data_len: int) -> int:
+    """Upper bound of the encoded size of a record (used for packing and queue accounting)."""
+    return data_len + len(group.encode()) + RECORD_OVERHEAD
+
+
+@dataclass(slots=True)
+class _Pending:
+    record: Record
+    safe: bool
+    cost: int
+    offset: int = 0  # bytes of data already carried by fragments
+
+
+class SendQueue:
+    """FIFO of records awaiting origination; takes out whole mcast payloads."""
+
+    __slots__ = ("_budget", "_entries", "_high", "_low", "_max", "_max_message", "bytes", "open")
+
+    def __init__(
+        self, *, max_bytes: int, high_bytes: int, low_bytes: int, budget: int, max_message: int
+    ) -> None:
+        self._entries: deque[_Pending] = deque()
+        self._max = max_bytes
+        self._high = high_bytes
+        self._low = low_bytes
+        self._budget = budget
+        self._max_message = max_message
+        self.bytes = 0
+        self.open = True
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    @property
+    def backlog(self) -> int:
+        """Estimated mcasts needed to drain the queue (the token's backlog unit)."""
+        if not self._entries:
+            return 0
+        return max(1, -(-self.bytes // self._budget))
+
+    def push(self, record: Record, safe: bool) -> SendWindow | None:
+        """Queue ``record``; raise MessageTooLarge or SendQueueFull; maybe close the window."""
+        if len(record.data) > self._max_message:
+            raise MessageTooLarge(len(record.data), self._max_message)
+        cost = record_cost(record.group, len(record.data))
+        if self.bytes + cost > self._max and self._entries:
+            raise SendQueueFull(f"send queue holds {self.bytes} of {self._max} bytes")
+        flags = (record.flags & RecordFlags.KIND_MASK) | (RecordFlags.SAFE if safe else 0)
+        if flags != record.flags:
+            record = Record(record.group, record.handle, flags, record.data)
+        self._entries.append(_Pending(record, safe, cost))
+        self.bytes += cost
+        if self.open and self.bytes >= self._high:
+            self.open = False
+            return SendWindow(open=False)
+        return None
+
+    def take(self) -> tuple[bool, tuple[Record, ...]] | None:
+        """The next mcast payload: (safe, records), or None when the queue is empty."""
+        entries = self._entries
+        if not entries:
+            return None
+        head = entries[0]
+        safe = head.safe
+        out: list[Record] = []
+        room = self._budget
+        while entries and entries[0].safe == safe and room > RECORD_OVERHEAD:
+            entry = entries[0]
+            remaining = len(entry.record.data) - entry.offset
+            whole_cost = record_cost(entry.record.group, remaining)
+            if entry.offset == 0 and whole_cost <= room:
+                out.append(entry.record)
+                room -= whole_cost
+                self._pop()
+                continue
+            if entry.offset == 0 and whole_cost <= self._budget:
+                break  # fits whole in the next frame: never fragment what need not be
+            fragment = self._fragment(entry, room)
+            if fragment is None:
+                break
+            out.append(fragment)
+            room = 0
+        return safe, tuple(out)
+
+    def _fragment(self, entry: _Pending, room: int) -> Record | None:
+        """Cut the next fragment of ``entry`` to fit ``room``; None if not worth starting here."""
+        overhead = record_cost(entry.record.group, 0)
+        chunk = room - overhead
+        remaining = len(entry.record.data) - entry.offset
+        if entry.offset == 0 and chunk < self._budget // 2:
+            # Start a large record in a fresh frame rather than with a sliver.
+            return None
+        if chunk <= 0:
+            return None
+        first = entry.offset == 0
+        last = remaining <= chunk
+        piece = entry.record.data[entry.offset : entry.offset + chunk]
+        position = (
+            RecordFlags.WHOLE
+            if first and last
+            else RecordFlags.FIRST
+            if first
+            else RecordFlags.LAST
+            if last
+            else RecordFlags.MIDDLE
+        )
+        flags = (entry.record.flags & ~RecordFlags.FRAGMENT_MASK) | position
+        entry.offset += len(piece)
+        if last:
+            self._pop()
+        return Record(entry.record.group, entry.record.handle, flags, piece)
+
+    def _pop(self) -> None:
+        entry = self._entries.popleft()
+        self.bytes -= entry.cost
+
+    def window_change(self) -> SendWindow | None:
+        """Reopen the window once the queue drained below the low mark."""
+        if not self.open and self.bytes <= self._low:
+            self.open = True
+            return SendWindow(open=True)
+        return None
+
+    def restart_partial(self) -> None:
+        """A configuration change interrupted a fragmented record: send it whole next time.
+
+        Receivers drop partial reassemblies at every configuration change (RFC 0003 §8.3), so the
+        fragments already originated can never complete; starting over keeps the record intact
+        and delivered exactly once.
+        """
+        if self._entries:
+            self._entries[0].offset = 0
