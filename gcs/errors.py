@@ -64,11 +64,11 @@ class NodeClosed(GcsError):
 
 
 class NotMember(GcsError):
-    """The operation needs membership of the group, and this handle is not (or no longer) a member."""
+    """The operation needs membership of the group, and this handle is not (or no longer) one."""
 
 
 class SlowConsumer(GcsError):
-    """A subscriber fell further behind than its queue bound and was closed (ARCHITECTURE.md decision 7).
+    """A subscriber fell further behind than its queue bound and was closed (decision 7).
 
     The ring never waits for an application; a reader that cannot keep up is cut off instead of
     stalling everyone. It may join again (and take a state transfer where the group offers one).

@@ -185,7 +185,19 @@ class Fault:
     incarnation: int = 0
 
 
-Event = Start | Crash | Leave | Submit | Originate | Deliver | Conf | State | Persist | Invariant | Fault
+Event = (
+    Start
+    | Crash
+    | Leave
+    | Submit
+    | Originate
+    | Deliver
+    | Conf
+    | State
+    | Persist
+    | Invariant
+    | Fault
+)
 
 
 class History:

@@ -346,6 +346,9 @@ class Host:
         w.delivered += len(ids)
 
     def _note_trace(self, event: str, data: Any) -> None:
+        w = self.world
+        if w.trace_sink is not None:
+            w.trace_sink(w.now, self.node_id, event, data)
         if event == "state":
             self.state = str(data["new"])
             w = self.world
@@ -386,6 +389,7 @@ class World:
         self.hosts = {node: Host(self, node) for node in nodes}
         self.delivered = 0
         self.events_run = 0
+        self.trace_sink: Callable[[int, int, str, Any], None] | None = None
 
     def record(self, event: h.Event) -> None:
         self.history.append(event)

@@ -203,9 +203,7 @@ def on_memb_join(n: Node, now_ns: int, src: int, join: MembJoin) -> None:
             _join_in_operational(n, now_ns, join)
         case MembState.GATHER:
             n.heard.add(join.sender)
-            if n.penalized(join.sender, now_ns) and join.sender not in n.fail_set:
-                gather_enter(n, now_ns, _reason(n), failed=(join.sender,))
-            elif _merge_join(n, join):
+            if _merge_join(n, join):
                 gather_enter(n, now_ns, _reason(n))
             else:
                 check_consensus(n, now_ns)
@@ -361,15 +359,25 @@ def self_exclude(n: Node, now_ns: int) -> None:
 
 
 def penalize_excluded(n: Node, now_ns: int) -> None:
-    """Start hysteresis for nodes excluded while alive (RFC 0004 §8.2), at ring installation."""
+    """Hysteresis for nodes excluded while alive (RFC 0004 §8.2), at ring installation.
+
+    One exclusion of a live node is normal (a timeout racing a commit); only a node excluded
+    again within the memory window is kept out, for a period that doubles with each repeat.
+    Penalties only stop a penalised node from *starting* a merge; in a gather started for any
+    other reason it is treated like everyone else, so penalties cannot feed on themselves.
+    """
     cfg = n.config
     if not cfg.exclusion_hysteresis:
         return
+    memory_ns = 2 * cfg.exclusion_penalty_max_ns
     for node in sorted((n.fail_set & n.suspects) - n.left_nodes):
         previous = n.penalties.get(node)
-        count = 0
-        if previous is not None and now_ns - previous.last_ns <= 4 * cfg.exclusion_penalty_max_ns:
-            count = previous.count + 1
-        duration = min(cfg.exclusion_penalty_max_ns, cfg.exclusion_penalty_ns << min(count, 16))
+        repeat = previous is not None and now_ns - previous.last_ns <= memory_ns
+        count = previous.count + 1 if previous is not None and repeat else 0
+        duration = 0
+        if count > 0:
+            duration = min(
+                cfg.exclusion_penalty_max_ns, cfg.exclusion_penalty_ns << min(count - 1, 16)
+            )
         n.penalties[node] = Penalty(now_ns + duration, count, now_ns)
         n.trace("penalty", node=node, duration_ns=duration, count=count)

@@ -5,8 +5,11 @@ record in flight (``sendqueue``), so one partial buffer per sender suffices. Two
 partial buffer untrustworthy and drop it (RFC 0003 §8.3):
 
 * a skipped seq during transitional delivery (``gap``): the missing mcast may have carried the
-  next fragment, and splicing across it would deliver corrupt bytes (corosync's history,
-  brief §8.8);
+  next fragment of a sender outside the transitional configuration, and splicing across it
+  would deliver corrupt bytes (corosync's history, brief §8.8). A sender *inside* it cannot
+  have lost a fragment: recovery gave every transitional member every mcast any of them held,
+  and a member holds all of its own unreleased mcasts (RFC 0004 §7.2), so its partial record
+  survives the gap and its own messages are still self-delivered;
 * a configuration change (``reset``): a sender restarts an interrupted record from its first
   fragment in the next ring (``SendQueue.restart_partial``).
 
@@ -64,10 +67,11 @@ class Reassembler:
                 out.append(_join(parts))
         return tuple(out)
 
-    def gap(self) -> None:
-        """A seq was skipped: no partial record may continue across it."""
-        self.dropped += len(self._partial)
-        self._partial.clear()
+    def gap(self, keep: frozenset[int] | set[int] = frozenset()) -> None:
+        """A seq was skipped: partial records of senders outside ``keep`` may not continue."""
+        for sender in [s for s in self._partial if s not in keep]:
+            del self._partial[sender]
+            self.dropped += 1
 
     def reset(self) -> None:
         """A new configuration starts: partial records from the old one can never complete."""

@@ -143,6 +143,13 @@ def _accept_in_gather(n: Node, now_ns: int, token: MembCommitToken) -> None:
         or ids[token.memb_index] != n.me
     ):
         n.counters.drop("commit_token_mismatch")
+        n.trace(
+            "commit_token_mismatch",
+            ring=str(token.ring_id),
+            members=list(ids),
+            proc=sorted(n.proc_set),
+            fail=sorted(n.fail_set),
+        )
         return
     _commit_enter(n, now_ns, token)
 
@@ -213,7 +220,7 @@ def _recovery_enter(n: Node, now_ns: int, token: MembCommitToken) -> None:
         ring=ring,
         trans=tuple(line.node_id for line in trans_lines),
         retrans=retrans,
-        commit_token_seq=token.token_seq + 1,
+        commit_token_seq=token.token_seq,
         trans_lines=trans_lines,
     )
     n.commit = None
@@ -296,7 +303,7 @@ def _operational_enter(n: Node, now_ns: int) -> None:
     trans = rec.trans
     left = tuple(m for m in old.members if m not in trans)
     n.configuration(ConfigurationKind.TRANSITIONAL, new.ring_id, trans, left, (), reason)
-    _deliver_transitional(n, old, set(trans) | n.obligation)
+    _deliver_transitional(n, old, set(trans), set(trans) | n.obligation)
     # 3. The new regular configuration.
     n.reassembler.reset()
     joined = tuple(m for m in new.members if m not in trans)
@@ -324,7 +331,7 @@ def _unwrap(old: RingState, new: RingState) -> None:
             old.queue.add(inner)
 
 
-def _deliver_transitional(n: Node, old: RingState, deliver_memb: set[int]) -> None:
+def _deliver_transitional(n: Node, old: RingState, trans: set[int], deliver_memb: set[int]) -> None:
     queue = old.queue
     config = n.config_id
     complete = n.reassembler.complete
@@ -333,7 +340,7 @@ def _deliver_transitional(n: Node, old: RingState, deliver_memb: set[int]) -> No
         mcast = queue.get(seq)
         if mcast is None:
             gap = True
-            n.reassembler.gap()
+            n.reassembler.gap(keep=trans)
             continue
         if mcast.encapsulated is not None or (gap and mcast.sender not in deliver_memb):
             continue

@@ -217,13 +217,7 @@ class TokenHoldCancel:
 
 
 Frame = (
-    OrfToken
-    | Mcast
-    | MembJoin
-    | MembLeave
-    | MembCommitToken
-    | MembMergeDetect
-    | TokenHoldCancel
+    OrfToken | Mcast | MembJoin | MembLeave | MembCommitToken | MembMergeDetect | TokenHoldCancel
 )
 
 FRAME_TYPES: dict[type[Frame], FrameType] = {
