@@ -1,0 +1,65 @@
+"""What the checkers need to know about a run beyond its history.
+
+Safety checkers need nothing: the history is enough. Liveness checkers (brief §10 items 23-25)
+need to know when the nemesis stopped, how long the cluster may take to settle, and which
+incarnations the run expects to be alive and connected at the end; the ring-id checker
+(item 5) needs to know which restarts found their storage wiped on purpose. Every field has a
+default meaning "not known", and a checker whose parameter is unknown says it could not judge
+rather than guessing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gcs.sim.checkers.verdict import Proc
+
+__all__ = ["DEFAULT_PARAMS", "CheckParams"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CheckParams:
+    """Run facts the history does not carry.
+
+    ``quiet_from_ns``: virtual time at which faults stopped (the last heal/restart). None: the
+    run had no quiet period, so liveness is not judged.
+
+    ``liveness_bound_ns``: how long after ``quiet_from_ns`` the expected incarnations have to
+    form their common configuration (brief §10.23: roughly token + consensus + k·join +
+    rotations).
+
+    ``expected_live``: the incarnations expected alive and mutually connected at the end. They
+    must end in one common regular configuration whose members are exactly their nodes, and
+    end-of-run obligations (self-delivery, safe delivery) apply to them. None: unknown.
+
+    ``wiped``: incarnations that started on storage wiped on purpose; their ring ids may go
+    backwards relative to earlier incarnations of the same node (§10.5 "given stable storage").
+
+    ``all_restarts_wiped``: every restart ran without stable storage.
+
+    ``submit_cutoff_ns``: messages submitted after this time are exempt from the liveness
+    delivery requirement (the workload was still sending when the run stopped).
+
+    ``gather_bound``: most consecutive GATHER entries allowed without reaching OPERATIONAL
+    (§10.25). None: not checked.
+
+    ``strict_transitional_gap``: in a transitional configuration, a message that follows a gap
+    must come from a member of that transitional configuration (§10.11). The paper allows the
+    larger "deliver set" after a failed recovery (brief §4.4, the obligation set), which the
+    history does not record; set False if the core implements it and such runs fail here.
+    """
+
+    quiet_from_ns: int | None = None
+    liveness_bound_ns: int | None = None
+    expected_live: frozenset[Proc] | None = None
+    wiped: frozenset[Proc] = frozenset()
+    all_restarts_wiped: bool = False
+    submit_cutoff_ns: int | None = None
+    gather_bound: int | None = None
+    strict_transitional_gap: bool = True
+
+    def is_wiped(self, proc: Proc) -> bool:
+        return self.all_restarts_wiped or proc in self.wiped
+
+
+DEFAULT_PARAMS = CheckParams()
