@@ -1,0 +1,203 @@
+"""Where and in what order messages are delivered: brief §10 items 8, 9, 11 and 16.
+
+* ``check_delivery_location`` (§10.8, [P §4.2], EVS Spec 1.3): a delivery happens in the
+  incarnation's current configuration (the event repeats it) and an mcast originated on ring R
+  is delivered only in regular configuration R or in the transitional configuration that
+  follows R at that member. Being a member of R follows: the member installed R.
+* ``check_total_order`` (§10.9, EVS Specs 6.1-6.2): each incarnation delivers the mcasts of one
+  origin ring in strictly increasing seq. Since seq names one mcast (``check_identity``), any
+  two incarnations then deliver their common messages of R in the same relative order.
+* ``check_agreed_prefix`` (§10.11, EVS Spec 6.3, [P §7.2]): in a regular configuration,
+  delivering seq s of R means every originated seq below s was delivered first. In a
+  transitional configuration a process may skip only messages of senders outside it, and
+  (``CheckParams.strict_transitional_gap``) only messages whose sender is in it may follow a
+  gap: the others might depend causally on the missing message (brief §4.3 step 4).
+  Recovery carrier seqs have no Originate event and are never gaps.
+* ``check_transitional_agreement`` (§10.16, [P §7.2]): the members of one transitional
+  configuration deliver the same sequence of old-ring messages in it; one that crashed while
+  delivering it has a prefix of that sequence.
+"""
+
+from __future__ import annotations
+
+from gcs.sim.checkers.index import (
+    REGULAR,
+    ConfigView,
+    HistoryIndex,
+    Mcast,
+    RingWalk,
+    Source,
+    all_deliveries,
+    as_index,
+    walk_deliveries,
+)
+from gcs.sim.checkers.params import DEFAULT_PARAMS, CheckParams
+from gcs.sim.checkers.verdict import Problems, Verdict, fmt_ids, fmt_mcast, fmt_proc, fmt_t
+from gcs.sim.history import Deliver
+from gcs.wire.frames import RingId
+
+__all__ = [
+    "check_agreed_prefix",
+    "check_delivery_location",
+    "check_total_order",
+    "check_transitional_agreement",
+]
+
+
+def _describe(deliver: Deliver) -> str:
+    return (
+        f"{fmt_mcast(deliver.origin_ring, deliver.seq)} (sender {deliver.sender}, "
+        f"{fmt_ids(deliver.msg_ids)}) at {fmt_t(deliver.time_ns)}"
+    )
+
+
+def check_delivery_location(history: Source, params: CheckParams = DEFAULT_PARAMS) -> Verdict:
+    """Ring-R mcasts are delivered only in regular R or in the member's trans(R) (§10.8)."""
+    idx = as_index(history)
+    problems = Problems("delivery_location")
+    for view in idx.procs.values():
+        who = f"node {fmt_proc(view.proc)}"
+        for _, deliver in view.loose:
+            problems.add(
+                f"{who} delivered {_describe(deliver)} before installing any configuration"
+            )
+        for config in view.configs:
+            allowed = config.key.ring if config.key.kind == REGULAR else config.key.prev
+            for _, deliver in config.deliveries:
+                if (deliver.config_kind, deliver.config_ring) != (
+                    config.key.kind,
+                    config.key.ring,
+                ):
+                    problems.add(
+                        f"{who} delivered {_describe(deliver)} reporting configuration "
+                        f"{deliver.config_kind} {deliver.config_ring}, but it was in {config.key}"
+                    )
+                if deliver.origin_ring != allowed:
+                    problems.add(
+                        f"{who} delivered {_describe(deliver)} in {config.key}, where only "
+                        f"messages originated on ring {allowed} may be delivered"
+                    )
+    return problems.verdict()
+
+
+def check_total_order(history: Source, params: CheckParams = DEFAULT_PARAMS) -> Verdict:
+    """Per incarnation and origin ring, delivered seqs strictly increase (§10.9)."""
+    idx = as_index(history)
+    problems = Problems("total_order")
+    for view in idx.procs.values():
+        last: dict[RingId, Deliver] = {}
+        for _, deliver, config in all_deliveries(view):
+            before = last.get(deliver.origin_ring)
+            if before is not None and deliver.seq <= before.seq:
+                where = "no configuration" if config is None else str(config.key)
+                problems.add(
+                    f"node {fmt_proc(view.proc)} delivered {_describe(deliver)} in {where} "
+                    f"after {_describe(before)}: seqs of one ring must strictly increase"
+                )
+            last[deliver.origin_ring] = deliver
+    return problems.verdict()
+
+
+def check_agreed_prefix(history: Source, params: CheckParams = DEFAULT_PARAMS) -> Verdict:
+    """No gaps in regular configs; in transitional ones only the allowed gaps (§10.11)."""
+    idx = as_index(history)
+    problems = Problems("agreed_prefix")
+    skipped = 0
+    for view in idx.procs.values():
+        for config, _, deliver, new_gaps, walk in walk_deliveries(idx, view):
+            if config.key.kind == REGULAR:
+                if new_gaps:
+                    problems.add(
+                        f"node {fmt_proc(view.proc)} delivered {_describe(deliver)} in "
+                        f"{config.key} without first delivering "
+                        f"{_gap_text(idx, deliver.origin_ring, new_gaps)}"
+                    )
+                continue
+            skipped += len(new_gaps)
+            _check_transitional_gap(idx, config, deliver, new_gaps, walk, params, problems)
+    return problems.verdict({"transitional_gaps": skipped})
+
+
+def _gap_text(idx: HistoryIndex, ring: RingId, gaps: list[int]) -> str:
+    parts = []
+    for seq in gaps[:4]:
+        record = idx.origin((ring, seq))
+        if record is None:
+            parts.append(f"seq {seq}")
+            continue
+        parts.append(
+            f"seq {seq} (originated by {fmt_proc(record.proc)} at "
+            f"{fmt_t(record.event.time_ns)}, {fmt_ids(record.event.msg_ids)})"
+        )
+    more = f" and {len(gaps) - 4} more" if len(gaps) > 4 else ""
+    return f"ring {ring} " + ", ".join(parts) + more
+
+
+def _check_transitional_gap(
+    idx: HistoryIndex,
+    config: ConfigView,
+    deliver: Deliver,
+    new_gaps: list[int],
+    walk: RingWalk,
+    params: CheckParams,
+    problems: Problems,
+) -> None:
+    who = f"node {fmt_proc(config.proc)}"
+    for seq in new_gaps:
+        sender = idx.sender_of((deliver.origin_ring, seq))
+        if sender is not None and sender in config.members:
+            problems.add(
+                f"{who} skipped {_gap_text(idx, deliver.origin_ring, [seq])} in {config.key} "
+                f"(delivering {_describe(deliver)} after it), but its sender {sender} is a "
+                f"member of that transitional configuration"
+            )
+    if params.strict_transitional_gap and walk.gaps and deliver.sender not in config.members:
+        problems.add(
+            f"{who} delivered {_describe(deliver)} in {config.key} after the gap at "
+            f"{_gap_text(idx, deliver.origin_ring, walk.gaps[:1])}, but sender "
+            f"{deliver.sender} is not a member of that transitional configuration"
+        )
+
+
+def check_transitional_agreement(history: Source, params: CheckParams = DEFAULT_PARAMS) -> Verdict:
+    """Members of one transitional configuration deliver one sequence in it (§10.16)."""
+    idx = as_index(history)
+    problems = Problems("transitional_agreement")
+    compared = 0
+    for key, views in idx.configs.items():
+        if key.kind == REGULAR or len(views) < 2:
+            continue
+        sequences = {id(v): [(d.origin_ring, d.seq) for _, d in v.deliveries] for v in views}
+        complete = [v for v in views if v.next is not None]
+        ref = complete[0] if complete else max(views, key=lambda v: len(sequences[id(v)]))
+        for view in views:
+            if view is ref:
+                continue
+            compared += 1
+            mine, theirs = sequences[id(view)], sequences[id(ref)]
+            exact = view.next is not None and ref.next is not None
+            if exact and mine == theirs:
+                continue
+            if not exact and (mine == theirs[: len(mine)] or theirs == mine[: len(theirs)]):
+                continue
+            problems.add(_disagreement(view, ref, mine, theirs, exact))
+    return problems.verdict({"pairs_compared": compared})
+
+
+def _disagreement(
+    view: ConfigView, ref: ConfigView, mine: list[Mcast], theirs: list[Mcast], exact: bool
+) -> str:
+    at = next((i for i, (a, b) in enumerate(zip(mine, theirs, strict=False)) if a != b), None)
+    if at is None:
+        at = min(len(mine), len(theirs))
+
+    def item(seq: list[Mcast]) -> str:
+        return fmt_mcast(*seq[at]) if at < len(seq) else "nothing more"
+
+    kind = "the same sequence" if exact else "prefixes of one sequence"
+    return (
+        f"{view.key}: node {fmt_proc(view.proc)} (installed {fmt_t(view.time_ns)}) delivered "
+        f"{len(mine)} mcast(s) in it and node {fmt_proc(ref.proc)} delivered {len(theirs)}; "
+        f"they must be {kind}, but at position {at} one has {item(mine)} and the other "
+        f"{item(theirs)}"
+    )
