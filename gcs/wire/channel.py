@@ -1,0 +1,386 @@
+"""The Channel: frames in, sealed datagrams out, and back (ARCHITECTURE.md decisions 1 and 3).
+
+A ``Channel`` is everything one node needs to put frames on the network and take them off it,
+with no I/O, clock or randomness of its own: both drivers (the asyncio runtime and the simulator)
+compose one with the protocol core, so the simulator exercises exactly the bytes and the drops a
+real node sees, and a run is reproducible from (key, node id, boot id) and the inputs.
+
+Sending: ``seal(frame)`` encodes once and seals once; the same datagram goes to every
+destination. It owns the send counter and moves to the next key epoch before the suite's usage
+limit (RFC 0005 §6). A retransmission is a new ``seal`` call: re-sending old datagram bytes is a
+replay, and receivers drop it.
+
+Receiving: ``open(datagram)`` checks, in this order (RFC 0005 §8) — size, header, cluster, suite,
+sender, boot id, epoch, replay window — all before any cryptography, then authenticates, then
+advances the state (newest boot, epoch windows, replay bitmap), then decodes the frame. State
+only ever moves on an authenticated datagram, so a forger can make a node drop forged datagrams
+and nothing else. ``receive`` is the driver's entry point: it never raises, counts every drop by
+reason and logs the first drop of each reason once.
+"""
+
+from __future__ import annotations
+
+import logging
+import struct
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+
+from cryptography.exceptions import InvalidTag
+
+from gcs.wire.codec import U32_MAX, U64_MAX, cluster_id_for, decode_body, encode_frame
+from gcs.wire.errors import DropReason, EncodeError, FrameError
+from gcs.wire.frames import Frame
+from gcs.wire.limits import HEADER_BYTES, TAG_BYTES, WIRE_VERSION, WireLimits
+from gcs.wire.seal import (
+    AEAD_SUITES,
+    EPOCH_FRAMES,
+    HEADER,
+    MAGIC,
+    Aead,
+    KeySchedule,
+    Suite,
+    check_key_length,
+    nonce_for,
+    pack_header,
+)
+
+__all__ = ["REPLAY_WINDOW", "Channel", "ChannelStatistics"]
+
+_LOG = logging.getLogger("gcs.wire")
+
+REPLAY_WINDOW = 4096
+"""Counters a receiver remembers behind the highest one accepted, per (sender, boot, epoch)."""
+
+_WINDOW_MASK = (1 << REPLAY_WINDOW) - 1
+_EPOCH_COUNTER = struct.Struct(">IQ")
+_SUITE_CODES = frozenset(int(s) for s in Suite)
+
+
+class _Window:
+    """Anti-replay state of one (sender, boot id, epoch), and the cipher that goes with it.
+
+    ``bitmap`` bit i set means counter ``top - i`` was accepted (bit 0 is ``top`` itself). A
+    Python int is the bitmap: shifting 4,096 bits is a few machine words of work.
+    """
+
+    __slots__ = ("aead", "bitmap", "suite", "top")
+
+    def __init__(self, suite: int, aead: Aead | None) -> None:
+        self.suite = suite
+        self.aead = aead
+        self.top = -1
+        self.bitmap = 0
+
+    def seen(self, counter: int) -> str | None:
+        """Why ``counter`` must be refused (a detail string), or None if it is fresh."""
+        if counter > self.top:
+            return None
+        behind = self.top - counter
+        if behind >= REPLAY_WINDOW:
+            return f"counter {counter} is {behind} behind the newest, outside the window"
+        if self.bitmap >> behind & 1:
+            return f"counter {counter} was already accepted"
+        return None
+
+    def accept(self, counter: int) -> None:
+        """Record ``counter`` (already checked with ``seen`` and authenticated)."""
+        if counter > self.top:
+            shift = counter - self.top
+            self.bitmap = (
+                ((self.bitmap << shift) | 1) & _WINDOW_MASK if shift < REPLAY_WINDOW else 1
+            )
+            self.top = counter
+        else:
+            self.bitmap |= 1 << (self.top - counter)
+
+
+class _Peer:
+    """What a receiver knows about one sender: its newest boot id and up to two epoch windows."""
+
+    __slots__ = ("boot_id", "windows")
+
+    def __init__(self, boot_id: int) -> None:
+        self.boot_id = boot_id
+        self.windows: dict[int, _Window] = {}
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelStatistics:
+    """A snapshot of a channel's counters (RFC 0005 §9)."""
+
+    sealed: int
+    opened: int
+    dropped: Mapping[str, int]
+    """Drops by ``DropReason`` value; only reasons that occurred are present."""
+    auth_failures: int
+    """Datagrams whose AEAD tag did not verify (equal to ``dropped["auth"]``)."""
+    epoch: int
+    """The send epoch now in use."""
+    epoch_changes: int
+    """How many times the send side moved to a new epoch (and subkey)."""
+    derivations: int
+    """Subkeys derived so far (send and receive)."""
+
+    @property
+    def dropped_total(self) -> int:
+        return sum(self.dropped.values())
+
+
+class Channel:
+    """Seal frames into datagrams and open datagrams into authenticated frames (RFC 0005).
+
+    ``key=None`` makes an unkeyed channel (suite 0): nothing is authenticated or encrypted,
+    every datagram's sender id is a claim anyone can make, and it exists for tests and loopback
+    demos only (it logs a warning saying so). With a key, ``suite`` picks the sending suite
+    (AES-256-GCM by default); a keyed receiver accepts either AEAD suite, so a cluster can move
+    from one to the other a node at a time.
+    """
+
+    def __init__(
+        self,
+        node_id: int,
+        boot_id: int,
+        cluster_name: str,
+        key: bytes | None,
+        suite: Suite | None = None,
+        peers: Collection[int] | None = None,
+        limits: WireLimits = WireLimits(),  # noqa: B008 (frozen, shared safely)
+        epoch_frames: int | None = None,
+    ) -> None:
+        if type(node_id) is not int or not 0 < node_id <= U32_MAX:
+            raise ValueError(f"node_id must be in 1..2^32-1, got {node_id!r}")
+        if type(boot_id) is not int or not 0 <= boot_id <= U64_MAX:
+            raise ValueError(f"boot_id must be in 0..2^64-1, got {boot_id!r}")
+        self.node_id = node_id
+        self.boot_id = boot_id
+        self.cluster_id = cluster_id_for(cluster_name)
+        self.suite = _choose_suite(key, suite)
+        self.limits = limits
+        self.peers = None if peers is None else frozenset(peers)
+        self.epoch_frames = _choose_epoch_frames(self.suite, epoch_frames)
+        self._keys = None if key is None else KeySchedule(key, cluster_name)
+        self._epoch = 0
+        self._counter = 0
+        self._send_aead = self._aead(self.suite, node_id, boot_id, 0)
+        # Everything in the header but epoch and counter is fixed for the channel's life.
+        self._prefix = pack_header(self.suite, self.cluster_id, node_id, boot_id, 0, 0)[:20]
+        self._peers_state: dict[int, _Peer] = {}
+        self._drops: dict[DropReason, int] = dict.fromkeys(DropReason, 0)
+        self._logged: set[DropReason] = set()
+        self._sealed = 0
+        self._opened = 0
+        self._epoch_changes = 0
+        if key is None:
+            _LOG.warning(
+                "node %d: UNKEYED channel: frames are neither authenticated nor encrypted, and "
+                "any host that can reach this port can inject them. This mode is for tests and "
+                "loopback demos only; configure a key file for anything else.",
+                node_id,
+            )
+
+    # ------------------------------------------------------------ sending
+
+    def seal(self, frame: Frame) -> bytes:
+        """Encode and seal ``frame`` once; send the returned datagram to every destination."""
+        body = encode_frame(frame, self.cluster_id)
+        if len(body) > self.limits.max_frame_bytes:
+            raise EncodeError(
+                f"{type(frame).__name__} encodes to {len(body)} bytes, more than "
+                f"max_frame_bytes={self.limits.max_frame_bytes}"
+            )
+        counter = self._counter
+        if counter >= self.epoch_frames:
+            self._next_epoch()
+            counter = 0
+        self._counter = counter + 1
+        header = self._prefix + _EPOCH_COUNTER.pack(self._epoch, counter)
+        self._sealed += 1
+        aead = self._send_aead
+        if aead is None:
+            return header + body
+        return header + aead.encrypt(nonce_for(header), body, header)
+
+    def _next_epoch(self) -> None:
+        if self._epoch == U32_MAX:
+            raise EncodeError("all 2^32 key epochs of this boot are used; restart the node")
+        self._epoch += 1
+        self._counter = 0
+        self._epoch_changes += 1
+        self._send_aead = self._aead(self.suite, self.node_id, self.boot_id, self._epoch)
+
+    def _aead(self, suite: int, sender: int, boot_id: int, epoch: int) -> Aead | None:
+        return None if self._keys is None else self._keys.aead(suite, sender, boot_id, epoch)
+
+    # ------------------------------------------------------------ receiving
+
+    def receive(self, datagram: bytes) -> tuple[int, Frame] | None:
+        """``open`` for drivers: never raises; a dropped datagram returns None.
+
+        Every drop is counted by reason (``drops``); the first drop of each reason is logged at
+        WARNING with its detail, later ones only counted, so a flood cannot flood the log.
+        """
+        try:
+            return self.open(datagram)
+        except FrameError as exc:
+            if exc.reason not in self._logged:
+                self._logged.add(exc.reason)
+                _LOG.warning(
+                    "node %d dropped a datagram (%s): %s; further drops for this reason are "
+                    "counted, not logged",
+                    self.node_id,
+                    exc.reason.value,
+                    exc.detail,
+                )
+            return None
+
+    def open(self, datagram: bytes) -> tuple[int, Frame]:
+        """Authenticate and decode one datagram: ``(sender id, frame)``, or raise ``FrameError``.
+
+        The sender id is the authenticated one from the clear header (for an unkeyed channel, a
+        claim). Drops are counted here too, so ``statistics()`` is right whichever entry point a
+        driver uses.
+        """
+        try:
+            return self._open(datagram)
+        except FrameError as exc:
+            self._drops[exc.reason] += 1
+            raise
+
+    def _open(self, datagram: bytes) -> tuple[int, Frame]:
+        size = len(datagram)
+        if size > self.limits.max_datagram_bytes:
+            raise FrameError(DropReason.TOO_LARGE, f"datagram of {size} bytes")
+        if size < HEADER_BYTES:
+            raise FrameError(DropReason.TRUNCATED, f"datagram of {size} bytes has no header")
+        magic, version, suite, cluster_id, sender, boot_id, epoch, counter = HEADER.unpack_from(
+            datagram
+        )
+        if magic != MAGIC:
+            raise FrameError(DropReason.BAD_MAGIC, f"magic {magic!r}")
+        if version != WIRE_VERSION:
+            raise FrameError(DropReason.BAD_VERSION, f"wire version {version} from node {sender}")
+        if cluster_id != self.cluster_id:
+            raise FrameError(DropReason.WRONG_CLUSTER, f"cluster id {cluster_id:#010x}")
+        if suite != self.suite:
+            self._check_suite(suite)
+        window = self._window_for(suite, sender, boot_id, epoch, counter)
+        if suite == Suite.NONE:
+            body = datagram[HEADER_BYTES:]
+            aead = None
+        else:
+            if size < HEADER_BYTES + TAG_BYTES:
+                raise FrameError(DropReason.TRUNCATED, f"sealed datagram of {size} bytes")
+            aead = window.aead if window is not None else self._aead(suite, sender, boot_id, epoch)
+            assert aead is not None  # keyed channel: _check_suite refused suite 0 otherwise
+            header = datagram[:HEADER_BYTES]
+            try:
+                body = aead.decrypt(nonce_for(header), datagram[HEADER_BYTES:], header)
+            except InvalidTag:
+                raise FrameError(DropReason.AUTH, f"tag did not verify (node {sender})") from None
+        if window is None:
+            window = self._new_window(suite, aead, sender, boot_id, epoch)
+        window.accept(counter)
+        mismatch = DropReason.HEADER_MISMATCH
+        frame = decode_body(body, self.cluster_id, self.limits, mismatch, mismatch)
+        self._opened += 1
+        return sender, frame
+
+    def _check_suite(self, suite: int) -> None:
+        """Refuse a suite byte this channel cannot open (called only when it differs from ours)."""
+        if suite not in _SUITE_CODES:
+            raise FrameError(DropReason.BAD_SUITE, f"suite {suite}")
+        if self._keys is None:
+            raise FrameError(DropReason.SEALED_UNEXPECTED, f"suite {suite} at an unkeyed channel")
+        if suite not in AEAD_SUITES:
+            raise FrameError(DropReason.UNSEALED, "suite 0 (unkeyed) at a keyed channel")
+
+    def _window_for(
+        self, suite: int, sender: int, boot_id: int, epoch: int, counter: int
+    ) -> _Window | None:
+        """The existing replay window for these header fields, or None if there is none yet.
+
+        Raises for datagrams refused before any cryptography: own or unknown sender, old boot,
+        old epoch, replayed counter, or a suite change within one boot.
+        """
+        if sender == self.node_id:
+            raise FrameError(DropReason.LOOPBACK, "datagram carries this node's own id")
+        if sender == 0 or (self.peers is not None and sender not in self.peers):
+            raise FrameError(DropReason.UNKNOWN_SENDER, f"node {sender} is not a configured peer")
+        peer = self._peers_state.get(sender)
+        if peer is None or boot_id > peer.boot_id:
+            return None
+        if boot_id < peer.boot_id:
+            raise FrameError(
+                DropReason.OLD_BOOT, f"node {sender} boot {boot_id} < newest {peer.boot_id}"
+            )
+        window = peer.windows.get(epoch)
+        if window is None:
+            if len(peer.windows) >= 2 and epoch < min(peer.windows):
+                raise FrameError(DropReason.OLD_EPOCH, f"node {sender} epoch {epoch}")
+            return None
+        if window.suite != suite:
+            raise FrameError(DropReason.BAD_SUITE, f"node {sender} changed suite within a boot")
+        why = window.seen(counter)
+        if why is not None:
+            raise FrameError(DropReason.REPLAY, f"node {sender}: {why}")
+        return window
+
+    def _new_window(
+        self, suite: int, aead: Aead | None, sender: int, boot_id: int, epoch: int
+    ) -> _Window:
+        """Start tracking an authenticated (sender, boot, epoch); forget what it supersedes."""
+        peer = self._peers_state.get(sender)
+        if peer is None or boot_id > peer.boot_id:
+            peer = _Peer(boot_id)  # a newer boot: the old boot's windows are dropped with it
+            self._peers_state[sender] = peer
+        window = _Window(suite, aead)
+        peer.windows[epoch] = window
+        if len(peer.windows) > 2:
+            del peer.windows[min(peer.windows)]
+        return window
+
+    # ------------------------------------------------------------ counters
+
+    @property
+    def drops(self) -> Mapping[DropReason, int]:
+        """Live, read-only drop counters, one per ``DropReason`` (zero if it never happened)."""
+        return MappingProxyType(self._drops)
+
+    @property
+    def epoch(self) -> int:
+        return self._epoch
+
+    def statistics(self) -> ChannelStatistics:
+        dropped = {reason.value: n for reason, n in self._drops.items() if n}
+        return ChannelStatistics(
+            sealed=self._sealed,
+            opened=self._opened,
+            dropped=MappingProxyType(dropped),
+            auth_failures=self._drops[DropReason.AUTH],
+            epoch=self._epoch,
+            epoch_changes=self._epoch_changes,
+            derivations=0 if self._keys is None else self._keys.derivations,
+        )
+
+
+def _choose_suite(key: bytes | None, suite: Suite | None) -> Suite:
+    if key is None:
+        if suite not in (None, Suite.NONE):
+            raise ValueError(f"suite {suite!r} needs a key")
+        return Suite.NONE
+    check_key_length(key)
+    if suite is None:
+        return Suite.AES_256_GCM
+    if suite not in AEAD_SUITES:
+        raise ValueError(f"a keyed channel seals with an AEAD suite, not {suite!r}")
+    return Suite(suite)
+
+
+def _choose_epoch_frames(suite: Suite, epoch_frames: int | None) -> int:
+    limit = EPOCH_FRAMES[suite]
+    if epoch_frames is None:
+        return limit
+    if type(epoch_frames) is not int or not 1 <= epoch_frames <= limit:
+        raise ValueError(f"epoch_frames must be in 1..{limit} for {suite.name}")
+    return epoch_frames
