@@ -1,0 +1,6 @@
+"""Benchmarks behind ``gcs bench``: importable measuring code, one module per benchmark.
+
+Every benchmark interleaves its repetitions across configurations and reports medians, because
+the machines we measure on drift in speed for seconds at a time (see docs/benchmarks); a
+configuration measured only during a slow phase would otherwise look worse than it is.
+"""
