@@ -22,6 +22,7 @@ Any of these can be overridden, which is how tests build violations::
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -49,6 +50,7 @@ __all__ = [
     "Mcast",
     "assert_fails",
     "assert_valid",
+    "big_history",
     "failing",
     "partition_heal_run",
     "ring",
@@ -351,3 +353,48 @@ def partition_heal_run() -> tuple[HistoryBuilder, CheckParams]:
         gather_bound=3,
     )
     return h, params
+
+
+def big_history(messages: int, nodes: int = 5, seed: int = 0) -> tuple[History, CheckParams]:
+    """A valid history of about ``messages`` workload messages for benchmarks.
+
+    All nodes form one ring; senders are random; every tenth message is fragmented over three
+    mcasts and every fourth is safe; a few single messages are packed together. Every 2,000
+    messages the last node is partitioned away and merged back, so the history also holds
+    transitional configurations, deliveries in them and view changes.
+    """
+    rng = random.Random(seed)
+    everyone = list(range(1, nodes + 1))
+    h = HistoryBuilder(step_ns=1_000)
+    h.boot(*everyone)
+    ring_seq = 8
+    h.form(ring(ring_seq), everyone)
+    sent = 0
+    while sent < messages:
+        batch = []
+        for _ in range(min(20, messages - sent)):
+            sender = rng.choice(everyone)
+            sent += 1
+            if sent % 10 == 0:
+                msg = h.submit(sender)
+                batch += [h.originate(sender), h.originate(sender), h.originate(sender, [msg])]
+            else:
+                batch.append(h.send(sender, safe=sent % 4 == 0, count=1 + (sent % 7 == 0)))
+        for mcast in batch:
+            h.deliver_everywhere(mcast, everyone)
+        if sent % 2000 == 0 and sent < messages:
+            ring_seq += 4
+            h.fault("partition", groups=[everyone[:-1], everyone[-1:]])
+            h.form(ring(ring_seq), everyone[:-1], reason="token_loss")
+            h.change(everyone[-1], ring(ring_seq, everyone[-1]), everyone[-1:], reason="token_loss")
+            ring_seq += 4
+            h.fault("heal")
+            h.form(ring(ring_seq), everyone, reason="merge")
+    quiet = h.now_ns
+    params = CheckParams(
+        quiet_from_ns=quiet,
+        liveness_bound_ns=10**9,
+        expected_live=frozenset((n, 1) for n in everyone),
+        gather_bound=5,
+    )
+    return h.build(), params

@@ -109,7 +109,7 @@ def test_message_delivered_in_two_mcasts_is_reported() -> None:
     h.deliver_everywhere(m2, [1, 2])
     history = h.build()
     assert_fails(history, "no_duplicates", "message 1/1/1 twice", "seq 1", "seq 2")
-    assert_fails(history, "no_creation", "message 1/1/1 was originated 2 times")
+    assert_fails(history, "no_creation", "message 1/1/1 was originated again")
 
 
 def test_duplicate_delivery_in_two_configurations_names_both() -> None:
@@ -176,7 +176,7 @@ def test_seq_originated_twice_is_creation() -> None:
     h.send(1)
     msg = h.submit(2)
     h.originate(2, [msg], seq=1)
-    assert_fails(h.build(), "no_creation", "ring 1.8 seq 1 was originated 2 times")
+    assert_fails(h.build(), "no_creation", "ring 1.8 seq 1 was originated again")
 
 
 def test_delivery_with_ids_that_differ_from_the_originate_is_creation() -> None:

@@ -18,26 +18,32 @@ anomaly, not a log dump, style-anchors B4).
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Hashable
+from collections.abc import Iterator
 
-from gcs.sim.checkers.index import ConfigKey, HistoryIndex, Source, as_index
+from gcs.sim.checkers.index import HistoryIndex, ProcView, Source, as_index
 from gcs.sim.checkers.params import DEFAULT_PARAMS, CheckParams
-from gcs.sim.checkers.verdict import Problems, Proc, Verdict, fmt_ids, fmt_mcast, fmt_proc, fmt_t
+from gcs.sim.checkers.verdict import Problems, Verdict, fmt_proc, fmt_t
 
 __all__ = ["check_acyclic"]
 
 _WITNESS_SEARCHES = 8
 
+# Vertices are keyed by an mcast tuple ``(ring number, seq)`` or by a configuration's int
+# ``key_no``; the two kinds of key never compare equal.
+_Vertex = tuple[int, int] | int
+
 
 class _Graph:
+    """Adjacency lists; a repeated edge is kept (Kahn's in-degrees count it consistently)."""
+
     def __init__(self) -> None:
-        self.ids: dict[Hashable, int] = {}
-        self.keys: list[Hashable] = []
+        self.ids: dict[_Vertex, int] = {}
+        self.keys: list[_Vertex] = []
         self.succ: list[list[int]] = []
         self.pred: list[list[int]] = []
-        self.edges: dict[tuple[int, int], tuple[Proc, int]] = {}
+        self.edges = 0
 
-    def vertex(self, key: Hashable) -> int:
+    def vertex(self, key: _Vertex) -> int:
         vid = self.ids.get(key)
         if vid is None:
             vid = self.ids[key] = len(self.keys)
@@ -45,13 +51,6 @@ class _Graph:
             self.succ.append([])
             self.pred.append([])
         return vid
-
-    def edge(self, a: int, b: int, proc: Proc, time_ns: int) -> None:
-        if a == b or (a, b) in self.edges:
-            return
-        self.edges[(a, b)] = (proc, time_ns)
-        self.succ[a].append(b)
-        self.pred[b].append(a)
 
 
 def check_acyclic(history: Source, params: CheckParams = DEFAULT_PARAMS) -> Verdict:
@@ -69,7 +68,7 @@ def check_acyclic(history: Source, params: CheckParams = DEFAULT_PARAMS) -> Verd
             indeg[w] -= 1
             if indeg[w] == 0:
                 stack.append(w)
-    stats = {"vertices": len(graph.keys), "edges": len(graph.edges)}
+    stats = {"vertices": len(graph.keys), "edges": graph.edges}
     if removed < len(graph.keys):
         stuck = len(graph.keys) - removed
         cycle = _shortest_cycle(graph, _some_cycle(graph, indeg), indeg)
@@ -81,24 +80,30 @@ def check_acyclic(history: Source, params: CheckParams = DEFAULT_PARAMS) -> Verd
     return problems.verdict(stats)
 
 
+def _stream(view: ProcView) -> Iterator[tuple[_Vertex, int]]:
+    """One incarnation's deliveries and configuration changes as (vertex key, time)."""
+    for _, deliver, mcast in view.loose:
+        yield mcast, deliver.time_ns
+    for config in view.configs:
+        yield config.key_no, config.time_ns
+        for _, deliver, mcast in config.deliveries:
+            yield mcast, deliver.time_ns
+
+
 def _build(idx: HistoryIndex) -> _Graph:
     graph = _Graph()
+    ids, succ, pred = graph.ids, graph.succ, graph.pred
     for view in idx.procs.values():
         prev = -1
-        for _, deliver in view.loose:
-            cur = graph.vertex((deliver.origin_ring, deliver.seq))
-            if prev >= 0:
-                graph.edge(prev, cur, view.proc, deliver.time_ns)
+        for key, _ in _stream(view):
+            cur = ids.get(key)
+            if cur is None:
+                cur = graph.vertex(key)
+            if prev != cur and prev >= 0:
+                succ[prev].append(cur)
+                pred[cur].append(prev)
             prev = cur
-        for config in view.configs:
-            cur = graph.vertex(config.key)
-            if prev >= 0:
-                graph.edge(prev, cur, view.proc, config.time_ns)
-            prev = cur
-            for _, deliver in config.deliveries:
-                cur = graph.vertex((deliver.origin_ring, deliver.seq))
-                graph.edge(prev, cur, view.proc, deliver.time_ns)
-                prev = cur
+    graph.edges = sum(len(s) for s in succ)
     return graph
 
 
@@ -148,20 +153,30 @@ def _bfs_cycle(graph: _Graph, source: int, indeg: list[int], limit: int) -> list
     return None
 
 
-def _label(idx: HistoryIndex, key: Hashable) -> str:
-    if isinstance(key, ConfigKey):
-        return f"configuration {key}"
-    assert isinstance(key, tuple)
-    ring, seq = key
-    record = idx.origin((ring, seq))
-    ids = fmt_ids(record.event.msg_ids) if record is not None else "[never originated]"
-    return f"{fmt_mcast(ring, seq)} {ids}"
+def _label(idx: HistoryIndex, key: _Vertex) -> str:
+    if isinstance(key, int):
+        return f"configuration {list(idx.configs)[key]}"
+    return idx.mcast_long(key)
+
+
+def _witnesses(idx: HistoryIndex, pairs: set[tuple[_Vertex, _Vertex]]) -> dict[object, str]:
+    """For each edge of the cycle, an incarnation whose stream has it, and when."""
+    found: dict[object, str] = {}
+    for view in idx.procs.values():
+        prev: _Vertex | None = None
+        for key, time_ns in _stream(view):
+            if (prev, key) in pairs and (prev, key) not in found:
+                found[(prev, key)] = f"node {fmt_proc(view.proc)} at {fmt_t(time_ns)}"
+            prev = key
+    return found
 
 
 def _describe(idx: HistoryIndex, graph: _Graph, cycle: list[int]) -> str:
-    parts = [_label(idx, graph.keys[cycle[0]])]
-    for i, v in enumerate(cycle):
-        w = cycle[(i + 1) % len(cycle)]
-        proc, time_ns = graph.edges[(v, w)]
-        parts.append(f" -> (node {fmt_proc(proc)}, {fmt_t(time_ns)}) {_label(idx, graph.keys[w])}")
+    keys = [graph.keys[v] for v in cycle]
+    pairs = {(keys[i], keys[(i + 1) % len(keys)]) for i in range(len(keys))}
+    seen = _witnesses(idx, pairs)
+    parts = [_label(idx, keys[0])]
+    for i, key in enumerate(keys):
+        nxt = keys[(i + 1) % len(keys)]
+        parts.append(f" -> ({seen.get((key, nxt), '?')}) {_label(idx, nxt)}")
     return "".join(parts)

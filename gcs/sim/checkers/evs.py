@@ -30,28 +30,23 @@ from gcs.sim.checkers.index import (
     REGULAR,
     ConfigKey,
     ConfigView,
+    GapStep,
     HistoryIndex,
     Mcast,
     Source,
-    all_deliveries,
     as_index,
-    walk_deliveries,
 )
 from gcs.sim.checkers.params import DEFAULT_PARAMS, CheckParams
-from gcs.sim.checkers.verdict import Problems, Proc, Verdict, fmt_ids, fmt_mcast, fmt_proc, fmt_t
+from gcs.sim.checkers.verdict import Problems, Proc, Verdict, fmt_ids, fmt_proc, fmt_t
 from gcs.sim.history import Deliver, MsgId
-from gcs.wire.frames import RingId
 
 __all__ = ["check_causal", "check_safe", "check_self_delivery", "check_virtual_synchrony"]
 
 
-def _mcasts_text(idx: HistoryIndex, mcasts: list[Mcast], limit: int = 5) -> str:
-    parts = []
-    for mcast in sorted(mcasts)[:limit]:
-        record = idx.origin(mcast)
-        ids = fmt_ids(record.event.msg_ids) if record is not None else ""
-        parts.append(f"{fmt_mcast(*mcast)} {ids}".rstrip())
-    more = f" and {len(mcasts) - limit} more" if len(mcasts) > limit else ""
+def _mcasts_text(idx: HistoryIndex, mcasts: Iterable[Mcast], limit: int = 5) -> str:
+    items = sorted(mcasts)
+    parts = [idx.mcast_long(mcast) for mcast in items[:limit]]
+    more = f" and {len(items) - limit} more" if len(items) > limit else ""
     return "[" + "; ".join(parts) + more + "]"
 
 
@@ -59,26 +54,30 @@ def check_virtual_synchrony(history: Source, params: CheckParams = DEFAULT_PARAM
     """Same C → same next configuration ⇒ same set delivered in C (§10.12)."""
     idx = as_index(history)
     problems = Problems("virtual_synchrony")
-    moves: dict[tuple[ConfigKey, ConfigKey], list[ConfigView]] = {}
+    moves: dict[tuple[int, int], list[ConfigView]] = {}
     for view in idx.procs.values():
         for config in view.configs:
             if config.next is not None:
-                moves.setdefault((config.key, config.next.key), []).append(config)
+                moves.setdefault((config.key_no, config.next.key_no), []).append(config)
     compared = 0
-    for (key, next_key), configs in moves.items():
+    for configs in moves.values():
+        if len(configs) < 2:
+            continue
         ref = configs[0]
-        ref_set = {(d.origin_ring, d.seq) for _, d in ref.deliveries}
+        ref_set = {m for _, _, m in ref.deliveries}
         for config in configs[1:]:
             compared += 1
-            mine = {(d.origin_ring, d.seq) for _, d in config.deliveries}
+            mine = {m for _, _, m in config.deliveries}
             if mine == ref_set:
                 continue
+            a, b = fmt_proc(ref.proc), fmt_proc(config.proc)
+            nxt = ref.next.key if ref.next is not None else "?"
             problems.add(
-                f"nodes {fmt_proc(ref.proc)} and {fmt_proc(config.proc)} both went from {key} "
-                f"to {next_key} (at {fmt_t(_next_time(ref))} and {fmt_t(_next_time(config))}) "
-                f"but delivered different sets in {key}: only {fmt_proc(ref.proc)} delivered "
-                f"{_mcasts_text(idx, list(ref_set - mine))}; only {fmt_proc(config.proc)} "
-                f"delivered {_mcasts_text(idx, list(mine - ref_set))}"
+                f"nodes {a} and {b} both went from {ref.key} to {nxt} (at "
+                f"{fmt_t(_next_time(ref))} and {fmt_t(_next_time(config))}) but delivered "
+                f"different sets in {ref.key}: only {a} delivered "
+                f"{_mcasts_text(idx, ref_set - mine)}; only {b} delivered "
+                f"{_mcasts_text(idx, mine - ref_set)}"
             )
     return problems.verdict({"pairs_compared": compared})
 
@@ -94,15 +93,16 @@ def check_self_delivery(history: Source, params: CheckParams = DEFAULT_PARAMS) -
     excused = pending = 0
     live = params.expected_live or frozenset()
     for view in idx.procs.values():
-        for _, originate, config in view.originates:
-            if config is None or config.key != ConfigKey(REGULAR, originate.ring_id):
-                continue  # not sent in a regular configuration: check_no_creation says so
-            mcast = (originate.ring_id, originate.seq)
-            if mcast in view.delivered:
+        delivered = view.delivered
+        for record, config in view.originates:
+            if record.mcast in delivered:
                 continue  # where it was delivered is check_delivery_location's business
+            if config is None or config.key.kind != REGULAR or config.ring_no != record.mcast[0]:
+                continue  # not sent in its regular configuration: check_no_creation says so
             head = (
-                f"node {fmt_proc(view.proc)} originated {fmt_mcast(*mcast)} "
-                f"{fmt_ids(originate.msg_ids)} in {config.key} at {fmt_t(originate.time_ns)}"
+                f"node {fmt_proc(view.proc)} originated {idx.mcast_text(record.mcast)} "
+                f"{fmt_ids(record.event.msg_ids)} in {config.key} at "
+                f"{fmt_t(record.event.time_ns)}"
             )
             following = config.next_regular()
             if following is not None:
@@ -120,170 +120,161 @@ def check_self_delivery(history: Source, params: CheckParams = DEFAULT_PARAMS) -
 
 
 def check_causal(history: Source, params: CheckParams = DEFAULT_PARAMS) -> Verdict:
-    """FIFO per sender and ring, and send-after-deliver within a configuration (§10.14)."""
+    """FIFO per sender and ring, and send-after-deliver within a configuration (§10.14).
+
+    Receiver side, both rules are about gaps: if the sender originates in counter order
+    (checked first), a receiver breaks FIFO exactly when it delivers an mcast of a sender after
+    skipping an earlier mcast of the same sender and ring; it breaks send-after-deliver when
+    it skipped an mcast the sender had delivered before originating. So only deliveries that
+    follow a gap (``HistoryIndex.gap_steps``) need looking at.
+    """
     idx = as_index(history)
     problems = Problems("causal")
-    order, place = _sender_order(idx, problems)
+    _check_sender_order(idx, problems)
+    for proc, steps in idx.gap_steps().items():
+        _check_gap_causality(idx, proc, steps, problems)
+    return problems.verdict()
+
+
+def _check_sender_order(idx: HistoryIndex, problems: Problems) -> None:
+    """A sender originates its own messages on one ring in counter (submission) order."""
     for view in idx.procs.values():
-        _check_fifo(view.proc, all_deliveries(view), order, place, problems)
-        _check_send_after_deliver(idx, view.proc, problems)
-    return problems.verdict({"sender_streams": len(order)})
-
-
-_Stream = tuple[Proc, RingId]
-
-
-def _sender_order(
-    idx: HistoryIndex, problems: Problems
-) -> tuple[dict[_Stream, list[MsgId]], dict[MsgId, tuple[RingId, int]]]:
-    """Each sender's messages per ring sorted by counter, and each message's place in that."""
-    order: dict[_Stream, list[MsgId]] = {}
-    for view in idx.procs.values():
-        for _, originate, _ in view.originates:
-            stream = order.setdefault((view.proc, originate.ring_id), [])
-            for msg_id in originate.msg_ids:
-                if (msg_id.node, msg_id.incarnation) != view.proc:
-                    continue
-                if stream and msg_id.counter <= stream[-1].counter:
+        last: dict[int, MsgId] = {}
+        for record, _ in view.originates:
+            for msg_id in record.event.msg_ids:
+                before = last.get(record.mcast[0])
+                if before is not None and msg_id.counter <= before.counter:
                     problems.add(
                         f"node {fmt_proc(view.proc)} originated message {msg_id} in "
-                        f"{fmt_mcast(originate.ring_id, originate.seq)} at "
-                        f"{fmt_t(originate.time_ns)} after its message {stream[-1]}: a sender "
-                        f"must originate its messages in counter (FIFO) order"
+                        f"{idx.mcast_text(record.mcast)} at {fmt_t(record.event.time_ns)} "
+                        f"after its message {before}: a sender must originate its messages in "
+                        f"counter (FIFO) order"
                     )
-                stream.append(msg_id)
-    place: dict[MsgId, tuple[RingId, int]] = {}
-    for (_, ring), stream in order.items():
-        stream.sort()
-        for i, msg_id in enumerate(stream):
-            place[msg_id] = (ring, i)
-    return order, place
+                last[record.mcast[0]] = msg_id
 
 
-def _check_fifo(
-    proc: Proc,
-    deliveries: Iterable[tuple[int, Deliver, ConfigView | None]],
-    order: dict[_Stream, list[MsgId]],
-    place: dict[MsgId, tuple[RingId, int]],
-    problems: Problems,
+_Stream = tuple[int, Proc]  # (ring number, sender incarnation)
+
+
+def _check_gap_causality(
+    idx: HistoryIndex, proc: Proc, steps: list[GapStep], problems: Problems
 ) -> None:
-    progress: dict[_Stream, int] = {}
-    for _, deliver, _ in deliveries:
-        for msg_id in deliver.msg_ids:
-            where = place.get(msg_id)
-            if where is None or where[0] != deliver.origin_ring:
-                continue  # not originated there: check_no_creation
-            stream = ((msg_id.node, msg_id.incarnation), deliver.origin_ring)
-            expected = progress.get(stream, 0)
-            if where[1] > expected:
-                missing = order[stream][expected]
-                problems.add(
-                    f"node {fmt_proc(proc)} delivered message {msg_id} "
-                    f"({fmt_mcast(deliver.origin_ring, deliver.seq)}) at "
-                    f"{fmt_t(deliver.time_ns)} without first delivering {missing}, an earlier "
-                    f"message of the same sender on the same ring (FIFO)"
-                )
-            progress[stream] = max(expected, where[1] + 1)
-
-
-def _check_send_after_deliver(idx: HistoryIndex, proc: Proc, problems: Problems) -> None:
-    """A receiver's skipped seq must not be one the sender had delivered before sending.
-
-    ``memo`` keeps, per (ring, sender), how many of the receiver's gaps were already scanned
-    and the earliest stream position at which the sender delivered one of them, so each gap
-    is looked up once per sender: O(gaps * senders) per receiver.
-    """
+    """``first_gap`` remembers each sender's first skipped mcast per ring (FIFO); ``memo`` keeps,
+    per (ring, sender of the delivered mcast), how many gaps were scanned and the earliest
+    position at which that sender delivered one of them (send-after-deliver). Each gap is
+    looked up once per sender: O(gaps * senders) per receiver."""
+    first_gap: dict[_Stream, int] = {}
+    scanned: dict[int, int] = {}
     memo: dict[_Stream, tuple[int, int, int]] = {}
-    for config, _, deliver, _, walk in walk_deliveries(idx, idx.procs[proc]):
-        if not walk.gaps:
-            continue
-        ring = deliver.origin_ring
-        record = idx.origin((ring, deliver.seq))
+    for step in steps:
+        ring = step.mcast[0]
+        for seq in step.gaps[scanned.get(ring, 0) : step.gap_count]:
+            gap_origin = idx.origin((ring, seq))
+            if gap_origin is not None:
+                first_gap.setdefault((ring, gap_origin.proc), seq)
+        scanned[ring] = step.gap_count
+        record = idx.origin(step.mcast)
         if record is None:
             continue
+        stream = (ring, record.proc)
+        if stream in first_gap:
+            problems.add(
+                f"node {fmt_proc(proc)} delivered {idx.mcast_long(step.mcast)} in "
+                f"{step.config.key} at {fmt_t(step.deliver.time_ns)} without first delivering "
+                f"the same sender's earlier {idx.mcast_long((ring, first_gap[stream]))} (FIFO)"
+            )
         sender = idx.procs[record.proc]
-        scanned, first_pos, witness = memo.get((record.proc, ring), (0, -1, -1))
-        for seq in walk.gaps[scanned:]:
+        done, first_pos, witness = memo.get(stream, (0, -1, -1))
+        for seq in step.gaps[done : step.gap_count]:
             got = sender.delivered.get((ring, seq))
             if got is not None and (first_pos < 0 or got[0] < first_pos):
                 first_pos, witness = got[0], seq
-        memo[(record.proc, ring)] = (len(walk.gaps), first_pos, witness)
+        memo[stream] = (step.gap_count, first_pos, witness)
         if 0 <= first_pos < record.pos:
-            seen = idx.history.events[first_pos]
             problems.add(
-                f"node {fmt_proc(proc)} delivered {fmt_mcast(ring, deliver.seq)} "
-                f"{fmt_ids(deliver.msg_ids)} in {config.key} at {fmt_t(deliver.time_ns)} "
-                f"without {_mcasts_text(idx, [(ring, witness)])}, which its sender "
-                f"{fmt_proc(record.proc)} delivered at {fmt_t(seen.time_ns)} before originating "
-                f"it at {fmt_t(record.event.time_ns)} (send-after-deliver causality)"
+                f"node {fmt_proc(proc)} delivered {idx.mcast_long(step.mcast)} in "
+                f"{step.config.key} at {fmt_t(step.deliver.time_ns)} without "
+                f"{idx.mcast_long((ring, witness))}, which the sender delivered at "
+                f"{fmt_t(idx.history.events[first_pos].time_ns)} before originating it "
+                f"(send-after-deliver causality)"
             )
 
 
 def check_safe(history: Source, params: CheckParams = DEFAULT_PARAMS) -> Verdict:
-    """Safe in c ⇒ every member of c delivers it in c or trans(c), or fails (§10.15)."""
+    """Safe in c ⇒ every member of c delivers it in c or trans(c), or fails (§10.15).
+
+    Works per configuration with set differences: the mcasts anyone delivered as safe in c,
+    minus what each member delivered in c and (for a regular c) its trans(c).
+    """
     idx = as_index(history)
     problems = Problems("safe")
     counts = {"safe_obligations": 0, "excused_by_failure": 0, "pending_at_end": 0}
-    seen: set[tuple[ConfigKey, Mcast]] = set()
-    for view in idx.procs.values():
-        for config in view.configs:
-            for _, deliver in config.deliveries:
-                mcast = (deliver.origin_ring, deliver.seq)
-                record = idx.origin(mcast)
-                if record is not None and record.event.safe and not deliver.safe:
+    safe_origin = {m for m, record in idx.origins.items() if record.event.safe}
+    for key, views in idx.configs.items():
+        wanted: dict[Mcast, tuple[ConfigView, Deliver]] = {}
+        for view in views:
+            for _, deliver, mcast in view.deliveries:
+                if deliver.safe:
+                    wanted.setdefault(mcast, (view, deliver))
+                elif mcast in safe_origin:
                     problems.add(
-                        f"node {fmt_proc(view.proc)} delivered {fmt_mcast(*mcast)} "
-                        f"{fmt_ids(deliver.msg_ids)} in {config.key} at "
-                        f"{fmt_t(deliver.time_ns)} without the safe guarantee, but it was "
+                        f"node {fmt_proc(view.proc)} delivered {idx.mcast_long(mcast)} in {key} "
+                        f"at {fmt_t(deliver.time_ns)} without the safe guarantee, but it was "
                         f"originated safe"
                     )
-                if deliver.safe and (config.key, mcast) not in seen:
-                    seen.add((config.key, mcast))
-                    counts["safe_obligations"] += 1
-                    _check_safe_members(idx, config, deliver, params, problems, counts)
+        if not wanted:
+            continue
+        counts["safe_obligations"] += len(wanted)
+        members = views[0].members
+        for node in sorted(members):
+            _check_safe_member(idx, key, node, members, wanted, params, problems, counts)
     return problems.verdict(dict(counts))
 
 
-def _check_safe_members(
+def _check_safe_member(
     idx: HistoryIndex,
-    config: ConfigView,
-    deliver: Deliver,
+    key: ConfigKey,
+    node: int,
+    members: frozenset[int],
+    wanted: dict[Mcast, tuple[ConfigView, Deliver]],
     params: CheckParams,
     problems: Problems,
     counts: dict[str, int],
 ) -> None:
-    mcast = (deliver.origin_ring, deliver.seq)
-    head = (
-        f"node {fmt_proc(config.proc)} delivered {fmt_mcast(*mcast)} {fmt_ids(deliver.msg_ids)} "
-        f"as safe in {config.key} at {fmt_t(deliver.time_ns)}"
-    )
-    regular = config.key.kind == REGULAR
-    for node in sorted(config.members):
-        other = idx.installer(config.key, node)
-        if other is None:
-            if regular:
-                problems.add(
-                    f"{head}, but member {node} of {fmt_nodes(config.members)} never "
-                    f"installed {config.key} (EVS Spec 7.2)"
-                )
-            continue  # a transitional member that never installed it crashed first
-        allowed = {id(other)}
-        if regular and other.next is not None and other.next.key.kind != REGULAR:
-            allowed.add(id(other.next))
-        owner = idx.procs[other.proc]
-        got = owner.delivered.get(mcast)
-        if got is not None and id(got[1]) in allowed:
-            continue
-        if got is not None:
-            continue  # delivered, but elsewhere: check_delivery_location reports it
-        if owner.ended_before_next_regular(other):
-            counts["excused_by_failure"] += 1
-        elif other.next_regular() is None and other.proc not in (params.expected_live or ()):
-            counts["pending_at_end"] += 1
-        else:
-            after = other.next_regular()
-            moved = f"installed {after.key} at {fmt_t(after.time_ns)}" if after else "run ended"
+    regular = key.kind == REGULAR
+
+    def head(mcast: Mcast) -> str:
+        config, deliver = wanted[mcast]
+        return (
+            f"node {fmt_proc(config.proc)} delivered {idx.mcast_long(mcast)} as safe in {key} "
+            f"at {fmt_t(deliver.time_ns)}"
+        )
+
+    other = idx.installer(key, node)
+    if other is None:
+        if regular:  # a transitional member that never installed it crashed first
+            first = min(wanted)
             problems.add(
-                f"{head}, but member {fmt_proc(other.proc)} never delivered it in "
-                f"{config.key} or its transitional configuration ({moved}; EVS Spec 7.1)"
+                f"{head(first)}, but member {node} of {fmt_nodes(members)} never installed "
+                f"{key} (EVS Spec 7.2)"
+            )
+        return
+    got = {m for _, _, m in other.deliveries}
+    if regular and other.next is not None and other.next.key.kind != REGULAR:
+        got.update(m for _, _, m in other.next.deliveries)
+    owner = idx.procs[other.proc]
+    missing = sorted(m for m in wanted if m not in got and m not in owner.delivered)
+    if not missing:
+        return
+    after = other.next_regular()
+    if owner.ended_before_next_regular(other):
+        counts["excused_by_failure"] += len(missing)
+    elif after is None and other.proc not in (params.expected_live or ()):
+        counts["pending_at_end"] += len(missing)
+    else:
+        moved = f"it installed {after.key} at {fmt_t(after.time_ns)}" if after else "run ended"
+        for mcast in missing:
+            problems.add(
+                f"{head(mcast)}, but member {fmt_proc(other.proc)} never delivered it in {key} "
+                f"or its transitional configuration ({moved}; EVS Spec 7.1)"
             )

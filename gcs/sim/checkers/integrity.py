@@ -23,14 +23,12 @@ from __future__ import annotations
 
 from gcs.sim.checkers.index import (
     REGULAR,
-    ConfigKey,
     ConfigView,
     HistoryIndex,
     Mcast,
     OriginRecord,
     ProcView,
     Source,
-    all_deliveries,
     as_index,
 )
 from gcs.sim.checkers.params import DEFAULT_PARAMS, CheckParams
@@ -43,7 +41,7 @@ from gcs.sim.checkers.verdict import (
     fmt_proc,
     fmt_t,
 )
-from gcs.sim.history import Deliver, MsgId, Originate
+from gcs.sim.history import Deliver, MsgId
 
 __all__ = [
     "check_core_invariants",
@@ -114,103 +112,141 @@ def _check_incarnation_order(idx: HistoryIndex, problems: Problems) -> None:
 
 
 def check_identity(history: Source, params: CheckParams = DEFAULT_PARAMS) -> Verdict:
-    """msg_id -> (origin ring, seq, sender) and mcast -> (sender, ids) are functions (§10.1)."""
+    """msg_id -> (origin ring, seq, sender) and mcast -> (sender, ids) are functions (§10.1).
+
+    Works on the distinct (mcast, sender, ids) signatures the index collected, so its cost is
+    per message, not per delivery.
+    """
     idx = as_index(history)
     problems = Problems("identity")
-    mcast_first: dict[Mcast, tuple[Proc, Deliver]] = {}
-    msg_first: dict[MsgId, tuple[Proc, Deliver]] = {}
-    for view in idx.procs.values():
-        who = fmt_proc(view.proc)
-        for _, deliver, _ in all_deliveries(view):
-            mcast = (deliver.origin_ring, deliver.seq)
-            seen = mcast_first.setdefault(mcast, (view.proc, deliver))
-            other = seen[1]
-            if (other.sender, other.msg_ids) != (deliver.sender, deliver.msg_ids):
-                problems.add(
-                    f"{fmt_mcast(*mcast)} delivered by node {who} at {fmt_t(deliver.time_ns)} "
-                    f"as sender {deliver.sender} {fmt_ids(deliver.msg_ids)}, but by node "
-                    f"{fmt_proc(seen[0])} at {fmt_t(other.time_ns)} as sender {other.sender} "
-                    f"{fmt_ids(other.msg_ids)}"
-                )
+    for mcast, signatures in idx.signatures.items():
+        first_proc, first = signatures[0]
+        for proc, deliver in signatures[1:]:
+            problems.add(
+                f"{idx.mcast_text(mcast)} delivered by node {fmt_proc(proc)} at "
+                f"{fmt_t(deliver.time_ns)} as sender {deliver.sender} "
+                f"{fmt_ids(deliver.msg_ids)}, but by node {fmt_proc(first_proc)} at "
+                f"{fmt_t(first.time_ns)} as sender {first.sender} {fmt_ids(first.msg_ids)}"
+            )
+        for proc, deliver in signatures:
             for msg_id in deliver.msg_ids:
-                _check_message_identity(view.proc, deliver, msg_id, msg_first, problems)
-    return problems.verdict({"mcasts_delivered": len(mcast_first), "messages": len(msg_first)})
-
-
-def _check_message_identity(
-    proc: Proc,
-    deliver: Deliver,
-    msg_id: MsgId,
-    msg_first: dict[MsgId, tuple[Proc, Deliver]],
-    problems: Problems,
-) -> None:
-    where = f"{fmt_mcast(deliver.origin_ring, deliver.seq)}"
-    if msg_id.node != deliver.sender:
+                if msg_id.node != deliver.sender:
+                    problems.add(
+                        f"node {fmt_proc(proc)} delivered message {msg_id} in "
+                        f"{idx.mcast_text(mcast)} at {fmt_t(deliver.time_ns)} with sender "
+                        f"{deliver.sender}, not {msg_id.node}"
+                    )
+    carriers = idx.carriers()
+    for msg_id, mcast, proc, deliver in carriers.conflicts:
+        other_mcast, other_proc, other = carriers.first[msg_id]
         problems.add(
-            f"node {fmt_proc(proc)} delivered message {msg_id} in {where} at "
-            f"{fmt_t(deliver.time_ns)} with sender {deliver.sender}, not {msg_id.node}"
+            f"message {msg_id} delivered as {idx.mcast_text(mcast)} by node {fmt_proc(proc)} "
+            f"at {fmt_t(deliver.time_ns)} but as {idx.mcast_text(other_mcast)} by node "
+            f"{fmt_proc(other_proc)} at {fmt_t(other.time_ns)}"
         )
-    first_proc, first = msg_first.setdefault(msg_id, (proc, deliver))
-    if (first.origin_ring, first.seq) != (deliver.origin_ring, deliver.seq):
-        problems.add(
-            f"message {msg_id} delivered as {where} by node {fmt_proc(proc)} at "
-            f"{fmt_t(deliver.time_ns)} but as {fmt_mcast(first.origin_ring, first.seq)} by "
-            f"node {fmt_proc(first_proc)} at {fmt_t(first.time_ns)}"
-        )
+    stats = {"mcasts_delivered": len(idx.signatures), "messages": len(carriers.first)}
+    return problems.verdict(stats)
 
 
 def check_no_duplicates(history: Source, params: CheckParams = DEFAULT_PARAMS) -> Verdict:
-    """Each incarnation delivers each message id and each mcast at most once (§10.2)."""
+    """Each incarnation delivers each message id and each mcast at most once (§10.2).
+
+    Per mcast the index already knows. A message can be delivered twice without an mcast
+    being repeated only if one mcast lists it twice or it appears in two different mcasts
+    (which identity also reports); only those messages are looked at per incarnation.
+    """
     idx = as_index(history)
     problems = Problems("no_duplicates")
-    deliveries = 0
     for view in idx.procs.values():
-        who = f"node {fmt_proc(view.proc)}"
-        mcasts: dict[Mcast, tuple[Deliver, str]] = {}
-        msgs: dict[MsgId, tuple[Deliver, str]] = {}
-        for _, deliver, config in all_deliveries(view):
-            deliveries += 1
-            where = "no configuration" if config is None else str(config.key)
-            mcast = (deliver.origin_ring, deliver.seq)
-            earlier = mcasts.setdefault(mcast, (deliver, where))
-            if earlier[0] is not deliver:
+        for _, deliver, config in view.duplicates:
+            mcast = idx.mcast_of(deliver.origin_ring, deliver.seq)
+            first_pos, first_config = view.delivered[mcast]
+            problems.add(
+                f"node {fmt_proc(view.proc)} delivered {idx.mcast_text(mcast)} "
+                f"{fmt_ids(deliver.msg_ids)} twice: in {_where(first_config)} at "
+                f"{fmt_t(idx.history.events[first_pos].time_ns)} and in {_where(config)} at "
+                f"{fmt_t(deliver.time_ns)}"
+            )
+    for mcast, signatures in idx.signatures.items():
+        for proc, deliver in signatures:
+            ids = deliver.msg_ids
+            if len(ids) > 1 and len(set(ids)) != len(ids):
                 problems.add(
-                    f"{who} delivered {fmt_mcast(*mcast)} {fmt_ids(deliver.msg_ids)} twice: "
-                    f"in {earlier[1]} at {fmt_t(earlier[0].time_ns)} and in {where} at "
-                    f"{fmt_t(deliver.time_ns)}"
+                    f"node {fmt_proc(proc)} delivered {idx.mcast_text(mcast)} at "
+                    f"{fmt_t(deliver.time_ns)} listing a message twice: {fmt_ids(ids)}"
                 )
+    carriers = idx.carriers()
+    several: dict[MsgId, set[Mcast]] = {}
+    for msg_id, mcast, _, _ in carriers.conflicts:
+        several.setdefault(msg_id, {carriers.first[msg_id][0]}).add(mcast)
+    for msg_id, mcasts in several.items():
+        _check_delivered_once(idx, msg_id, sorted(mcasts), problems)
+    return problems.verdict({"deliveries": sum(len(v.delivered) for v in idx.procs.values())})
+
+
+def _where(config: ConfigView | None) -> str:
+    return "no configuration" if config is None else str(config.key)
+
+
+def _check_delivered_once(
+    idx: HistoryIndex, msg_id: MsgId, mcasts: list[Mcast], problems: Problems
+) -> None:
+    for view in idx.procs.values():
+        found: list[tuple[Deliver, ConfigView | None]] = []
+        for mcast in mcasts:
+            got = view.delivered.get(mcast)
+            if got is None:
                 continue
-            for msg_id in deliver.msg_ids:
-                first = msgs.setdefault(msg_id, (deliver, where))
-                if first[0] is not deliver:
-                    problems.add(
-                        f"{who} delivered message {msg_id} twice: as "
-                        f"{fmt_mcast(first[0].origin_ring, first[0].seq)} in {first[1]} at "
-                        f"{fmt_t(first[0].time_ns)} and as {fmt_mcast(*mcast)} in {where} at "
-                        f"{fmt_t(deliver.time_ns)}"
-                    )
-    return problems.verdict({"deliveries": deliveries})
+            event = idx.history.events[got[0]]
+            if isinstance(event, Deliver) and msg_id in event.msg_ids:
+                found.append((event, got[1]))
+        if len(found) > 1:
+            (a, ca), (b, cb) = found[0], found[1]
+            problems.add(
+                f"node {fmt_proc(view.proc)} delivered message {msg_id} twice: as "
+                f"{fmt_mcast(a.origin_ring, a.seq)} in {_where(ca)} at {fmt_t(a.time_ns)} and "
+                f"as {fmt_mcast(b.origin_ring, b.seq)} in {_where(cb)} at {fmt_t(b.time_ns)}"
+            )
 
 
 def check_no_creation(history: Source, params: CheckParams = DEFAULT_PARAMS) -> Verdict:
     """Everything delivered was submitted, then originated once, by its sender (§10.3)."""
     idx = as_index(history)
     problems = Problems("no_creation")
-    checked: set[tuple[Mcast, int, tuple[MsgId, ...]]] = set()
+    for proc, deliver in idx.corrupt:
+        problems.add(
+            f"node {fmt_proc(proc)} delivered {fmt_mcast(deliver.origin_ring, deliver.seq)} at "
+            f"{fmt_t(deliver.time_ns)} with {deliver.corrupt} record(s) that are not workload "
+            f"payloads"
+        )
+    origins = idx.origins
+    for mcast, signatures in idx.signatures.items():
+        record = origins.get(mcast)
+        for proc, deliver in signatures:
+            # The ids' own incarnation is checked on the Originate, so equal ids suffice.
+            if (
+                record is None
+                or record.proc[0] != deliver.sender
+                or record.event.msg_ids != deliver.msg_ids
+            ):
+                _report_delivered_origin(record, proc, deliver, problems)
     for view in idx.procs.values():
-        for _, deliver, _ in all_deliveries(view):
-            if deliver.corrupt:
-                problems.add(
-                    f"node {fmt_proc(view.proc)} delivered "
-                    f"{fmt_mcast(deliver.origin_ring, deliver.seq)} at {fmt_t(deliver.time_ns)} "
-                    f"with {deliver.corrupt} record(s) that are not workload payloads"
-                )
-            signature = ((deliver.origin_ring, deliver.seq), deliver.sender, deliver.msg_ids)
-            if signature not in checked:
-                checked.add(signature)
-                _check_delivered_origin(idx, view.proc, deliver, problems)
-        for pos, originate, config in view.originates:
-            _check_originate(view, pos, originate, config, problems)
+        node, inc = view.proc
+        submits = view.submits
+        for record, config in view.originates:
+            if config is None or config.key.kind != REGULAR or config.ring_no != record.mcast[0]:
+                _report_originate_place(view, record, config, problems)
+            originate = record.event
+            for msg_id in originate.msg_ids:
+                submitted = submits.get(msg_id)
+                if (
+                    msg_id.node != node
+                    or msg_id.incarnation != inc
+                    or submitted is None
+                    or submitted[0] > record.pos
+                    or submitted[1].safe != originate.safe
+                ):
+                    _report_originated_message(view, record, msg_id, problems)
         for _, submit in view.duplicate_submits:
             problems.add(
                 f"node {fmt_proc(view.proc)} submitted message {submit.msg_id} again at "
@@ -220,57 +256,61 @@ def check_no_creation(history: Source, params: CheckParams = DEFAULT_PARAMS) -> 
     return problems.verdict({"mcasts_originated": len(idx.origins)})
 
 
-def _check_delivered_origin(
-    idx: HistoryIndex, proc: Proc, deliver: Deliver, problems: Problems
+def _report_delivered_origin(
+    record: OriginRecord | None, proc: Proc, deliver: Deliver, problems: Problems
 ) -> None:
-    mcast = (deliver.origin_ring, deliver.seq)
     head = (
-        f"node {fmt_proc(proc)} delivered {fmt_mcast(*mcast)} (sender {deliver.sender}, "
-        f"{fmt_ids(deliver.msg_ids)}) at {fmt_t(deliver.time_ns)}"
+        f"node {fmt_proc(proc)} delivered {fmt_mcast(deliver.origin_ring, deliver.seq)} "
+        f"(sender {deliver.sender}, {fmt_ids(deliver.msg_ids)}) at {fmt_t(deliver.time_ns)}"
     )
-    record = idx.origin(mcast)
     if record is None:
         problems.add(f"{head}, but no incarnation originated that seq on that ring")
         return
-    origin = f"originated by {fmt_proc(record.proc)} at {fmt_t(record.event.time_ns)}"
+    event = record.event
+    origin = f"originated by {fmt_proc(record.proc)} at {fmt_t(event.time_ns)}"
     if record.proc[0] != deliver.sender:
         problems.add(f"{head}, but it was {origin}")
-    if record.event.msg_ids != deliver.msg_ids:
-        problems.add(f"{head}, but it was {origin} carrying {fmt_ids(record.event.msg_ids)}")
-    for msg_id in deliver.msg_ids:
-        if (msg_id.node, msg_id.incarnation) != record.proc:
-            problems.add(f"{head}: message {msg_id} was {origin}, not by its own incarnation")
+    if event.msg_ids != deliver.msg_ids:
+        problems.add(f"{head}, but it was {origin} carrying {fmt_ids(event.msg_ids)}")
 
 
-def _check_originate(
-    view: ProcView,
-    pos: int,
-    originate: Originate,
-    config: ConfigView | None,
-    problems: Problems,
-) -> None:
-    head = (
+def _originate_text(view: ProcView, record: OriginRecord) -> str:
+    originate = record.event
+    return (
         f"node {fmt_proc(view.proc)} originated {fmt_mcast(originate.ring_id, originate.seq)} "
         f"{fmt_ids(originate.msg_ids)} at {fmt_t(originate.time_ns)}"
     )
-    if config is None or config.key != ConfigKey(REGULAR, originate.ring_id):
-        where = "no configuration" if config is None else str(config.key)
-        problems.add(f"{head} while in {where}, not in regular configuration {originate.ring_id}")
-    for msg_id in originate.msg_ids:
-        if (msg_id.node, msg_id.incarnation) != view.proc:
-            problems.add(f"{head}: message {msg_id} belongs to another incarnation")
-            continue
-        submitted = view.submits.get(msg_id)
-        if submitted is None or submitted[0] > pos:
-            problems.add(f"{head}: message {msg_id} was not submitted before")
-        elif submitted[1].safe != originate.safe:
-            problems.add(
-                f"{head} with safe={originate.safe}: message {msg_id} was submitted with "
-                f"safe={submitted[1].safe}"
-            )
+
+
+def _report_originate_place(
+    view: ProcView, record: OriginRecord, config: ConfigView | None, problems: Problems
+) -> None:
+    problems.add(
+        f"{_originate_text(view, record)} while in {_where(config)}, not in regular "
+        f"configuration {record.event.ring_id}"
+    )
+
+
+def _report_originated_message(
+    view: ProcView, record: OriginRecord, msg_id: MsgId, problems: Problems
+) -> None:
+    head = _originate_text(view, record)
+    submitted = view.submits.get(msg_id)
+    if (msg_id.node, msg_id.incarnation) != view.proc:
+        problems.add(f"{head}: message {msg_id} belongs to another incarnation")
+    elif submitted is None or submitted[0] > record.pos:
+        problems.add(f"{head}: message {msg_id} was not submitted before")
+    else:
+        problems.add(
+            f"{head} with safe={record.event.safe}: message {msg_id} was submitted with "
+            f"safe={submitted[1].safe}"
+        )
 
 
 def _check_sent_once(idx: HistoryIndex, problems: Problems) -> None:
+    """A message is sent once, by one process (EVS Spec 1.4): one Originate per mcast and
+    per message id."""
+
     def where(record: OriginRecord) -> str:
         event = record.event
         return (
@@ -278,18 +318,18 @@ def _check_sent_once(idx: HistoryIndex, problems: Problems) -> None:
             f"{fmt_t(event.time_ns)}"
         )
 
-    for mcast, records in idx.origins.items():
-        if len(records) > 1:
-            problems.add(
-                f"{fmt_mcast(*mcast)} was originated {len(records)} times: "
-                + "; ".join(where(r) for r in records[:4])
-            )
-    for msg_id, records in idx.msg_origins.items():
-        if len(records) > 1:
-            problems.add(
-                f"message {msg_id} was originated {len(records)} times: "
-                + "; ".join(where(r) for r in records[:4])
-            )
+    for record in idx.repeated_origins:
+        first = idx.origins[record.mcast]
+        problems.add(
+            f"{idx.mcast_text(record.mcast)} was originated again: first {where(first)}, "
+            f"then {where(record)}"
+        )
+    for msg_id, record in idx.repeated_msg_origins:
+        first = idx.msg_origins[msg_id]
+        problems.add(
+            f"message {msg_id} was originated again: first as {where(first)}, then as "
+            f"{where(record)}"
+        )
 
 
 def check_core_invariants(history: Source, params: CheckParams = DEFAULT_PARAMS) -> Verdict:

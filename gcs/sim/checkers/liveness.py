@@ -116,16 +116,18 @@ def _check_own_messages(
     for msg_id, (_, submit) in view.submits.items():
         if cutoff is not None and submit.time_ns > cutoff:
             continue
-        records = idx.msg_origins.get(msg_id)
-        head = f"node {fmt_proc(proc)} submitted message {msg_id} at {fmt_t(submit.time_ns)}"
-        if not records:
-            problems.add(f"{head}, and it was never originated")
-            continue
-        event = records[0].event
-        if (event.ring_id, event.seq) not in view.delivered:
+        record = idx.msg_origins.get(msg_id)
+        if record is None:
             problems.add(
-                f"{head}; it was originated as {fmt_mcast(event.ring_id, event.seq)} at "
-                f"{fmt_t(event.time_ns)} but its sender never delivered it"
+                f"node {fmt_proc(proc)} submitted message {msg_id} at {fmt_t(submit.time_ns)}, "
+                f"and it was never originated"
+            )
+            continue
+        if record.mcast not in view.delivered:
+            problems.add(
+                f"node {fmt_proc(proc)} submitted message {msg_id} at {fmt_t(submit.time_ns)}; "
+                f"it was originated as {idx.mcast_text(record.mcast)} at "
+                f"{fmt_t(record.event.time_ns)} but its sender never delivered it"
             )
 
 
@@ -137,13 +139,14 @@ def _check_common_ring(
     problems: Problems,
 ) -> int:
     cutoff = params.submit_cutoff_ns
-    seqs = idx.orig_seqs.get(ring, [])
+    ring_no = idx.ring_no(ring)
+    seqs = idx.orig_seqs.get(ring_no, [])
     for seq in seqs:
-        record = idx.origin((ring, seq))
+        record = idx.origin((ring_no, seq))
         if record is None or (cutoff is not None and record.event.time_ns > cutoff):
             continue
         for proc, config in sorted(finals.items()):
-            if (ring, seq) not in idx.procs[proc].delivered:
+            if (ring_no, seq) not in idx.procs[proc].delivered:
                 problems.add(
                     f"{fmt_mcast(ring, seq)} {fmt_ids(record.event.msg_ids)} was originated by "
                     f"{fmt_proc(record.proc)} at {fmt_t(record.event.time_ns)} in the common "

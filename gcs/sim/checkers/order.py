@@ -20,21 +20,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
+
 from gcs.sim.checkers.index import (
     REGULAR,
     ConfigView,
+    Delivery,
+    GapStep,
     HistoryIndex,
     Mcast,
-    RingWalk,
+    ProcView,
     Source,
-    all_deliveries,
     as_index,
-    walk_deliveries,
 )
 from gcs.sim.checkers.params import DEFAULT_PARAMS, CheckParams
 from gcs.sim.checkers.verdict import Problems, Verdict, fmt_ids, fmt_mcast, fmt_proc, fmt_t
 from gcs.sim.history import Deliver
-from gcs.wire.frames import RingId
 
 __all__ = [
     "check_agreed_prefix",
@@ -57,22 +58,24 @@ def check_delivery_location(history: Source, params: CheckParams = DEFAULT_PARAM
     problems = Problems("delivery_location")
     for view in idx.procs.values():
         who = f"node {fmt_proc(view.proc)}"
-        for _, deliver in view.loose:
+        for _, deliver, _ in view.loose:
             problems.add(
                 f"{who} delivered {_describe(deliver)} before installing any configuration"
             )
         for config in view.configs:
-            allowed = config.key.ring if config.key.kind == REGULAR else config.key.prev
-            for _, deliver in config.deliveries:
-                if (deliver.config_kind, deliver.config_ring) != (
-                    config.key.kind,
-                    config.key.ring,
+            kind, ring_no, home = config.key.kind, config.ring_no, config.home
+            ring_obj = config.event.ring_id
+            for _, deliver, mcast in config.deliveries:
+                if deliver.config_kind != kind or (
+                    deliver.config_ring is not ring_obj
+                    and idx.event_ring_no(deliver.config_ring) != ring_no
                 ):
                     problems.add(
                         f"{who} delivered {_describe(deliver)} reporting configuration "
                         f"{deliver.config_kind} {deliver.config_ring}, but it was in {config.key}"
                     )
-                if deliver.origin_ring != allowed:
+                if mcast[0] != home:
+                    allowed = idx.rings[home] if home >= 0 else "(none)"
                     problems.add(
                         f"{who} delivered {_describe(deliver)} in {config.key}, where only "
                         f"messages originated on ring {allowed} may be delivered"
@@ -85,17 +88,25 @@ def check_total_order(history: Source, params: CheckParams = DEFAULT_PARAMS) -> 
     idx = as_index(history)
     problems = Problems("total_order")
     for view in idx.procs.values():
-        last: dict[RingId, Deliver] = {}
-        for _, deliver, config in all_deliveries(view):
-            before = last.get(deliver.origin_ring)
+        last: dict[int, Deliver] = {}
+        for (_, deliver, mcast), config in _stream(view):
+            before = last.get(mcast[0])
             if before is not None and deliver.seq <= before.seq:
                 where = "no configuration" if config is None else str(config.key)
                 problems.add(
                     f"node {fmt_proc(view.proc)} delivered {_describe(deliver)} in {where} "
                     f"after {_describe(before)}: seqs of one ring must strictly increase"
                 )
-            last[deliver.origin_ring] = deliver
+            last[mcast[0]] = deliver
     return problems.verdict()
+
+
+def _stream(view: ProcView) -> Iterator[tuple[Delivery, ConfigView | None]]:
+    for delivery in view.loose:
+        yield delivery, None
+    for config in view.configs:
+        for delivery in config.deliveries:
+            yield delivery, config
 
 
 def check_agreed_prefix(history: Source, params: CheckParams = DEFAULT_PARAMS) -> Verdict:
@@ -103,59 +114,45 @@ def check_agreed_prefix(history: Source, params: CheckParams = DEFAULT_PARAMS) -
     idx = as_index(history)
     problems = Problems("agreed_prefix")
     skipped = 0
-    for view in idx.procs.values():
-        for config, _, deliver, new_gaps, walk in walk_deliveries(idx, view):
-            if config.key.kind == REGULAR:
-                if new_gaps:
+    for proc, steps in idx.gap_steps().items():
+        for step in steps:
+            if step.config.key.kind == REGULAR:
+                if step.new_gaps:
                     problems.add(
-                        f"node {fmt_proc(view.proc)} delivered {_describe(deliver)} in "
-                        f"{config.key} without first delivering "
-                        f"{_gap_text(idx, deliver.origin_ring, new_gaps)}"
+                        f"node {fmt_proc(proc)} delivered {_describe(step.deliver)} in "
+                        f"{step.config.key} without first delivering "
+                        f"{_gap_text(idx, step.mcast[0], step.new_gaps)}"
                     )
                 continue
-            skipped += len(new_gaps)
-            _check_transitional_gap(idx, config, deliver, new_gaps, walk, params, problems)
+            skipped += len(step.new_gaps)
+            _check_transitional_gap(idx, step, params, problems)
     return problems.verdict({"transitional_gaps": skipped})
 
 
-def _gap_text(idx: HistoryIndex, ring: RingId, gaps: list[int]) -> str:
-    parts = []
-    for seq in gaps[:4]:
-        record = idx.origin((ring, seq))
-        if record is None:
-            parts.append(f"seq {seq}")
-            continue
-        parts.append(
-            f"seq {seq} (originated by {fmt_proc(record.proc)} at "
-            f"{fmt_t(record.event.time_ns)}, {fmt_ids(record.event.msg_ids)})"
-        )
+def _gap_text(idx: HistoryIndex, ring_no: int, gaps: Sequence[int]) -> str:
+    parts = [idx.mcast_long((ring_no, seq)) for seq in gaps[:4]]
     more = f" and {len(gaps) - 4} more" if len(gaps) > 4 else ""
-    return f"ring {ring} " + ", ".join(parts) + more
+    return "; ".join(parts) + more
 
 
 def _check_transitional_gap(
-    idx: HistoryIndex,
-    config: ConfigView,
-    deliver: Deliver,
-    new_gaps: list[int],
-    walk: RingWalk,
-    params: CheckParams,
-    problems: Problems,
+    idx: HistoryIndex, step: GapStep, params: CheckParams, problems: Problems
 ) -> None:
+    config, deliver = step.config, step.deliver
     who = f"node {fmt_proc(config.proc)}"
-    for seq in new_gaps:
-        sender = idx.sender_of((deliver.origin_ring, seq))
+    for seq in step.new_gaps:
+        sender = idx.sender_of((step.mcast[0], seq))
         if sender is not None and sender in config.members:
             problems.add(
-                f"{who} skipped {_gap_text(idx, deliver.origin_ring, [seq])} in {config.key} "
+                f"{who} skipped {_gap_text(idx, step.mcast[0], [seq])} in {config.key} "
                 f"(delivering {_describe(deliver)} after it), but its sender {sender} is a "
                 f"member of that transitional configuration"
             )
-    if params.strict_transitional_gap and walk.gaps and deliver.sender not in config.members:
+    if params.strict_transitional_gap and deliver.sender not in config.members:
         problems.add(
             f"{who} delivered {_describe(deliver)} in {config.key} after the gap at "
-            f"{_gap_text(idx, deliver.origin_ring, walk.gaps[:1])}, but sender "
-            f"{deliver.sender} is not a member of that transitional configuration"
+            f"{_gap_text(idx, step.mcast[0], step.gaps[:1])}, but sender {deliver.sender} is "
+            f"not a member of that transitional configuration"
         )
 
 
@@ -167,7 +164,7 @@ def check_transitional_agreement(history: Source, params: CheckParams = DEFAULT_
     for key, views in idx.configs.items():
         if key.kind == REGULAR or len(views) < 2:
             continue
-        sequences = {id(v): [(d.origin_ring, d.seq) for _, d in v.deliveries] for v in views}
+        sequences = {id(v): [m for _, _, m in v.deliveries] for v in views}
         complete = [v for v in views if v.next is not None]
         ref = complete[0] if complete else max(views, key=lambda v: len(sequences[id(v)]))
         for view in views:
@@ -180,24 +177,29 @@ def check_transitional_agreement(history: Source, params: CheckParams = DEFAULT_
                 continue
             if not exact and (mine == theirs[: len(mine)] or theirs == mine[: len(theirs)]):
                 continue
-            problems.add(_disagreement(view, ref, mine, theirs, exact))
+            problems.add(_disagreement(idx, view, ref, mine, theirs, exact))
     return problems.verdict({"pairs_compared": compared})
 
 
 def _disagreement(
-    view: ConfigView, ref: ConfigView, mine: list[Mcast], theirs: list[Mcast], exact: bool
+    idx: HistoryIndex,
+    view: ConfigView,
+    ref: ConfigView,
+    mine: list[Mcast],
+    theirs: list[Mcast],
+    exact: bool,
 ) -> str:
     at = next((i for i, (a, b) in enumerate(zip(mine, theirs, strict=False)) if a != b), None)
     if at is None:
         at = min(len(mine), len(theirs))
 
     def item(seq: list[Mcast]) -> str:
-        return fmt_mcast(*seq[at]) if at < len(seq) else "nothing more"
+        return idx.mcast_text(seq[at]) if at < len(seq) else "nothing more"
 
     kind = "the same sequence" if exact else "prefixes of one sequence"
     return (
         f"{view.key}: node {fmt_proc(view.proc)} (installed {fmt_t(view.time_ns)}) delivered "
         f"{len(mine)} mcast(s) in it and node {fmt_proc(ref.proc)} delivered {len(theirs)}; "
-        f"they must be {kind}, but at position {at} one has {item(mine)} and the other "
-        f"{item(theirs)}"
+        f"they must be {kind}, but at position {at} node {fmt_proc(view.proc)} has "
+        f"{item(mine)} and node {fmt_proc(ref.proc)} has {item(theirs)}"
     )

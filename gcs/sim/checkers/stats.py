@@ -20,6 +20,9 @@ def summarize(history: Source) -> dict[str, int | dict[str, int]]:
     idx = as_index(history)
     deliveries = message_deliveries = submitted = safe_submitted = crashes = leaves = 0
     delivered: set[object] = set()
+    for signatures in idx.signatures.values():
+        for _, deliver in signatures:
+            delivered.update(deliver.msg_ids)
     reasons: Counter[str] = Counter()
     installs: Counter[str] = Counter()
     for view in idx.procs.values():
@@ -33,9 +36,7 @@ def summarize(history: Source) -> dict[str, int | dict[str, int]]:
                 reason = config.event.reason.split(maxsplit=1)
                 reasons[reason[0] if reason else "unknown"] += 1
             deliveries += len(config.deliveries)
-            for _, deliver in config.deliveries:
-                message_deliveries += len(deliver.msg_ids)
-                delivered.update(deliver.msg_ids)
+            message_deliveries += sum(len(d.msg_ids) for _, d, _ in config.deliveries)
     return {
         "events": len(idx.history),
         "incarnations": len(idx.procs),
@@ -45,7 +46,7 @@ def summarize(history: Source) -> dict[str, int | dict[str, int]]:
         "safe_messages_submitted": safe_submitted,
         "messages_originated": len(idx.msg_origins),
         "mcasts_originated": len(idx.origins),
-        "fragment_mcasts": sum(1 for r in idx.origins.values() if not r[0].event.msg_ids),
+        "fragment_mcasts": sum(1 for r in idx.origins.values() if not r.event.msg_ids),
         "mcast_deliveries": deliveries,
         "message_deliveries": message_deliveries,
         "messages_delivered": len(delivered),

@@ -19,7 +19,7 @@ from gcs.sim.checkers.evs import (
     check_self_delivery,
     check_virtual_synchrony,
 )
-from gcs.sim.checkers.index import Source, as_index
+from gcs.sim.checkers.index import HistoryIndex, Source, as_index, gc_paused
 from gcs.sim.checkers.integrity import (
     check_core_invariants,
     check_identity,
@@ -66,7 +66,11 @@ SAFETY_CHECKERS: tuple[Checker, ...] = (
 def check_all(history: Source, *, params: CheckParams = DEFAULT_PARAMS) -> list[Verdict]:
     """Every safety checker, plus liveness (§10.23-24) if ``params.quiet_from_ns`` is set and
     the GATHER bound (§10.25) if ``params.gather_bound`` is set."""
-    idx = as_index(history)
+    with gc_paused():
+        return _run(as_index(history), params)
+
+
+def _run(idx: HistoryIndex, params: CheckParams) -> list[Verdict]:
     checkers = list(SAFETY_CHECKERS)
     if params.quiet_from_ns is not None:
         checkers += [check_liveness, check_no_spurious_change]
