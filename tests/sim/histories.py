@@ -203,11 +203,14 @@ class HistoryBuilder:
         self.regular(node, ring_id, new, reason=reason)
 
     def form(self, ring_id: RingId, members: Iterable[int], *, reason: str = "join") -> None:
-        """Every member changes to ``ring_id``, each bringing along the members of its old ring
-        that also join (the common case of a merge or a partition)."""
-        new = frozenset(members)
-        for node in sorted(new):
-            self.change(node, ring_id, new, reason=reason)
+        """Every member changes to ``ring_id``. Each one's transitional configuration holds the
+        members whose current regular ring is its own (brief §4.1 ``my_trans_memb``), worked
+        out before anyone moves."""
+        new = sorted(frozenset(members))
+        came_from = {node: self.nodes[node].regular_ring for node in new}
+        for node in new:
+            moving = {q for q in new if came_from[q] == came_from[node]}
+            self.change(node, ring_id, new, moving, reason=reason)
 
     # ------------------------------------------------------------------ messages
     def submit(self, node: int, *, safe: bool = False, size: int = 64) -> MsgId:

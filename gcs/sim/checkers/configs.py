@@ -271,15 +271,27 @@ def _check_moving_together(idx: HistoryIndex, problems: Problems) -> None:
     for key, views in idx.configs.items():
         if key.kind != TRANSITIONAL:
             continue
-        view = views[0]
-        for node, (prev, other) in sorted(came_from[key.ring].items()):
-            if node in view.members and prev != key.prev:
-                problems.add(
-                    f"{view.label()} lists node {node}, but {other.label()} shows node {node} "
-                    f"came to ring {key.ring} from {prev}, not from {key.prev}"
-                )
-            elif node not in view.members and prev == key.prev:
-                problems.add(
-                    f"{view.label()} omits node {node}, which came to ring {key.ring} from "
-                    f"{key.prev} too ({other.label()})"
-                )
+        checked: set[frozenset[int]] = set()
+        for view in views:
+            if view.members not in checked:  # agreement reports the disagreement itself
+                checked.add(view.members)
+                _check_trans_origins(view, came_from[key.ring], problems)
+
+
+def _check_trans_origins(
+    view: ConfigView,
+    came_from: dict[int, tuple[RingId | None, ConfigView]],
+    problems: Problems,
+) -> None:
+    key = view.key
+    for node, (prev, other) in sorted(came_from.items()):
+        if node in view.members and prev != key.prev:
+            problems.add(
+                f"{view.label()} lists node {node}, but {other.label()} shows node {node} "
+                f"came to ring {key.ring} from {prev}, not from {key.prev}"
+            )
+        elif node not in view.members and prev == key.prev:
+            problems.add(
+                f"{view.label()} omits node {node}, which came to ring {key.ring} from "
+                f"{key.prev} too ({other.label()})"
+            )
