@@ -14,6 +14,8 @@ records everything the checkers need in the ``History``.
 from __future__ import annotations
 
 import heapq
+import random
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,9 +36,9 @@ from gcs.totem.effects import (
     Trace,
 )
 from gcs.totem.node import Node as Core
-from gcs.wire.frames import Frame, Mcast, Record, RecordFlags, RingId
+from gcs.wire.frames import Frame, Mcast, MembJoin, Record, RecordFlags, RingId
 
-__all__ = ["Host", "Store", "Transport", "World"]
+__all__ = ["DropRule", "Host", "Store", "Transport", "World"]
 
 
 class Transport:
@@ -57,6 +59,16 @@ class Transport:
 
 
 TransportFactory = Callable[[int, int], Transport]  # (node id, boot id) -> transport
+
+
+@dataclass(slots=True)
+class DropRule:
+    """Drop frames of one type with a probability until a time (nemesis)."""
+
+    frame_type: type
+    probability: float
+    until_ns: int
+    rng: random.Random
 
 
 @dataclass(slots=True)
@@ -181,12 +193,16 @@ class Host:
         self._receive(src, payload)
 
     def _receive(self, src: int, payload: Any) -> None:
-        assert self.transport is not None
+        assert self.transport is not None and self.core is not None
         opened = self.transport.open(src, payload)
         if opened is None:
             return
-        sender, frame = opened
-        self._run(lambda core, t: core.receive(t, sender, frame))
+        try:
+            effects = self.core.receive(self.clock.local(self.world.now), opened[0], opened[1])
+        except InvariantViolation as exc:
+            self._invariant(exc)
+            return
+        self._execute(effects)
 
     def on_timer(self, gen: int) -> None:
         if gen != self.timer_gen or self.core is None:
@@ -210,7 +226,9 @@ class Host:
             return None
         w = self.world
         msg_id = h.MsgId(self.node_id, self.incarnation, self.counter + 1)
-        record = Record(group, 1, RecordFlags.DATA, h.encode_payload(msg_id, size))
+        data = h.encode_payload(msg_id, size)
+        w.payload_ids[data] = msg_id
+        record = Record(group, 1, 0, data)
         try:
             effects = self.core.submit(self.clock.local(w.now), record, safe=safe)
         except (SendQueueFull, MessageTooLarge):
@@ -229,11 +247,14 @@ class Host:
         try:
             effects = call(core, self.clock.local(self.world.now))
         except InvariantViolation as exc:
-            w = self.world
-            w.record(h.Invariant(w.now, self.node_id, self.incarnation, str(exc)))
-            self._down()
+            self._invariant(exc)
             return
         self._execute(effects)
+
+    def _invariant(self, exc: InvariantViolation) -> None:
+        w = self.world
+        w.record(h.Invariant(w.now, self.node_id, self.incarnation, str(exc)))
+        self._down()
 
     def _execute(self, effects: list[Effect]) -> None:
         w = self.world
@@ -273,6 +294,11 @@ class Host:
     def _transmit(self, frame: Frame, dests: tuple[int, ...]) -> None:
         if not dests:
             return
+        w = self.world
+        if w.drop_rules and w.drops_frame(frame):
+            return
+        if type(frame) is MembJoin:
+            w.captured_joins.append((self.node_id, frame))
         assert self.transport is not None
         payload = self.transport.seal(frame)
         self.world.transmit(self.node_id, dests, payload, self.transport.size(payload))
@@ -313,7 +339,12 @@ class Host:
         w = self.world
         w.record(
             h.Originate(
-                w.now, self.node_id, self.incarnation, mcast.ring_id, mcast.seq, mcast.safe,
+                w.now,
+                self.node_id,
+                self.incarnation,
+                mcast.ring_id,
+                mcast.seq,
+                mcast.safe,
                 tuple(ids),
             )
         )
@@ -321,13 +352,16 @@ class Host:
     def _note_delivery(self, effect: Deliver) -> None:
         ids: list[h.MsgId] = []
         corrupt = 0
+        w = self.world
+        known = w.payload_ids
         for record in effect.records:
-            msg_id = h.decode_payload(record.data)
+            msg_id = known.get(record.data)
+            if msg_id is None:
+                msg_id = h.decode_payload(record.data)
             if msg_id is None:
                 corrupt += 1
             else:
                 ids.append(msg_id)
-        w = self.world
         w.record(
             h.Deliver(
                 w.now,
@@ -351,10 +385,15 @@ class Host:
             w.trace_sink(w.now, self.node_id, event, data)
         if event == "state":
             self.state = str(data["new"])
-            w = self.world
+            for listener in list(w.state_listeners):
+                listener(self.node_id, self.state)
             w.record(
                 h.State(
-                    w.now, self.node_id, self.incarnation, str(data["old"]), str(data["new"]),
+                    w.now,
+                    self.node_id,
+                    self.incarnation,
+                    str(data["old"]),
+                    str(data["new"]),
                     str(data.get("reason", "")),
                 )
             )
@@ -390,6 +429,22 @@ class World:
         self.delivered = 0
         self.events_run = 0
         self.trace_sink: Callable[[int, int, str, Any], None] | None = None
+        self.state_listeners: list[Callable[[int, str], None]] = []
+        self.drop_rules: list[DropRule] = []
+        self.captured_joins: deque[tuple[int, MembJoin]] = deque(maxlen=64)
+        self.frames_dropped = 0
+        # Payload bytes -> message id, filled at submission: delivery then needs a dict lookup,
+        # and a payload whose bytes changed on the way misses and is decoded (and caught) in full.
+        self.payload_ids: dict[bytes, h.MsgId] = {}
+
+    def drops_frame(self, frame: Frame) -> bool:
+        """Frame-type-aware loss (token loss, commit-token loss): a nemesis tool."""
+        for rule in self.drop_rules:
+            hit = type(frame) is rule.frame_type and self.now < rule.until_ns
+            if hit and rule.rng.random() < rule.probability:
+                self.frames_dropped += 1
+                return True
+        return False
 
     def record(self, event: h.Event) -> None:
         self.history.append(event)

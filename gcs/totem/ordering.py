@@ -148,9 +148,14 @@ def _retransmit(
     sent = 0
     still_open: list[RtrEntry] = []
     queue = ring.queue
+    safe = ring.safe_upto
     for entry in requests:
         if entry.ring_id != ring.ring_id:
             n.counters.drop("rtr_other_ring")
+            continue
+        if entry.seq <= safe:
+            # Every member holds it (and it may be freed everywhere): the request is stale.
+            # Left on the token it could never be served and would clog the list for good.
             continue
         mcast = queue.get(entry.seq)
         if mcast is not None and sent < allowed:
@@ -184,7 +189,13 @@ def _originate(n: Node, ring: RingState, seq: int, allowed: int) -> tuple[int, i
 
 
 def _add_holes(n: Node, ring: RingState, rtr: list[RtrEntry], seq: int) -> None:
-    """Ask for seqs this node has been missing for ``miss_count_const`` visits."""
+    """Ask for seqs this node is missing (RFC 0003 §4.5).
+
+    A hole is first requested once it has been missing for ``miss_count_const`` visits: an mcast
+    sent just before the token may arrive just after it. Once requested, a hole still missing
+    on a later visit whose request is no longer on the token was served by a retransmission that
+    was lost too, so it is requested again at once instead of waiting the whole count again.
+    """
     queue = ring.queue
     if queue.aru >= seq:
         ring.miss_counts.clear()
@@ -197,7 +208,7 @@ def _add_holes(n: Node, ring: RingState, rtr: list[RtrEntry], seq: int) -> None:
         if count >= cfg.miss_count_const and missing not in listed and len(rtr) < cfg.rtr_max:
             rtr.append(RtrEntry(ring.ring_id, missing))
             n.counters.rtr_requested += 1
-            count = 0
+            count = cfg.miss_count_const - 1
         counts[missing] = count
         if len(counts) >= cfg.sort_window:
             break

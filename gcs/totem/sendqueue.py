@@ -27,6 +27,15 @@ from gcs.wire.frames import Record, RecordFlags
 
 __all__ = ["RECORD_OVERHEAD", "SendQueue", "record_cost"]
 
+# Plain ints: records are built on the hot path and IntFlag arithmetic is slow.
+_KIND = int(RecordFlags.KIND_MASK)
+_SAFE = int(RecordFlags.SAFE)
+_POSITION = int(RecordFlags.FRAGMENT_MASK)
+_WHOLE = int(RecordFlags.WHOLE)
+_FIRST = int(RecordFlags.FIRST)
+_MIDDLE = int(RecordFlags.MIDDLE)
+_LAST = int(RecordFlags.LAST)
+
 # Bytes a record costs in a frame beyond its data and group name: CBOR array and item headers
 # (1 + 1..3 for the group + 1..9 for the handle + 1 flags + 1..5 for the data length), rounded up.
 RECORD_OVERHEAD = 20
@@ -79,7 +88,7 @@ class SendQueue:
         cost = record_cost(record.group, len(record.data))
         if self.bytes + cost > self._max and self._entries:
             raise SendQueueFull(f"send queue holds {self.bytes} of {self._max} bytes")
-        flags = (record.flags & RecordFlags.KIND_MASK) | (RecordFlags.SAFE if safe else 0)
+        flags = (record.flags & _KIND) | (_SAFE if safe else 0)
         if flags != record.flags:
             record = Record(record.group, record.handle, flags, record.data)
         self._entries.append(_Pending(record, safe, cost))
@@ -129,16 +138,8 @@ class SendQueue:
         first = entry.offset == 0
         last = remaining <= chunk
         piece = entry.record.data[entry.offset : entry.offset + chunk]
-        position = (
-            RecordFlags.WHOLE
-            if first and last
-            else RecordFlags.FIRST
-            if first
-            else RecordFlags.LAST
-            if last
-            else RecordFlags.MIDDLE
-        )
-        flags = (entry.record.flags & ~RecordFlags.FRAGMENT_MASK) | position
+        position = _WHOLE if first and last else _FIRST if first else _LAST if last else _MIDDLE
+        flags = (entry.record.flags & ~_POSITION) | position
         entry.offset += len(piece)
         if last:
             self._pop()

@@ -1,0 +1,120 @@
+"""Swarm testing: the scenario itself is drawn from the seed (TigerBeetle VOPR's swarm mode).
+
+Each seed picks a cluster size, a network, a workload and a fault schedule mixing every kind of
+fault the nemesis knows, with random timings, so a run of many seeds explores combinations
+nobody would write by hand. The drawn scenario is an ordinary ``Scenario``: it prints as TOML,
+and a failing seed's scenario can be saved and replayed or shrunk like any other.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import replace
+
+from gcs.sim.network import LatencyKind, LinkParams
+from gcs.sim.scenario import FaultStep, Scenario, Workload
+from gcs.sim.seeds import SeedTree
+
+__all__ = ["draw_scenario"]
+
+MS = 1_000_000
+
+_ACTIONS = (
+    ("partition", 6),
+    ("crash", 4),
+    ("pause", 3),
+    ("block", 3),
+    ("leave", 2),
+    ("loss", 2),
+    ("token_loss", 2),
+    ("commit_token_loss", 1),
+    ("clock", 1),
+    ("replay_joins", 1),
+)
+_SPECS = ("one", "halves", "majority", "bridge", "majorities-ring")
+_WHEN = ("", "", "", "gather", "commit", "recovery")
+
+
+def draw_scenario(seed: int, *, base: Scenario | None = None, nodes: int = 0) -> Scenario:
+    """A scenario for ``seed``: same seed, same scenario, in any process."""
+    rng = SeedTree(seed).rng("swarm")
+    count = nodes or rng.choice((3, 3, 4, 5, 5, 6, 7))
+    duration = rng.choice((20.0, 30.0, 40.0))
+    link = LinkParams(
+        latency=rng.choice(list(LatencyKind)),
+        latency_ns=rng.randint(300, 2000) * 1000,
+        latency_max_ns=rng.randint(2000, 5000) * 1000,
+        latency_floor_ns=rng.randint(100, 500) * 1000,
+        loss=rng.choice((0.0, 0.0, 0.01, 0.02, 0.05)),
+        duplicate=rng.choice((0.0, 0.01)),
+        reorder=rng.choice((0.0, 0.02, 0.05)),
+    )
+    workload = Workload(
+        rate=rng.choice((10.0, 20.0, 40.0)),
+        sizes=tuple(rng.sample((16, 64, 300, 1200, 2500, 6000), 3)),
+        safe=rng.choice((0.0, 0.25, 0.5)),
+    )
+    faults = tuple(sorted(_draw_faults(rng, count, duration), key=lambda f: f.at_s))
+    totem = {"token_retransmit_ms": 40} if link.loss >= 0.02 else {}
+    scenario = Scenario(
+        name=f"swarm-{seed}",
+        description=f"drawn from seed {seed} by gcs.sim.swarm",
+        nodes=count,
+        duration_s=duration,
+        quiet_s=10.0,
+        totem={"exclusion_penalty_max_ms": 8000, **totem},
+        link=link,
+        workload=workload,
+        faults=faults,
+        persist_delay_ms=rng.choice((0.0, 0.0, 1.0, 20.0)),
+        start_spread_ms=rng.choice((0.0, 50.0, 500.0)),
+    )
+    if base is not None:
+        scenario = replace(scenario, wire=base.wire)
+    return scenario
+
+
+def _draw_faults(rng: random.Random, nodes: int, duration: float) -> list[FaultStep]:
+    steps: list[FaultStep] = []
+    names = [name for name, _ in _ACTIONS]
+    weights = [weight for _, weight in _ACTIONS]
+    for _ in range(rng.randint(2, 8)):
+        action = rng.choices(names, weights)[0]
+        at = round(rng.uniform(2.0, duration - 3.0), 3)
+        steps.append(_draw_step(rng, action, at, nodes, duration))
+    return steps
+
+
+def _draw_step(
+    rng: random.Random, action: str, at: float, nodes: int, duration: float
+) -> FaultStep:
+    node = rng.randint(1, nodes)
+    length = round(rng.uniform(0.2, 6.0), 3)
+    match action:
+        case "partition":
+            spec = rng.choice(_SPECS) if nodes >= 3 else "one"
+            return FaultStep(at, action, spec=spec, duration_s=length, when=rng.choice(_WHEN))
+        case "crash":
+            return FaultStep(
+                at,
+                action,
+                nodes=(node,),
+                duration_s=length,
+                wipe=rng.random() < 0.2,
+                when=rng.choice(_WHEN),
+            )
+        case "pause":
+            return FaultStep(at, action, nodes=(node,), duration_s=round(rng.uniform(0.1, 3.0), 3))
+        case "block":
+            other = rng.choice([n for n in range(1, nodes + 1) if n != node])
+            return FaultStep(at, action, nodes=(node, other), duration_s=length)
+        case "leave":
+            return FaultStep(at, action, nodes=(node,), duration_s=length)
+        case "loss":
+            return FaultStep(at, action, value=rng.choice((0.05, 0.1, 0.2)), duration_s=length)
+        case "token_loss" | "commit_token_loss":
+            return FaultStep(at, action, value=rng.choice((0.2, 0.5)), duration_s=length)
+        case "clock":
+            return FaultStep(at, action, nodes=(node,), value=rng.choice((0.95, 1.05, 1.1)))
+        case _:
+            return FaultStep(at, action)
