@@ -235,9 +235,7 @@ def _with_content(event: Deliver, source: Deliver) -> Deliver:
 
 # ---------------------------------------------------------------------- tests
 
-MODEL_SETTINGS = settings(
-    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow]
-)
+MODEL_SETTINGS = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @MODEL_SETTINGS

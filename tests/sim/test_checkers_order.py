@@ -159,6 +159,30 @@ def test_only_members_messages_may_follow_a_gap() -> None:
     assert "agreed_prefix" not in failing(history, relaxed)
 
 
+def test_after_an_abandoned_recovery_the_obligation_set_may_follow_a_gap() -> None:
+    """Brief §4.4: a node that gave up a recovery attempt must still deliver, in the
+    transitional configuration it finally installs, the old-ring messages of the members of
+    that attempt (the obligation set), gaps or not. The history shows the attempt only as a
+    RECOVERY -> GATHER state change, which is enough to relax the rule."""
+    h = three_formed()
+    gap, theirs = h.send(3), h.send(2)
+    h.deliver_everywhere(gap, [2, 3])
+    h.deliver_everywhere(theirs, [2, 3])
+    h.state(1, "operational", "gather", "token_loss")
+    h.state(1, "gather", "commit", "commit 1.12")
+    h.state(1, "commit", "recovery", "recovery 1.12")
+    h.state(1, "recovery", "gather", "token_loss")  # the attempt with node 2 failed
+    h.state(1, "gather", "commit", "commit 1.16")
+    h.state(1, "commit", "recovery", "recovery 1.16")
+    h.transitional(1, ring(16), {1})
+    h.deliver(1, theirs)
+    h.regular(1, ring(16), {1})
+    h.state(1, "recovery", "operational", "installed 1.16")
+    h.crash(2)
+    h.crash(3)
+    assert "agreed_prefix" not in failing(h.build())
+
+
 # ---------------------------------------------------------------------- 16 transitional agreement
 
 

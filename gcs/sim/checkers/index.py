@@ -154,7 +154,7 @@ class ProcView:
     duplicate_submits: list[tuple[int, Submit]] = field(default_factory=list)
     delivered: dict[Mcast, tuple[int, ConfigView | None]] = field(default_factory=dict)
     duplicates: list[tuple[int, Deliver, ConfigView | None]] = field(default_factory=list)
-    states: list[State] = field(default_factory=list)
+    states: list[tuple[int, State]] = field(default_factory=list)
     persists: list[tuple[int, Persist]] = field(default_factory=list)
 
     @property
@@ -165,18 +165,30 @@ class ProcView:
     def ended(self) -> bool:
         return self.end is not None
 
+    def abandoned_recovery(self, after_pos: int, before_pos: int) -> bool:
+        """Did a recovery attempt fail (a State event leaving RECOVERY for anything but
+        OPERATIONAL) between two stream positions? After one, the paper's obligation set
+        (brief §4.4) may let more senders than the transitional members follow a gap."""
+        return any(
+            after_pos < pos < before_pos
+            and state.old.lower() == "recovery"
+            and state.new.lower() != "operational"
+            for pos, state in self.states
+        )
+
     def ended_before_next_regular(self, view: ConfigView) -> bool:
         """True if this incarnation crashed or left without installing a regular config
         after ``view``: EVS obligations that wait for "the next regular configuration" are
         void for it (EVS Specs 3 and 7.1: "... or fails")."""
         return self.end is not None and view.next_regular() is None
 
-    def all_deliveries(self) -> list[tuple[Delivery, ConfigView | None]]:
+    def deliveries(self) -> Iterator[tuple[Delivery, ConfigView | None]]:
         """Every delivery in stream order with its configuration (None: before any)."""
-        out: list[tuple[Delivery, ConfigView | None]] = [(d, None) for d in self.loose]
+        for delivery in self.loose:
+            yield delivery, None
         for config in self.configs:
-            out.extend((d, config) for d in config.deliveries)
-        return out
+            for delivery in config.deliveries:
+                yield delivery, config
 
 
 class OriginRecord(NamedTuple):
@@ -437,7 +449,7 @@ def _add_other(idx: HistoryIndex, view: ProcView, pos: int, event: _Other) -> No
             if view.end is None:
                 view.end, view.end_pos = event, pos
         case State():
-            view.states.append(event)
+            view.states.append((pos, event))
         case Persist():
             view.persists.append((pos, event))
             idx.persist_seen = True

@@ -221,7 +221,7 @@ def check_gather_bound(history: Source, params: CheckParams = DEFAULT_PARAMS) ->
     worst = 0
     for view in idx.procs.values():
         run = 0
-        for state in view.states:
+        for _, state in view.states:
             new = state.new.lower()
             if new == "operational":
                 run = 0

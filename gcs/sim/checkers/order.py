@@ -20,16 +20,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 from gcs.sim.checkers.index import (
     REGULAR,
     ConfigView,
-    Delivery,
     GapStep,
     HistoryIndex,
     Mcast,
-    ProcView,
     Source,
     as_index,
 )
@@ -89,7 +87,7 @@ def check_total_order(history: Source, params: CheckParams = DEFAULT_PARAMS) -> 
     problems = Problems("total_order")
     for view in idx.procs.values():
         last: dict[int, Deliver] = {}
-        for (_, deliver, mcast), config in _stream(view):
+        for (_, deliver, mcast), config in view.deliveries():
             before = last.get(mcast[0])
             if before is not None and deliver.seq <= before.seq:
                 where = "no configuration" if config is None else str(config.key)
@@ -99,14 +97,6 @@ def check_total_order(history: Source, params: CheckParams = DEFAULT_PARAMS) -> 
                 )
             last[mcast[0]] = deliver
     return problems.verdict()
-
-
-def _stream(view: ProcView) -> Iterator[tuple[Delivery, ConfigView | None]]:
-    for delivery in view.loose:
-        yield delivery, None
-    for config in view.configs:
-        for delivery in config.deliveries:
-            yield delivery, config
 
 
 def check_agreed_prefix(history: Source, params: CheckParams = DEFAULT_PARAMS) -> Verdict:
@@ -138,6 +128,14 @@ def _gap_text(idx: HistoryIndex, ring_no: int, gaps: Sequence[int]) -> str:
 def _check_transitional_gap(
     idx: HistoryIndex, step: GapStep, params: CheckParams, problems: Problems
 ) -> None:
+    """EVS Spec 6.3 and brief §4.3 step 4 for one delivery that follows a gap.
+
+    The senders allowed after a gap form the *deliver set*: the transitional members, plus,
+    after an abandoned recovery attempt, the obligation set of brief §4.4 (members of the old
+    ring that an earlier attempt had already recovered everything from). The history does
+    not record that set, so after an abandoned attempt only old-ring membership is required;
+    otherwise the deliver set is exactly the transitional membership.
+    """
     config, deliver = step.config, step.deliver
     who = f"node {fmt_proc(config.proc)}"
     for seq in step.new_gaps:
@@ -148,12 +146,21 @@ def _check_transitional_gap(
                 f"(delivering {_describe(deliver)} after it), but its sender {sender} is a "
                 f"member of that transitional configuration"
             )
-    if params.strict_transitional_gap and deliver.sender not in config.members:
-        problems.add(
-            f"{who} delivered {_describe(deliver)} in {config.key} after the gap at "
-            f"{_gap_text(idx, step.mcast[0], step.gaps[:1])}, but sender {deliver.sender} is "
-            f"not a member of that transitional configuration"
-        )
+    if not params.strict_transitional_gap or deliver.sender in config.members:
+        return
+    prev = config.prev_regular
+    owner = idx.procs[config.proc]
+    if prev is not None and owner.abandoned_recovery(prev.pos, config.pos):
+        if deliver.sender in prev.members:
+            return
+        allowed = f"a member of the old ring {prev.key.ring}"
+    else:
+        allowed = "a member of that transitional configuration (no recovery was abandoned)"
+    problems.add(
+        f"{who} delivered {_describe(deliver)} in {config.key} after the gap at "
+        f"{_gap_text(idx, step.mcast[0], step.gaps[:1])}, but sender {deliver.sender} is not "
+        f"{allowed}"
+    )
 
 
 def check_transitional_agreement(history: Source, params: CheckParams = DEFAULT_PARAMS) -> Verdict:

@@ -44,9 +44,11 @@ class CheckParams:
     (§10.25). None: not checked.
 
     ``strict_transitional_gap``: in a transitional configuration, a message that follows a gap
-    must come from a member of that transitional configuration (§10.11). The paper allows the
-    larger "deliver set" after a failed recovery (brief §4.4, the obligation set), which the
-    history does not record; set False if the core implements it and such runs fail here.
+    must come from the deliver set (§10.11, brief §4.3 step 4): the transitional members, or,
+    if the incarnation abandoned a recovery attempt since its previous regular configuration
+    (visible in its ``State`` events), any member of the old ring, since the paper's obligation
+    set (brief §4.4) is not recorded. False turns the rule off; causality (§10.14) still
+    catches a skipped message that the later one depends on.
     """
 
     quiet_from_ns: int | None = None
