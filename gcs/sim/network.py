@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 
 from gcs.sim.seeds import SeedTree
 
-__all__ = ["Fate", "LatencyKind", "LinkParams", "Network"]
+__all__ = ["LatencyKind", "LinkParams", "Network"]
 
 MS = 1_000_000
 US = 1_000
@@ -41,21 +41,13 @@ class LinkParams:
     bandwidth_bytes_per_s: int = 0  # 0 = unlimited
 
     def draw_latency(self, rng: random.Random) -> int:
-        match self.latency:
-            case LatencyKind.CONSTANT:
-                return self.latency_ns
-            case LatencyKind.UNIFORM:
-                return rng.randint(self.latency_ns, max(self.latency_ns, self.latency_max_ns))
-            case LatencyKind.EXPONENTIAL:
-                return self.latency_floor_ns + int(rng.expovariate(1.0) * self.latency_ns)
-
-
-@dataclass(frozen=True, slots=True)
-class Fate:
-    """What happens to one datagram on one link: arrival delays (empty when lost)."""
-
-    delays_ns: tuple[int, ...]
-    reason: str = ""
+        kind = self.latency
+        if kind is LatencyKind.UNIFORM:
+            span = max(0, self.latency_max_ns - self.latency_ns)
+            return self.latency_ns + int(rng.random() * span)
+        if kind is LatencyKind.EXPONENTIAL:
+            return self.latency_floor_ns + int(rng.expovariate(1.0) * self.latency_ns)
+        return self.latency_ns
 
 
 class Network:
@@ -110,35 +102,38 @@ class Network:
 
     # -------------------------------------------------------------- sending
 
-    def fate(self, now_ns: int, src: int, dst: int, size: int) -> Fate:
-        """Decide, from the link's own random stream, when (if ever) a datagram arrives."""
+    def fate(self, now_ns: int, src: int, dst: int, size: int) -> tuple[int, ...]:
+        """When (if ever) a datagram arrives: its delays, from the link's own random stream.
+
+        Empty when it is lost or the link is blocked; two delays when it is duplicated.
+        """
         self.sent += 1
         key = (src, dst)
         rng = self._rngs.get(key)
         if rng is None:
             rng = self._rngs[key] = self._seeds.rng(f"link/{src}/{dst}")
-        params = self.params(src, dst)
+        params = self._params.get(key, self._default)
         # Draw every random number even when the datagram is blocked, so a partition does not
         # shift the stream of later datagrams on this link.
-        lost = rng.random() < params.loss
-        copies = 2 if rng.random() < params.duplicate else 1
-        delays = []
-        for _ in range(copies):
-            delay = params.draw_latency(rng)
-            if rng.random() < params.reorder:
-                delay += params.reorder_delay_ns
-            delays.append(delay)
+        draw = rng.random
+        lost = draw() < params.loss
+        delay = params.draw_latency(rng)
+        if draw() < params.reorder:
+            delay += params.reorder_delay_ns
+        delays: tuple[int, ...] = (delay,)
+        if draw() < params.duplicate:
+            delays = (delay, params.draw_latency(rng))
         if key in self.blocked:
             self.blocked_drops += 1
-            return Fate((), "blocked")
+            return ()
         if lost:
             self.lost += 1
-            return Fate((), "lost")
+            return ()
         if params.bandwidth_bytes_per_s > 0:
             start = max(now_ns, self._busy_until.get(key, 0))
             done = start + size * 1_000_000_000 // params.bandwidth_bytes_per_s
             self._busy_until[key] = done
-            delays = [d + done - now_ns for d in delays]
-        if copies == 2:
+            delays = tuple(d + done - now_ns for d in delays)
+        if len(delays) == 2:
             self.duplicated += 1
-        return Fate(tuple(delays))
+        return delays

@@ -79,6 +79,7 @@ class Workload:
     senders: tuple[int, ...] = ()  # empty = every node
     start_s: float = 1.0
     burst: int = 64  # saturating mode: submissions per millisecond at most
+    batch: int = 1  # messages submitted together at each arrival (they may share an mcast)
 
 
 @dataclass(frozen=True, slots=True)
@@ -295,7 +296,7 @@ def _link(data: Mapping[str, Any]) -> LinkParams:
 
 
 def _workload(data: Mapping[str, Any], nodes: int) -> Workload:
-    known = {"rate", "size", "sizes", "safe", "senders", "start_s", "burst"}
+    known = {"rate", "size", "sizes", "safe", "senders", "start_s", "burst", "batch"}
     _unknown(data, known, "workload.")
     p = "workload."
     sizes_raw = data.get("sizes", [data.get("size", 64)])
@@ -315,6 +316,7 @@ def _workload(data: Mapping[str, Any], nodes: int) -> Workload:
         senders=senders,
         start_s=_num(data, "start_s", 1.0, 0.0, p),
         burst=int(_num(data, "burst", 64, 1, p)),
+        batch=int(_num(data, "batch", 1, 1, p)),
     )
 
 
@@ -397,6 +399,7 @@ def _dump_toml(s: Scenario) -> str:
         f"senders = {_toml_value(list(w.senders))}",
         f"start_s = {w.start_s}",
         f"burst = {w.burst}",
+        f"batch = {w.batch}",
     ]
     for step in s.faults:
         lines += ["", "[[faults]]"]

@@ -1,6 +1,6 @@
 """Simulated applications: each sender submits messages at a rate, or as fast as allowed.
 
-Arrivals are a Poisson process per node, drawn from that node's own workload stream of the seed
+Arrivals are a Poisson process per node (``rate`` arrivals per second, ``batch`` messages each), drawn from that node's own workload stream of the seed
 tree; sizes and the safe/agreed choice come from the same stream. Every payload names its
 message id (``history.encode_payload``), so checkers can verify integrity from delivered bytes.
 A submission refused by flow control is retried at the next arrival; nothing is dropped silently.
@@ -43,7 +43,8 @@ def _submit_one(world: World, scenario: Scenario, node: int, rng: random.Random)
 def _arrival(world: World, scenario: Scenario, node: int, rng: random.Random, end_ns: int) -> None:
     if world.now >= end_ns:
         return
-    _submit_one(world, scenario, node, rng)
+    for _ in range(scenario.workload.batch):
+        _submit_one(world, scenario, node, rng)
     gap = max(1, int(rng.expovariate(scenario.workload.rate) * S))
     world.at(world.now + gap, _arrival, world, scenario, node, rng, end_ns)
 

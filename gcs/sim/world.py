@@ -464,13 +464,17 @@ class World:
         self.now = max(self.now, time_ns)
 
     def transmit(self, src: int, dests: tuple[int, ...], payload: Any, size: int) -> None:
+        fate = self.network.fate
+        now = self.now
+        hosts = self.hosts
         for dst in dests:
-            fate = self.network.fate(self.now, src, dst, size)
-            host = self.hosts.get(dst)
+            delays = fate(now, src, dst, size)
+            host = hosts.get(dst)
             if host is None:
                 continue
-            for delay in fate.delays_ns:
-                self.at(self.now + delay, host.arrive, src, payload)
+            for delay in delays:
+                self._seq += 1
+                heapq.heappush(self._heap, (now + delay, self._seq, host.arrive, (src, payload)))
 
     # -------------------------------------------------------------- nemesis primitives
 

@@ -248,6 +248,8 @@ class Node:
     def _catch_up(self, now_ns: int) -> None:
         """Detect a process pause, then fire every timer already due."""
         due_at = self.timers.next_ns
+        if due_at is None or due_at > now_ns:
+            return
         if (
             self.config.pause_guard
             and due_at is not None
