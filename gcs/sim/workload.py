@@ -1,9 +1,10 @@
 """Simulated applications: each sender submits messages at a rate, or as fast as allowed.
 
-Arrivals are a Poisson process per node (``rate`` arrivals per second, ``batch`` messages each), drawn from that node's own workload stream of the seed
-tree; sizes and the safe/agreed choice come from the same stream. Every payload names its
-message id (``history.encode_payload``), so checkers can verify integrity from delivered bytes.
-A submission refused by flow control is retried at the next arrival; nothing is dropped silently.
+Arrivals are a Poisson process per node (``rate`` arrivals per second, ``batch`` messages each),
+drawn from that node's own workload stream of the seed tree; sizes and the safe/agreed choice
+come from the same stream. Every payload names its message id (``history.encode_payload``), so
+checkers can verify integrity from delivered bytes alone. A submission refused by flow control is
+dropped from the workload (not retried): the history records only what the core accepted.
 """
 
 from __future__ import annotations
