@@ -302,3 +302,28 @@ def test_check_all_on_a_100k_event_history_is_fast() -> None:
     assert all(v.valid for v in verdicts), format_report(verdicts)
     print(f"check_all: {len(history)} events in {elapsed:.3f} s")
     assert elapsed < 5.0
+
+
+@MODEL_SETTINGS
+@given(st.randoms(use_true_random=False), st.randoms(use_true_random=False))
+def test_checkers_never_crash_on_garbled_histories(
+    model_rng: random.Random, garble_rng: random.Random
+) -> None:
+    """Drop, repeat or move arbitrary events (configurations, starts, crashes included): every
+    checker still returns a judgement instead of raising (a raise would show up as None)."""
+    model = generate(model_rng)
+    events = list(model.history.events)
+    for _ in range(garble_rng.randint(1, 4)):
+        if not events:
+            break
+        i = garble_rng.randrange(len(events))
+        action = garble_rng.choice(["drop", "repeat", "move"])
+        if action == "drop":
+            del events[i]
+        elif action == "repeat":
+            events.insert(garble_rng.randrange(len(events) + 1), events[i])
+        else:
+            events.insert(garble_rng.randrange(len(events) + 1), events.pop(i))
+    verdicts = check_all(History(events), params=model.params)
+    crashed = [v for v in verdicts if v.valid is None]
+    assert not crashed, format_report(crashed)
