@@ -43,6 +43,7 @@ from gcs.wire.seal import (
     check_key_length,
     nonce_for,
     pack_header,
+    seal_datagram,
 )
 
 __all__ = ["REPLAY_WINDOW", "Channel", "ChannelStatistics"]
@@ -196,10 +197,7 @@ class Channel:
         self._counter = counter + 1
         header = self._prefix + _EPOCH_COUNTER.pack(self._epoch, counter)
         self._sealed += 1
-        aead = self._send_aead
-        if aead is None:
-            return header + body
-        return header + aead.encrypt(nonce_for(header), body, header)
+        return seal_datagram(self._send_aead, header, body)
 
     def _next_epoch(self) -> None:
         if self._epoch == U32_MAX:
@@ -264,13 +262,13 @@ class Channel:
             raise FrameError(DropReason.WRONG_CLUSTER, f"cluster id {cluster_id:#010x}")
         if suite != self.suite:
             self._check_suite(suite)
+        if suite != Suite.NONE and size < HEADER_BYTES + TAG_BYTES:
+            raise FrameError(DropReason.TRUNCATED, f"sealed datagram of {size} bytes has no tag")
         window = self._window_for(suite, sender, boot_id, epoch, counter)
         if suite == Suite.NONE:
             body = datagram[HEADER_BYTES:]
             aead = None
         else:
-            if size < HEADER_BYTES + TAG_BYTES:
-                raise FrameError(DropReason.TRUNCATED, f"sealed datagram of {size} bytes")
             aead = window.aead if window is not None else self._aead(suite, sender, boot_id, epoch)
             assert aead is not None  # keyed channel: _check_suite refused suite 0 otherwise
             header = datagram[:HEADER_BYTES]

@@ -62,6 +62,7 @@ __all__ = [
     "nonce_for",
     "pack_header",
     "parse_header",
+    "seal_datagram",
 ]
 
 MAGIC = b"GC"
@@ -140,6 +141,16 @@ def parse_header(datagram: bytes) -> ClearHeader:
 def nonce_for(header: bytes) -> bytes:
     """The AEAD nonce of a datagram: 4 zero bytes then the header's 8 counter bytes."""
     return _NONCE_PREFIX + header[_COUNTER_OFFSET:HEADER_BYTES]
+
+
+def seal_datagram(aead: Aead | None, header: bytes, body: bytes) -> bytes:
+    """Header, then the AEAD ciphertext and tag of ``body`` (the header is the associated data).
+
+    With ``aead=None`` (suite 0) the body follows the header unchanged.
+    """
+    if aead is None:
+        return header + body
+    return header + aead.encrypt(_NONCE_PREFIX + header[_COUNTER_OFFSET:HEADER_BYTES], body, header)
 
 
 def extract_prk(cluster_key: bytes, cluster_name: str) -> bytes:

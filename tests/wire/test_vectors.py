@@ -1,0 +1,218 @@
+"""protocol/vectors/*.json checked byte for byte against the implementation, and the CDDL.
+
+These tests read the committed JSON only; they do not trust the generator's tables, so a change
+to the codec or the sealing that alters any byte fails here until the vectors are regenerated
+deliberately (``python tests/wire/make_vectors.py --write``) and the change is reviewed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF, HKDFExpand
+
+from gcs.wire.channel import Channel
+from gcs.wire.codec import cluster_id_for, decode_frame, encode_frame
+from gcs.wire.errors import DropReason, FrameError
+from gcs.wire.limits import WireLimits
+from gcs.wire.seal import (
+    KeySchedule,
+    Suite,
+    derive_subkey,
+    extract_prk,
+    nonce_for,
+    pack_header,
+    seal_datagram,
+)
+
+from .make_vectors import (
+    VECTORS,
+    build,
+    cddl_accepts,
+    frame_from_json,
+    frame_to_json,
+    receiver_channel,
+)
+
+
+def load(name: str) -> dict[str, Any]:
+    return json.loads((VECTORS / name).read_text())  # type: ignore[no-any-return]
+
+
+VALID = load("frames.json")
+INVALID_FRAMES = load("invalid-frames.json")
+INVALID_DATAGRAMS = load("invalid-datagrams.json")
+KEYS = load("key-schedule.json")
+PARAMS = VALID["params"]
+CID = PARAMS["cluster_id"]
+KEY = bytes.fromhex(PARAMS["key"])
+
+
+def ids(doc: dict[str, Any]) -> list[str]:
+    return [v["name"] for v in doc["vectors"]]
+
+
+def test_params_are_consistent() -> None:
+    assert cluster_id_for(PARAMS["cluster_name"]) == CID
+    limits = WireLimits(**PARAMS["limits"])
+    assert limits == WireLimits()
+    for doc in (INVALID_FRAMES, INVALID_DATAGRAMS):
+        assert doc["params"] == PARAMS
+
+
+def test_committed_vectors_are_what_the_generator_writes() -> None:
+    logging.getLogger("gcs.wire").setLevel(logging.ERROR)
+    try:
+        for name, text in build().items():
+            assert (VECTORS / name).read_text() == text, f"{name} is stale: run make_vectors"
+    finally:
+        logging.getLogger("gcs.wire").setLevel(logging.NOTSET)
+
+
+def test_every_frame_type_and_suite_has_a_valid_vector() -> None:
+    types = {v["frame"]["type"] for v in VALID["vectors"]}
+    assert types == {
+        "orf_token",
+        "mcast",
+        "memb_merge_detect",
+        "memb_join",
+        "memb_commit_token",
+        "token_hold_cancel",
+        "memb_leave",
+    }
+    suites = {v["sealed"]["suite"] for v in VALID["vectors"]}
+    assert suites == {int(s) for s in Suite}
+    aes_types = {
+        v["frame"]["type"] for v in VALID["vectors"] if v["sealed"]["suite"] == Suite.AES_256_GCM
+    }
+    assert aes_types == types - {"memb_merge_detect"}  # merge detect is the unkeyed example
+
+
+@pytest.mark.parametrize("vector", VALID["vectors"], ids=ids(VALID))
+def test_valid_vector_encodes_and_seals_byte_for_byte_wire_2(vector: dict[str, Any]) -> None:
+    frame = frame_from_json(vector["frame"])
+    assert frame_to_json(frame) == vector["frame"]
+    body = encode_frame(frame, CID)
+    assert body.hex() == vector["cbor"]
+    sealed = vector["sealed"]
+    suite = Suite(sealed["suite"])
+    aead = None
+    if suite is not Suite.NONE:
+        aead = KeySchedule(KEY, PARAMS["cluster_name"]).aead(
+            suite, sealed["sender"], sealed["boot_id"], sealed["epoch"]
+        )
+    header = pack_header(
+        suite, CID, sealed["sender"], sealed["boot_id"], sealed["epoch"], sealed["counter"]
+    )
+    assert seal_datagram(aead, header, body).hex() == sealed["datagram"]
+
+
+@pytest.mark.parametrize("vector", VALID["vectors"], ids=ids(VALID))
+def test_valid_vector_decodes_and_opens_to_its_fields(vector: dict[str, Any]) -> None:
+    frame = frame_from_json(vector["frame"])
+    assert decode_frame(bytes.fromhex(vector["cbor"]), CID) == frame
+    sealed = vector["sealed"]
+    keyed = sealed["suite"] != Suite.NONE
+    channel = receiver_channel(
+        {"node_id": PARAMS["receiver_node_id"], "keyed": keyed, "peers": None}
+    )
+    assert channel.open(bytes.fromhex(sealed["datagram"])) == (sealed["sender"], frame)
+
+
+def test_a_channel_reproduces_the_counter_zero_vectors_sec_16() -> None:
+    """SEC-16: a fresh Channel's first datagram is exactly the published one."""
+    checked = 0
+    for vector in VALID["vectors"]:
+        sealed = vector["sealed"]
+        if sealed["epoch"] or sealed["counter"]:
+            continue
+        suite = Suite(sealed["suite"])
+        key = None if suite is Suite.NONE else KEY
+        logging.getLogger("gcs.wire").setLevel(logging.ERROR)
+        channel = Channel(sealed["sender"], sealed["boot_id"], PARAMS["cluster_name"], key, suite)
+        logging.getLogger("gcs.wire").setLevel(logging.NOTSET)
+        assert channel.seal(frame_from_json(vector["frame"])).hex() == sealed["datagram"]
+        checked += 1
+    assert checked >= 4
+
+
+@pytest.mark.parametrize("vector", VALID["vectors"], ids=ids(VALID))
+def test_valid_vector_satisfies_the_cddl(vector: dict[str, Any]) -> None:
+    assert cddl_accepts(bytes.fromhex(vector["cbor"]))
+
+
+@pytest.mark.parametrize("vector", INVALID_FRAMES["vectors"], ids=ids(INVALID_FRAMES))
+def test_invalid_frame_vector_fails_with_its_reason(vector: dict[str, Any]) -> None:
+    with pytest.raises(FrameError) as info:
+        decode_frame(bytes.fromhex(vector["cbor"]), CID)
+    assert info.value.reason is DropReason(vector["reason"])
+
+
+@pytest.mark.parametrize("vector", INVALID_FRAMES["vectors"], ids=ids(INVALID_FRAMES))
+def test_invalid_frame_vector_against_the_cddl(vector: dict[str, Any]) -> None:
+    """``cddl: rejects`` values fail CDDL validation, except where pycddl has a known gap;
+    ``cddl: accepts`` values pass it (the rule they break is beyond CDDL)."""
+    accepted = cddl_accepts(bytes.fromhex(vector["cbor"]))
+    if vector["cddl"] == "accepts":
+        assert accepted
+    elif vector["pycddl_gap"]:
+        assert accepted, "pycddl now catches this: set pycddl_gap false (make_vectors --write)"
+    else:
+        assert not accepted
+
+
+def test_invalid_frames_cover_every_frame_level_reason() -> None:
+    reasons = {v["reason"] for v in INVALID_FRAMES["vectors"]}
+    frame_level = {
+        "truncated", "cbor", "trailing_bytes", "shape", "type", "range", "too_many", "too_large",
+        "not_canonical", "safe_mismatch", "encapsulation", "bad_version", "wrong_cluster",
+        "unknown_type",
+    }  # fmt: skip
+    assert frame_level <= reasons
+    assert (
+        sum(v["cddl"] == "rejects" and not v["pycddl_gap"] for v in INVALID_FRAMES["vectors"]) > 20
+    )
+
+
+@pytest.mark.parametrize("vector", INVALID_DATAGRAMS["vectors"], ids=ids(INVALID_DATAGRAMS))
+def test_invalid_datagram_vector_fails_with_its_reason(vector: dict[str, Any]) -> None:
+    channel = receiver_channel(vector["receiver"])
+    *before, last = [bytes.fromhex(d) for d in vector["datagrams"]]
+    for datagram in before:
+        channel.open(datagram)
+    with pytest.raises(FrameError) as info:
+        channel.open(last)
+    assert info.value.reason is DropReason(vector["reason"])
+    assert channel.drops[DropReason(vector["reason"])] == 1
+
+
+def test_invalid_datagrams_cover_every_datagram_level_reason() -> None:
+    reasons = {DropReason(v["reason"]) for v in INVALID_DATAGRAMS["vectors"]}
+    reasons |= {DropReason(v["reason"]) for v in INVALID_FRAMES["vectors"]}
+    assert reasons == set(DropReason)
+
+
+def test_key_schedule_vectors_sec_4() -> None:
+    """SEC-4: extract and expand byte-exact, and the same as cryptography's HKDF."""
+    key = bytes.fromhex(KEYS["key"])
+    name = KEYS["cluster_name"]
+    digest = hashlib.sha256(bytes.fromhex(KEYS["cluster_id_input"])).digest()
+    assert int.from_bytes(digest[:4], "big") == KEYS["cluster_id"] == cluster_id_for(name)
+    prk = extract_prk(key, name)
+    assert prk.hex() == KEYS["prk"]
+    for sub in KEYS["subkeys"]:
+        info = bytes.fromhex(sub["info"])
+        expected = HKDFExpand(hashes.SHA256(), 32, info).derive(prk)
+        full = HKDF(hashes.SHA256(), 32, bytes.fromhex(KEYS["salt"]), info).derive(key)
+        derived = derive_subkey(prk, sub["suite"], sub["sender"], sub["boot_id"], sub["epoch"])
+        assert derived == expected == full
+        assert derived.hex() == sub["subkey"]
+    example = KEYS["nonce_example"]
+    header = bytes.fromhex(example["header"])
+    assert nonce_for(header).hex() == example["nonce"]
+    assert example["nonce"] == "00000000" + header[24:].hex()
