@@ -12,14 +12,14 @@ cyclic list), indefinite lengths refused and nesting capped at the format's real
 the frame's shape is checked field by field against the layout: exact array lengths, exact types
 (``bool`` is not an ``int`` here), ranges, list lengths within ``WireLimits``, no bytes after the
 item. Anything wrong raises ``FrameError`` with a ``DropReason``; nothing else escapes, whatever
-the input (WIRE-20). The checker does not know protocol rules (whether a fail set is a subset of
+the input (WIRE-15). The checker does not know protocol rules (whether a fail set is a subset of
 a proc set, whether a seq makes sense): that is the core's job.
 
 Speed. Decoding is on the receive hot path. Each field group is checked with one boolean
 expression over the unpacked values; only when it fails does a slower function work out which
 field was wrong and why, so error reporting costs nothing on good frames. Records and ring ids,
 the objects a busy ring creates most, are built without the frozen-dataclass ``__init__`` (which
-costs twice as much as setting the slots directly), and ring ids are memoised.
+costs nearly twice as much as setting the slots directly), and ring ids are memoised.
 """
 
 from __future__ import annotations
@@ -53,7 +53,10 @@ from gcs.wire.limits import WIRE_VERSION, WireLimits
 
 __all__ = [
     "CLUSTER_ID_LABEL",
+    "ENCAPSULATING_MCAST_FIXED_BYTES_MAX",
     "MAX_CBOR_DEPTH",
+    "MCAST_FIXED_BYTES_MAX",
+    "RECORD_FIXED_BYTES_MAX",
     "cluster_id_for",
     "cluster_name_bytes",
     "decode_frame",
@@ -67,10 +70,16 @@ CLUSTER_ID_LABEL = b"gcs/1 cluster id\x00"
 """Prefix hashed with the cluster name to get the cluster id (RFC 0005 §4.1)."""
 
 MAX_CBOR_DEPTH = 4
-"""Deepest nesting any frame needs: frame > rtr list > rtr entry > ring id (RFC 0002 §6)."""
+"""Deepest nesting any frame needs: frame > rtr list > rtr entry > ring id (RFC 0002 §8.1)."""
+
+# Size budget for packing (RFC 0002 §7.1): an encoded mcast is at most its fixed part plus, per
+# record, RECORD_FIXED_BYTES_MAX + the group's UTF-8 bytes + the data bytes. Worst cases (largest
+# ids and seqs, 256 records) are what these bound; the tests encode those worst cases.
+MCAST_FIXED_BYTES_MAX = 42
+ENCAPSULATING_MCAST_FIXED_BYTES_MAX = 74
+RECORD_FIXED_BYTES_MAX = 17
 
 _DEFAULT_LIMITS = WireLimits()
-_DEPTH_ERROR = "nesting"
 
 
 def cluster_name_bytes(name: str) -> bytes:
@@ -167,7 +176,7 @@ def encode_frame(frame: Frame, cluster_id: int) -> bytes:
 
     The encoder trusts its input: it checks the Python types only as far as cbor2 must, and does
     not re-validate ranges or limits (that would double the cost of every send). A frame that
-    breaks RFC 0002 §5 encodes to bytes that every receiver drops and counts, which shows up in
+    breaks RFC 0002 §8.1 encodes to bytes that every receiver drops and counts, which shows up in
     the simulator's reports; the tests prove ``decode_frame(encode_frame(f)) == f`` for every
     valid frame.
     """
@@ -198,7 +207,7 @@ class _EveryTag(dict[int, Callable[..., Any]]):
 
     cbor2 decodes some tags itself (bignums become ``int``, shared references become aliased or
     cyclic lists), and only unknown tags reach ``tag_hook``; overriding every number through this
-    mapping is the only way to refuse them all (WIRE-6). A dict subclass with ``__missing__``
+    mapping is the only way to refuse them all (WIRE-3). A dict subclass with ``__missing__``
     costs nothing at decoder construction, unlike a generic ``Mapping``; a test walks the tag
     numbers cbor2 knows to prove every one is refused.
     """
@@ -287,9 +296,18 @@ def _new_mcast(
 
 def _new_token(values: tuple[Any, ...]) -> OrfToken:
     """``OrfToken(*values)`` at half the cost (see ``_slot_setters``)."""
+    s_ring, s_token_seq, s_seq, s_aru, s_aru_id, s_fcc, s_backlog, s_retrans, s_rtr = _TOKEN_SETTERS
+    ring_id, token_seq, seq, aru, aru_id, fcc, backlog, retrans_flg, rtr = values
     token = _new(OrfToken)
-    for setter, value in zip(_TOKEN_SETTERS, values, strict=True):
-        setter(token, value)
+    s_ring(token, ring_id)
+    s_token_seq(token, token_seq)
+    s_seq(token, seq)
+    s_aru(token, aru)
+    s_aru_id(token, aru_id)
+    s_fcc(token, fcc)
+    s_backlog(token, backlog)
+    s_retrans(token, retrans_flg)
+    s_rtr(token, rtr)
     return token
 
 
@@ -312,7 +330,7 @@ def _new_ring(rep: int, seq: int) -> RingId:
 
 
 def _ring(where: str, value: Any) -> RingId:
-    """Decode ``[rep, seq]``: rep is a node id, seq a u64 (RFC 0002 §5.1)."""
+    """Decode ``[rep, seq]``: rep is a node id, seq a u64 (RFC 0002 §2.2)."""
     if type(value) is not list or len(value) != 2:
         _shape_error(where, value, 2)
     rep, seq = value
@@ -432,7 +450,7 @@ def _mcast(
     inner: Any,
     limits: WireLimits,
 ) -> Mcast:
-    """Decode the six mcast fields; ``outer`` is False inside an encapsulation (RFC 0002 §5.3)."""
+    """Decode the six mcast fields; ``outer`` is False inside an encapsulation (RFC 0002 §4.2.2)."""
     where = "mcast" if outer else "mcast.encapsulated"
     if not (
         type(sender) is type(seq) is int
@@ -559,7 +577,7 @@ def decode_frame(
 ) -> Frame:
     """Decode one CBOR frame of cluster ``cluster_id``, or raise ``FrameError`` (RFC 0002 §8).
 
-    No other exception escapes, whatever ``data`` holds (WIRE-20).
+    No other exception escapes, whatever ``data`` holds (WIRE-15).
     """
     return decode_body(data, cluster_id, limits, DropReason.BAD_VERSION, DropReason.WRONG_CLUSTER)
 

@@ -2,7 +2,7 @@
 
 The wire layer faces the network, so every refusal must be cheap to produce, impossible to confuse
 with a bug, and countable. ``FrameError`` is the *only* exception that decoding and opening raise,
-whatever the input bytes (RFC 0002 §8, WIRE-20); its ``reason`` is a member of the closed
+whatever the input bytes (RFC 0002 §8, WIRE-15); its ``reason`` is a member of the closed
 ``DropReason`` enum so drop counters, logs, test vectors and other implementations all use the
 same vocabulary (the registry is RFC 0002 §8.2 and RFC 0005 §9).
 

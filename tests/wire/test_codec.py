@@ -359,3 +359,20 @@ def test_ring_id_cache_is_bounded() -> None:
     for seq in range(codec._RINGS_MAX + 10):
         decode_frame(raw(1, CID, 2, 1, [1, seq]), CID)
     assert len(codec._RINGS) <= codec._RINGS_MAX
+
+
+def test_packing_budget_constants_bound_the_worst_case() -> None:
+    """RFC 0002 §7.1: the fixed sizes the core uses to pack records into one datagram."""
+    top_u32, top_u64 = (1 << 32) - 1, (1 << 64) - 1
+    ring = RingId(seq=top_u64, rep=top_u32)
+    records = tuple(Record("", top_u64, 30, b"") for _ in range(256))
+    bare = encode_frame(Mcast(top_u32, ring, top_u64, True, records), top_u32)
+    assert len(bare) == codec.MCAST_FIXED_BYTES_MAX + 256 * (codec.RECORD_FIXED_BYTES_MAX - 3)
+    one = Record("g" * 255, top_u64, 30, bytes(65535))
+    single = encode_frame(Mcast(top_u32, ring, top_u64, True, (one,)), top_u32)
+    empty = encode_frame(Mcast(top_u32, ring, top_u64, True, ()), top_u32)
+    assert len(single) - len(empty) == codec.RECORD_FIXED_BYTES_MAX + 255 + 65535
+    inner = Mcast(top_u32, ring, top_u64, True, records)
+    wrapped = encode_frame(Mcast(top_u32, ring, top_u64, True, (), inner), top_u32)
+    fixed = len(wrapped) - 256 * (codec.RECORD_FIXED_BYTES_MAX - 3)
+    assert fixed == codec.ENCAPSULATING_MCAST_FIXED_BYTES_MAX

@@ -216,3 +216,10 @@ def test_key_schedule_vectors_sec_4() -> None:
     header = bytes.fromhex(example["header"])
     assert nonce_for(header).hex() == example["nonce"]
     assert example["nonce"] == "00000000" + header[24:].hex()
+
+
+def test_rfc_0002_appendix_repeats_the_cddl_verbatim() -> None:
+    rfc = (VECTORS.parents[1] / "RFCs" / "0002-wire-format.md").read_text()
+    appendix = rfc.split("## Appendix A. CDDL", 1)[1]
+    block = appendix.split("```cddl\n", 1)[1].split("```", 1)[0]
+    assert block == (VECTORS.parent / "messages.cddl").read_text()
