@@ -161,6 +161,30 @@ def test_configuration_change_after_a_fault_is_explained() -> None:
     assert params.quiet_from_ns < settled < h.now_ns - S  # when the last node installed 1.16
 
 
+def test_a_configuration_from_before_the_quiet_period_may_still_react() -> None:
+    """Node 1 is paused until the quiet period starts; the others only notice afterwards and
+    the cluster re-forms. The old configuration 1.8 was common at quiet time, but it had not
+    formed in the quiet period, so this change is the pause's doing, not a spurious one."""
+    h = HistoryBuilder()
+    h.boot(1, 2, 3)
+    h.form(ring(8), {1, 2, 3})
+    h.fault("pause", node=1, duration_ns=S)
+    quiet = h.now_ns + S
+    h.at(quiet + S // 5)
+    h.form(ring(12), {1, 2, 3}, reason="token_loss")
+    params = CheckParams(
+        quiet_from_ns=quiet,
+        liveness_bound_ns=S,
+        expected_live=frozenset({(1, 1), (2, 1), (3, 1)}),
+    )
+    verdict = check_no_spurious_change(h.build(), params)
+    assert verdict.valid is True
+    assert verdict.stats["settled_at_ns"] == h.now_ns  # when the last node installed 1.12
+    h.at(h.now_ns + S)
+    h.form(ring(16), {1, 2, 3}, reason="token_loss")  # but this one is spurious
+    assert_fails(h.build(), "no_spurious_change", "regular 1.16", params=params)
+
+
 def test_isolated_node_may_settle_late_but_within_the_bound() -> None:
     h = HistoryBuilder()
     h.boot(1, 2, 3)

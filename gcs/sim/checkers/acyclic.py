@@ -34,7 +34,7 @@ _Vertex = tuple[int, int] | int
 
 
 class _Graph:
-    """Adjacency lists; a repeated edge is kept (Kahn's in-degrees count it consistently)."""
+    """Adjacency lists over vertex numbers, with each edge once."""
 
     def __init__(self) -> None:
         self.ids: dict[_Vertex, int] = {}
@@ -91,8 +91,11 @@ def _stream(view: ProcView) -> Iterator[tuple[_Vertex, int]]:
 
 
 def _build(idx: HistoryIndex) -> _Graph:
+    """Every incarnation adds its consecutive pairs; a pair already seen adds nothing (in a
+    healthy run every member repeats the same chain, so this keeps the graph small)."""
     graph = _Graph()
     ids, succ, pred = graph.ids, graph.succ, graph.pred
+    seen: set[int] = set()
     for view in idx.procs.values():
         prev = -1
         for key, _ in _stream(view):
@@ -100,10 +103,13 @@ def _build(idx: HistoryIndex) -> _Graph:
             if cur is None:
                 cur = graph.vertex(key)
             if prev != cur and prev >= 0:
-                succ[prev].append(cur)
-                pred[cur].append(prev)
+                pair = prev << 32 | cur
+                if pair not in seen:
+                    seen.add(pair)
+                    succ[prev].append(cur)
+                    pred[cur].append(prev)
             prev = cur
-    graph.edges = sum(len(s) for s in succ)
+    graph.edges = len(seen)
     return graph
 
 

@@ -38,7 +38,7 @@ from gcs.sim.checkers.index import (
 )
 from gcs.sim.checkers.params import DEFAULT_PARAMS, CheckParams
 from gcs.sim.checkers.verdict import Problems, Proc, Verdict, fmt_ids, fmt_proc, fmt_t
-from gcs.sim.history import Deliver, MsgId
+from gcs.sim.history import MsgId
 
 __all__ = ["check_causal", "check_safe", "check_self_delivery", "check_virtual_synchrony"]
 
@@ -207,74 +207,93 @@ def check_safe(history: Source, params: CheckParams = DEFAULT_PARAMS) -> Verdict
     minus what each member delivered in c and (for a regular c) its trans(c).
     """
     idx = as_index(history)
-    problems = Problems("safe")
-    counts = {"safe_obligations": 0, "excused_by_failure": 0, "pending_at_end": 0}
+    safety = _Safety(idx, params)
     safe_origin = {m for m, record in idx.origins.items() if record.event.safe}
     for key, views in idx.configs.items():
-        wanted: dict[Mcast, tuple[ConfigView, Deliver]] = {}
+        wanted: set[Mcast] = set()
         for view in views:
-            for _, deliver, mcast in view.deliveries:
-                if deliver.safe:
-                    wanted.setdefault(mcast, (view, deliver))
-                elif mcast in safe_origin:
-                    problems.add(
-                        f"node {fmt_proc(view.proc)} delivered {idx.mcast_long(mcast)} in {key} "
-                        f"at {fmt_t(deliver.time_ns)} without the safe guarantee, but it was "
-                        f"originated safe"
-                    )
-        if not wanted:
-            continue
-        counts["safe_obligations"] += len(wanted)
-        members = views[0].members
-        for node in sorted(members):
-            _check_safe_member(idx, key, node, members, wanted, params, problems, counts)
-    return problems.verdict(dict(counts))
+            safe_here = {m for _, d, m in view.deliveries if d.safe}
+            wanted |= safe_here
+            downgraded = (safety.delivered(view) - safe_here) & safe_origin
+            for mcast in sorted(downgraded):
+                safety.report_downgrade(view, mcast)
+        if wanted:
+            safety.counts["safe_obligations"] += len(wanted)
+            members = views[0].members
+            for node in sorted(members):
+                safety.check_member(key, views, node, members, wanted)
+    return safety.problems.verdict(dict(safety.counts))
 
 
-def _check_safe_member(
-    idx: HistoryIndex,
-    key: ConfigKey,
-    node: int,
-    members: frozenset[int],
-    wanted: dict[Mcast, tuple[ConfigView, Deliver]],
-    params: CheckParams,
-    problems: Problems,
-    counts: dict[str, int],
-) -> None:
-    regular = key.kind == REGULAR
+class _Safety:
+    """State shared by one run of ``check_safe``: each view's delivered set, built once."""
 
-    def head(mcast: Mcast) -> str:
-        config, deliver = wanted[mcast]
-        return (
-            f"node {fmt_proc(config.proc)} delivered {idx.mcast_long(mcast)} as safe in {key} "
-            f"at {fmt_t(deliver.time_ns)}"
+    def __init__(self, idx: HistoryIndex, params: CheckParams) -> None:
+        self.idx = idx
+        self.live = params.expected_live or frozenset()
+        self.problems = Problems("safe")
+        self.counts = {"safe_obligations": 0, "excused_by_failure": 0, "pending_at_end": 0}
+        self._sets: dict[int, set[Mcast]] = {}
+
+    def delivered(self, view: ConfigView) -> set[Mcast]:
+        got = self._sets.get(id(view))
+        if got is None:
+            got = self._sets[id(view)] = {m for _, _, m in view.deliveries}
+        return got
+
+    def report_downgrade(self, view: ConfigView, mcast: Mcast) -> None:
+        deliver = next(d for _, d, m in view.deliveries if m == mcast)
+        self.problems.add(
+            f"node {fmt_proc(view.proc)} delivered {self.idx.mcast_long(mcast)} in {view.key} "
+            f"at {fmt_t(deliver.time_ns)} without the safe guarantee, but it was originated safe"
         )
 
-    other = idx.installer(key, node)
-    if other is None:
-        if regular:  # a transitional member that never installed it crashed first
-            first = min(wanted)
-            problems.add(
-                f"{head(first)}, but member {node} of {fmt_nodes(members)} never installed "
-                f"{key} (EVS Spec 7.2)"
-            )
-        return
-    got = {m for _, _, m in other.deliveries}
-    if regular and other.next is not None and other.next.key.kind != REGULAR:
-        got.update(m for _, _, m in other.next.deliveries)
-    owner = idx.procs[other.proc]
-    missing = sorted(m for m in wanted if m not in got and m not in owner.delivered)
-    if not missing:
-        return
-    after = other.next_regular()
-    if owner.ended_before_next_regular(other):
-        counts["excused_by_failure"] += len(missing)
-    elif after is None and other.proc not in (params.expected_live or ()):
-        counts["pending_at_end"] += len(missing)
-    else:
-        moved = f"it installed {after.key} at {fmt_t(after.time_ns)}" if after else "run ended"
-        for mcast in missing:
-            problems.add(
-                f"{head(mcast)}, but member {fmt_proc(other.proc)} never delivered it in {key} "
-                f"or its transitional configuration ({moved}; EVS Spec 7.1)"
-            )
+    def _head(self, views: list[ConfigView], mcast: Mcast) -> str:
+        for view in views:
+            for _, deliver, m in view.deliveries:
+                if m == mcast and deliver.safe:
+                    return (
+                        f"node {fmt_proc(view.proc)} delivered {self.idx.mcast_long(mcast)} as "
+                        f"safe in {view.key} at {fmt_t(deliver.time_ns)}"
+                    )
+        return f"{self.idx.mcast_long(mcast)} was delivered as safe in {views[0].key}"
+
+    def check_member(
+        self,
+        key: ConfigKey,
+        views: list[ConfigView],
+        node: int,
+        members: frozenset[int],
+        wanted: set[Mcast],
+    ) -> None:
+        regular = key.kind == REGULAR
+        other = self.idx.installer(key, node)
+        if other is None:
+            if regular:  # a transitional member that never installed it crashed first
+                self.problems.add(
+                    f"{self._head(views, min(wanted))}, but member {node} of "
+                    f"{fmt_nodes(members)} never installed {key} (EVS Spec 7.2)"
+                )
+            return
+        missing = wanted - self.delivered(other)
+        if missing and regular and other.next is not None and other.next.key.kind != REGULAR:
+            missing -= self.delivered(other.next)
+        owner = self.idx.procs[other.proc]
+        # Delivered, but elsewhere: check_delivery_location reports that.
+        missing = {m for m in missing if m not in owner.delivered}
+        if not missing:
+            return
+        after = other.next_regular()
+        if owner.ended_before_next_regular(other):
+            self.counts["excused_by_failure"] += len(missing)
+        elif after is None and other.proc not in self.live:
+            self.counts["pending_at_end"] += len(missing)
+        else:
+            moved = f"it installed {after.key} at {fmt_t(after.time_ns)}" if after else "run ended"
+            for mcast in sorted(missing)[: self.problems.limit]:
+                self.problems.add(
+                    f"{self._head(views, mcast)}, but member {fmt_proc(other.proc)} never "
+                    f"delivered it in {key} or its transitional configuration ({moved}; "
+                    f"EVS Spec 7.1)"
+                )
+            self.problems.more(len(missing) - self.problems.limit)

@@ -12,10 +12,12 @@ VOPR two-phase idea: faults, then a healed core that must converge, style-anchor
   originated in earlier configurations are not required everywhere: EVS does not transfer
   state across a partition (set-full's ``:lost`` restated for EVS).
 * ``check_no_spurious_change`` (§10.24): once settled, configurations change only because of a
-  fault. For the expected incarnations "settled" is the first moment after ``quiet_from_ns`` at
-  which they were all in the common configuration; for any other incarnation (say one isolated
-  for good) it is ``quiet_from_ns + liveness_bound_ns``. A configuration installed later
-  needs a ``Fault`` event between that moment and the installation.
+  fault. For the expected incarnations "settled" is when their common configuration formed in
+  the quiet period (``settled_at``; a configuration that formed earlier may still react to a
+  fault that just ended); for any other incarnation (say one isolated for good), and when no
+  common configuration formed after the faults, it is ``quiet_from_ns + liveness_bound_ns``.
+  A configuration installed later needs a ``Fault`` event between that moment and the
+  installation.
 * ``check_gather_bound`` (§10.25): no incarnation enters GATHER more than
   ``CheckParams.gather_bound`` times in a row without reaching OPERATIONAL (a membership
   livelock, brief §8), read from ``State`` events.
@@ -26,7 +28,15 @@ from __future__ import annotations
 from bisect import bisect_left
 
 from gcs.sim.checkers.configs import fmt_nodes
-from gcs.sim.checkers.index import REGULAR, ConfigView, HistoryIndex, Source, as_index
+from gcs.sim.checkers.index import (
+    REGULAR,
+    ConfigKey,
+    ConfigView,
+    HistoryIndex,
+    ProcView,
+    Source,
+    as_index,
+)
 from gcs.sim.checkers.params import DEFAULT_PARAMS, CheckParams
 from gcs.sim.checkers.verdict import (
     Problems,
@@ -156,34 +166,46 @@ def _check_common_ring(
 
 
 def settled_at(idx: HistoryIndex, params: CheckParams) -> int | None:
-    """First time ≥ quiet_from_ns at which every expected incarnation was in one regular
-    configuration whose members are exactly the expected nodes (None if never)."""
+    """When the expected incarnations' common configuration formed in the quiet period.
+
+    That is the earliest time at which some regular configuration whose members are exactly
+    the expected nodes had been installed by all of them, with its last installation at or
+    after ``quiet_from_ns``, and none of them had left it yet. A configuration that formed
+    before the quiet period does not count: a fault (a pause, say) may still make it change
+    after the faults stop, and that change is the fault's doing. None if no such
+    configuration formed.
+    """
     expected, quiet = params.expected_live, params.quiet_from_ns
     if not expected or quiet is None:
         return None
     nodes = frozenset(proc[0] for proc in expected)
     views = [idx.procs.get(proc) for proc in sorted(expected)]
-    if any(view is None for view in views):
+    first = views[0]
+    if first is None or any(view is None for view in views):
         return None
     best: int | None = None
-    first = views[0]
-    assert first is not None
     for config in first.configs:
         if config.key.kind != REGULAR or config.members != nodes:
             continue
-        low, high = quiet, None
-        for view in views:
-            assert view is not None
-            mine = next((c for c in view.configs if c.key == config.key), None)
-            if mine is None:
-                break
-            low = max(low, mine.time_ns)
-            if mine.next is not None:
-                high = mine.next.time_ns if high is None else min(high, mine.next.time_ns)
-        else:
-            if (high is None or low < high) and (best is None or low < best):
-                best = low
+        formed, left = _formation(config.key, views)
+        if formed is None or formed < quiet or (left is not None and left <= formed):
+            continue
+        best = formed if best is None else min(best, formed)
     return best
+
+
+def _formation(key: ConfigKey, views: list[ProcView | None]) -> tuple[int | None, int | None]:
+    """(last installation of ``key`` among ``views``, first departure from it), or
+    (None, None) if one of them never installed it."""
+    formed, left = 0, None
+    for view in views:
+        mine = None if view is None else next((c for c in view.configs if c.key == key), None)
+        if mine is None:
+            return None, None
+        formed = max(formed, mine.time_ns)
+        if mine.next is not None:
+            left = mine.next.time_ns if left is None else min(left, mine.next.time_ns)
+    return formed, left
 
 
 def check_no_spurious_change(history: Source, params: CheckParams = DEFAULT_PARAMS) -> Verdict:

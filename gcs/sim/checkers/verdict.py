@@ -91,6 +91,10 @@ class Problems:
         if len(self._kept) < self.limit:
             self._kept.append(text)
 
+    def more(self, count: int) -> None:
+        """Count ``count`` further problems without composing their sentences."""
+        self.count += max(0, count)
+
     def verdict(self, stats: Mapping[str, Stat] | None = None) -> Verdict:
         return Verdict(
             name=self.name,
