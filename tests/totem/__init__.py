@@ -1,0 +1,1 @@
+"""Tests of the protocol core against RFC 0003 and RFC 0004."""
