@@ -125,7 +125,13 @@ class Host:
     def boot(self) -> None:
         w = self.world
         self.incarnation += 1
-        self.store.boots += 1
+        # As the runtime does: boot ids and, without a stored ring seq, the start-up ring seq
+        # take the (virtual) wall clock in ms as a floor, so both keep increasing across a
+        # restart that lost its disk (RFC 0004 §2.1, RFC 0005 §4).
+        clock_ms = w.now // 1_000_000
+        self.store.boots = max(self.store.boots + 1, clock_ms)
+        stored = self.store.ring_seq
+        floor = stored if stored is not None else (clock_ms or None)
         cfg = w.totem_config(self.node_id)
         rng = w.seeds.child(f"node/{self.node_id}").rng(f"core/{self.incarnation}")
         self.core = Core(cfg, rng)
@@ -137,8 +143,8 @@ class Host:
         self.timer_at = None
         self.paused_until = 0
         self.deferred = []
-        w.record(h.Start(w.now, self.node_id, self.incarnation, self.store.ring_seq))
-        self._run(lambda core, t: core.start(t, self.store.ring_seq))
+        w.record(h.Start(w.now, self.node_id, self.incarnation, stored))
+        self._run(lambda core, t: core.start(t, floor))
 
     def crash(self) -> None:
         if self.core is None:
@@ -488,7 +494,7 @@ class World:
         host = self.hosts[node]
         host.crash()
         if wipe:
-            host.store.ring_seq = None
+            host.store = Store()
         host.boot()
 
     def leave(self, node: int) -> None:
