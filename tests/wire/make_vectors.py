@@ -198,8 +198,10 @@ def _valid_frames() -> list[tuple[str, str, Frame, Suite, int, int, int]]:
          frozenset({2}), 8), Suite.AES_256_GCM, 2, 0, 5),
         ("memb-commit-token", "commit token after the first member filled its entry",
          MembCommitToken(R12, 3, 1, members), Suite.AES_256_GCM, 1, 0, 6),
-        ("memb-merge-detect", "merge detect, unkeyed (suite 0)", MembMergeDetect(1, R8),
-         Suite.NONE, 1, 0, 0),
+        ("memb-merge-detect", "merge detect from the representative of ring 1.8",
+         MembMergeDetect(1, R8), Suite.AES_256_GCM, 1, 0, 8),
+        ("memb-merge-detect-unkeyed", "the same merge detect, unkeyed (suite 0)",
+         MembMergeDetect(1, R8), Suite.NONE, 1, 0, 0),
         ("token-hold-cancel", "token hold cancel", TokenHoldCancel(5, R8),
          Suite.AES_256_GCM, 5, 0, 7),
     ]  # fmt: skip

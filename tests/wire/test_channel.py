@@ -76,7 +76,7 @@ def test_seal_then_open_returns_the_authenticated_sender_and_frame_sec_1(suite: 
     check()
 
 
-def test_counters_count_up_from_zero_and_statistics_follow() -> None:
+def test_counters_count_up_from_zero_and_statistics_follow_sec_5() -> None:
     a, b = pair()
     for n in range(5):
         datagram = a.seal(frame(n))
@@ -164,7 +164,8 @@ def test_check_order_reports_the_first_fault_sec_11() -> None:
     assert reason(b, wrong_version_and_suite) is DropReason.BAD_VERSION
 
 
-def test_sizes_both_ways() -> None:
+def test_sizes_both_ways_wire_9_wire_18() -> None:
+    """Receivers drop oversized datagrams; senders refuse to make them (EncodeError)."""
     a, b = pair()
     limits = WireLimits()
     room = limits.max_frame_bytes - len(
@@ -340,3 +341,17 @@ def test_constructor_validation() -> None:
     ):
         with pytest.raises(ValueError):
             bad()
+
+
+def test_other_wire_versions_are_dropped_counted_and_logged_once_wire_17(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    a, b = pair()
+    caplog.clear()
+    for version in (0, 2, 255):
+        datagram = a.seal(frame())
+        future = datagram[:2] + bytes([version]) + datagram[3:]
+        assert b.receive(future) is None
+    assert b.drops[DropReason.BAD_VERSION] == 3
+    assert sum("(bad_version)" in r.getMessage() for r in caplog.records) == 1
+    assert b.open(a.seal(frame())) == (1, frame())  # nothing else was disturbed
