@@ -125,8 +125,26 @@ def test_restart_must_read_back_the_persisted_seq() -> None:
     h.persist(1, 8)
     h.regular(1, ring(8, 1), {1})
     history = h.build()
-    assert_fails(history, "ring_ids", "node 1/2", "reading ring seq None", "persisted was 4")
+    assert_fails(history, "ring_ids", "node 1/2", "reading ring seq None", "persisted into")
     assert "ring_ids" not in failing(history, CheckParams(wiped=frozenset({(1, 2)})))
+
+
+def test_a_wipe_starts_a_new_store() -> None:
+    h = HistoryBuilder()
+    h.start(1)
+    h.persist(1, 40)
+    h.regular(1, ring(40, 1), {1})
+    h.crash(1)
+    h.start(1)  # wiped: reads nothing
+    h.persist(1, 4)
+    h.regular(1, ring(4, 1), {1})
+    h.crash(1)
+    h.start(1, stored_ring_seq=4)  # reads what its predecessor wrote after the wipe
+    h.persist(1, 8)
+    h.regular(1, ring(8, 1), {1})
+    wiped = CheckParams(wiped=frozenset({(1, 2)}))
+    assert "ring_ids" not in failing(h.build(), wiped)
+    assert "ring_ids" in failing(h.build())
 
 
 # ---------------------------------------------------------------------- 6 shape

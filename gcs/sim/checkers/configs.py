@@ -143,16 +143,22 @@ def _check_within_incarnation(view: ProcView, problems: Problems) -> None:
 
 
 def _check_across_incarnations(idx: HistoryIndex, params: CheckParams, problems: Problems) -> None:
+    """``highest``: the newest ring each node installed since its storage was last wiped;
+    ``since_wipe``: the node's incarnations that wrote to its current store."""
     highest: dict[int, tuple[RingId, ProcView]] = {}
-    earlier: dict[int, list[ProcView]] = {}
+    since_wipe: dict[int, list[ProcView]] = {}
+    started: set[int] = set()
     for proc in idx.start_order:
         view = idx.procs[proc]
         node = proc[0]
-        previous = earlier.setdefault(node, [])
-        if previous and idx.persist_seen:
-            _check_stored_seq(view, previous, params, problems)
-        if previous and params.is_wiped(proc):
+        restart = node in started
+        started.add(node)
+        if restart and params.is_wiped(proc):
             highest.pop(node, None)
+            since_wipe[node] = []
+        previous = since_wipe.setdefault(node, [])
+        if restart and idx.persist_seen:
+            _check_stored_seq(view, previous, params, problems)
         previous.append(view)
         top = highest.get(node)
         regulars = [c for c in view.configs if c.key.kind == REGULAR]
@@ -176,15 +182,13 @@ def _check_stored_seq(
 ) -> None:
     if view.start is None:
         return
-    persisted = [p for earlier in previous for p in earlier.persists]
-    expected = None
-    if persisted and not params.is_wiped(view.proc):
-        expected = max(persisted, key=lambda item: item[0])[1].ring_seq
+    persisted = [p.ring_seq for earlier in previous for _, p in earlier.persists]
+    expected = max(persisted) if persisted else None  # a store keeps the highest seq
     if view.start.stored_ring_seq != expected:
         problems.add(
             f"node {fmt_proc(view.proc)} started at {fmt_t(view.start.time_ns)} reading ring "
-            f"seq {view.start.stored_ring_seq} from its store, but the last seq its earlier "
-            f"incarnations persisted was {expected}"
+            f"seq {view.start.stored_ring_seq} from its store, but the highest seq persisted "
+            f"into that store was {expected}"
             + (" (storage wiped)" if params.is_wiped(view.proc) else "")
         )
 
