@@ -18,6 +18,11 @@ Any of these can be overridden, which is how tests build violations::
     m = h.send(1)                                    # submit + originate, returns the mcast
     h.deliver_everywhere(m, [1, 2, 3])
     history = h.build()
+
+Also here: ``assert_valid`` / ``assert_fails`` / ``failing`` / ``verdicts`` (run ``check_all`` and
+look at the outcome by checker name), ``partition_heal_run`` (a valid three-node run with a
+partition, a heal and matching liveness parameters, to extend or corrupt) and ``big_history``
+(a valid history of any size, for benchmarks).
 """
 
 from __future__ import annotations
