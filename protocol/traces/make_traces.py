@@ -20,104 +20,42 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 import sys
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-import gcs.sim.world as world_module  # noqa: E402
-from gcs.sim.network import LatencyKind, LinkParams  # noqa: E402
-from gcs.totem.config import TotemConfig  # noqa: E402
-from gcs.totem.node import Node  # noqa: E402
-from gcs.wire.frames import Frame, Mcast, OrfToken, Record  # noqa: E402
+from gcs.wire.frames import Frame, OrfToken  # noqa: E402
 from tests.totem.tracing import (  # noqa: E402
+    MS,
     TRACE_FORMAT,
     TRACES_DIR,
-    RecordingNode,
+    Cluster,
     config_to_json,
+    mcast_carrying,
+    once,
     replay,
+    token_to,
 )
 
-MS = 1_000_000
 US = 1_000
-NODES = (1, 2, 3)
 SUBJECT = 1
 
-DropRule = Callable[[int, int, Frame], bool]
 
+class Scenario(Cluster):
+    """A scripted cluster whose node 1 is recorded, with what the trace file says about it."""
 
-@dataclass
-class Scenario:
-    """A cluster in the simulator with one recording node and scriptable frame drops."""
-
-    name: str
-    description: str
-    requirements: list[str]
-    nodes: tuple[int, ...] = NODES
-    overrides: dict[str, Any] = field(default_factory=dict)
-    drops: list[DropRule] = field(default_factory=list)
-    watchers: list[Callable[[int, int, Frame], None]] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        self.subject: RecordingNode | None = None
-        original = world_module.Core
-
-        def factory(config: TotemConfig, rng: random.Random) -> Node:
-            if config.node_id == SUBJECT:
-                self.subject = RecordingNode(config, rng)
-                return self.subject
-            return Node(config, rng)
-
-        world_module.Core = factory  # type: ignore[misc, assignment]
-        self._restore = original
-        self.world = world_module.World(
-            seed=0,
-            nodes=self.nodes,
-            totem_config=self.config,
-            link=LinkParams(latency=LatencyKind.CONSTANT, latency_ns=1 * MS),
-        )
-        transmit = self.world.transmit
-
-        def filtered(src: int, dests: tuple[int, ...], payload: Any, size: int) -> None:
-            for watch in self.watchers:
-                for dst in dests:
-                    watch(src, dst, payload)
-            keep = tuple(d for d in dests if not any(rule(src, d, payload) for rule in self.drops))
-            if keep:
-                transmit(src, keep, payload, size)
-
-        self.world.transmit = filtered  # type: ignore[method-assign]
-
-    def config(self, node: int) -> TotemConfig:
-        return TotemConfig(node_id=node, nodes=self.nodes, join_jitter_ns=0, **self.overrides)
-
-    def start(self, *nodes: int, at_ns: int = 0) -> None:
-        for node in nodes or self.nodes:
-            self.world.at(at_ns, self.world.start, node)
-
-    def submit(self, at_ns: int, node: int, data: bytes, *, safe: bool = False) -> None:
-        record = Record("g", 1, 0, data)
-
-        def go() -> None:
-            host = self.world.hosts[node]
-            host._run(lambda core, now: core.submit(now, record, safe=safe))
-
-        self.world.at(at_ns, go)
-
-    def at(self, at_ns: int, action: Callable[[], None]) -> None:
-        self.world.at(at_ns, action)
+    def __init__(self, name: str, description: str, requirements: list[str], **kw: Any) -> None:
+        super().__init__(subject=SUBJECT, **kw)
+        self.name = name
+        self.description = description
+        self.requirements = requirements
 
     def finish(self, until_ns: int) -> dict[str, Any]:
-        try:
-            self.world.run_until(until_ns)
-        finally:
-            world_module.Core = self._restore  # type: ignore[misc]
-        assert self.subject is not None
+        self.run_until(until_ns)
+        assert self.recorder is not None
         trace = {
             "format": TRACE_FORMAT,
             "name": self.name,
@@ -126,8 +64,8 @@ class Scenario:
             "requirements": self.requirements,
             "network": "constant 1 ms latency between every pair of nodes; no random loss",
             "rng": "none drawn: join_jitter_ns = 0",
-            "config": config_to_json(self.subject.config),
-            "steps": [_annotate(step, SUBJECT) for step in self.subject.steps],
+            "config": config_to_json(self.recorder.config),
+            "steps": [_annotate(step, SUBJECT) for step in self.recorder.steps],
         }
         _check_replays(trace)
         return trace
@@ -196,54 +134,6 @@ def _check_replays(trace: dict[str, Any]) -> None:
         assert step.actual_deadline == step.expected_deadline
 
 
-# ---------------------------------------------------------------------- frame predicates
-
-
-def is_token_to(node: int, ring_seq: int | None = None) -> DropRule:
-    def rule(src: int, dst: int, frame: Frame) -> bool:
-        return (
-            dst == node
-            and isinstance(frame, OrfToken)
-            and (ring_seq is None or frame.ring_id.seq == ring_seq)
-        )
-
-    return rule
-
-
-def once(rule: DropRule) -> DropRule:
-    """Drop the first frame ``rule`` matches, and only that one."""
-    fired = False
-
-    def wrapped(src: int, dst: int, frame: Frame) -> bool:
-        nonlocal fired
-        if not fired and rule(src, dst, frame):
-            fired = True
-            return True
-        return False
-
-    return wrapped
-
-
-def mcast_from(sender: int, to: int, data: bytes) -> DropRule:
-    def rule(src: int, dst: int, frame: Frame) -> bool:
-        return (
-            src == sender
-            and dst == to
-            and isinstance(frame, Mcast)
-            and frame.encapsulated is None
-            and any(r.data == data for r in frame.records)
-        )
-
-    return rule
-
-
-def after(start_ns: int, scenario: Scenario, rule: DropRule) -> DropRule:
-    def wrapped(src: int, dst: int, frame: Frame) -> bool:
-        return scenario.world.now >= start_ns and rule(src, dst, frame)
-
-    return wrapped
-
-
 # ---------------------------------------------------------------------- the scenarios
 
 
@@ -303,7 +193,7 @@ def retransmit_by_other() -> dict[str, Any]:
         "message becomes safe and is garbage-collected.",
         ["ORD-4.4-1", "ORD-4.4-2", "ORD-4.5-1", "ORD-4.5-2", "ORD-5-1", "ORD-5-2"],
     )
-    s.drops.append(once(mcast_from(2, 3, b"r1")))
+    s.drops.append(once(mcast_carrying(b"r1", src=2, dst=3)))
     s.start()
     s.submit(5 * MS, 2, b"r1")
     return s.finish(50 * MS)
@@ -320,7 +210,8 @@ def token_loss() -> dict[str, Any]:
         "transitional configuration.",
         ["ORD-4.8-1", "ORD-4.8-2", "MEM-3.1-1", "MEM-3.3-1", "REC-5.1-1"],
     )
-    s.drops.append(after(30 * MS, s, is_token_to(1, ring_seq=8)))
+    rule = token_to(1, ring_seq=8)
+    s.drops.append(lambda src, dst, frame: s.world.now >= 30 * MS and rule(src, dst, frame))
     s.start()
     return s.finish(1060 * MS)
 
@@ -347,7 +238,7 @@ def crash_survivor() -> dict[str, Any]:
             "REC-7.1-2",
         ],
     )
-    s.drops.append(once(mcast_from(3, 1, b"c1")))
+    s.drops.append(once(mcast_carrying(b"c1", src=3, dst=1)))
 
     def crash_after_origination(src: int, dst: int, frame: Frame) -> None:
         if src == 3 and isinstance(frame, OrfToken) and frame.seq == 1 and frame.aru_id == 0:
@@ -371,8 +262,8 @@ def failed_recovery() -> dict[str, Any]:
         "1.8 and installs 1.16.",
         ["REC-7.3-1", "REC-7.3-2", "REC-7.3-3", "MEM-2.4-1"],
     )
-    s.drops.append(once(mcast_from(3, 1, b"c1")))
-    s.drops.append(is_token_to(1, ring_seq=12))
+    s.drops.append(once(mcast_carrying(b"c1", src=3, dst=1)))
+    s.drops.append(token_to(1, ring_seq=12))
 
     def crash_after_origination(src: int, dst: int, frame: Frame) -> None:
         if src == 3 and isinstance(frame, OrfToken) and frame.seq == 1 and frame.aru_id == 0:

@@ -21,11 +21,14 @@ from __future__ import annotations
 import enum
 import json
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+import gcs.sim.world as world_module
+from gcs.sim import history as h
+from gcs.sim.network import LatencyKind, LinkParams
 from gcs.totem.config import FailToRecvMode, TotemConfig
 from gcs.totem.effects import (
     Configuration,
@@ -53,8 +56,10 @@ from gcs.wire.frames import (
 )
 
 __all__ = [
+    "MS",
     "TRACE_FORMAT",
     "TRACES_DIR",
+    "Cluster",
     "RecordingNode",
     "Step",
     "apply_input",
@@ -65,11 +70,19 @@ __all__ = [
     "frame_from_json",
     "frame_to_json",
     "load_traces",
+    "mcast_carrying",
+    "next_token",
+    "once",
+    "operational",
+    "prefix",
     "record_from_json",
     "record_to_json",
     "replay",
+    "token_to",
+    "visible",
 ]
 
+MS = 1_000_000
 TRACE_FORMAT = "gcs-trace/1"
 TRACES_DIR = Path(__file__).resolve().parents[2] / "protocol" / "traces"
 
@@ -378,3 +391,206 @@ class RecordingNode(Node):
 
     def leave(self, now_ns: int) -> list[Effect]:
         return self._record({"type": "leave", "now_ns": now_ns}, super().leave(now_ns))
+
+
+# ---------------------------------------------------------------------- a scripted cluster
+
+DropRule = Callable[[int, int, Frame], bool]
+Watcher = Callable[[int, int, Frame], None]
+
+
+class Cluster:
+    """Real cores in the simulator, frames as objects, a constant latency and scripted drops.
+
+    ``drops`` are predicates ``(src, dst, frame) -> bool`` consulted for every copy of every
+    frame; ``watchers`` see every copy before the drops. ``subject``, if given, is built as a
+    ``RecordingNode``. Every node uses ``join_jitter_ns = 0`` unless ``overrides`` says
+    otherwise, so nothing here is random.
+    """
+
+    def __init__(
+        self,
+        nodes: tuple[int, ...] = (1, 2, 3),
+        *,
+        subject: int | None = None,
+        latency_ns: int = 1 * MS,
+        **overrides: Any,
+    ) -> None:
+        self.nodes = nodes
+        self.overrides = {"join_jitter_ns": 0, **overrides}
+        self.drops: list[DropRule] = []
+        self.watchers: list[Watcher] = []
+        self.recorder: RecordingNode | None = None
+        self._subject = subject
+        self.world = world_module.World(
+            seed=0,
+            nodes=nodes,
+            totem_config=self.config,
+            link=LinkParams(latency=LatencyKind.CONSTANT, latency_ns=latency_ns),
+        )
+        transmit = self.world.transmit
+
+        def filtered(src: int, dests: tuple[int, ...], payload: Any, size: int) -> None:
+            for watch in self.watchers:
+                for dst in dests:
+                    watch(src, dst, payload)
+            keep = tuple(d for d in dests if not any(drop(src, d, payload) for drop in self.drops))
+            if keep:
+                transmit(src, keep, payload, size)
+
+        self.world.transmit = filtered  # type: ignore[method-assign]
+
+    def config(self, node: int) -> TotemConfig:
+        return TotemConfig(node_id=node, nodes=self.nodes, **self.overrides)
+
+    def _make_core(self, config: TotemConfig, rng: random.Random) -> Node:
+        if config.node_id == self._subject:
+            self.recorder = RecordingNode(config, rng)
+            return self.recorder
+        return Node(config, rng)
+
+    def core(self, node: int) -> Node:
+        core = self.world.hosts[node].core
+        assert core is not None, f"node {node} is down"
+        return core
+
+    # -------------------------------------------------------------- scheduling
+
+    def at(self, at_ns: int, action: Callable[[], None]) -> None:
+        self.world.at(at_ns, action)
+
+    def start(self, *nodes: int, at_ns: int = 0) -> None:
+        for node in nodes or self.nodes:
+            self.world.at(at_ns, self._boot, node)
+
+    def _boot(self, node: int) -> None:
+        original = world_module.Core
+        world_module.Core = self._make_core  # type: ignore[misc, assignment]
+        try:
+            self.world.start(node)
+        finally:
+            world_module.Core = original  # type: ignore[misc]
+
+    def submit(self, at_ns: int, node: int, data: bytes, *, safe: bool = False) -> None:
+        """Submit ``Record("g", 1, 0, data)`` to ``node`` at ``at_ns``."""
+        record = Record("g", 1, 0, data)
+
+        def go() -> None:
+            host = self.world.hosts[node]
+            host._run(lambda core, now: core.submit(now, record, safe=safe))
+
+        self.world.at(at_ns, go)
+
+    def run_until(self, until_ns: int) -> None:
+        self.world.run_until(until_ns)
+
+    def deliveries(self, node: int) -> list[tuple[str, str, int, int, bool]]:
+        """(configuration, origin ring, seq, sender, safe) of every delivery ``node`` recorded."""
+        return [
+            (f"{e.config_kind}:{e.config_ring}", str(e.origin_ring), e.seq, e.sender, e.safe)
+            for e in self.world.history.events
+            if isinstance(e, h.Deliver) and e.node == node
+        ]
+
+    def configurations(self, node: int) -> list[tuple[str, str, tuple[int, ...], str]]:
+        """(kind, ring id, members, reason) of every configuration ``node`` installed."""
+        return [
+            (e.kind, str(e.ring_id), tuple(e.members), e.reason)
+            for e in self.world.history.events
+            if isinstance(e, h.Conf) and e.node == node
+        ]
+
+
+def token_to(node: int, ring_seq: int | None = None) -> DropRule:
+    """Matches every ORF token sent to ``node`` (of the ring with ``ring_seq``, if given)."""
+
+    def rule(src: int, dst: int, frame: Frame) -> bool:
+        return (
+            dst == node
+            and isinstance(frame, OrfToken)
+            and (ring_seq is None or frame.ring_id.seq == ring_seq)
+        )
+
+    return rule
+
+
+def mcast_carrying(data: bytes, *, src: int | None = None, dst: int | None = None) -> DropRule:
+    """Matches the original (not encapsulated) mcasts that carry a record with ``data``."""
+
+    def rule(s: int, d: int, frame: Frame) -> bool:
+        return (
+            (src is None or s == src)
+            and (dst is None or d == dst)
+            and isinstance(frame, Mcast)
+            and frame.encapsulated is None
+            and any(r.data == data for r in frame.records)
+        )
+
+    return rule
+
+
+def once(rule: DropRule) -> DropRule:
+    """Matches the first frame ``rule`` matches, and no other."""
+    fired = False
+
+    def wrapped(src: int, dst: int, frame: Frame) -> bool:
+        nonlocal fired
+        if not fired and rule(src, dst, frame):
+            fired = True
+            return True
+        return False
+
+    return wrapped
+
+
+# ---------------------------------------------------------------------- driving one core by hand
+
+
+def visible(effects: list[Effect]) -> list[Effect]:
+    """The effects without the diagnostic ``Trace`` ones."""
+    return [e for e in effects if not isinstance(e, Trace)]
+
+
+def prefix(name: str, steps: int) -> tuple[Node, int]:
+    """A fresh core fed the first ``steps`` inputs of trace ``name``; (core, time of the last)."""
+    trace = load_traces()[name]
+    node = new_node(trace)
+    now = 0
+    for step in trace["steps"][:steps]:
+        apply_input(node, step["input"])
+        now = step["input"]["now_ns"]
+    return node, now
+
+
+def operational(
+    node: int = 1, nodes: tuple[int, ...] = (1, 2, 3), *, until_ns: int = 25 * MS, **overrides: Any
+) -> tuple[Node, int]:
+    """The core of ``node`` after ``nodes`` started together and formed a ring (the live ones:
+    ``down`` nodes in ``overrides`` are never started). The core is then driven by hand."""
+    down = overrides.pop("down", ())
+    cluster = Cluster(nodes, **overrides)
+    cluster.start(*(n for n in nodes if n not in down))
+    cluster.run_until(until_ns)
+    core = cluster.core(node)
+    assert core.state.value == "operational", core.state
+    return core, until_ns
+
+
+def next_token(core: Node, **fields: Any) -> OrfToken:
+    """A token for ``core``'s installed ring that it will accept: a fresh ``token_seq``, the
+    ring's current ``seq`` and an ``aru`` equal to it, unless ``fields`` say otherwise."""
+    ring = core.ring
+    seq = fields.pop("seq", max(ring.last_seq, ring.queue.high_seq, 0))
+    values: dict[str, Any] = {
+        "ring_id": ring.ring_id,
+        "token_seq": ring.token_seq + 3,
+        "seq": seq,
+        "aru": seq,
+        "aru_id": 0,
+        "fcc": 0,
+        "backlog": 0,
+        "retrans_flg": False,
+        "rtr": (),
+    }
+    values.update(fields)
+    return OrfToken(**values)

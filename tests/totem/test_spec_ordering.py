@@ -1,0 +1,422 @@
+"""RFC 0003 requirements, one core driven by hand (or a small scripted cluster).
+
+Each test names the requirement identifiers it checks in its docstring.
+"""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from gcs.errors import InvariantViolation
+from gcs.sim import history as h
+from gcs.totem.config import TotemConfig
+from gcs.totem.effects import Deliver, MembState, Multicast, Send
+from gcs.totem.flow import FlowState, allowance, update_token
+from gcs.totem.invariants import invariant
+from gcs.totem.node import Node
+from gcs.totem.timers import Timer
+from gcs.wire.frames import Mcast, MembJoin, OrfToken, Record, RingId, RtrEntry
+
+from .tracing import MS, Cluster, next_token, operational, prefix, visible
+
+R8 = RingId(seq=8, rep=1)
+
+
+def mcast(
+    seq: int, sender: int = 2, ring: RingId = R8, data: bytes = b"x", safe: bool = False
+) -> Mcast:
+    return Mcast(sender, ring, seq, safe, (Record("g", 1, 16 if safe else 0, data),))
+
+
+def sent_tokens(effects: list[object]) -> list[OrfToken]:
+    return [e.frame for e in effects if isinstance(e, Send) and isinstance(e.frame, OrfToken)]
+
+
+def originated(effects: list[object], me: int = 1) -> list[Mcast]:
+    return [
+        e.frame
+        for e in effects
+        if isinstance(e, Multicast) and isinstance(e.frame, Mcast) and e.frame.sender == me
+    ]
+
+
+# ---------------------------------------------------------------------- §3 state and input
+
+
+def test_each_ring_starts_from_fresh_state() -> None:
+    """ORD-3.1-1, ORD-3.1-2: after a change, the new ring's queue holds only its own mcasts,
+    numbered from 1, its token_seq restarted, and nothing of the old ring is delivered as the
+    new ring's."""
+    c = Cluster()
+    c.start()
+    for k in range(5):
+        c.submit(20 * MS + k * MS, 1 + k % 3, b"old%d" % k)
+    c.at(40 * MS, lambda: c.world.crash(3))
+    c.run_until(2600 * MS)
+    core = c.core(1)
+    assert core.state is MembState.OPERATIONAL and core.ring.ring_id.seq == 12
+    old_token_seq = 0
+    for event in c.world.history.events:
+        if isinstance(event, h.Deliver) and event.node == 1 and event.origin_ring == R8:
+            old_token_seq = max(old_token_seq, event.seq)
+    assert old_token_seq == 5
+    assert all(m.ring_id == core.ring.ring_id for m in core.ring.queue.values())
+    c.submit(2600 * MS, 1, b"new")
+    c.run_until(2700 * MS)
+    new = [d for d in c.deliveries(1) if d[1] == "1.12"]
+    assert new and new[0][2] == 1 + len([m for m in core.ring.queue.values() if m.encapsulated])
+    assert core.ring.token_seq < 1000
+
+
+def test_due_timers_fire_before_a_frame_is_handled() -> None:
+    """ORD-3.2-1: a join arriving after the JOIN deadline is handled after the timer's own
+    re-broadcast."""
+    core, _ = prefix("ring-formation", 3)
+    assert core.state is MembState.GATHER and core.next_deadline_ns == 50 * MS
+    assert core.proc_set == {1, 2}
+    effects = visible(core.receive(60 * MS, 3, MembJoin(3, frozenset({3}), frozenset(), 4)))
+    joins = [e.frame for e in effects if isinstance(e, Multicast)]
+    assert [sorted(j.proc_set) for j in joins] == [[1, 2], [1, 2, 3]]
+
+
+def test_frames_that_must_be_discarded() -> None:
+    """ORD-3.2-2: frames before start-up completes, from itself, from unconfigured nodes, with
+    a spoofed sender, and after leaving are discarded without effect."""
+    node = Node(TotemConfig(node_id=1, nodes=(1, 2, 3), join_jitter_ns=0), random.Random(0))
+    node.start(0, None)
+    join = MembJoin(2, frozenset({2}), frozenset(), 4)
+    assert visible(node.receive(1, 2, join)) == []
+    node.on_persisted(2, 4)
+    assert visible(node.receive(3, 1, MembJoin(1, frozenset({1}), frozenset(), 4))) == []
+    assert visible(node.receive(4, 9, join)) == []
+    assert visible(node.receive(5, 3, join)) == []  # says it is from 2, comes from 3
+    drops = node.statistics().drops
+    assert drops["frame_while_starting"] == 1 and drops["bad_source"] == 2
+    assert drops["spoofed_sender"] == 1
+    node.leave(6)
+    assert visible(node.receive(7, 2, join)) == [] and node.next_deadline_ns is None
+
+
+def test_mcasts_in_recovery() -> None:
+    """ORD-3.3-1: in RECOVERY only mcasts of the ring being formed are stored, and nothing is
+    delivered; others (the old ring's, a foreign ring's) are discarded."""
+    core, now = prefix("ring-formation", 10)
+    assert core.state is MembState.RECOVERY
+    assert core.recovery is not None
+    new_ring = core.recovery.ring
+    assert visible(core.receive(now, 2, mcast(1, ring=new_ring.ring_id))) == []
+    assert 1 in new_ring.queue
+    foreign = mcast(1, ring=RingId(seq=100, rep=2))
+    assert visible(core.receive(now, 2, foreign)) == []
+    assert core.state is MembState.RECOVERY
+
+
+def test_mcasts_of_the_installed_ring_in_gather_and_commit() -> None:
+    """ORD-3.3-2, ORD-7.1-2: in GATHER an mcast of the installed ring is stored and delivered in
+    the old regular configuration; in COMMIT it is discarded."""
+    gather, now = prefix("token-loss-gather", 23)
+    assert gather.state is MembState.GATHER and gather.ring.ring_id == R8
+    (d,) = [e for e in visible(gather.receive(now, 2, mcast(1))) if isinstance(e, Deliver)]
+    assert (str(d.config), d.seq, d.sender) == ("regular:1.8", 1, 2)
+    commit, now = prefix("token-loss-gather", 25)
+    assert commit.state is MembState.COMMIT
+    assert visible(commit.receive(now, 2, mcast(1))) == []
+    assert 1 not in commit.ring.queue
+
+
+def test_foreign_mcasts() -> None:
+    """ORD-3.3-3: an mcast of a ring with a higher seq is evidence of another ring (a merge);
+    one of a ring with a lower or equal seq is discarded."""
+    core, now = operational(nodes=(1, 2, 3, 4), down=(4,))
+    assert core.members == (1, 2, 3)
+    stale = visible(core.receive(now, 4, mcast(1, sender=4, ring=RingId(seq=4, rep=4))))
+    assert stale == [] and core.state is MembState.OPERATIONAL
+    effects = visible(core.receive(now, 4, mcast(1, sender=4, ring=RingId(seq=40, rep=4))))
+    assert core.state is MembState.GATHER
+    (join,) = [e.frame for e in effects if isinstance(e, Multicast)]
+    assert isinstance(join, MembJoin) and join.proc_set == {1, 2, 3, 4}
+    assert str(core.gather_reason) == "merge 4"
+
+
+def test_storing_mcasts() -> None:
+    """ORD-3.3-4, ORD-3.3-5: mcasts from non-members and far beyond the window are discarded,
+    duplicates are counted and not delivered twice, and an mcast retransmitted by a node other
+    than its sender is accepted."""
+    core, now = operational(nodes=(1, 2, 3, 4), down=(4,))
+    assert visible(core.receive(now, 4, mcast(1, sender=4))) == []
+    far = 1 + 2 * core.config.sort_window + 1
+    assert visible(core.receive(now, 2, mcast(far))) == []
+    assert core.statistics().drops["mcast_out_of_window"] == 2
+    first = visible(core.receive(now, 3, mcast(1, sender=2)))
+    assert [type(e) for e in first] == [Deliver]
+    assert visible(core.receive(now, 2, mcast(1, sender=2))) == []
+    assert core.statistics().mcasts_duplicate == 1
+
+
+# ---------------------------------------------------------------------- §4 the token
+
+
+def test_token_acceptance() -> None:
+    """ORD-4.1-1, ORD-4.1-2: a token with an old token_seq or of another ring is discarded and
+    does not re-arm the token-loss timer; an accepted one arms it at now + token_timeout_ns
+    and the forwarded copy's retransmission at now + token_retransmit_ns."""
+    core, now = operational()
+    loss = core.timers.get(Timer.TOKEN_LOSS)
+    stale = next_token(core, token_seq=core.ring.token_seq)
+    other = next_token(core, ring_id=RingId(seq=8, rep=2))
+    assert visible(core.receive(now + MS, 3, stale)) == []
+    assert visible(core.receive(now + MS, 3, other)) == []
+    assert core.timers.get(Timer.TOKEN_LOSS) == loss
+    assert core.statistics().drops["token_duplicate"] == 1
+    at = now + 2 * MS
+    (send,) = visible(core.receive(at, 3, next_token(core)))
+    assert isinstance(send, Send) and send.dest == 2
+    assert core.timers.get(Timer.TOKEN_LOSS) == at + core.config.token_timeout_ns
+    assert core.timers.get(Timer.TOKEN_RETRANSMIT) == at + core.config.token_retransmit_ns
+
+
+def test_processing_order_of_one_visit() -> None:
+    """ORD-4.2-1, ORD-4.7-1, ORD-4.4-1: on one visit the node first retransmits what is
+    requested, then originates, then forwards the token to its successor, then delivers."""
+    core, now = operational()
+    core.receive(now, 2, mcast(1))
+    core.submit(now, Record("g", 1, 0, b"mine"))
+    token = next_token(core, seq=1, aru=0, aru_id=3, rtr=(RtrEntry(R8, 1),))
+    effects = visible(core.receive(now + MS, 3, token))
+    kinds = [type(e).__name__ for e in effects]
+    assert kinds == ["Multicast", "Multicast", "Send", "Deliver"]
+    retransmit, mine, send, deliver = effects
+    assert isinstance(retransmit, Multicast) and retransmit.frame == mcast(1)
+    assert isinstance(mine, Multicast) and isinstance(mine.frame, Mcast) and mine.frame.seq == 2
+    assert isinstance(send, Send) and send.dest == 2
+    assert isinstance(send.frame, OrfToken) and send.frame.rtr == () and send.frame.seq == 2
+    assert isinstance(deliver, Deliver) and deliver.seq == 2
+
+
+def test_rtr_entries_of_other_rings_and_stale_ones_are_removed() -> None:
+    """ORD-4.4-1: entries for another ring and entries at or below safe_upto leave the list;
+    an entry for a seq the node does not hold stays, in place."""
+    core, now = operational()
+    for s in (1, 2):
+        core.receive(now, 2, mcast(s))
+    for k in range(2):  # aru 2 on two visits: safe_upto becomes 2
+        core.receive(now + (k + 1) * MS, 3, next_token(core, seq=2))
+    assert core.ring.safe_upto == 2
+    rtr = (RtrEntry(RingId(seq=4, rep=2), 7), RtrEntry(R8, 1), RtrEntry(R8, 3))
+    token = next_token(core, seq=3, aru=2, aru_id=3, rtr=rtr)
+    effects = visible(core.receive(now + 3 * MS, 3, token))
+    (out,) = sent_tokens(effects)
+    assert out.rtr == (RtrEntry(R8, 3),)
+    assert not [e for e in effects if isinstance(e, Multicast)]
+
+
+def test_holes_are_requested_after_miss_count_and_again_at_once() -> None:
+    """ORD-4.5-1, ORD-4.5-2, ORD-4.5-3: seq 1 is requested on the fifth visit it is missing;
+    while the request is on the token it is not added again; once it is gone (served, but
+    the retransmission lost) it is requested at the next visit; counts are cleared when the
+    node has everything."""
+    core, now = operational()
+    t = now
+    outs = []
+    for _ in range(5):
+        t += MS
+        (out,) = sent_tokens(visible(core.receive(t, 3, next_token(core, seq=1, aru=0, aru_id=3))))
+        outs.append(out)
+    assert [len(o.rtr) for o in outs] == [0, 0, 0, 0, 1]
+    t += MS
+    listed = next_token(core, seq=1, aru=0, aru_id=3, rtr=(RtrEntry(R8, 1),))
+    (out,) = sent_tokens(visible(core.receive(t, 3, listed)))
+    assert out.rtr == (RtrEntry(R8, 1),)
+    t += MS
+    (out,) = sent_tokens(visible(core.receive(t, 3, next_token(core, seq=1, aru=0, aru_id=3))))
+    assert out.rtr == (RtrEntry(R8, 1),)
+    core.receive(t, 2, mcast(1))
+    t += MS
+    core.receive(t, 3, next_token(core, seq=1, aru=0, aru_id=1))
+    assert core.ring.miss_counts == {}
+
+
+def test_aru_rule() -> None:
+    """ORD-5-1, ORD-5-2: a node lowers the aru to what it has and names itself; it leaves a
+    lower aru alone when another node is named; the named node (or anyone, when nobody is)
+    raises it to its own my_aru, and a full aru has aru_id 0."""
+    core, now = operational()
+    for s in (1, 2, 3):
+        core.receive(now, 2, mcast(s))
+    (out,) = sent_tokens(core.receive(now + MS, 3, next_token(core, seq=5, aru=5, aru_id=0)))
+    assert (out.aru, out.aru_id) == (3, 1)
+    (out,) = sent_tokens(core.receive(now + 2 * MS, 3, next_token(core, seq=5, aru=2, aru_id=3)))
+    assert (out.aru, out.aru_id) == (2, 3)
+    for s in (4, 5):
+        core.receive(now + 2 * MS, 2, mcast(s))
+    (out,) = sent_tokens(core.receive(now + 3 * MS, 3, next_token(core, seq=5, aru=2, aru_id=1)))
+    assert (out.aru, out.aru_id) == (5, 0)
+    (out,) = sent_tokens(core.receive(now + 4 * MS, 3, next_token(core, seq=5, aru=4, aru_id=0)))
+    assert (out.aru, out.aru_id) == (5, 0)
+
+
+def test_token_hold_and_hold_cancel() -> None:
+    """ORD-4.9-1, ORD-4.9-2, ORD-4.9-3, ORD-4.9-4: on an idle ring the representative holds the
+    token (no retransmission armed, the hold timer instead); a non-representative that has seen
+    the idle count sets hold_flag, and a submit there multicasts token_hold_cancel, which makes
+    the representative release the token at once."""
+    c = Cluster()
+    c.start()
+    c.run_until(200 * MS)
+    rep, other = c.core(1), c.core(2)
+    assert rep.ring.holding is not None
+    assert not rep.timers.armed(Timer.TOKEN_RETRANSMIT) and rep.timers.armed(Timer.HOLD)
+    assert rep.ring.seq_unchanged > rep.config.seqno_unchanged_const
+    assert other.ring.hold_flag
+    effects = visible(other.submit(200 * MS, Record("g", 1, 0, b"wake")))
+    (cancel,) = [e for e in effects if isinstance(e, Multicast)]
+    assert type(cancel.frame).__name__ == "TokenHoldCancel" and cancel.dests == (1, 3)
+    assert not other.ring.hold_flag
+    released = visible(rep.receive(201 * MS, 2, cancel.frame))
+    assert [type(e) for e in released] == [Send]
+    assert rep.ring.holding is None and rep.ring.seq_unchanged == 0
+    assert not rep.timers.armed(Timer.HOLD) and rep.timers.armed(Timer.TOKEN_RETRANSMIT)
+
+
+def test_hold_timer_and_submit_release_the_token() -> None:
+    """ORD-4.9-2, ORD-4.9-3: the hold timer is armed at hold_timeout_ns; a submit at the
+    representative releases the held token at once."""
+    c = Cluster()
+    c.start()
+    c.run_until(200 * MS)
+    rep = c.core(1)
+    held_at = rep.timers.get(Timer.HOLD)
+    assert held_at is not None and held_at - rep.config.hold_timeout_ns <= 200 * MS
+    effects = visible(rep.submit(200 * MS, Record("g", 1, 0, b"go")))
+    assert [type(e) for e in effects] == [Send] and rep.ring.holding is None
+
+
+def test_timers_fire_in_the_specified_order() -> None:
+    """ORD-4.11-1: JOIN and CONSENSUS due at once: the JOIN handler runs first (a join with an
+    empty fail set), then CONSENSUS (the late nodes failed)."""
+    core, _ = prefix("ring-formation", 4)
+    assert core.proc_set == {1, 2, 3} and core.timers.armed(Timer.CONSENSUS)
+    late = (core.timers.get(Timer.CONSENSUS) or 0) + MS
+    effects = visible(core.on_timeout(late))
+    joins = [e.frame for e in effects if isinstance(e, Multicast)]
+    assert isinstance(joins[0], MembJoin) and isinstance(joins[1], MembJoin)
+    assert [sorted(j.fail_set) for j in joins] == [[], [2, 3]]
+
+
+# ---------------------------------------------------------------------- §6 flow control
+
+
+def test_allowance_formula() -> None:
+    """ORD-6-1: min(max_messages, window - fcc), then the backlog share (paper numerator, at
+    least 1), never negative, in signed arithmetic."""
+    flow = FlowState()
+    assert (
+        allowance(window_size=50, max_messages=17, fcc=0, backlog=0, my_backlog=0, flow=flow) == 17
+    )
+    assert (
+        allowance(window_size=50, max_messages=17, fcc=40, backlog=0, my_backlog=0, flow=flow) == 10
+    )
+    assert (
+        allowance(window_size=50, max_messages=17, fcc=60, backlog=0, my_backlog=5, flow=flow) == 0
+    )
+    share = allowance(window_size=50, max_messages=17, fcc=0, backlog=90, my_backlog=10, flow=flow)
+    assert share == 50 * 10 // 100
+    tiny = allowance(
+        window_size=50, max_messages=17, fcc=0, backlog=10_000, my_backlog=1, flow=flow
+    )
+    assert tiny == 1
+    flow = FlowState(my_trc=0, my_pbl=10)
+    assert (
+        allowance(window_size=50, max_messages=17, fcc=0, backlog=20, my_backlog=10, flow=flow)
+        == 17
+    )
+
+
+def test_token_fcc_and_backlog_update() -> None:
+    """ORD-6-3: each node replaces its own previous contribution to fcc and backlog."""
+    flow = FlowState()
+    assert update_token(10, 30, 4, 6, flow) == (14, 36)
+    assert (flow.my_trc, flow.my_pbl) == (4, 6)
+    assert update_token(14, 36, 1, 0, flow) == (11, 30)
+    assert update_token(0, 0, 0, 0, FlowState(my_trc=5, my_pbl=5)) == (0, 0)
+
+
+def test_retransmissions_come_out_of_the_allowance_first() -> None:
+    """ORD-6-2: with max_messages 2 and two requests it can serve, a node retransmits both and
+    originates nothing on that visit."""
+    core, now = operational(max_messages=2)
+    for s in (1, 2):
+        core.receive(now, 2, mcast(s))
+    core.submit(now, Record("g", 1, 0, b"waits"))
+    token = next_token(core, seq=2, aru=0, aru_id=3, rtr=(RtrEntry(R8, 1), RtrEntry(R8, 2)))
+    effects = visible(core.receive(now + MS, 3, token))
+    assert [e.frame.seq for e in effects if isinstance(e, Multicast)] == [1, 2]  # type: ignore[union-attr]
+    assert not originated(effects)
+    (out,) = sent_tokens(effects)
+    assert out.fcc == 2
+
+
+def test_sort_window_limits_origination() -> None:
+    """ORD-6-1: a node never originates beyond released + sort_window."""
+    core, now = operational(sort_window=4)
+    for _ in range(6):  # too large to share an mcast: one mcast each
+        core.submit(now, Record("g", 1, 0, bytes(1000)))
+    effects = visible(core.receive(now + MS, 3, next_token(core, seq=2, aru=0, aru_id=3)))
+    assert [m.seq for m in originated(effects)] == [3, 4]
+
+
+# ---------------------------------------------------------------------- §7.4 GC, §11 invariants
+
+
+def test_garbage_collection() -> None:
+    """ORD-7.4-1: mcasts that are safe and delivered are released on the next token; nothing is
+    released in GATHER."""
+    core, now = operational()
+    for s in (1, 2, 3):
+        core.receive(now, 2, mcast(s))
+    core.receive(now + MS, 3, next_token(core, seq=3))
+    assert core.ring.queue.released == 0 and len(core.ring.queue) == 3
+    core.receive(now + 2 * MS, 3, next_token(core, seq=3))
+    assert core.ring.queue.released == 3 and len(core.ring.queue) == 0
+    core.receive(now + 2 * MS, 2, mcast(4))
+    core.on_timeout(now + 2 * MS + core.config.token_timeout_ns)
+    assert core.state is MembState.GATHER
+    assert 4 in core.ring.queue and core.ring.queue.released == 3
+
+
+def test_invariant_checks_raise_with_their_id() -> None:
+    """ORD-12, ORD-18, ORD-19: the checks raise InvariantViolation naming the requirement."""
+    invariant(True, "ORD-18", "fine")
+    with pytest.raises(InvariantViolation, match=r"^ORD-12: "):
+        invariant(False, "ORD-12", "rtr list of 31 entries")
+
+
+def test_invariants_hold_under_loss() -> None:
+    """ORD-12, ORD-18, ORD-19: on a lossy ring with a two-entry rtr list and a small per-visit
+    budget, no token carries more than rtr_max entries or an aru above its seq, no visit sends
+    more than max_messages mcasts, and no core raises InvariantViolation."""
+    c = Cluster(subject=1, rtr_max=2, max_messages=4, window_size=12)
+    c.world.network.set_all(loss=0.03)
+    c.start()
+    tokens: list[OrfToken] = []
+    c.watchers.append(lambda s, d, f: tokens.append(f) if isinstance(f, OrfToken) else None)
+    for k in range(300):
+        c.submit(100 * MS + k * MS, 1 + k % 3, b"%04d" % k + bytes(900))
+    c.run_until(1500 * MS)
+    assert not [e for e in c.world.history.events if isinstance(e, h.Invariant)]
+    assert len(c.deliveries(1)) == 300
+    assert tokens and max(len(t.rtr) for t in tokens) <= 2
+    assert any(t.rtr for t in tokens)
+    assert all(t.aru <= t.seq for t in tokens)
+    assert c.recorder is not None
+    for step in c.recorder.steps:
+        frame = step["input"].get("frame") or {}
+        if frame.get("type") == "orf_token":
+            sent = [
+                e
+                for e in step["expect"]
+                if e["type"] == "multicast" and e["frame"]["type"] == "mcast"
+            ]
+            assert len(sent) <= 4
