@@ -217,3 +217,20 @@ def test_checkers_accept_a_plain_history() -> None:
     extra = Deliver(h.now_ns + 1, 2, 1, "regular", R8, R8, 9, 1, False, ())
     history.append(extra)
     assert check_no_creation(history).valid is False
+
+
+# ---------------------------------------------------------------------- 21 origination state
+
+
+def test_originating_outside_operational_is_reported() -> None:
+    h = formed(1, 2)
+    h.state(1, "gather", "operational", "installed 1.8")
+    h.deliver_everywhere(h.send(1), [1, 2])
+    assert "origination_state" not in failing(h.build())
+    h.state(1, "operational", "gather", "token_loss")
+    h.state(1, "gather", "commit", "commit 1.12")
+    h.state(1, "commit", "recovery", "recovery 1.12")
+    h.send(1)
+    assert_fails(
+        h.build(), "origination_state", "node 1/1 originated ring 1.8 seq 2", "state recovery"
+    )

@@ -231,9 +231,9 @@ def test_check_all_runs_everything_and_all_pass() -> None:
     h, params = partition_heal_run()
     verdicts = check_all(h.build(), params=params)
     names = [v.name for v in verdicts]
-    assert len(names) == len(set(names)) == 20
+    assert len(names) == len(set(names)) == 21
     assert overall(verdicts) is True
-    assert format_report(verdicts).count("PASS") == 20
+    assert format_report(verdicts).count("PASS") == 21
 
 
 def test_problems_are_capped_and_counted() -> None:

@@ -23,6 +23,7 @@ internals, so they judge simulator runs and histories recorded from real process
 | causal | 14 | Spec 5 |
 | safe | 15 | Specs 7.1-7.2 |
 | transitional_agreement | 16 | [P §7.2] |
+| origination_state | 21 (from State events) | [P §7.2] |
 | core_invariants | Invariant events | |
 | liveness | 23 (and 13's liveness part) | [P §4.1] termination |
 | no_spurious_change | 24 | |
@@ -45,6 +46,7 @@ from gcs.sim.checkers.integrity import (
     check_identity,
     check_no_creation,
     check_no_duplicates,
+    check_origination_state,
     check_streams,
 )
 from gcs.sim.checkers.liveness import check_gather_bound, check_liveness, check_no_spurious_change
@@ -80,6 +82,7 @@ __all__ = [
     "check_no_creation",
     "check_no_duplicates",
     "check_no_spurious_change",
+    "check_origination_state",
     "check_ring_ids",
     "check_safe",
     "check_self_delivery",

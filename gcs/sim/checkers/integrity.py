@@ -15,6 +15,8 @@
   configuration of the origin ring; every id in it was submitted earlier by the incarnation the
   id names, originated exactly once, with the guarantee it was submitted with; and every
   delivered record decoded as a workload payload (``corrupt == 0``).
+* ``check_origination_state`` (§10.21): nothing is originated outside OPERATIONAL, as far as
+  the incarnation's ``State`` events show.
 * ``check_core_invariants``: the core raised ``InvariantViolation``; always a failed run
   (ARCHITECTURE.md decision 8).
 """
@@ -48,6 +50,7 @@ __all__ = [
     "check_identity",
     "check_no_creation",
     "check_no_duplicates",
+    "check_origination_state",
     "check_streams",
 ]
 
@@ -330,6 +333,34 @@ def _check_sent_once(idx: HistoryIndex, problems: Problems) -> None:
             f"message {msg_id} was originated again: first as {where(first)}, then as "
             f"{where(record)}"
         )
+
+
+def check_origination_state(history: Source, params: CheckParams = DEFAULT_PARAMS) -> Verdict:
+    """Mcasts are originated only in OPERATIONAL (§10.21, [P §7.2]: "no new application
+    messages are originated in RECOVERY"; in GATHER and COMMIT there is no ring token).
+
+    Judged from ``State`` events: an Originate recorded while the incarnation's latest state
+    change left it in another state. Incarnations without State events are not judged.
+    """
+    idx = as_index(history)
+    problems = Problems("origination_state")
+    judged = 0
+    for view in idx.procs.values():
+        if not view.states:
+            continue
+        judged += 1
+        states = view.states
+        i, current = 0, None
+        for record, _ in view.originates:
+            while i < len(states) and states[i][0] < record.pos:
+                current = states[i][1]
+                i += 1
+            if current is not None and current.new.lower() != "operational":
+                problems.add(
+                    f"{_originate_text(view, record)} while in state {current.new} (since "
+                    f"{fmt_t(current.time_ns)}, {current.reason!r}): only OPERATIONAL originates"
+                )
+    return problems.verdict({"incarnations_judged": judged})
 
 
 def check_core_invariants(history: Source, params: CheckParams = DEFAULT_PARAMS) -> Verdict:

@@ -25,6 +25,7 @@ from gcs.sim.checkers.integrity import (
     check_identity,
     check_no_creation,
     check_no_duplicates,
+    check_origination_state,
     check_streams,
 )
 from gcs.sim.checkers.liveness import check_gather_bound, check_liveness, check_no_spurious_change
@@ -59,6 +60,7 @@ SAFETY_CHECKERS: tuple[Checker, ...] = (
     check_causal,  # 14
     check_safe,  # 15
     check_transitional_agreement,  # 16
+    check_origination_state,  # 21
     check_core_invariants,
 )
 
