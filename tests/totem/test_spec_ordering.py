@@ -19,7 +19,7 @@ from gcs.totem.node import Node
 from gcs.totem.timers import Timer
 from gcs.wire.frames import Mcast, MembJoin, OrfToken, Record, RingId, RtrEntry
 
-from .tracing import MS, Cluster, next_token, operational, prefix, visible
+from .tracing import MS, Cluster, advance, next_token, operational, prefix, visible
 
 R8 = RingId(seq=8, rep=1)
 
@@ -381,7 +381,7 @@ def test_garbage_collection() -> None:
     core.receive(now + 2 * MS, 3, next_token(core, seq=3))
     assert core.ring.queue.released == 3 and len(core.ring.queue) == 0
     core.receive(now + 2 * MS, 2, mcast(4))
-    core.on_timeout(now + 2 * MS + core.config.token_timeout_ns)
+    advance(core, now + 2 * MS + core.config.token_timeout_ns)
     assert core.state is MembState.GATHER
     assert 4 in core.ring.queue and core.ring.queue.released == 3
 

@@ -14,7 +14,7 @@ from gcs.totem.reassembly import Reassembler
 from gcs.totem.sendqueue import RECORD_OVERHEAD, SendQueue, record_cost
 from gcs.wire.frames import Mcast, Record, RecordFlags
 
-from .tracing import MS, next_token, operational, visible
+from .tracing import MS, advance, next_token, operational, visible
 
 WHOLE, FIRST, MIDDLE, LAST = (
     int(RecordFlags.WHOLE),
@@ -163,7 +163,7 @@ def test_a_change_restarts_the_partial_record_at_the_node() -> None:
     (frag,) = [e.frame for e in effects if isinstance(e, Multicast) and isinstance(e.frame, Mcast)]
     assert frag.records[0].flags & FIRST
     assert core.sendq._entries[0].offset > 0
-    core.on_timeout(now + MS + core.config.token_timeout_ns)
+    advance(core, now + MS + core.config.token_timeout_ns)
     assert core.state is MembState.GATHER
     assert core.sendq._entries[0].offset == 0
 

@@ -58,6 +58,7 @@ from gcs.wire.frames import (
 __all__ = [
     "MS",
     "TRACE_FORMAT",
+    "advance",
     "TRACES_DIR",
     "Cluster",
     "RecordingNode",
@@ -549,6 +550,15 @@ def once(rule: DropRule) -> DropRule:
 def visible(effects: list[Effect]) -> list[Effect]:
     """The effects without the diagnostic ``Trace`` ones."""
     return [e for e in effects if not isinstance(e, Trace)]
+
+
+def advance(core: Node, until_ns: int) -> list[Effect]:
+    """Fire ``core``'s timers on time, one deadline after another, up to ``until_ns``: what a
+    driver does while no frame arrives. Returns every visible effect."""
+    out: list[Effect] = []
+    while (due := core.next_deadline_ns) is not None and due <= until_ns:
+        out += visible(core.on_timeout(due))
+    return out
 
 
 def prefix(name: str, steps: int) -> tuple[Node, int]:

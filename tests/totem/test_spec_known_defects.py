@@ -1,0 +1,61 @@
+"""Behaviour the RFCs flag as probably wrong, written as the behaviour they recommend.
+
+Each test is a strict xfail: it fails today, and once the core is fixed it passes, which
+pytest reports as an error (``xfail_strict``) so that the marker, and the note in the RFC, get
+removed together with the defect.
+"""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from gcs.totem.config import TotemConfig
+from gcs.totem.node import Node
+from gcs.totem.sendqueue import SendQueue
+from gcs.wire.frames import MembJoin, Record
+
+from .tracing import MS, Cluster
+
+
+@pytest.mark.xfail(
+    strict=True, reason="RFC 0003 §4.11 note: re-arming a timer later leaves a stale next deadline"
+)
+def test_next_deadline_is_the_earliest_armed_timer() -> None:
+    """ORD-4.11-1: next_deadline_ns should be the earliest armed deadline. Today re-arming a
+    timer to a later time (here JOIN, when a join restarts GATHER) keeps the old, earlier
+    value until a timer pops or is cancelled, which costs a spurious wake-up."""
+    node = Node(TotemConfig(node_id=1, nodes=(1, 2, 3)), random.Random(1))
+    node.start(0, None)
+    node.on_persisted(0, 4)
+    node.receive(0, 2, MembJoin(2, frozenset({2, 3}), frozenset(), 4))
+    assert node.next_deadline_ns == min(node.timers._at.values())
+
+
+@pytest.mark.xfail(
+    strict=True, reason="RFC 0003 §8.2 note: an unfragmentable head record yields empty payloads"
+)
+def test_a_record_always_makes_progress() -> None:
+    """ORD-8.2-1: with a long group name and a small frame budget, the head record should still
+    be fragmented into a fresh mcast; today take() returns an empty payload forever."""
+    q = SendQueue(
+        max_bytes=100_000, high_bytes=75_000, low_bytes=25_000, budget=512, max_message=10_000
+    )
+    q.push(Record("g" * 255, 1, 0, bytes(1000)), False)
+    payload = q.take()
+    assert payload is not None and payload[1], "empty mcast payload"
+
+
+@pytest.mark.xfail(strict=True, reason="RFC 0003 §4.9 note: the hold timer resets the idle count")
+def test_an_idle_ring_turns_about_once_per_hold_period() -> None:
+    """ORD-4.9-3: after the hold timer releases the token, the representative should hold it
+    again on its next visit (as corosync does); today it does seqno_unchanged_const + 1 more
+    rotations first (217 tokens in 2 s on a 3-node ring with 1 ms links)."""
+    c = Cluster()
+    c.start()
+    c.run_until(1000 * MS)
+    before = c.core(1).statistics().tokens_received
+    c.run_until(3000 * MS)
+    rotations = c.core(1).statistics().tokens_received - before
+    assert rotations <= 2 * 2000 // 180
