@@ -27,7 +27,15 @@ from typing import TYPE_CHECKING
 
 from gcs.totem import membership, recovery
 from gcs.totem.config import FailToRecvMode
-from gcs.totem.effects import ChangeReason, Deliver, MembState, Multicast, ReasonKind, Send
+from gcs.totem.effects import (
+    ChangeReason,
+    Deliver,
+    Effect,
+    MembState,
+    Multicast,
+    ReasonKind,
+    Send,
+)
 from gcs.totem.flow import allowance, update_token
 from gcs.totem.invariants import invariant
 from gcs.totem.ring import RingState
@@ -76,7 +84,6 @@ def on_orf_token(n: Node, now_ns: int, token: OrfToken) -> None:
 
 
 def _process_token(n: Node, now_ns: int, ring: RingState, token: OrfToken) -> None:
-    cfg = n.config
     recovering = n.state is MembState.RECOVERY
     ring.token_seq = token.token_seq
     safe = min(ring.last_aru, token.aru)
@@ -85,7 +92,39 @@ def _process_token(n: Node, now_ns: int, ring: RingState, token: OrfToken) -> No
     if not recovering:
         ring.queue.release(min(ring.safe_upto, ring.high_delivered))
     _idle_bookkeeping(n, ring, token)
+    mark = len(n.out)
+    seq, sent, rtr = _send_share(n, ring, token, recovering)
+    # Accelerated ring (RFC 0003 §9): the visit's new mcasts leave after the token, so the next
+    # holder starts its own visit while this node is still multicasting.
+    deferred = _take_new_mcasts(n, mark, token.seq) if n.config.accelerated else []
+    my_backlog = recovery.backlog(n) if recovering else n.sendq.backlog
+    fcc, backlog = update_token(token.fcc, token.backlog, sent, my_backlog, ring.flow)
+    aru, aru_id = _aru_rule(n.me, ring, token, seq)
+    new_token = OrfToken(
+        ring.ring_id, token.token_seq + 1, seq, aru, aru_id, fcc, backlog, token.retrans_flg, rtr
+    )
+    if recovering:
+        new_token = recovery.on_token(n, now_ns, token, new_token)
+    elif _failed_to_receive(n, now_ns, ring, token):
+        n.out.extend(deferred)
+        return
+    _forward_or_hold(n, now_ns, new_token)
+    n.out.extend(deferred)
+    if n.state is MembState.OPERATIONAL:
+        deliver(n, n.ring)
+        window = n.sendq.window_change()
+        if window is not None:
+            n.out.append(window)
 
+
+def _send_share(
+    n: Node, ring: RingState, token: OrfToken, recovering: bool
+) -> tuple[int, int, tuple[RtrEntry, ...]]:
+    """Retransmit, then originate, within the flow-control allowance; then list my holes.
+
+    Returns the token's new seq, the number of mcasts sent (both kinds) and the new rtr list.
+    """
+    cfg = n.config
     my_backlog = recovery.backlog(n) if recovering else n.sendq.backlog
     allowed = allowance(
         window_size=cfg.window_size,
@@ -104,30 +143,22 @@ def _process_token(n: Node, now_ns: int, ring: RingState, token: OrfToken) -> No
         seq, originated = _originate(n, ring, token.seq, allowed - sent)
     invariant(originated + sent <= cfg.max_messages, "ORD-19", "visit exceeded max_messages")
     _add_holes(n, ring, rtr, seq)
-    my_backlog = recovery.backlog(n) if recovering else n.sendq.backlog
-    fcc, backlog = update_token(token.fcc, token.backlog, sent + originated, my_backlog, ring.flow)
-    aru, aru_id = _aru_rule(n.me, ring, token, seq)
-    new_token = OrfToken(
-        ring.ring_id,
-        token.token_seq + 1,
-        seq,
-        aru,
-        aru_id,
-        fcc,
-        backlog,
-        token.retrans_flg,
-        tuple(rtr),
-    )
-    if recovering:
-        new_token = recovery.on_token(n, now_ns, token, new_token)
-    elif _failed_to_receive(n, now_ns, ring, token):
-        return
-    _forward_or_hold(n, now_ns, new_token)
-    if n.state is MembState.OPERATIONAL:
-        deliver(n, n.ring)
-        window = n.sendq.window_change()
-        if window is not None:
-            n.out.append(window)
+    return seq, sent + originated, tuple(rtr)
+
+
+def _take_new_mcasts(n: Node, mark: int, old_seq: int) -> list[Effect]:
+    """Remove this visit's originations (seq above the received token's) from the effects."""
+    kept: list[Effect] = []
+    moved: list[Effect] = []
+    for effect in n.out[mark:]:
+        frame = effect.frame if type(effect) is Multicast else None
+        if type(frame) is Mcast and frame.seq > old_seq:
+            moved.append(effect)
+        else:
+            kept.append(effect)
+    del n.out[mark:]
+    n.out.extend(kept)
+    return moved
 
 
 def _idle_bookkeeping(n: Node, ring: RingState, token: OrfToken) -> None:
