@@ -340,17 +340,18 @@ def on_token_retransmit_timeout(n: Node, now_ns: int) -> None:
 
 
 def on_hold_timeout(n: Node, now_ns: int) -> None:
-    """The idle representative lets the held token go round once more."""
-    release_held_token(n, now_ns)
+    """The idle representative lets the held token go round once more, and holds it again."""
+    release_held_token(n, now_ns, still_idle=True)
 
 
-def release_held_token(n: Node, now_ns: int) -> None:
+def release_held_token(n: Node, now_ns: int, *, still_idle: bool = False) -> None:
     ring = n.ring
     token, ring.holding = ring.holding, None
     if token is None or n.state is not MembState.OPERATIONAL:
         return
     n.timers.cancel(Timer.HOLD)
-    ring.seq_unchanged = 0
+    if not still_idle:
+        ring.seq_unchanged = 0  # new data: stay active for a while before holding again
     send_token(n, now_ns, ring.succ, token)
     n.counters.tokens_forwarded += 1
 

@@ -85,6 +85,12 @@ class SendQueue:
         """Queue ``record``; raise MessageTooLarge or SendQueueFull; maybe close the window."""
         if len(record.data) > self._max_message:
             raise MessageTooLarge(len(record.data), self._max_message)
+        if record_cost(record.group, 1) > self._budget:
+            # Not even one byte of data would fit next to the group name: it could never be sent.
+            raise ValueError(
+                f"group name of {len(record.group.encode())} bytes leaves no room in a "
+                f"{self._budget}-byte frame (raise frame_payload_bytes or shorten the name)"
+            )
         cost = record_cost(record.group, len(record.data))
         if self.bytes + cost > self._max and self._entries:
             raise SendQueueFull(f"send queue holds {self.bytes} of {self._max} bytes")
@@ -118,20 +124,20 @@ class SendQueue:
                 continue
             if entry.offset == 0 and whole_cost <= self._budget:
                 break  # fits whole in the next frame: never fragment what need not be
-            fragment = self._fragment(entry, room)
+            fragment = self._fragment(entry, room, fresh=not out)
             if fragment is None:
                 break
             out.append(fragment)
             room = 0
         return safe, tuple(out)
 
-    def _fragment(self, entry: _Pending, room: int) -> Record | None:
+    def _fragment(self, entry: _Pending, room: int, *, fresh: bool) -> Record | None:
         """Cut the next fragment of ``entry`` to fit ``room``; None if not worth starting here."""
         overhead = record_cost(entry.record.group, 0)
         chunk = room - overhead
         remaining = len(entry.record.data) - entry.offset
-        if entry.offset == 0 and chunk < self._budget // 2:
-            # Start a large record in a fresh frame rather than with a sliver.
+        if entry.offset == 0 and not fresh and chunk < self._budget // 2:
+            # Start a large record in a fresh frame rather than after others with a sliver.
             return None
         if chunk <= 0:
             return None

@@ -36,9 +36,13 @@ class Deadlines:
         self._next: int | None = None
 
     def arm(self, timer: Timer, at_ns: int) -> None:
+        previous = self._at.get(timer)
         self._at[timer] = at_ns
         if self._next is None or at_ns < self._next:
             self._next = at_ns
+        elif previous == self._next and at_ns > previous:
+            # The earliest timer moved later: the minimum may now be another one.
+            self._next = min(self._at.values())
 
     def cancel(self, *timers: Timer) -> None:
         changed = False

@@ -1,15 +1,11 @@
-"""Behaviour the RFCs flag as probably wrong, written as the behaviour they recommend.
+"""Defects the spec review found in the core, pinned by tests of the behaviour the RFCs require.
 
-Each test is a strict xfail: it fails today, and once the core is fixed it passes, which
-pytest reports as an error (``xfail_strict``) so that the marker, and the note in the RFC, get
-removed together with the defect.
+They were strict xfails while the defects stood; the core now behaves as specified.
 """
 
 from __future__ import annotations
 
 import random
-
-import pytest
 
 from gcs.totem.config import TotemConfig
 from gcs.totem.node import Node
@@ -19,9 +15,6 @@ from gcs.wire.frames import MembJoin, Record
 from .tracing import MS, Cluster
 
 
-@pytest.mark.xfail(
-    strict=True, reason="RFC 0003 §4.11 note: re-arming a timer later leaves a stale next deadline"
-)
 def test_next_deadline_is_the_earliest_armed_timer() -> None:
     """ORD-4.11-1: next_deadline_ns should be the earliest armed deadline. Today re-arming a
     timer to a later time (here JOIN, when a join restarts GATHER) keeps the old, earlier
@@ -33,9 +26,6 @@ def test_next_deadline_is_the_earliest_armed_timer() -> None:
     assert node.next_deadline_ns == min(node.timers._at.values())
 
 
-@pytest.mark.xfail(
-    strict=True, reason="RFC 0003 §8.2 note: an unfragmentable head record yields empty payloads"
-)
 def test_a_record_always_makes_progress() -> None:
     """ORD-8.2-1: with a long group name and a small frame budget, the head record should still
     be fragmented into a fresh mcast; today take() returns an empty payload forever."""
@@ -47,7 +37,6 @@ def test_a_record_always_makes_progress() -> None:
     assert payload is not None and payload[1], "empty mcast payload"
 
 
-@pytest.mark.xfail(strict=True, reason="RFC 0003 §4.9 note: the hold timer resets the idle count")
 def test_an_idle_ring_turns_about_once_per_hold_period() -> None:
     """ORD-4.9-3: after the hold timer releases the token, the representative should hold it
     again on its next visit (as corosync does); today it does seqno_unchanged_const + 1 more
