@@ -202,7 +202,7 @@ class MembCommitToken:
 
 @dataclass(frozen=True, slots=True)
 class MembMergeDetect:
-    """Sent by a representative to configured nodes outside its ring so partitions find each other."""
+    """Sent by a representative to configured nodes outside its ring, so partitions meet."""
 
     sender: int
     ring_id: RingId
