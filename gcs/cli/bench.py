@@ -58,4 +58,29 @@ def _run_wire(args: argparse.Namespace) -> int:
     return 0
 
 
-_BENCHMARKS: tuple[Callable[[_Subparsers], None], ...] = (_register_wire,)
+def _register_sim(benches: _Subparsers) -> None:
+    parser = benches.add_parser(
+        "sim",
+        help="simulator speed: simulated frames and virtual seconds per wall second",
+        description="Run a 5-node simulated cluster at full and moderate load, sealed and "
+        "unsealed, and report simulator throughput.",
+    )
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument(
+        "--seconds", type=float, default=10.0, help="virtual seconds per case (default 10)"
+    )
+    parser.set_defaults(func=_run_sim)
+
+
+def _run_sim(args: argparse.Namespace) -> int:
+    from gcs.bench import sim
+
+    if args.seconds <= 0:
+        print("gcs bench sim: --seconds must be positive")
+        return 2
+    report = sim.run_bench(seconds=args.seconds)
+    print(json.dumps(report, indent=2) if args.json else sim.format_report(report))
+    return 0
+
+
+_BENCHMARKS: tuple[Callable[[_Subparsers], None], ...] = (_register_wire, _register_sim)
