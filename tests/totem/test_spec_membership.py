@@ -219,24 +219,34 @@ def test_join_timer_rebroadcasts_and_counts_rounds() -> None:
 
 def test_laggard_is_excluded_by_the_others() -> None:
     """MEM-8.1-1, MEM-8.1-2, MEM-8.2-1: node 3 never receives node 1's mcast; once the aru has
-    been stuck with aru_id 3 for fail_to_recv_ns, nodes 1 and 2 exclude it (reason
-    failure_to_receive 3) and record a first, zero-length penalty (so node 3 may come back at
-    once, and does)."""
+    been stuck with aru_id 3 for fail_to_recv_ns, nodes 1 and 2 exclude it (the first of them
+    to notice reports failure_to_receive 3, the other may be moved by its join) and record a
+    first, zero-length penalty (so node 3 may come back at once, and does)."""
     c = Cluster(fail_to_recv_ns=300 * MS)
     c.drops.append(lambda s, d, f: d == 3 and type(f).__name__ == "Mcast")
     c.start()
     c.submit(30 * MS, 1, b"lost on the way to 3")
     c.run_until(2000 * MS)
-    confs = c.configurations(1)
-    assert ("regular", "1.12", (1, 2), "failure_to_receive 3") in confs
-    penalty = c.core(1).penalties[3]
+    regular = [
+        conf
+        for node in (1, 2)
+        for conf in c.configurations(node)
+        if conf[:2] == ("regular", "1.12")
+    ]
+    assert [conf[2] for conf in regular] == [(1, 2), (1, 2)]
+    assert "failure_to_receive 3" in {conf[3] for conf in regular}  # the first to notice
+    detector = 1 if regular[0][3] == "failure_to_receive 3" else 2
+    penalty = c.core(detector).penalties[3]
     assert penalty.count == 0 and penalty.until_ns == penalty.last_ns
-    leave_time = next(
+    first_gather = min(
         e.time_ns
         for e in c.world.history.events
-        if isinstance(e, h.State) and e.node == 1 and e.new == "gather" and e.time_ns > 20 * MS
+        if isinstance(e, h.State) and e.node in (1, 2) and e.new == "gather" and e.time_ns > 20 * MS
     )
-    assert 330 * MS <= leave_time < 400 * MS
+    # Detected on the first visit after fail_to_recv_ns; an idle ring may hold the token (the
+    # representative served the request, so the outgoing rtr list is empty) for one hold period.
+    hold = c.core(1).config.hold_timeout_ns
+    assert 330 * MS <= first_gather < 330 * MS + hold + 20 * MS
 
 
 def test_laggard_excludes_itself_in_corosync_mode() -> None:
