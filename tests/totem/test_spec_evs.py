@@ -51,6 +51,10 @@ SCENARIOS: dict[str, list[dict[str, Any]]] = {
         {"at_s": 3.0, "action": "heal", "when": "recovery"},
         {"at_s": 5.0, "action": "pause", "node": 1, "duration_s": 1.5},
     ],
+    "accelerated-ring-with-crashes": [
+        {"at_s": 1.5, "action": "crash", "node": 4, "duration_s": 1.0},
+        {"at_s": 4.0, "action": "partition", "spec": "halves", "duration_s": 1.0},
+    ],
     "token-and-commit-token-loss": [
         {"at_s": 1.0, "action": "token_loss", "value": 0.3, "duration_s": 2.0},
         {"at_s": 4.0, "action": "commit_token_loss", "value": 0.5, "duration_s": 2.0},
@@ -63,8 +67,9 @@ SCENARIOS: dict[str, list[dict[str, Any]]] = {
 def test_evs_guarantees_hold_under_faults(name: str) -> None:
     """EVS-1, EVS-2, EVS-3, EVS-4, EVS-5, EVS-6, EVS-7, EVS-8, EVS-9, EVS-10, EVS-11, EVS-12,
     EVS-13, EVS-14, EVS-15: every checker passes on a run with crashes, restarts, partitions
-    healing mid-recovery, pauses and token losses."""
-    scenario = parse_scenario(BASE | {"name": name, "faults": SCENARIOS[name]})
+    healing mid-recovery, pauses and token losses (ORD-9-2: also with the accelerated ring)."""
+    totem = {"accelerated": True} if name.startswith("accelerated") else {}
+    scenario = parse_scenario(BASE | {"name": name, "faults": SCENARIOS[name], "totem": totem})
     result = run(scenario, seed=7)
     verdicts = {v.name: v for v in result.verdicts}
     for requirement, names in CHECKERS.items():

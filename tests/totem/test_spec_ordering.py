@@ -421,3 +421,20 @@ def test_invariants_hold_under_loss() -> None:
                 if e["type"] == "multicast" and e["frame"]["type"] == "mcast"
             ]
             assert len(sent) <= 4
+
+
+def test_accelerated_ring_sends_new_mcasts_after_the_token() -> None:
+    """ORD-9-2: with accelerated = true, the visit's retransmissions still precede the token,
+    its new mcasts follow it (in order), and deliveries come last. ORD-9-1: with the default
+    false, new mcasts precede the token (test_processing_order_of_one_visit)."""
+    core, now = operational(accelerated=True)
+    core.receive(now, 2, mcast(1))
+    core.submit(now, Record("g", 1, 0, bytes(1000)))
+    core.submit(now, Record("g", 1, 0, bytes(1000)))
+    token = next_token(core, seq=1, aru=0, aru_id=3, rtr=(RtrEntry(R8, 1),))
+    effects = visible(core.receive(now + MS, 3, token))
+    kinds = [type(e).__name__ for e in effects]
+    assert kinds == ["Multicast", "Send", "Multicast", "Multicast", "Deliver", "Deliver"]
+    assert [m.seq for m in originated(effects)] == [2, 3]
+    (out,) = sent_tokens(effects)
+    assert out.seq == 3
