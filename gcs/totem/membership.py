@@ -121,7 +121,11 @@ def _new_episode(n: Node, reason: ChangeReason) -> None:
 
 
 def _send_join(n: Node, now_ns: int) -> None:
-    join = MembJoin(n.me, frozenset(n.proc_set), frozenset(n.fail_set), n.ring.ring_id.seq)
+    # The ring seq a join carries is the highest this node has installed *or committed to*: after
+    # an abandoned commit, members still in COMMIT/RECOVERY for that ring (MEM-3.3-3) and members
+    # that installed it (the stale-join filter) must take this join as news, not as stale.
+    ring_seq = max(n.ring.ring_id.seq, n.last_commit_seq)
+    join = MembJoin(n.me, frozenset(n.proc_set), frozenset(n.fail_set), ring_seq)
     n.out.append(Multicast(join, n.config.peers))
     n.counters.joins_sent += 1
     n.timers.arm(Timer.JOIN, now_ns + _join_interval(n))

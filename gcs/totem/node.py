@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import random
 
-from gcs.errors import NodeClosed
+from gcs.errors import InvariantViolation, NodeClosed
 from gcs.totem import membership, ordering, recovery
 from gcs.totem.config import TotemConfig
 from gcs.totem.effects import (
@@ -125,10 +125,14 @@ class Node:
         """The driver confirms ``PersistRingSeq(seq)`` reached stable storage."""
         self.out = []
         self.persisted_seq = max(self.persisted_seq, seq)
-        if self.state is MembState.STARTING and seq >= self.pending_persist_seq:
-            self._install_singleton(now_ns)
-        elif self.state is MembState.COMMIT and self.commit is not None:
-            recovery.on_persisted(self, now_ns)
+        try:
+            if self.state is MembState.STARTING and seq >= self.pending_persist_seq:
+                self._install_singleton(now_ns)
+            elif self.state is MembState.COMMIT and self.commit is not None:
+                recovery.on_persisted(self, now_ns)
+        except InvariantViolation:
+            self._fail_stop()
+            raise
         return self.out
 
     def receive(self, now_ns: int, src: int, frame: Frame) -> list[Effect]:
@@ -137,18 +141,26 @@ class Node:
         if self.state in (MembState.STARTING, MembState.LEFT, MembState.FAILED):
             self.counters.drop(f"frame_while_{self.state.value}")
             return self.out
-        self._catch_up(now_ns)
         if src == self.me or src not in self.config.nodes:
             self.counters.drop("bad_source")
             return self.out
-        self._dispatch(now_ns, src, frame)
+        try:
+            self._catch_up(now_ns)
+            self._dispatch(now_ns, src, frame)
+        except InvariantViolation:
+            self._fail_stop()
+            raise
         return self.out
 
     def on_timeout(self, now_ns: int) -> list[Effect]:
         """Fire every timer due at ``now_ns``."""
         self.out = []
         if self.state not in (MembState.LEFT, MembState.FAILED):
-            self._catch_up(now_ns)
+            try:
+                self._catch_up(now_ns)
+            except InvariantViolation:
+                self._fail_stop()
+                raise
         return self.out
 
     def submit(self, now_ns: int, record: Record, *, safe: bool = False) -> list[Effect]:
@@ -161,7 +173,11 @@ class Node:
         if window is not None:
             self.out.append(window)
         if self.state is MembState.OPERATIONAL:
-            ordering.wake_held_token(self, now_ns)
+            try:
+                ordering.wake_held_token(self, now_ns)
+            except InvariantViolation:
+                self._fail_stop()
+                raise
         return self.out
 
     def leave(self, now_ns: int) -> list[Effect]:
@@ -191,6 +207,7 @@ class Node:
         c = self.counters
         values = {name: getattr(c, name) for name in Statistics.counter_names()}
         values["drops"] = dict(c.drops)
+        values["fragments_dropped"] = self.reassembler.dropped
         return Statistics(
             state=self.state.value,
             ring_id=str(self.ring.ring_id),
@@ -230,6 +247,12 @@ class Node:
         return penalty is not None and now_ns < penalty.until_ns
 
     # ------------------------------------------------------------------ internals
+
+    def _fail_stop(self) -> None:
+        """An invariant broke: stop for good (ARCHITECTURE.md decision 8)."""
+        self.state = MembState.FAILED
+        self.timers.cancel_all()
+        self.self_frame = None
 
     def _install_singleton(self, now_ns: int) -> None:
         ring_id = RingId(seq=self.pending_persist_seq, rep=self.me)

@@ -76,6 +76,7 @@ def on_orf_token(n: Node, now_ns: int, token: OrfToken) -> None:
         n.counters.drop("token_duplicate")
         return
     n.counters.tokens_received += 1
+    n.pause_seen = False  # the ring survived any pause: a later token loss is not the pause's
     n.timers.arm(Timer.TOKEN_LOSS, now_ns + n.config.token_timeout_ns)
     n.timers.cancel(Timer.TOKEN_RETRANSMIT, Timer.HOLD)
     n.last_sent = None

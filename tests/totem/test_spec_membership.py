@@ -13,7 +13,7 @@ from gcs.totem.node import Node
 from gcs.totem.timers import Timer
 from gcs.wire.frames import MembJoin, MembLeave, MembMergeDetect, RingId
 
-from .tracing import MS, Cluster, advance, operational, prefix, visible
+from .tracing import MS, Cluster, advance, next_token, operational, prefix, visible
 
 S = 1_000_000_000
 
@@ -322,6 +322,23 @@ def test_pause_guard() -> None:
     assert loss is not None
     core.on_timeout(loss)
     assert core.state is MembState.GATHER and str(core.gather_reason) == "pause"
+
+
+def test_a_ring_that_survives_a_pause_forgets_it() -> None:
+    """MEM-8.3-4: a pause is recorded, but the next token is accepted in time: a later token
+    loss is reported as token loss, not as the pause."""
+    core, _ = operational()
+    due = core.next_deadline_ns
+    assert due is not None
+    late = due + core.config.token_timeout_ns // 2 + 1
+    core.on_timeout(late)
+    assert core.pause_seen
+    core.receive(late + 1, 3, next_token(core))
+    assert not core.pause_seen
+    loss = core.timers.get(Timer.TOKEN_LOSS)
+    assert loss is not None
+    advance(core, loss)  # every timer on time: no second pause
+    assert core.state is MembState.GATHER and str(core.gather_reason) == "token_loss"
 
 
 def test_no_pause_when_on_time() -> None:
