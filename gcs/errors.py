@@ -13,10 +13,13 @@ __all__ = [
     "ConfigError",
     "GcsError",
     "GroupClosed",
+    "InvalidArgument",
     "InvariantViolation",
     "MessageTooLarge",
     "NodeClosed",
+    "NodeFailed",
     "NotMember",
+    "ReplayError",
     "SendQueueFull",
     "SlowConsumer",
 ]
@@ -61,6 +64,22 @@ class GroupClosed(GcsError):
 
 class NodeClosed(GcsError):
     """The node (or the daemon connection) is closed."""
+
+
+class NodeFailed(NodeClosed):
+    """The node stopped on its own because continuing was unsafe (fail-stop, decision 8).
+
+    ``__cause__`` holds the original error (a ring seq that could not be written, a bug in the
+    runtime). An ``InvariantViolation`` is raised as itself, not wrapped in this class.
+    """
+
+
+class InvalidArgument(GcsError, ValueError):
+    """An API argument has the right type but an unusable value (an empty group name, ...)."""
+
+
+class ReplayError(GcsError):
+    """A flight-recorder dump cannot be read or replayed, or the replay diverged from it."""
 
 
 class NotMember(GcsError):

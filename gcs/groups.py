@@ -1,0 +1,536 @@
+"""Closed process groups multiplexed over the one ring, with CPG semantics (RFC 0006 §3).
+
+Theory of operation. A *member* is ``Member(node, handle)``: a handle a node allocated when one
+of its applications joined a group. Joining and leaving are records (``RecordFlags.JOIN`` /
+``LEAVE``) sent through the total order like any message, so every node applies them at the same
+point of the delivered stream and computes the same group view there. ``GroupState`` is a pure
+function of that stream — ``Configuration`` and ``Deliver`` effects in the order the core emitted
+them — plus this node's own joins and leaves; it does no I/O and never blocks.
+
+Ring configuration changes. A transitional configuration removes the members of departed nodes:
+every view that lists one of them is replaced by the same view without them (a transitional
+``View``), and the regular configuration that follows gives those groups a regular view with the
+same members. Nodes that move together from one ring to the next delivered the same stream
+(extended virtual synchrony), so they hold the same group state and need no exchange. When the
+regular configuration *adds* nodes (a node started, partitions merged), the sides' states differ:
+every node then announces all its local members of all groups in one record (the
+*announcement*, RFC 0006 §3.4) and the group layer is *unsettled* until the announcement of every
+member of the new ring has been delivered. Each node is the authority on its own members, so
+once all announcements are in, every node holds the same state, and at that point — the same
+position of the stream everywhere — every group with local members gets one regular view. While
+unsettled, joins and leaves of other members take effect at that settling view, departures still
+shrink views at once, and messages are delivered in the view each member already has.
+
+View ids are derived from what caused the view, never from local counters: a record's view is
+named by the record's (origin ring, seq, index in its mcast); a configuration's view by the new
+ring's id (and, for a transitional view, the lowest node id of the transitional configuration,
+which tells the two sides of a partition apart). While the state is unsettled a view is derived
+from the member's previous view, and its id carries a digest of the previous id (``lineage``),
+so members whose previous views differed get different ids. Within a group: same id, same
+members, at every member.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import cbor2
+
+from gcs.totem.effects import Configuration, ConfigurationKind, Deliver, ReasonKind
+from gcs.wire.frames import Record, RecordFlags, RingId
+
+__all__ = [
+    "ANNOUNCE_GROUP",
+    "ANNOUNCE_VERSION",
+    "AnnounceNeeded",
+    "Emit",
+    "GroupState",
+    "Member",
+    "MemberClosed",
+    "Message",
+    "Output",
+    "Reason",
+    "View",
+    "ViewId",
+    "ViewReason",
+    "decode_announcement",
+    "encode_announcement",
+]
+
+_LOG = logging.getLogger("gcs.groups")
+
+ANNOUNCE_GROUP = ""
+"""The reserved group name of announcement records (application groups are 1..255 bytes)."""
+ANNOUNCE_VERSION = 1
+_KIND = int(RecordFlags.KIND_MASK)
+_DATA, _JOIN, _LEAVE = int(RecordFlags.DATA), int(RecordFlags.JOIN), int(RecordFlags.LEAVE)
+_U64 = (1 << 64) - 1
+
+
+# ---------------------------------------------------------------------- public values
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Member:
+    """A group member: the node it runs on and the handle that node gave it (never reused)."""
+
+    node: int
+    handle: int
+
+    def __str__(self) -> str:
+        return f"{self.node}/{self.handle:x}"
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class ViewId:
+    """Names a group view identically at every member (see the module docstring).
+
+    ``seq == 0``: a configuration's view; ``ring`` is the new ring, ``index`` is 0 for a regular
+    view and the lowest node id of the transitional configuration for a transitional one.
+    ``seq > 0``: the view a record caused; ``ring``/``seq`` name the record's mcast in the ring
+    that originated it and ``index`` its position in that mcast. ``lineage`` is 0 when the group
+    state is settled (every node of the ring holds the same state); while it is not, a view is
+    derived from the member's previous view and ``lineage`` is a digest of that view's id, so
+    that members that had different views get different ids. A view id is unique per group.
+    """
+
+    ring: RingId
+    seq: int
+    index: int
+    lineage: int = 0
+
+    def __str__(self) -> str:
+        if self.seq:
+            text = f"{self.ring}#{self.seq}.{self.index}"
+        else:
+            text = f"{self.ring}~{self.index}" if self.index else str(self.ring)
+        return f"{text}/{self.lineage:016x}" if self.lineage else text
+
+    def derived(self) -> int:
+        """The lineage of a view derived from this one (a 64-bit digest, never 0)."""
+        text = f"{self.ring.seq}.{self.ring.rep}#{self.seq}.{self.index}/{self.lineage}"
+        digest = hashlib.blake2b(text.encode(), digest_size=8).digest()
+        return int.from_bytes(digest, "big") or 1
+
+
+class ViewReason(enum.StrEnum):
+    """Why a group view changed, in CPG's vocabulary."""
+
+    JOIN = "join"  # a member joined
+    LEAVE = "leave"  # a member left, or its node shut down cleanly
+    NODE_DOWN = "node_down"  # nodes failed or became unreachable (token loss, partition, ...)
+    NODE_UP = "node_up"  # nodes joined the ring or partitions merged; states were exchanged
+
+
+@dataclass(frozen=True, slots=True)
+class Reason:
+    """A structured view-change reason: what happened, to which nodes, and the ring's own words."""
+
+    kind: ViewReason
+    nodes: tuple[int, ...] = ()
+    detail: str = ""
+
+    def __str__(self) -> str:
+        nodes = ",".join(map(str, self.nodes))
+        return f"{self.kind.value} {nodes}".rstrip() + (f" ({self.detail})" if self.detail else "")
+
+
+@dataclass(frozen=True, slots=True)
+class View:
+    """A group membership view. ``joined``/``left`` are relative to this member's previous view."""
+
+    view_id: ViewId
+    members: tuple[Member, ...]
+    joined: tuple[Member, ...]
+    left: tuple[Member, ...]
+    transitional: bool
+    reason: Reason
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One delivered message: who sent it, the bytes, and the view it was delivered in."""
+
+    sender: Member
+    data: bytes
+    safe: bool
+    view_id: ViewId
+
+
+# ---------------------------------------------------------------------- outputs
+
+
+@dataclass(frozen=True, slots=True)
+class Emit:
+    """Append ``event`` to the streams of the local members ``handles`` of ``group``."""
+
+    group: str
+    handles: tuple[int, ...]
+    event: View | Message
+
+
+@dataclass(frozen=True, slots=True)
+class MemberClosed:
+    """The leave of local member ``handle`` was delivered: its stream ends here."""
+
+    group: str
+    handle: int
+
+
+@dataclass(frozen=True, slots=True)
+class AnnounceNeeded:
+    """Submit ``GroupState.announcement()`` (after the current batch of effects)."""
+
+    ring: RingId
+
+
+Output = Emit | MemberClosed | AnnounceNeeded
+
+
+# ---------------------------------------------------------------------- announcements
+
+
+def encode_announcement(ring: RingId, members: dict[str, set[int]]) -> bytes:
+    """The announcement payload, deterministic CBOR (RFC 0006 §3.4)::
+
+    [version, ring seq, ring rep, [[group, [handle, ...]], ...]]   groups and handles ascending
+    """
+    groups = [[g, sorted(hs)] for g, hs in sorted(members.items()) if hs]
+    return bytes(cbor2.dumps([ANNOUNCE_VERSION, ring.seq, ring.rep, groups], canonical=True))
+
+
+def decode_announcement(data: bytes) -> tuple[RingId, dict[str, frozenset[int]]] | None:
+    """Parse an announcement payload; None if it is malformed in any way (never raises)."""
+    try:
+        item: Any = cbor2.loads(data)
+    except Exception:  # cbor2 raises several types on bad input; any means malformed
+        return None
+    if not (type(item) is list and len(item) == 4 and item[0] == ANNOUNCE_VERSION):
+        return None
+    _, seq, rep, groups = item
+    if not (_is_u64(seq) and _is_u64(rep) and type(groups) is list):
+        return None
+    out: dict[str, frozenset[int]] = {}
+    for entry in groups:
+        if not (type(entry) is list and len(entry) == 2):
+            return None
+        name, handles = entry
+        if not (_valid_group(name) and type(handles) is list and handles):
+            return None
+        if not all(_is_u64(h) and h > 0 for h in handles) or name in out:
+            return None
+        out[name] = frozenset(handles)
+    return RingId(seq=seq, rep=rep), out
+
+
+def _is_u64(value: object) -> bool:
+    return type(value) is int and 0 <= value <= _U64
+
+
+def _valid_group(name: object) -> bool:
+    return type(name) is str and 1 <= len(name.encode("utf-8", "surrogatepass")) <= 255
+
+
+# ---------------------------------------------------------------------- the state
+
+
+@dataclass(slots=True)
+class _Sync:
+    """An announcement round: which members of ``ring`` have not been heard from yet."""
+
+    ring: RingId
+    waiting: set[int]
+    reason: Reason
+
+
+@dataclass(slots=True)
+class _LocalGroup:
+    """This node's members of one group: handle -> active (has seen a view listing it)."""
+
+    handles: dict[int, bool] = field(default_factory=dict)
+    last_view: View | None = None
+
+    def active(self) -> tuple[int, ...]:
+        return tuple(h for h, on in self.handles.items() if on)
+
+
+class GroupState:
+    """The group layer of one node: feed it the core's configurations and deliveries in order.
+
+    Inputs: ``on_configuration``, ``on_deliver`` (the delivered stream); ``add_local`` (an
+    application asked to join), ``note_submitted`` (a join or leave record of ours reached the
+    core's send queue), ``announcement`` (build our announcement when the driver can submit it).
+    Outputs: lists of ``Emit``, ``MemberClosed`` and ``AnnounceNeeded``. Never raises on
+    anything received from the ring; malformed records are ignored and counted, identically at
+    every node because every node sees the same bytes.
+    """
+
+    def __init__(self, node_id: int) -> None:
+        self.me = node_id
+        self.members: dict[str, set[Member]] = {}
+        self.local: dict[str, _LocalGroup] = {}
+        self.intent: dict[str, set[int]] = {}
+        self.ring = RingId(seq=0, rep=node_id)
+        self.config_nodes: frozenset[int] = frozenset({node_id})
+        self.transitional = False
+        self.settled = False
+        self.sync: _Sync | None = None
+        self.trans_changed: dict[str, Reason] = {}
+        self.ignored_records = 0
+        """Malformed or impossible records (a buggy or hostile member): counted as drops."""
+        self.stale_records = 0
+        """Announcements made for an earlier ring, joins of departed nodes: normal, not drops."""
+
+    # ------------------------------------------------------------------ local side
+
+    def add_local(self, group: str, handle: int) -> None:
+        """An application on this node asked to join: it becomes a member at its first view."""
+        self.local.setdefault(group, _LocalGroup()).handles[handle] = False
+
+    def drop_local(self, group: str, handle: int) -> None:
+        """Forget a local member without a delivered leave (the node is closing or failed)."""
+        local = self.local.get(group)
+        if local is not None:
+            local.handles.pop(handle, None)
+            if not local.handles:
+                del self.local[group]
+
+    def note_submitted(self, record: Record) -> None:
+        """Our join or leave record entered the send queue: announcements must reflect it.
+
+        Records of one sender are delivered in the order submitted (FIFO), so an announcement
+        built now is delivered after every join and leave noted before it.
+        """
+        kind = record.flags & _KIND
+        if record.group == ANNOUNCE_GROUP:
+            return
+        if kind == _JOIN:
+            self.intent.setdefault(record.group, set()).add(record.handle)
+        elif kind == _LEAVE:
+            handles = self.intent.get(record.group)
+            if handles is not None:
+                handles.discard(record.handle)
+                if not handles:
+                    del self.intent[record.group]
+
+    def announcement(self) -> Record | None:
+        """Our announcement for the round in progress, or None if no round waits for us."""
+        sync = self.sync
+        if sync is None or self.me not in sync.waiting:
+            return None
+        data = encode_announcement(sync.ring, self.intent)
+        return Record(ANNOUNCE_GROUP, 0, _JOIN, data)
+
+    # ------------------------------------------------------------------ the stream
+
+    def on_configuration(self, conf: Configuration) -> list[Output]:
+        out: list[Output] = []
+        self.ring = conf.ring_id
+        self.config_nodes = frozenset(conf.members)
+        self._remove_nodes_outside(conf.members)
+        if conf.kind is ConfigurationKind.TRANSITIONAL:
+            self.transitional = True
+            # A round cannot complete any more: members outside the transitional configuration
+            # will not announce in it. The next regular configuration starts a new round.
+            self.sync = None
+            self._transitional_views(conf, out)
+            return out
+        self.transitional = False
+        # Groups that changed in the transitional configuration get a regular view with the same
+        # members. When the ring adds nodes, each side makes its own: the lineage keeps them apart.
+        shared = self.settled and not conf.joined
+        for group, reason in self.trans_changed.items():
+            local = self.local.get(group)
+            if local is not None and local.last_view is not None:
+                previous = local.last_view
+                lineage = 0 if shared else previous.view_id.derived()
+                view_id = ViewId(conf.ring_id, 0, 0, lineage)
+                self._emit(group, view_id, previous.members, (), (), reason, out)
+        self.trans_changed.clear()
+        if conf.joined or not self.settled:
+            self.settled = False
+            reason = Reason(ViewReason.NODE_UP, conf.joined, str(conf.reason))
+            self.sync = _Sync(conf.ring_id, set(conf.members), reason)
+            out.append(AnnounceNeeded(conf.ring_id))
+        return out
+
+    def on_deliver(self, deliver: Deliver) -> list[Output]:
+        out: list[Output] = []
+        local = self.local
+        for index, record in enumerate(deliver.records):
+            kind = record.flags & _KIND
+            if kind == _DATA:
+                group = local.get(record.group)
+                if group is not None and group.last_view is not None:
+                    active = group.active()
+                    if active:
+                        sender = Member(deliver.sender, record.handle)
+                        msg = Message(sender, record.data, deliver.safe, group.last_view.view_id)
+                        out.append(Emit(record.group, active, msg))
+                continue
+            view_id = ViewId(deliver.origin, deliver.seq, index)
+            if record.group == ANNOUNCE_GROUP:
+                if kind == _JOIN and record.handle == 0:
+                    self._on_announcement(deliver.sender, record.data, view_id, out)
+                else:
+                    self.ignored_records += 1
+            elif record.handle == 0 or not _valid_group(record.group):
+                self.ignored_records += 1
+            elif kind == _JOIN:
+                self._on_join(Member(deliver.sender, record.handle), record.group, view_id, out)
+            elif kind == _LEAVE:
+                self._on_leave(Member(deliver.sender, record.handle), record.group, view_id, out)
+            else:
+                self.ignored_records += 1
+        return out
+
+    # ------------------------------------------------------------------ records
+
+    def _on_join(self, member: Member, group: str, view_id: ViewId, out: list[Output]) -> None:
+        if member.node not in self.config_nodes:
+            # Delivered after the transitional configuration that removed its node (RFC 0006
+            # §3.3): the member is gone already, and adding it back would leave a ghost.
+            self.stale_records += 1
+            return
+        members = self.members.setdefault(group, set())
+        if member in members:
+            return  # announced already, or a duplicate: nothing changes
+        members.add(member)
+        if self.settled:
+            reason = Reason(ViewReason.JOIN, (member.node,))
+            self._emit_view(group, view_id, (member,), (), reason, out)
+
+    def _on_leave(self, member: Member, group: str, view_id: ViewId, out: list[Output]) -> None:
+        members = self.members.get(group)
+        present = members is not None and member in members
+        if members is not None and present:
+            members.discard(member)
+            if not members:
+                del self.members[group]
+        if member.node == self.me:
+            local = self.local.get(group)
+            if local is not None and member.handle in local.handles:
+                self.drop_local(group, member.handle)
+                out.append(MemberClosed(group, member.handle))
+        if self.settled and present:
+            reason = Reason(ViewReason.LEAVE, (member.node,))
+            self._emit_view(group, view_id, (), (member,), reason, out)
+
+    def _on_announcement(self, node: int, data: bytes, view_id: ViewId, out: list[Output]) -> None:
+        sync = self.sync
+        parsed = decode_announcement(data)
+        if parsed is None:
+            self.ignored_records += 1
+            _LOG.warning("node %d: malformed announcement from node %d ignored", self.me, node)
+            if sync is None or node not in sync.waiting:
+                return
+            parsed = (sync.ring, {})  # count it as empty, so the round can still complete
+        ring, groups = parsed
+        if sync is None or ring != sync.ring or node not in sync.waiting:
+            self.stale_records += 1  # made for an earlier ring, or a repeat
+            return
+        for group in list(self.members):
+            self._replace_node(group, node, groups.get(group, frozenset()))
+        for group, handles in groups.items():
+            if group not in self.members:
+                self._replace_node(group, node, handles)
+        sync.waiting.discard(node)
+        if not sync.waiting:
+            self._settle(sync, view_id, out)
+
+    def _replace_node(self, group: str, node: int, handles: Iterable[int]) -> None:
+        members = self.members.get(group, set())
+        members = {m for m in members if m.node != node}
+        members.update(Member(node, h) for h in handles)
+        if members:
+            self.members[group] = members
+        else:
+            self.members.pop(group, None)
+
+    def _settle(self, sync: _Sync, view_id: ViewId, out: list[Output]) -> None:
+        """Every member of the ring announced: one view per group, at the same point everywhere."""
+        self.settled = True
+        self.sync = None
+        for group in list(self.local):
+            local = self.local[group]
+            members = self.members.get(group, set())
+            previous = set(local.last_view.members) if local.last_view is not None else set()
+            joined = tuple(sorted(members - previous))
+            left = tuple(sorted(previous - members))
+            self._emit_view(group, view_id, joined, left, sync.reason, out)
+
+    # ------------------------------------------------------------------ configurations
+
+    def _remove_nodes_outside(self, nodes: tuple[int, ...]) -> None:
+        keep = set(nodes)
+        for group in list(self.members):
+            members = self.members[group]
+            members.difference_update([m for m in members if m.node not in keep])
+            if not members:
+                del self.members[group]
+
+    def _transitional_views(self, conf: Configuration, out: list[Output]) -> None:
+        """Members of departed nodes leave every view that lists them, settled or not.
+
+        The new view is the previous one minus those members: members that move together had
+        the same previous view (same id, same members), so they compute the same new view, and
+        members that part ways always change views, as virtual synchrony needs (RFC 0006 §3.3).
+        """
+        kind = ViewReason.LEAVE if conf.reason.kind is ReasonKind.LEAVE else ViewReason.NODE_DOWN
+        reason = Reason(kind, conf.left, str(conf.reason))
+        keep = self.config_nodes
+        for group, local in self.local.items():
+            previous = local.last_view
+            if previous is None:
+                continue
+            gone = tuple(m for m in previous.members if m.node not in keep)
+            if gone:
+                members = tuple(m for m in previous.members if m.node in keep)
+                view_id = ViewId(conf.ring_id, 0, min(conf.members), self._lineage(previous))
+                self._emit(group, view_id, members, (), gone, reason, out)
+
+    def _lineage(self, previous: View) -> int:
+        return 0 if self.settled else previous.view_id.derived()
+
+    def _emit_view(
+        self,
+        group: str,
+        view_id: ViewId,
+        joined: tuple[Member, ...],
+        left: tuple[Member, ...],
+        reason: Reason,
+        out: list[Output],
+    ) -> None:
+        """A view of the settled state of ``group`` (the same at every node of the ring)."""
+        members = tuple(sorted(self.members.get(group, ())))
+        self._emit(group, view_id, members, joined, left, reason, out)
+
+    def _emit(
+        self,
+        group: str,
+        view_id: ViewId,
+        members: tuple[Member, ...],
+        joined: tuple[Member, ...],
+        left: tuple[Member, ...],
+        reason: Reason,
+        out: list[Output],
+    ) -> None:
+        """Give the local members of ``group`` listed in ``members`` a view; they become active."""
+        local = self.local.get(group)
+        if local is None:
+            return
+        mine = tuple(h for h in local.handles if Member(self.me, h) in members)
+        if not mine:
+            return  # only pending members here: their own join will bring their first view
+        view = View(view_id, members, joined, left, self.transitional, reason)
+        for handle in mine:
+            local.handles[handle] = True
+        local.last_view = view
+        if self.transitional:
+            self.trans_changed[group] = reason  # owes a regular view when the ring installs
+        out.append(Emit(group, mine, view))

@@ -1,0 +1,189 @@
+"""Unit tests of the group layer (gcs.groups): one behaviour per test, on hand-made streams."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from gcs.groups import (
+    ANNOUNCE_GROUP,
+    AnnounceNeeded,
+    Emit,
+    GroupState,
+    Member,
+    MemberClosed,
+    Message,
+    View,
+    ViewId,
+    ViewReason,
+    decode_announcement,
+    encode_announcement,
+)
+from gcs.totem.effects import (
+    ChangeReason,
+    ConfigId,
+    Configuration,
+    ConfigurationKind,
+    Deliver,
+    ReasonKind,
+)
+from gcs.wire.frames import Record, RecordFlags, RingId
+from tests.groups.model import RingModel
+
+R4 = RingId(seq=4, rep=1)
+R8 = RingId(seq=8, rep=1)
+REGULAR = ConfigurationKind.REGULAR
+TRANSITIONAL = ConfigurationKind.TRANSITIONAL
+JOIN = int(RecordFlags.JOIN)
+LEAVE = int(RecordFlags.LEAVE)
+DATA = int(RecordFlags.DATA)
+
+
+def settled_state(node: int = 1, ring: RingId = R4, members: tuple[int, ...] = (1,)) -> GroupState:
+    """A GroupState whose ring ``members`` all announced nothing: settled, no groups."""
+    state = GroupState(node)
+    out = state.on_configuration(
+        Configuration(REGULAR, ring, members, (), members, ChangeReason(ReasonKind.STARTUP))
+    )
+    assert out == [AnnounceNeeded(ring)]
+    for seq, sender in enumerate(members, start=1):
+        data = encode_announcement(ring, {})
+        state.on_deliver(deliver(ring, seq, sender, Record(ANNOUNCE_GROUP, 0, JOIN, data)))
+    assert state.settled
+    return state
+
+
+def deliver(ring: RingId, seq: int, sender: int, *records: Record, trans: bool = False) -> Deliver:
+    kind = TRANSITIONAL if trans else REGULAR
+    return Deliver(ConfigId(kind, ring), ring, seq, sender, False, records)
+
+
+def events(out: list[object]) -> list[object]:
+    return [o.event for o in out if isinstance(o, Emit)]
+
+
+def test_announcement_round_trip() -> None:
+    data = encode_announcement(R8, {"b": {3, 1}, "a": {2}, "empty": set()})
+    assert decode_announcement(data) == (R8, {"a": frozenset({2}), "b": frozenset({1, 3})})
+    assert data == encode_announcement(R8, {"a": {2}, "b": {1, 3}}), "deterministic encoding"
+
+
+@given(st.binary(max_size=64))
+def test_malformed_announcements_never_raise(data: bytes) -> None:
+    parsed = decode_announcement(data)
+    assert parsed is None or isinstance(parsed[0], RingId)
+
+
+def test_join_then_leave_in_one_ring() -> None:
+    state = settled_state()
+    state.add_local("g", 7)
+    out = state.on_deliver(deliver(R4, 10, 1, Record("g", 7, JOIN, b"")))
+    (view,) = events(out)
+    assert isinstance(view, View)
+    assert view.view_id == ViewId(R4, 10, 0)
+    assert view.members == view.joined == (Member(1, 7),)
+    assert view.reason.kind is ViewReason.JOIN and not view.transitional
+    out = state.on_deliver(deliver(R4, 11, 1, Record("g", 7, DATA, b"hi")))
+    assert [(o.handles, o.event) for o in out if isinstance(o, Emit)] == [
+        ((7,), Message(Member(1, 7), b"hi", False, ViewId(R4, 10, 0)))
+    ]
+    out = state.on_deliver(deliver(R4, 12, 1, Record("g", 7, LEAVE, b"")))
+    assert out == [MemberClosed("g", 7)]
+    assert "g" not in state.members
+
+
+def test_pending_member_gets_nothing_before_its_view() -> None:
+    state = settled_state(members=(1, 2))
+    state.add_local("g", 7)
+    state.on_deliver(deliver(R4, 10, 2, Record("g", 5, JOIN, b"")))
+    out = state.on_deliver(deliver(R4, 11, 2, Record("g", 5, DATA, b"early")))
+    assert events(out) == [], "member 7 has not joined yet"
+    out = state.on_deliver(deliver(R4, 12, 1, Record("g", 7, JOIN, b"")))
+    (view,) = events(out)
+    assert isinstance(view, View) and view.members == (Member(1, 7), Member(2, 5))
+
+
+def test_departed_node_members_leave_with_a_transitional_view() -> None:
+    model = RingModel((1, 2, 3))
+    model.settle()
+    for node in (1, 2, 3):
+        model.join(node, "g")
+    model.settle()
+    model.partition(0, {3}, [])
+    log = model.nodes[1].logs[("g", 1)]
+    trans, regular = log.events[-2:]
+    assert isinstance(trans, View) and isinstance(regular, View)
+    assert trans.transitional and not regular.transitional
+    assert trans.left == (Member(3, 1),)
+    assert trans.members == regular.members == (Member(1, 1), Member(2, 1))
+    assert trans.reason.kind is ViewReason.NODE_DOWN and trans.reason.nodes == (3,)
+    assert model.nodes[2].logs[("g", 1)].events[-2:] == [trans, regular], "same views at node 2"
+
+
+def test_clean_node_leave_is_reported_as_leave() -> None:
+    state = settled_state(members=(1, 2))
+    state.add_local("g", 7)
+    state.on_deliver(deliver(R4, 10, 1, Record("g", 7, JOIN, b"")))
+    state.on_deliver(deliver(R4, 11, 2, Record("g", 5, JOIN, b"")))
+    leave = ChangeReason(ReasonKind.LEAVE, (2,))
+    out = state.on_configuration(Configuration(TRANSITIONAL, R8, (1,), (2,), (), leave))
+    (view,) = events(out)
+    assert isinstance(view, View)
+    assert view.reason.kind is ViewReason.LEAVE and view.left == (Member(2, 5),)
+    assert view.view_id == ViewId(R8, 0, 1)
+
+
+def test_join_of_a_departed_node_is_not_resurrected() -> None:
+    """A join delivered after the transitional configuration that removed its node."""
+    state = settled_state(members=(1, 2))
+    state.add_local("g", 7)
+    state.on_deliver(deliver(R4, 10, 1, Record("g", 7, JOIN, b"")))
+    state.on_configuration(
+        Configuration(TRANSITIONAL, R8, (1,), (2,), (), ChangeReason(ReasonKind.TOKEN_LOSS, (2,)))
+    )
+    out = state.on_deliver(deliver(R4, 11, 2, Record("g", 5, JOIN, b""), trans=True))
+    assert events(out) == []
+    assert state.members["g"] == {Member(1, 7)}
+    assert state.stale_records == 1
+
+
+def test_merge_settles_only_after_every_announcement() -> None:
+    state = settled_state()
+    state.add_local("g", 7)
+    state.on_deliver(deliver(R4, 10, 1, Record("g", 7, JOIN, b"")))
+    state.note_submitted(Record("g", 7, JOIN, b""))
+    merge = ChangeReason(ReasonKind.MERGE)
+    state.on_configuration(Configuration(TRANSITIONAL, R8, (1,), (), (), merge))
+    out = state.on_configuration(Configuration(REGULAR, R8, (1, 2), (), (2,), merge))
+    assert out == [AnnounceNeeded(R8)] and not state.settled
+    mine = state.announcement()
+    assert mine is not None
+    theirs = Record(ANNOUNCE_GROUP, 0, JOIN, encode_announcement(R8, {"g": {5}}))
+    assert events(state.on_deliver(deliver(R8, 1, 1, mine))) == []
+    out = state.on_deliver(deliver(R8, 2, 2, theirs))
+    (view,) = events(out)
+    assert isinstance(view, View)
+    assert view.view_id == ViewId(R8, 2, 0)
+    assert view.members == (Member(1, 7), Member(2, 5)) and view.joined == (Member(2, 5),)
+    assert view.reason.kind is ViewReason.NODE_UP and state.settled
+
+
+def test_stale_and_malformed_announcements() -> None:
+    state = settled_state(members=(1, 2))
+    merge = ChangeReason(ReasonKind.MERGE)
+    state.on_configuration(Configuration(TRANSITIONAL, R8, (1, 2), (), (), merge))
+    state.on_configuration(Configuration(REGULAR, R8, (1, 2, 3), (), (3,), merge))
+    stale = Record(ANNOUNCE_GROUP, 0, JOIN, encode_announcement(R4, {"g": {5}}))
+    state.on_deliver(deliver(R8, 1, 2, stale))
+    assert state.stale_records == 1 and 2 in state.sync.waiting  # type: ignore[union-attr]
+    state.on_deliver(deliver(R8, 2, 2, Record(ANNOUNCE_GROUP, 0, JOIN, b"\xff garbage")))
+    assert state.ignored_records == 1
+    assert 2 not in state.sync.waiting, "a malformed announcement counts as an empty one"  # type: ignore[union-attr]
+
+
+def test_records_that_break_the_rules_are_ignored_and_counted() -> None:
+    state = settled_state()
+    state.on_deliver(deliver(R4, 5, 1, Record("g", 0, JOIN, b"")))  # handle 0 is reserved
+    state.on_deliver(deliver(R4, 6, 1, Record(ANNOUNCE_GROUP, 3, LEAVE, b"")))
+    assert state.ignored_records == 2
+    assert state.members == {}
