@@ -1,0 +1,437 @@
+"""The asyncio driver: one sans-I/O core, one Channel, one UDP socket, one timer.
+
+Theory of operation (ARCHITECTURE.md, "The core's contract"; the simulator's ``Host`` is the same
+driver in virtual time). Every input reaches the core through one path: take ``now_ns`` from
+``time.monotonic_ns()`` (never letting it go backwards), note the input in the flight recorder,
+call the core, and execute the returned effects in order:
+
+* ``Send`` / ``Multicast``: seal the frame once (``Channel.seal``) and ``sendto`` each
+  destination, or the IP multicast group;
+* ``Deliver`` / ``Configuration`` / ``SendWindow``: hand to the listener (the API layer), which
+  queues events for applications and never calls back into the core from there;
+* ``PersistRingSeq``: write in an executor; ``on_persisted`` follows later, from the loop;
+* ``Trace``: log.
+
+Then re-arm the one ``loop.call_at`` at the core's next deadline, and only then let the listener
+submit what it has waiting (``after_effects``): the core is never re-entered from inside an
+effect.
+
+Drain before token (brief §8.2, §12): data and tokens share the socket; a token (ORF token or
+commit token) is queued and processed from a ``call_soon`` callback, so the mcasts read in the
+same batch are applied first and the token does not request retransmission of messages that
+were already in the buffer. Tokens keep their order among themselves.
+
+Fail-stop (decision 8): any exception from the core other than a refused submit means the core
+can no longer be trusted. The driver stops feeding it, sends a leave if the core can still
+produce one, and tells the listener, which dumps the flight recorder and fails the API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol, assert_never
+
+from gcs.errors import MessageTooLarge, NodeClosed, SendQueueFull
+from gcs.runtime.endpoint import Endpoint, SockAddr
+from gcs.runtime.lag import LagMonitor, LagStatistics
+from gcs.runtime.persist import RingSeqWriter, StateStore
+from gcs.runtime.recorder import FlightRecorder, InputKind
+from gcs.totem.effects import (
+    Configuration,
+    Deliver,
+    Effect,
+    Multicast,
+    PersistRingSeq,
+    Send,
+    SendWindow,
+    Trace,
+)
+from gcs.totem.node import Node as Core
+from gcs.wire.channel import Channel
+from gcs.wire.frames import Frame, MembCommitToken, OrfToken, Record
+
+__all__ = ["Driver", "Listener", "RuntimeStatistics"]
+
+_LOG = logging.getLogger("gcs.runtime")
+_TRACE_LOG = logging.getLogger("gcs.totem.trace")
+
+
+class Listener(Protocol):
+    """What the driver hands upwards. Implementations must not call the core from these."""
+
+    def on_deliver(self, deliver: Deliver) -> None: ...
+    def on_configuration(self, configuration: Configuration) -> None: ...
+    def on_send_window(self, is_open: bool) -> None: ...
+    def after_effects(self) -> None: ...
+    def on_failure(self, exc: BaseException) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class RuntimeStatistics:
+    """The driver's own counters (the core and the channel keep theirs)."""
+
+    datagrams_received: int
+    datagrams_sent: int
+    bytes_received: int
+    bytes_sent: int
+    tokens_deferred: int
+    timer_firings: int
+    send_errors: int
+    unknown_destination: int
+    ring_seq_writes: int
+    recorder_inputs: int
+    recorder_snapshots: int
+    rcvbuf_bytes: int
+    sndbuf_bytes: int
+    loop_lag: LagStatistics
+
+
+class Driver:
+    """Composes ``Channel`` + core on an event loop (see the module docstring)."""
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        core: Core,
+        channel: Channel,
+        recorder: FlightRecorder,
+        store: StateStore,
+        listener: Listener,
+        peers: dict[int, SockAddr],
+    ) -> None:
+        self._loop = loop
+        self._core = core
+        self._channel = channel
+        self._recorder = recorder
+        self._recording = recorder.enabled
+        recorder.core = core
+        self._listener = listener
+        self._peers = peers
+        self._writer = RingSeqWriter(loop, store, self._persisted, self._fail)
+        self._endpoint: Endpoint | None = None
+        self._multicast_to: SockAddr | None = None
+        self._sendto: Callable[[bytes, SockAddr], None] = _not_open
+        totem = core.config
+        self._lag = LagMonitor(
+            loop,
+            interval_ns=min(100_000_000, totem.token_timeout_ns // 4),
+            warn_ns=totem.token_timeout_ns // 2,
+            label=f"node {totem.node_id}",
+        )
+        self._timer: asyncio.TimerHandle | None = None
+        self._armed_ns: int | None = None
+        self._last_now = 0
+        self._tokens: deque[tuple[int, Frame]] = deque()
+        self._drain_scheduled = False
+        self._in_after = False
+        self._closed = False
+        self.failure: BaseException | None = None
+        self.configuration: Configuration | None = None
+        self._counts = dict.fromkeys(
+            (
+                "datagrams_received",
+                "datagrams_sent",
+                "bytes_received",
+                "bytes_sent",
+                "tokens_deferred",
+                "timer_firings",
+                "unknown_destination",
+            ),
+            0,
+        )
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def attach(self, endpoint: Endpoint) -> None:
+        self._endpoint = endpoint
+        self._sendto = endpoint.transport.sendto
+        self._multicast_to = endpoint.multicast
+
+    def start(self, stored_ring_seq: int | None) -> None:
+        self._lag.start()
+        self._run(
+            InputKind.START,
+            stored_ring_seq,
+            None,
+            lambda now: self._core.start(now, stored_ring_seq),
+        )
+
+    def leave(self) -> None:
+        """Send the core's leave (clean shutdown); the caller closes afterwards."""
+        if self.failure is None and not self._closed:
+            self._run(InputKind.LEAVE, None, None, self._core.leave)
+
+    async def close(self) -> None:
+        """Stop the timer and the socket; wait for a ring-seq write already in flight."""
+        if self._closed:
+            return
+        self._closed = True
+        self._cancel_timer()
+        self._lag.stop()
+        self._writer.close()
+        if self._endpoint is not None:
+            self._endpoint.close()
+        await self._writer.wait_idle()
+
+    # ------------------------------------------------------------------ inputs
+
+    def datagram_received(self, data: bytes) -> None:
+        counts = self._counts
+        counts["datagrams_received"] += 1
+        counts["bytes_received"] += len(data)
+        if self._closed or self.failure is not None:
+            return
+        opened = self._channel.receive(data)
+        if opened is None:
+            return  # counted by the channel, by reason
+        src, frame = opened
+        kind = type(frame)
+        if kind is OrfToken or kind is MembCommitToken:
+            counts["tokens_deferred"] += 1
+            self._tokens.append(opened)
+            if not self._drain_scheduled:
+                self._drain_scheduled = True
+                self._loop.call_soon(self._drain_tokens)
+            return
+        self._receive(src, frame)
+
+    def _drain_tokens(self) -> None:
+        self._drain_scheduled = False
+        tokens = self._tokens
+        while tokens:
+            src, frame = tokens.popleft()
+            self._receive(src, frame)
+
+    def _receive(self, src: int, frame: Frame) -> None:
+        """The hot path: ``_run`` specialised for a received frame."""
+        if self._closed or self.failure is not None:
+            return
+        now = self.now_ns()
+        entry = (
+            self._recorder.record(InputKind.RECEIVE, now, src, frame) if self._recording else None
+        )
+        try:
+            effects = self._core.receive(now, src, frame)
+        except Exception as exc:
+            self._fail(exc)
+            return
+        if entry is not None:
+            entry[4] = len(effects)
+        self._execute(effects)
+
+    def _on_timer(self) -> None:
+        deadline = self._armed_ns
+        self._timer = None
+        self._armed_ns = None
+        if deadline is not None and deadline > self._last_now:
+            # uvloop timers are millisecond-granular and may run just before the deadline;
+            # passing the deadline itself guarantees the core's timer is due.
+            self._last_now = deadline
+        self._counts["timer_firings"] += 1
+        self._run(InputKind.TIMEOUT, None, None, self._core.on_timeout)
+
+    def _persisted(self, seq: int) -> None:
+        self._run(InputKind.PERSISTED, seq, None, lambda now: self._core.on_persisted(now, seq))
+
+    def submit(self, record: Record, safe: bool) -> None:
+        """Queue a record in the core. Raises SendQueueFull / MessageTooLarge / NodeClosed."""
+        if self._closed:
+            raise NodeClosed("node is closed")
+        if self.failure is not None:
+            raise NodeClosed("node stopped after a failure") from self.failure
+        now = self.now_ns()
+        entry = (
+            self._recorder.record(InputKind.SUBMIT, now, record, safe) if self._recording else None
+        )
+        try:
+            effects = self._core.submit(now, record, safe=safe)
+        except (SendQueueFull, MessageTooLarge, NodeClosed):
+            raise
+        except Exception as exc:
+            self._fail(exc)
+            raise
+        if entry is not None:
+            entry[4] = len(effects)
+        self._execute(effects)
+
+    def _run(
+        self, kind: InputKind, arg1: object, arg2: object, call: Callable[[int], list[Effect]]
+    ) -> None:
+        if self._closed or self.failure is not None:
+            return
+        now = self.now_ns()
+        entry = self._recorder.record(kind, now, arg1, arg2) if self._recording else None
+        try:
+            effects = call(now)
+        except Exception as exc:
+            self._fail(exc)
+            return
+        if entry is not None:
+            entry[4] = len(effects)
+        self._execute(effects)
+
+    def now_ns(self) -> int:
+        """Monotonic nanoseconds, never smaller than a value already given to the core."""
+        now = time.monotonic_ns()
+        if now < self._last_now:
+            return self._last_now
+        self._last_now = now
+        return now
+
+    # ------------------------------------------------------------------ effects
+
+    def _execute(self, effects: list[Effect]) -> None:
+        listener = self._listener
+        try:
+            for effect in effects:
+                match effect:
+                    case Multicast(frame=frame, dests=dests):
+                        self._multicast(frame, dests)
+                    case Send(dest=dest, frame=frame):
+                        self._send(frame, dest)
+                    case Deliver():
+                        listener.on_deliver(effect)
+                    case Configuration():
+                        self.configuration = effect
+                        self._log_configuration(effect)
+                        listener.on_configuration(effect)
+                    case PersistRingSeq(seq=seq):
+                        self._writer.persist(seq)
+                    case SendWindow(open=is_open):
+                        listener.on_send_window(is_open)
+                    case Trace():
+                        if _TRACE_LOG.isEnabledFor(logging.DEBUG):
+                            _TRACE_LOG.debug(
+                                "node %d %s %s", self._core.me, effect.event, effect.data
+                            )
+                    case _:
+                        assert_never(effect)
+        except Exception as exc:
+            self._fail(exc)
+            return
+        self._rearm()
+        if not self._in_after:
+            self._in_after = True
+            try:
+                listener.after_effects()
+            except Exception as exc:
+                self._fail(exc)
+            finally:
+                self._in_after = False
+
+    def _send(self, frame: Frame, dest: int) -> None:
+        addr = self._peers.get(dest)
+        if addr is None:
+            self._counts["unknown_destination"] += 1
+            return
+        datagram = self._channel.seal(frame)
+        self._sendto(datagram, addr)
+        self._counts["datagrams_sent"] += 1
+        self._counts["bytes_sent"] += len(datagram)
+
+    def _multicast(self, frame: Frame, dests: tuple[int, ...]) -> None:
+        if not dests:
+            return
+        datagram = self._channel.seal(frame)  # once, whatever the number of destinations
+        counts = self._counts
+        if self._multicast_to is not None:
+            self._sendto(datagram, self._multicast_to)
+            counts["datagrams_sent"] += 1
+            counts["bytes_sent"] += len(datagram)
+            return
+        peers = self._peers
+        for dest in dests:
+            addr = peers.get(dest)
+            if addr is None:
+                counts["unknown_destination"] += 1
+                continue
+            self._sendto(datagram, addr)
+            counts["datagrams_sent"] += 1
+            counts["bytes_sent"] += len(datagram)
+
+    def _rearm(self) -> None:
+        """Keep exactly one ``call_at`` armed at the core's next deadline."""
+        deadline = self._core.next_deadline_ns
+        if deadline == self._armed_ns or self._closed:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._armed_ns = deadline
+        if deadline is None:
+            return
+        delay_s = (deadline - time.monotonic_ns()) / 1e9
+        self._timer = self._loop.call_at(self._loop.time() + delay_s, self._on_timer)
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = None
+        self._armed_ns = None
+
+    def _log_configuration(self, conf: Configuration) -> None:
+        _LOG.info(
+            "node %d: %s configuration %s members %s joined %s left %s (%s)",
+            self._core.me,
+            conf.kind.value,
+            conf.ring_id,
+            list(conf.members),
+            list(conf.joined),
+            list(conf.left),
+            conf.reason,
+        )
+
+    # ------------------------------------------------------------------ failure
+
+    def _fail(self, exc: BaseException) -> None:
+        """Fail-stop: stop feeding the core, send its leave if it can make one, tell the API."""
+        if self.failure is not None:
+            return
+        self.failure = exc
+        _LOG.error("node %d: fail-stop after %r", self._core.me, exc, exc_info=exc)
+        self._cancel_timer()
+        self._lag.stop()
+        self._writer.close()
+        try:
+            now = self._last_now
+            entry = self._recorder.record(InputKind.LEAVE, now) if self._recording else None
+            effects = self._core.leave(now)
+            if entry is not None:
+                entry[4] = len(effects)
+            for effect in effects:
+                if isinstance(effect, Send):
+                    self._send(effect.frame, effect.dest)
+                elif isinstance(effect, Multicast):
+                    self._multicast(effect.frame, effect.dests)
+        except Exception:  # the core is already broken; the others will time it out
+            _LOG.debug("node %d: could not send a leave after the failure", self._core.me)
+        self._listener.on_failure(exc)
+
+    # ------------------------------------------------------------------ introspection
+
+    @property
+    def timer_deadline_ns(self) -> int | None:
+        """The deadline the one armed timer is set for (None: no timer armed)."""
+        return self._armed_ns if self._timer is not None else None
+
+    def statistics(self) -> RuntimeStatistics:
+        endpoint = self._endpoint
+        return RuntimeStatistics(
+            **self._counts,
+            send_errors=0 if endpoint is None else endpoint.errors,
+            ring_seq_writes=self._writer.writes,
+            recorder_inputs=self._recorder.recorded,
+            recorder_snapshots=self._recorder.snapshots,
+            rcvbuf_bytes=0 if endpoint is None else endpoint.rcvbuf_bytes,
+            sndbuf_bytes=0 if endpoint is None else endpoint.sndbuf_bytes,
+            loop_lag=self._lag.statistics(),
+        )
+
+
+def _not_open(data: bytes, addr: SockAddr) -> None:
+    raise NodeClosed("the socket is not open yet")

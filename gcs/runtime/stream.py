@@ -1,0 +1,90 @@
+"""A bounded, single-consumer event stream: how deliveries reach an application.
+
+Why bounded, and why the reader is cut off rather than waited for (ARCHITECTURE.md decision 7):
+the token must never wait for an application. Deliveries are appended from the protocol's
+callbacks without blocking; a reader that falls further behind than its bound is closed with
+``SlowConsumer`` instead of stalling the ring or growing memory without limit. It still
+receives everything queued before the cut, in order, then the error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Callable
+from typing import Generic, TypeVar
+
+from gcs.errors import SlowConsumer
+
+__all__ = ["EventStream"]
+
+T = TypeVar("T")
+ErrorFactory = Callable[[], BaseException]
+
+
+class EventStream(Generic[T]):
+    """Items in, items out, in order; ``put`` never blocks (see the module docstring)."""
+
+    __slots__ = ("_bound", "_end", "_items", "_waiter", "overflowed")
+
+    def __init__(self, bound: int) -> None:
+        self._bound = bound
+        self._items: deque[T] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+        self._end: ErrorFactory | None = None
+        """Set once the stream ends: what ``get`` raises after the queued items."""
+        self.overflowed = False
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    @property
+    def ended(self) -> bool:
+        return self._end is not None
+
+    def put(self, item: T) -> bool:
+        """Append ``item``; False (and the stream ends with SlowConsumer) if the bound is hit."""
+        if self._end is not None:
+            return True  # already ended: the item is not for this reader any more
+        if len(self._items) >= self._bound:
+            self.overflowed = True
+            bound = self._bound
+            self._finish(lambda: SlowConsumer(f"fell more than {bound} events behind; closed"))
+            return False
+        self._items.append(item)
+        self._wake()
+        return True
+
+    def close(self, error: ErrorFactory | None = None) -> None:
+        """End after the queued items: ``StopAsyncIteration``, or ``error()`` if given."""
+        if self._end is None:
+            self._finish(error or StopAsyncIteration)
+
+    def abort(self, error: ErrorFactory) -> None:
+        """End now: drop the queued items and raise ``error()`` from every later ``get``."""
+        self._items.clear()
+        self._end = error
+        self._wake()
+
+    def _finish(self, error: ErrorFactory) -> None:
+        self._end = error
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def get(self) -> T:
+        """The next item; raises the end error once the queue is empty and the stream ended."""
+        while not self._items:
+            if self._end is not None:
+                raise self._end()
+            if self._waiter is not None and not self._waiter.done():
+                raise RuntimeError("two tasks are reading the same group stream concurrently")
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        return self._items.popleft()
