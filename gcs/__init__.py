@@ -1,33 +1,94 @@
 """gcs: totally ordered, reliable multicast and extended virtual synchrony for asyncio.
 
-The public surface is re-exported here; see README.md and RFCs/0006-api-semantics.md.
+The public surface is re-exported here; see README.md and RFCs/0006-api-semantics.md. Only the
+exception classes are imported eagerly: everything else loads on first use (module
+``__getattr__``), so ``import gcs.totem`` or ``import gcs.wire`` — the sans-I/O layers — never
+pulls in asyncio, sockets or uvloop.
 """
 
 from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from gcs.errors import (
     ConfigError,
     GcsError,
     GroupClosed,
+    InvalidArgument,
     InvariantViolation,
     MessageTooLarge,
     NodeClosed,
+    NodeFailed,
     NotMember,
+    ReplayError,
     SendQueueFull,
     SlowConsumer,
 )
 
+if TYPE_CHECKING:
+    from gcs.api import Group, Node, NodeStatistics, RingView
+    from gcs.config import Config
+    from gcs.groups import Member, Message, Reason, View, ViewId, ViewReason
+    from gcs.runtime.loop import run
+    from gcs.runtime.outbox import Ticket
+
 __version__ = "0.1.0"
 
+_LAZY = {
+    "Config": "gcs.config",
+    "Group": "gcs.api",
+    "Member": "gcs.groups",
+    "Message": "gcs.groups",
+    "Node": "gcs.api",
+    "NodeStatistics": "gcs.api",
+    "Reason": "gcs.groups",
+    "RingView": "gcs.api",
+    "Ticket": "gcs.runtime.outbox",
+    "View": "gcs.groups",
+    "ViewId": "gcs.groups",
+    "ViewReason": "gcs.groups",
+    "run": "gcs.runtime.loop",
+}
+
 __all__ = [
+    "Config",
     "ConfigError",
     "GcsError",
+    "Group",
     "GroupClosed",
+    "InvalidArgument",
     "InvariantViolation",
+    "Member",
+    "Message",
     "MessageTooLarge",
+    "Node",
     "NodeClosed",
+    "NodeFailed",
+    "NodeStatistics",
     "NotMember",
+    "Reason",
+    "ReplayError",
+    "RingView",
     "SendQueueFull",
     "SlowConsumer",
+    "Ticket",
+    "View",
+    "ViewId",
+    "ViewReason",
     "__version__",
+    "run",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'gcs' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

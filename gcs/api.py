@@ -1,0 +1,630 @@
+"""The public asyncio API: ``Node``, ``Group``, and the values they hand out (RFC 0006).
+
+A ``Node`` is this process as a member of the ring (embedded mode)::
+
+    async with gcs.Node(gcs.Config.load("cluster.toml")) as node:
+        group = await node.join("locks")
+        ticket = await group.send(b"acquire x")     # waits only on flow control
+        await ticket.delivered()                    # optional: its own delivery
+        async for event in group:                   # messages and views, one ordered stream
+            ...
+
+Layering. ``Node`` composes the runtime driver (``gcs.runtime.driver``: socket, core, timer),
+the pure group layer (``gcs.groups``), the outbox (flow control and tickets) and one bounded
+``EventStream`` per joined member. The driver calls the ``Listener`` methods below with the
+core's deliveries and configurations; they only update state and append to streams, so no
+application code runs inside a protocol step and the token never waits for a reader.
+
+Errors (all in ``gcs.errors``): ``ConfigError`` at start, ``InvalidArgument`` / ``TypeError``
+for bad arguments, ``MessageTooLarge``, ``NotMember`` (the member is leaving), ``GroupClosed``
+(left, cut off as a slow consumer, or the node closed), ``SlowConsumer`` from an iterator,
+``NodeClosed`` from a closed node, and — after a fail-stop — the node's ``InvariantViolation``
+(or ``NodeFailed``) from every pending and later call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import os
+import random
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+from gcs.config import Config
+from gcs.errors import (
+    GcsError,
+    GroupClosed,
+    InvalidArgument,
+    InvariantViolation,
+    MessageTooLarge,
+    NodeClosed,
+    NodeFailed,
+    NotMember,
+)
+from gcs.groups import (
+    AnnounceNeeded,
+    Emit,
+    GroupState,
+    Member,
+    MemberClosed,
+    Message,
+    Output,
+    Reason,
+    View,
+    ViewId,
+    ViewReason,
+)
+from gcs.runtime.driver import Driver, RuntimeStatistics
+from gcs.runtime.endpoint import family_of, open_endpoint, resolve
+from gcs.runtime.loop import check_loop
+from gcs.runtime.outbox import Outbox, Ticket
+from gcs.runtime.persist import StateStore
+from gcs.runtime.recorder import FlightRecorder, write_dump
+from gcs.runtime.stream import EventStream
+from gcs.sim.transport import limits_for
+from gcs.totem.effects import Configuration, ConfigurationKind, Deliver
+from gcs.totem.node import Node as Core
+from gcs.totem.stats import Statistics
+from gcs.wire.channel import Channel, ChannelStatistics
+from gcs.wire.frames import Record, RecordFlags, RingId
+from gcs.wire.seal import load_key
+
+__all__ = [
+    "Group",
+    "Member",
+    "Message",
+    "Node",
+    "NodeStatistics",
+    "Reason",
+    "RingView",
+    "Ticket",
+    "View",
+    "ViewId",
+    "ViewReason",
+]
+
+_LOG = logging.getLogger("gcs")
+_HANDLE_COUNTER_BITS = 20
+_BOOT_BITS = 44
+ErrorFactory = Callable[[], BaseException]
+
+
+@dataclass(frozen=True, slots=True)
+class RingView:
+    """The ring configuration this node is in: the node-level view under all groups."""
+
+    ring_id: RingId
+    members: tuple[int, ...]
+    transitional: bool
+    joined: tuple[int, ...]
+    left: tuple[int, ...]
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class NodeStatistics:
+    """A snapshot of everything a node counts: core, channel, runtime and group layer."""
+
+    node_id: int
+    state: str
+    core: Statistics
+    channel: ChannelStatistics
+    runtime: RuntimeStatistics
+    members: int
+    sends_waiting: int
+    records_in_flight: int
+    slow_consumers: int
+    group_records_ignored: int
+
+    @property
+    def drops(self) -> Mapping[str, int]:
+        """Every dropped input by reason: wire reasons (RFC 0005 §9) and the core's own."""
+        merged = dict(self.channel.dropped)
+        for reason, count in self.core.drops.items():
+            merged[reason] = merged.get(reason, 0) + count
+        if self.group_records_ignored:
+            merged["group_record_ignored"] = self.group_records_ignored
+        return merged
+
+
+class _State(enum.Enum):
+    NEW = "new"
+    RUNNING = "running"
+    CLOSING = "closing"
+    CLOSED = "closed"
+    FAILED = "failed"
+
+
+class _GroupState(enum.Enum):
+    JOINING = "joining"
+    MEMBER = "member"
+    LEAVING = "leaving"
+    CLOSED = "closed"
+
+
+class Group:
+    """This process's membership of one group: send, iterate events, leave.
+
+    Made by ``Node.join``; one reader per ``Group`` (join again for an independent one).
+    """
+
+    def __init__(self, node: Node, name: str, handle: int, bound: int) -> None:
+        self.node = node
+        self.name = name
+        self.member = Member(node.node_id, handle)
+        self._stream: EventStream[Message | View] = EventStream(bound)
+        self._state = _GroupState.JOINING
+        self._closed_why = "left"
+        self._view: View | None = None
+        loop = asyncio.get_running_loop()
+        self._active: asyncio.Future[None] = loop.create_future()
+        self._left: asyncio.Future[None] = loop.create_future()
+
+    def __repr__(self) -> str:
+        return f"<Group {self.name!r} member {self.member} {self._state.value}>"
+
+    @property
+    def view(self) -> View | None:
+        """The latest view delivered to this member (the one its next message belongs to)."""
+        return self._view
+
+    @property
+    def closed(self) -> bool:
+        return self._state is _GroupState.CLOSED
+
+    async def send(self, data: bytes | bytearray | memoryview, safe: bool = False) -> Ticket:
+        """Multicast ``data`` to the group in total order; return once the ring has it queued.
+
+        Waits only on flow control. ``safe=True`` delivers it only once every member of the
+        configuration has it (RFC 0006 §4.2). Raises ``MessageTooLarge``, ``NotMember`` (this
+        member is leaving), ``GroupClosed`` (left, cut off, or the node closed), ``TypeError``.
+        """
+        if not isinstance(data, bytes | bytearray | memoryview):
+            raise TypeError(f"data must be bytes, got {type(data).__name__}")
+        self._check_can_send()
+        payload = bytes(data)
+        limit = self.node.config.max_message_bytes
+        if len(payload) > limit:
+            raise MessageTooLarge(len(payload), limit)
+        record = Record(self.name, self.member.handle, int(RecordFlags.DATA), payload)
+        return await self.node._send(record, bool(safe))
+
+    def _check_can_send(self) -> None:
+        self.node._check_running(for_group=True)
+        if self._state is _GroupState.LEAVING:
+            raise NotMember(f"member {self.member} of {self.name!r} is leaving")
+        if self._state is _GroupState.CLOSED:
+            raise GroupClosed(
+                f"member {self.member} of {self.name!r} is closed ({self._closed_why})"
+            )
+
+    async def leave(self) -> None:
+        """Leave the group; returns once the leave is delivered (others see a ``leave`` view).
+
+        Sends still waiting for flow control fail with ``GroupClosed``; messages already handed
+        to the ring are delivered first. The event stream ends after the events before the
+        leave. Leaving a closed group does nothing.
+        """
+        if self._state is _GroupState.MEMBER:
+            self._begin_leave()
+        if self._state is _GroupState.LEAVING:
+            await asyncio.shield(self._left)
+
+    def _begin_leave(self) -> None:
+        self._state = _GroupState.LEAVING
+        self.node._leave_member(self)
+
+    def __aiter__(self) -> Group:
+        return self
+
+    async def __anext__(self) -> Message | View:
+        """The next message or view; raises ``SlowConsumer`` if this reader was cut off."""
+        return await self._stream.get()
+
+    # ------------------------------------------------------------------ node side
+
+    def _push(self, event: Message | View) -> bool:
+        if isinstance(event, View):
+            self._view = event
+            if self._state is _GroupState.JOINING:
+                self._state = _GroupState.MEMBER
+                if not self._active.done():
+                    self._active.set_result(None)
+        return self._stream.put(event)
+
+    def _end(self, why: str, error: ErrorFactory | None = None, *, abort: bool = False) -> None:
+        """The member is gone: stream ends (now if ``abort``), waiters wake with ``error``."""
+        if self._state is not _GroupState.CLOSED:
+            self._state = _GroupState.CLOSED
+            self._closed_why = why
+        if abort and error is not None:
+            self._stream.abort(error)
+        else:
+            self._stream.close(error)
+        for fut in (self._active, self._left):
+            if not fut.done():
+                if error is not None and fut is self._active:
+                    fut.set_exception(error())
+                else:
+                    fut.set_result(None)
+
+
+class Node:
+    """One member of the ring, in this process (embedded mode). See the module docstring."""
+
+    def __init__(self, config: Config) -> None:
+        if not isinstance(config, Config):
+            raise TypeError(f"gcs.Node needs a gcs.Config, got {type(config).__name__}")
+        self.config = config
+        self.node_id = config.node_id
+        self.boot_id = 0
+        self._state = _State.NEW
+        self._failure: BaseException | None = None
+        self._ring: RingView | None = None
+        self._members: dict[tuple[str, int], Group] = {}
+        self._handles = 0
+        self._slow = 0
+        self._changed: asyncio.Event | None = None
+        self._tasks: set[asyncio.Task[object]] = set()
+        self._driver: Driver | None = None
+        self._groups = GroupState(config.node_id)
+        self._outbox: Outbox | None = None
+        self._core: Core | None = None
+        self._channel: Channel | None = None
+        self._recorder: FlightRecorder | None = None
+        self._store: StateStore | None = None
+
+    def __repr__(self) -> str:
+        ring = None if self._ring is None else self._ring.ring_id
+        return f"<gcs.Node {self.node_id} {self._state.value} ring {ring}>"
+
+    async def __aenter__(self) -> Node:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        """Open the socket, start the core, and return once it installed its first ring."""
+        if self._state is not _State.NEW:
+            raise NodeClosed(f"node {self.node_id} was already started")
+        loop = asyncio.get_running_loop()
+        check_loop(loop)
+        self._changed = asyncio.Event()
+        self._state = _State.RUNNING
+        try:
+            stored_ring_seq = await self._open(loop)
+        except BaseException:
+            self._state = _State.CLOSED
+            if self._store is not None:
+                self._store.close()
+            raise
+        assert self._driver is not None
+        self._driver.start(stored_ring_seq)
+        await self._wait(lambda: self._ring is not None)
+
+    async def _open(self, loop: asyncio.AbstractEventLoop) -> int | None:
+        """Everything start() does that can fail: state dir, key, addresses, socket."""
+        cfg = self.config
+        totem = cfg.totem()
+        self._store = store = StateStore(cfg.state_dir, cfg.node_id)
+        stored = await loop.run_in_executor(None, store.open)
+        self.boot_id = stored.boot_id
+        key = None
+        if cfg.key_file is not None:
+            key = await loop.run_in_executor(None, load_key, cfg.key_file)
+        bind_host, bind_port = cfg.bind_address
+        family = family_of(bind_host)
+        bind = await resolve(loop, "bind", bind_host, bind_port, family)
+        peers = {
+            a.node_id: await resolve(loop, f"nodes[{a.node_id}]", a.host, a.port, family)
+            for a in cfg.addresses
+            if a.node_id != cfg.node_id
+        }
+        mcast = cfg.multicast_address
+        multicast = None if mcast is None else await resolve(loop, "multicast", *mcast, family)
+        self._channel = channel = Channel(
+            cfg.node_id,
+            stored.boot_id,
+            cfg.cluster_name,
+            key,
+            peers=totem.nodes,
+            limits=limits_for(totem),
+        )
+        seed = int.from_bytes(os.urandom(8), "big")  # the core's only randomness; recorded
+        self._core = core = Core(totem, random.Random(seed))
+        self._recorder = recorder = FlightRecorder(
+            totem,
+            seed=seed,
+            boot_id=stored.boot_id,
+            cluster_id=channel.cluster_id,
+            capacity=cfg.recorder_inputs,
+        )
+        self._driver = driver = Driver(loop, core, channel, recorder, store, self, peers)
+        self._outbox = Outbox(driver.submit, self._groups)
+        endpoint = await open_endpoint(
+            loop,
+            bind,
+            family,
+            driver.datagram_received,
+            buffer_bytes=cfg.socket_buffer_bytes,
+            multicast=multicast,
+        )
+        driver.attach(endpoint)
+        return stored.ring_seq
+
+    async def close(self) -> None:
+        """Leave every group and the ring cleanly, then close the socket. Idempotent."""
+        if self._state in (_State.NEW, _State.CLOSED):
+            self._state = _State.CLOSED
+            return
+        if self._state is _State.CLOSING:
+            await self._wait(lambda: self._state is _State.CLOSED)
+            return
+        failed = self._state is _State.FAILED
+        self._state = _State.CLOSING
+        if not failed:
+            await self._leave_all_groups()
+            if self._driver is not None:
+                self._driver.leave()
+        error = self._failure_error if failed else self._closed_error
+        for group in list(self._members.values()):
+            group._end("node closed", None if not failed else error)
+        self._members.clear()
+        if self._outbox is not None:
+            self._outbox.fail_all(error)
+        if self._driver is not None:
+            await self._driver.close()
+        if self._tasks:
+            await asyncio.wait(list(self._tasks))
+        if self._store is not None:
+            self._store.close()
+        self._state = _State.CLOSED
+        self._notify()
+
+    async def _leave_all_groups(self) -> None:
+        """Leave groups before the ring so the others see ``leave`` views, not a node failure."""
+        members = [g for g in self._members.values() if g._state is _GroupState.MEMBER]
+        for group in members:
+            group._begin_leave()
+        pending = [g._left for g in self._members.values() if not g._left.done()]
+        if pending:
+            timeout = 2 * self.config.token_timeout_ms / 1000
+            await asyncio.wait(pending, timeout=timeout)
+
+    # ------------------------------------------------------------------ the API
+
+    @property
+    def view(self) -> RingView | None:
+        """The ring configuration this node is in (None before start)."""
+        return self._ring
+
+    @property
+    def closed(self) -> bool:
+        return self._state in (_State.CLOSED, _State.FAILED)
+
+    async def join(self, name: str, *, queue_size: int | None = None) -> Group:
+        """Join group ``name``; return once this member is in a view (its first event).
+
+        ``queue_size`` overrides ``Config.subscriber_queue`` for this member. Raises
+        ``TypeError`` / ``InvalidArgument`` for a bad name, ``NodeClosed`` when closed.
+        """
+        _check_group_name(name)
+        bound = self.config.subscriber_queue if queue_size is None else queue_size
+        if type(bound) is not int or bound < 1:
+            raise InvalidArgument(f"queue_size must be a positive int, got {queue_size!r}")
+        self._check_running()
+        assert self._outbox is not None
+        group = Group(self, name, self._new_handle(), bound)
+        self._members[(name, group.member.handle)] = group
+        self._groups.add_local(name, group.member.handle)
+        self._outbox.control(Record(name, group.member.handle, int(RecordFlags.JOIN), b""))
+        try:
+            await asyncio.shield(group._active)
+        except asyncio.CancelledError:
+            if group._state is _GroupState.JOINING:
+                group._begin_leave()  # undo: the join is already on its way
+            raise
+        return group
+
+    def statistics(self) -> NodeStatistics:
+        """Core, channel and runtime counters: drops by reason, loop lag, queues, ..."""
+        if self._core is None or self._channel is None or self._driver is None:
+            raise NodeClosed(f"node {self.node_id} was never started")
+        outbox = self._outbox
+        return NodeStatistics(
+            node_id=self.node_id,
+            state=self._state.value,
+            core=self._core.statistics(),
+            channel=self._channel.statistics(),
+            runtime=self._driver.statistics(),
+            members=len(self._members),
+            sends_waiting=0 if outbox is None else outbox.waiting,
+            records_in_flight=0 if outbox is None else outbox.in_flight,
+            slow_consumers=self._slow,
+            group_records_ignored=self._groups.ignored_records,
+        )
+
+    async def dump_flight_recorder(
+        self, path: str | os.PathLike[str] | None = None, *, reason: str = "on demand"
+    ) -> Path:
+        """Write the flight recorder to ``path`` (default: state dir or the temp dir).
+
+        Replay it with ``gcs.runtime.recorder.replay(path)`` or ``gcs simulate replay-node``.
+        """
+        recorder = self._recorder
+        if recorder is None or not recorder.enabled:
+            raise GcsError("the flight recorder is disabled (recorder_inputs = 0) or not started")
+        loop = asyncio.get_running_loop()
+        exported = recorder.export(reason)
+        data = await loop.run_in_executor(None, recorder.encode, exported)
+        if path is None:
+            directory = Path(self.config.state_dir or tempfile.gettempdir())
+            stamp = time.strftime("%Y%m%dT%H%M%S")
+            path = directory / f"gcs-flight-{self.node_id}-{self.boot_id}-{stamp}.cbor"
+        return await loop.run_in_executor(None, write_dump, Path(path), data)
+
+    # ------------------------------------------------------------------ internals for Group
+
+    def _check_running(self, *, for_group: bool = False) -> None:
+        if self._state is _State.FAILED:
+            raise self._failure_error()
+        if self._state is not _State.RUNNING:
+            if for_group:
+                raise GroupClosed(f"node {self.node_id} is {self._state.value}")
+            raise NodeClosed(f"node {self.node_id} is {self._state.value}")
+
+    async def _send(self, record: Record, safe: bool) -> Ticket:
+        assert self._outbox is not None
+        return await self._outbox.send(record, safe)
+
+    def _leave_member(self, group: Group) -> None:
+        assert self._outbox is not None
+        handle = group.member.handle
+        why = f"member {group.member} of {group.name!r} left"
+        self._outbox.cancel_member(group.name, handle, lambda: GroupClosed(why))
+        if self._state is _State.RUNNING or self._state is _State.CLOSING:
+            self._outbox.control(Record(group.name, handle, int(RecordFlags.LEAVE), b""))
+
+    def _new_handle(self) -> int:
+        self._handles += 1
+        if self._handles >= 1 << _HANDLE_COUNTER_BITS:
+            raise GcsError("this node ran out of member handles; restart it")
+        boot = self.boot_id & ((1 << _BOOT_BITS) - 1)
+        return (boot << _HANDLE_COUNTER_BITS) | self._handles
+
+    def _closed_error(self) -> BaseException:
+        return NodeClosed(f"node {self.node_id} closed")
+
+    def _failure_error(self) -> BaseException:
+        """A fresh exception for one caller, chained to the original failure."""
+        failure = self._failure
+        if isinstance(failure, InvariantViolation):
+            fresh: BaseException = InvariantViolation(*failure.args)
+        else:
+            fresh = NodeFailed(f"node {self.node_id} stopped after an error: {failure!r}")
+        fresh.__cause__ = failure
+        return fresh
+
+    async def _wait(self, predicate: Callable[[], bool]) -> None:
+        changed = self._changed
+        assert changed is not None
+        while not predicate():
+            if self._state is _State.FAILED:
+                raise self._failure_error()
+            changed.clear()
+            await changed.wait()
+
+    def _notify(self) -> None:
+        if self._changed is not None:
+            self._changed.set()
+
+    def _apply(self, outputs: list[Output]) -> None:
+        members = self._members
+        for out in outputs:
+            if type(out) is Emit:
+                for handle in out.handles:
+                    group = members.get((out.group, handle))
+                    if group is not None and not group._push(out.event):
+                        self._slow_consumer(group)
+            elif type(out) is MemberClosed:
+                group = members.pop((out.group, out.handle), None)
+                if group is not None:
+                    group._end("left")
+            elif type(out) is AnnounceNeeded:
+                assert self._outbox is not None
+                self._outbox.request_announcement()
+
+    def _slow_consumer(self, group: Group) -> None:
+        """Cut off a reader that fell behind its bound: it leaves the group (decision 7)."""
+        self._slow += 1
+        _LOG.warning(
+            "node %d: member %s of %r fell more than its queue bound behind and was closed",
+            self.node_id,
+            group.member,
+            group.name,
+        )
+        was_member = group._state in (_GroupState.MEMBER, _GroupState.JOINING)
+        group._state = _GroupState.CLOSED
+        group._closed_why = "slow consumer"
+        if was_member:
+            self._leave_member(group)
+
+    # ------------------------------------------------------------------ Listener (driver side)
+
+    def on_deliver(self, deliver: Deliver) -> None:
+        outbox = self._outbox
+        if deliver.sender == self.node_id and outbox is not None:
+            for record in deliver.records:
+                outbox.own_delivered(record)
+        if deliver.records:
+            self._apply(self._groups.on_deliver(deliver))
+
+    def on_configuration(self, configuration: Configuration) -> None:
+        self._ring = RingView(
+            ring_id=configuration.ring_id,
+            members=configuration.members,
+            transitional=configuration.kind is ConfigurationKind.TRANSITIONAL,
+            joined=configuration.joined,
+            left=configuration.left,
+            reason=str(configuration.reason),
+        )
+        self._apply(self._groups.on_configuration(configuration))
+        self._notify()
+
+    def on_send_window(self, is_open: bool) -> None:
+        if self._outbox is not None:
+            self._outbox.set_window(is_open)
+
+    def after_effects(self) -> None:
+        if self._outbox is not None and self._state in (_State.RUNNING, _State.CLOSING):
+            self._outbox.drain()
+
+    def on_failure(self, exc: BaseException) -> None:
+        """Fail-stop (decision 8): every pending and later call raises; dump the recorder."""
+        if self._state is _State.FAILED:
+            return
+        self._failure = exc
+        self._state = _State.FAILED
+        for group in list(self._members.values()):
+            group._end("node failed", self._failure_error, abort=True)
+        if self._outbox is not None:
+            self._outbox.fail_all(self._failure_error)
+        self._notify()
+        if self._recorder is not None and self._recorder.enabled:
+            task = asyncio.get_running_loop().create_task(self._dump_after_failure(exc))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _dump_after_failure(self, exc: BaseException) -> None:
+        try:
+            path = await self.dump_flight_recorder(reason=f"fail-stop: {exc!r}")
+        except Exception as dump_error:
+            _LOG.error("node %d: could not dump the flight recorder: %s", self.node_id, dump_error)
+            return
+        _LOG.error("node %d stopped (%r); flight recorder dumped to %s", self.node_id, exc, path)
+
+
+def _check_group_name(name: object) -> None:
+    if not isinstance(name, str):
+        raise TypeError(f"group name must be str, got {type(name).__name__}")
+    try:
+        size = len(name.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise InvalidArgument(f"group name {name!r} is not valid UTF-8 text") from None
+    if not 1 <= size <= 255:
+        raise InvalidArgument(f"group name must be 1..255 UTF-8 bytes, got {size}")
