@@ -165,8 +165,14 @@ class RingModel:
             for n in recipients:
                 self.nodes[n].apply(self.nodes[n].state.on_deliver(effect))
 
-    def _configure(self, comp: Component, new_ring: RingId, members: tuple[int, ...],
-                   reason: ChangeReason, trans_senders: list[int]) -> None:
+    def _configure(
+        self,
+        comp: Component,
+        new_ring: RingId,
+        members: tuple[int, ...],
+        reason: ChangeReason,
+        trans_senders: list[int],
+    ) -> None:
         """Move ``comp`` into ``new_ring`` (whose members may include other components)."""
         left = tuple(n for n in comp.nodes if n not in members)
         trans_members = tuple(n for n in comp.nodes if n in members)
@@ -187,12 +193,17 @@ class RingModel:
 
     def partition(self, index: int, split: set[int], trans_senders: list[int]) -> None:
         comp = self.components.pop(index)
-        sides = [tuple(n for n in comp.nodes if n in split), tuple(n for n in comp.nodes if n not in split)]
+        sides = [
+            tuple(n for n in comp.nodes if n in split),
+            tuple(n for n in comp.nodes if n not in split),
+        ]
         for side in sides:
             if not side:
                 continue
             ring = self._new_ring(side)
-            reason = ChangeReason(ReasonKind.TOKEN_LOSS, tuple(n for n in comp.nodes if n not in side))
+            reason = ChangeReason(
+                ReasonKind.TOKEN_LOSS, tuple(n for n in comp.nodes if n not in side)
+            )
             self._configure(comp, ring, side, reason, trans_senders)
             self.components.append(Component(ring, side))
 
@@ -213,4 +224,3 @@ class RingModel:
         comp = self.components[0]
         while any(self.nodes[n].queue for n in comp.nodes):
             self.deliver(comp, list(comp.nodes))
-

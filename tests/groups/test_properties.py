@@ -21,8 +21,18 @@ def _step(model: RingModel, data: st.DataObject) -> None:
     nodes = sorted(model.nodes)
     op = data.draw(
         st.sampled_from(
-            ["join", "join", "leave", "send", "send", "deliver", "deliver", "deliver",
-             "partition", "merge"]
+            [
+                "join",
+                "join",
+                "leave",
+                "send",
+                "send",
+                "deliver",
+                "deliver",
+                "deliver",
+                "partition",
+                "merge",
+            ]
         ),
         label="op",
     )
@@ -104,7 +114,9 @@ def _check_virtual_synchrony(model: RingModel) -> None:
         for (v, v_next), messages in _segments(log).items():
             key = (log.group, v, v_next)
             expected = by_transition.setdefault(key, messages)
-            assert expected == messages, f"{log.member} delivered {messages} in {v}, others {expected}"
+            assert expected == messages, (
+                f"{log.member} delivered {messages} in {v}, others {expected}"
+            )
 
 
 def _check_settled(model: RingModel) -> None:
