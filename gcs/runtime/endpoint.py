@@ -111,7 +111,7 @@ async def open_endpoint(
         if family == socket.AF_INET6:
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
         if multicast is not None:
-            _multicast_sender(sock, family)
+            _multicast_sender(sock, family, bind[0])
         sock.bind(bind)
         sock.setblocking(False)
     except OSError as exc:
@@ -123,7 +123,7 @@ async def open_endpoint(
     if multicast is not None:
         try:
             endpoint.multicast_transport = await _multicast_receiver(
-                loop, multicast, family, protocol, buffer_bytes
+                loop, multicast, family, protocol, buffer_bytes, bind[0]
             )
         except BaseException:
             transport.close()
@@ -161,13 +161,18 @@ def _size_buffers(sock: socket.socket, want: int) -> tuple[int, int]:
     return got[0], got[1]
 
 
-def _multicast_sender(sock: socket.socket, family: int) -> None:
+def _multicast_sender(sock: socket.socket, family: int, bind_ip: str) -> None:
+    """TTL 1 (one link), loopback on (other nodes may share the host), out of the bound address."""
     if family == socket.AF_INET6:
         sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, 1)
         sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_LOOP, 1)
-    else:
-        sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 1)
-        sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 1)
+        return
+    sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 1)
+    sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 1)
+    if _specific(bind_ip):
+        # Send from the interface the node is bound to, not the default route's: a datagram
+        # from 127.0.0.1 leaving through eth0 would be dropped as a martian.
+        sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton(bind_ip))
 
 
 async def _multicast_receiver(
@@ -176,6 +181,7 @@ async def _multicast_receiver(
     family: int,
     protocol: _Protocol,
     buffer_bytes: int,
+    bind_ip: str,
 ) -> asyncio.DatagramTransport:
     """A socket bound to the group's port that joined the group; several nodes may share it."""
     sock = socket.socket(family, socket.SOCK_DGRAM)
@@ -192,7 +198,8 @@ async def _multicast_receiver(
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_JOIN_GROUP, mreq6)
         else:
             sock.bind(("", group[1]))
-            mreq = packed + struct.pack("=I", socket.INADDR_ANY)
+            interface = socket.inet_aton(bind_ip) if _specific(bind_ip) else bytes(4)
+            mreq = packed + interface
             sock.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, mreq)
         sock.setblocking(False)
     except OSError as exc:
@@ -200,6 +207,11 @@ async def _multicast_receiver(
         raise ConfigError("multicast", f"cannot join {group[0]} port {group[1]}: {exc}") from exc
     transport, _ = await loop.create_datagram_endpoint(lambda: protocol, sock=sock)
     return transport
+
+
+def _specific(ip: str) -> bool:
+    """A bound IPv4 address that names one interface (not the wildcard)."""
+    return ip not in ("", "0.0.0.0")
 
 
 def _family_name(family: int) -> str:

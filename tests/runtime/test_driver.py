@@ -1,0 +1,195 @@
+"""The driver's contract, checked against a scripted stand-in for the core.
+
+Drain before token, exactly one timer at the core's deadline, effects executed in order with the
+listener's submissions only after them (never re-entering the core from inside an effect), and
+fail-stop on an exception from the core.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from types import SimpleNamespace
+from typing import Any
+
+import gcs
+from gcs.runtime.driver import Driver
+from gcs.runtime.persist import StateStore
+from gcs.runtime.recorder import FlightRecorder
+from gcs.totem.config import TotemConfig
+from gcs.totem.effects import (
+    ChangeReason,
+    ConfigId,
+    Configuration,
+    ConfigurationKind,
+    Deliver,
+    Effect,
+    ReasonKind,
+)
+from gcs.wire.channel import Channel
+from gcs.wire.frames import Frame, Mcast, OrfToken, Record, RingId
+from tests.runtime.cluster import wait_until
+
+RING = RingId(seq=8, rep=1)
+TOKEN = OrfToken(RING, 1, 0, 0, 0, 0, 0, False, ())
+MCAST = Mcast(2, RING, 1, False, (Record("g", 1, 0, b"x"),))
+DELIVER = Deliver(ConfigId(ConfigurationKind.REGULAR, RING), RING, 1, 2, False, ())
+CONF = Configuration(
+    ConfigurationKind.REGULAR, RING, (1, 2), (), (2,), ChangeReason(ReasonKind.MERGE)
+)
+
+
+class ScriptedCore:
+    """Just enough of ``gcs.totem.Node`` for the driver; records every call."""
+
+    def __init__(self) -> None:
+        self.config = TotemConfig(node_id=1, nodes=(1, 2), token_timeout_ns=400_000_000)
+        self.me = 1
+        self.next_deadline_ns: int | None = None
+        self.calls: list[tuple[str, Any]] = []
+        self.in_call = False
+        self.on_receive: list[Effect] = []
+        self.on_submit: list[Effect] = []
+        self.fail_with: BaseException | None = None
+
+    def _call(self, name: str, arg: Any, result: list[Effect]) -> list[Effect]:
+        assert not self.in_call, "the driver re-entered the core"
+        self.calls.append((name, arg))
+        if self.fail_with is not None and name == "receive":
+            raise self.fail_with
+        return list(result)
+
+    def start(self, now_ns: int, stored: int | None) -> list[Effect]:
+        return self._call("start", stored, [])
+
+    def receive(self, now_ns: int, src: int, frame: Frame) -> list[Effect]:
+        return self._call("receive", frame, self.on_receive)
+
+    def on_timeout(self, now_ns: int) -> list[Effect]:
+        return self._call("timeout", now_ns, [])
+
+    def submit(self, now_ns: int, record: Record, *, safe: bool = False) -> list[Effect]:
+        return self._call("submit", record, self.on_submit)
+
+    def leave(self, now_ns: int) -> list[Effect]:
+        return self._call("leave", None, [])
+
+    def on_persisted(self, now_ns: int, seq: int) -> list[Effect]:
+        return self._call("persisted", seq, [])
+
+
+class Listener:
+    def __init__(self) -> None:
+        self.log: list[str] = []
+        self.driver: Driver | None = None
+        self.submit_after = False
+        self.failures: list[BaseException] = []
+
+    def on_deliver(self, deliver: Deliver) -> None:
+        self.log.append("deliver")
+
+    def on_configuration(self, configuration: Configuration) -> None:
+        self.log.append("configuration")
+
+    def on_send_window(self, is_open: bool) -> None:
+        self.log.append(f"window {is_open}")
+
+    def after_effects(self) -> None:
+        self.log.append("after")
+        if self.submit_after and self.driver is not None:
+            self.submit_after = False
+            self.driver.submit(Record("g", 1, 0, b"y"), False)
+
+    def on_failure(self, exc: BaseException) -> None:
+        self.failures.append(exc)
+
+
+def make_driver() -> tuple[Driver, ScriptedCore, Listener, Channel]:
+    """A driver around a scripted core, and node 2's channel to send it datagrams."""
+    core = ScriptedCore()
+    listener = Listener()
+    channel = Channel(1, 1, "t", None, peers=(1, 2))
+    recorder = FlightRecorder(core.config, seed=0, boot_id=1, cluster_id=0, capacity=0)
+    driver = Driver(
+        asyncio.get_running_loop(),
+        core,  # type: ignore[arg-type]
+        channel,
+        recorder,
+        StateStore(None, 1),
+        listener,
+        {2: ("127.0.0.1", 9)},
+    )
+    transport = SimpleNamespace(sendto=lambda data, addr: None)
+    endpoint: Any = SimpleNamespace(
+        transport=transport,
+        multicast=None,
+        close=lambda: None,
+        errors=0,
+        rcvbuf_bytes=0,
+        sndbuf_bytes=0,
+    )
+    driver.attach(endpoint)
+    listener.driver = driver
+    return driver, core, listener, Channel(2, 1, "t", None, peers=(1, 2))
+
+
+async def test_data_of_a_read_batch_goes_before_the_token() -> None:
+    driver, core, _, peer = make_driver()
+    token_1, mcast, token_2 = (peer.seal(f) for f in (TOKEN, MCAST, TOKEN))
+    for datagram in (token_1, mcast, token_2):  # one read batch: no yield in between
+        driver.datagram_received(datagram)
+    assert [arg for _, arg in core.calls] == [MCAST]
+    await asyncio.sleep(0)
+    assert [arg for _, arg in core.calls] == [MCAST, TOKEN, TOKEN], "tokens keep their order"
+    assert driver.statistics().tokens_deferred == 2
+    await driver.close()
+
+
+async def test_one_timer_at_the_core_deadline() -> None:
+    driver, core, _, peer = make_driver()
+    far = time.monotonic_ns() + 60_000_000_000
+    core.next_deadline_ns = far
+    driver.start(None)
+    assert driver.timer_deadline_ns == far
+    core.next_deadline_ns = None
+    driver.datagram_received(peer.seal(MCAST))
+    assert driver.timer_deadline_ns is None, "no deadline, no timer"
+    soon = time.monotonic_ns() + 5_000_000
+    core.next_deadline_ns = soon
+    driver.datagram_received(peer.seal(MCAST))
+    assert driver.timer_deadline_ns == soon
+    core.next_deadline_ns = None  # after firing, nothing more to arm
+    await wait_until(lambda: any(name == "timeout" for name, _ in core.calls))
+    fired = next(now for name, now in core.calls if name == "timeout")
+    assert fired >= soon, "the timeout is never fed a time before its deadline"
+    assert driver.timer_deadline_ns is None
+    await driver.close()
+
+
+async def test_effects_in_order_then_submissions() -> None:
+    driver, core, listener, peer = make_driver()
+    core.on_receive = [DELIVER, CONF]
+    core.on_submit = [DELIVER]
+    listener.submit_after = True
+    driver.datagram_received(peer.seal(MCAST))
+    assert listener.log == ["deliver", "configuration", "after", "deliver"]
+    assert [name for name, _ in core.calls] == ["receive", "submit"]
+    assert driver.configuration == CONF
+    await driver.close()
+
+
+async def test_an_exception_from_the_core_is_fail_stop() -> None:
+    driver, core, listener, peer = make_driver()
+    core.fail_with = gcs.InvariantViolation("TEST-2: broken")
+    driver.datagram_received(peer.seal(MCAST))
+    assert listener.failures == [core.fail_with]
+    assert [name for name, _ in core.calls] == ["receive", "leave"], "a leave is attempted"
+    driver.datagram_received(peer.seal(MCAST))
+    assert len(core.calls) == 2, "a failed core is not fed again"
+    try:
+        driver.submit(Record("g", 1, 0, b"z"), False)
+    except gcs.NodeClosed:
+        pass
+    else:
+        raise AssertionError("submit after fail-stop must raise")
+    await driver.close()
