@@ -247,12 +247,12 @@ class Group:
             self._stream.abort(error)
         else:
             self._stream.close(error)
-        for fut in (self._active, self._left):
-            if not fut.done():
-                if error is not None and fut is self._active:
-                    fut.set_exception(error())
-                else:
-                    fut.set_result(None)
+        if not self._active.done():  # a join still waiting for its first view fails
+            exc = error() if error is not None else GroupClosed(f"join of {self.name!r}: {why}")
+            self._active.set_exception(exc)
+            self._active.exception()  # retrieved here: a cancelled join() may not await it
+        if not self._left.done():
+            self._left.set_result(None)
 
 
 class Node:
@@ -383,7 +383,7 @@ class Node:
                 self._driver.leave()
         error = self._failure_error if failed else self._closed_error
         for group in list(self._members.values()):
-            group._end("node closed", None if not failed else error)
+            group._end("node closed", error if failed else None)  # iterators stop cleanly
         self._members.clear()
         if self._outbox is not None:
             self._outbox.fail_all(error)
@@ -397,11 +397,22 @@ class Node:
         self._notify()
 
     async def _leave_all_groups(self) -> None:
-        """Leave groups before the ring so the others see ``leave`` views, not a node failure."""
-        members = [g for g in self._members.values() if g._state is _GroupState.MEMBER]
-        for group in members:
-            group._begin_leave()
-        pending = [g._left for g in self._members.values() if not g._left.done()]
+        """Leave groups before the ring so the others see ``leave`` views, not a node failure.
+
+        A join still waiting for its first view fails now with ``NodeClosed``; its member
+        leaves like the others (its join record may already be on the ring).
+        """
+        groups = list(self._members.values())
+        try:
+            for group in groups:
+                if group._state is _GroupState.JOINING:
+                    self._leave_member(group)
+                    group._end("node closed", self._closed_error)
+                elif group._state is _GroupState.MEMBER:
+                    group._begin_leave()
+        except NodeClosed:
+            return  # the driver is gone (its socket failed): nothing can be sent any more
+        pending = [g._left for g in groups if g._state is _GroupState.LEAVING]
         if pending:
             timeout = 2 * self.config.token_timeout_ms / 1000
             await asyncio.wait(pending, timeout=timeout)

@@ -116,3 +116,45 @@ async def test_ipv6_loopback_ring() -> None:
         g1, g2 = await asyncio.gather(*(n.join("v6") for n in nodes))
         await (await g1.send(b"over ipv6")).delivered()
         assert [m.data for m in await messages(g2, 1)] == [b"over ipv6"]
+
+
+async def test_a_safe_message_sent_as_a_node_crashes_follows_the_view_change() -> None:
+    """Node 3 crashes (no leave). A safe message sent then cannot be delivered in the old
+    configuration (node 3 never acknowledges it), so it comes after the view that removes
+    node 3's member: in the transitional view or the next regular one, the same at both
+    survivors (RFC 0006 §4.2, §4.3)."""
+    async with running(configs(3)) as nodes:
+        groups = await asyncio.gather(*(n.join("g") for n in nodes))
+        for g in groups:
+            await view_where(g, lambda v: len(v.members) == 3)
+        crashed = groups[2].member
+        driver = nodes[2]._driver
+        assert driver is not None
+        await driver.close()  # the socket goes silent: a crash, as far as the others know
+        await (await groups[0].send(b"during the change", safe=True)).delivered()
+        delivered_in = []
+        for g in groups[:2]:
+            views: list[gcs.View] = []
+            while True:
+                event = await next_event(g)
+                if isinstance(event, gcs.View):
+                    views.append(event)
+                    continue
+                assert event.data == b"during the change" and event.safe
+                break
+            assert any(crashed in v.left for v in views), "the change comes first"
+            assert views[0].reason.kind is gcs.ViewReason.NODE_DOWN
+            assert event.view_id == views[-1].view_id
+            delivered_in.append(event.view_id)
+        assert delivered_in[0] == delivered_in[1], "both survivors deliver it in one view"
+
+
+async def test_a_join_still_waiting_fails_when_the_node_closes() -> None:
+    (cfg, _) = configs(2)  # the peer never starts: the node is alone, still forming its ring
+    node = gcs.Node(cfg)
+    await node.start()
+    joining = asyncio.ensure_future(node.join("g"))
+    await asyncio.sleep(0)
+    await node.close()
+    with pytest.raises(gcs.NodeClosed):
+        await joining
