@@ -26,6 +26,10 @@ class LatencyKind(enum.Enum):
     EXPONENTIAL = "exponential"
 
 
+_UNIFORM = LatencyKind.UNIFORM  # bound once: Enum class attributes are slow in CPython 3.11
+_EXPONENTIAL = LatencyKind.EXPONENTIAL
+
+
 @dataclass(frozen=True, slots=True)
 class LinkParams:
     """How one directed link behaves. Times in ns, probabilities in [0, 1]."""
@@ -42,10 +46,10 @@ class LinkParams:
 
     def draw_latency(self, rng: random.Random) -> int:
         kind = self.latency
-        if kind is LatencyKind.UNIFORM:
+        if kind is _UNIFORM:
             span = max(0, self.latency_max_ns - self.latency_ns)
             return self.latency_ns + int(rng.random() * span)
-        if kind is LatencyKind.EXPONENTIAL:
+        if kind is _EXPONENTIAL:
             return self.latency_floor_ns + int(rng.expovariate(1.0) * self.latency_ns)
         return self.latency_ns
 

@@ -57,6 +57,13 @@ __all__ = ["Node"]
 
 RING_SEQ_STEP = 4  # a new ring's seq is 4 above the highest known (RFC 0004 §5.1)
 
+# Enum members bound once (see gcs.totem.ordering: Enum class attributes are slow in 3.11).
+_STARTING = MembState.STARTING
+_OPERATIONAL = MembState.OPERATIONAL
+_LEFT = MembState.LEFT
+_FAILED = MembState.FAILED
+_COMMIT = MembState.COMMIT
+
 
 class Node:
     """One member of a Totem ring, sans I/O. See the module docstring for the contract."""
@@ -65,7 +72,7 @@ class Node:
         self.config = config
         self.me = config.node_id
         self.rng = rng
-        self.state = MembState.STARTING
+        self.state = _STARTING
         self.timers = Deadlines()
         self.out: list[Effect] = []
         self.counters = Counters()
@@ -126,9 +133,9 @@ class Node:
         self.out = []
         self.persisted_seq = max(self.persisted_seq, seq)
         try:
-            if self.state is MembState.STARTING and seq >= self.pending_persist_seq:
+            if self.state is _STARTING and seq >= self.pending_persist_seq:
                 self._install_singleton(now_ns)
-            elif self.state is MembState.COMMIT and self.commit is not None:
+            elif self.state is _COMMIT and self.commit is not None:
                 recovery.on_persisted(self, now_ns)
         except InvariantViolation:
             self._fail_stop()
@@ -138,7 +145,7 @@ class Node:
     def receive(self, now_ns: int, src: int, frame: Frame) -> list[Effect]:
         """Handle one authenticated frame from node ``src``. Never raises on bad input."""
         self.out = []
-        if self.state in (MembState.STARTING, MembState.LEFT, MembState.FAILED):
+        if self.state in (_STARTING, _LEFT, _FAILED):
             self.counters.drop(f"frame_while_{self.state.value}")
             return self.out
         if src == self.me or src not in self.config.nodes:
@@ -155,7 +162,7 @@ class Node:
     def on_timeout(self, now_ns: int) -> list[Effect]:
         """Fire every timer due at ``now_ns``."""
         self.out = []
-        if self.state not in (MembState.LEFT, MembState.FAILED):
+        if self.state not in (_LEFT, _FAILED):
             try:
                 self._catch_up(now_ns)
             except InvariantViolation:
@@ -165,14 +172,14 @@ class Node:
 
     def submit(self, now_ns: int, record: Record, *, safe: bool = False) -> list[Effect]:
         """Queue ``record`` for total-order multicast. Raises SendQueueFull / MessageTooLarge."""
-        if self.state in (MembState.LEFT, MembState.FAILED):
+        if self.state in (_LEFT, _FAILED):
             raise NodeClosed(f"node {self.me} is {self.state.value}")
         self.out = []
         window = self.sendq.push(record, safe)
         self.counters.records_submitted += 1
         if window is not None:
             self.out.append(window)
-        if self.state is MembState.OPERATIONAL:
+        if self.state is _OPERATIONAL:
             try:
                 ordering.wake_held_token(self, now_ns)
             except InvariantViolation:
@@ -183,11 +190,11 @@ class Node:
     def leave(self, now_ns: int) -> list[Effect]:
         """Shut down cleanly: tell the others, so they reform at once (RFC 0004 §3.4)."""
         self.out = []
-        if self.state in (MembState.LEFT, MembState.FAILED):
+        if self.state in (_LEFT, _FAILED):
             return self.out
-        if self.state is not MembState.STARTING:
+        if self.state is not _STARTING:
             membership.send_leave(self)
-        self.set_state(MembState.LEFT, "leave")
+        self.set_state(_LEFT, "leave")
         self.timers.cancel_all()
         return self.out
 
@@ -250,14 +257,14 @@ class Node:
 
     def _fail_stop(self) -> None:
         """An invariant broke: stop for good (ARCHITECTURE.md decision 8)."""
-        self.state = MembState.FAILED
+        self.state = _FAILED
         self.timers.cancel_all()
         self.self_frame = None
 
     def _install_singleton(self, now_ns: int) -> None:
         ring_id = RingId(seq=self.pending_persist_seq, rep=self.me)
         self.ring = RingState(ring_id, (self.me,), self.me)
-        self.set_state(MembState.OPERATIONAL, "startup")
+        self.set_state(_OPERATIONAL, "startup")
         self.configuration(
             ConfigurationKind.REGULAR,
             ring_id,
@@ -283,7 +290,7 @@ class Node:
             self.distrust_joins_until_ns = now_ns + self.config.join_timeout_ns
             self.trace("pause_detected", overdue_ns=now_ns - due_at)
         for timer in self.timers.pop_expired(now_ns):
-            if self.state in (MembState.LEFT, MembState.FAILED):
+            if self.state in (_LEFT, _FAILED):
                 return
             self._fire(now_ns, timer)
 

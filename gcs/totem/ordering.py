@@ -45,6 +45,17 @@ from gcs.wire.frames import Mcast, MembCommitToken, OrfToken, RtrEntry, TokenHol
 if TYPE_CHECKING:
     from gcs.totem.node import Node
 
+# Enum members bound once at import: in CPython 3.11 reading an attribute of an Enum class goes
+# through EnumType.__getattr__'s hook and costs ~0.25 µs, several times per datagram here.
+_OPERATIONAL = MembState.OPERATIONAL
+_RECOVERY = MembState.RECOVERY
+_GATHER = MembState.GATHER
+_COMMIT = MembState.COMMIT
+_T_TOKEN_LOSS = Timer.TOKEN_LOSS
+_T_TOKEN_RETRANSMIT = Timer.TOKEN_RETRANSMIT
+_T_HOLD = Timer.HOLD
+_T_SELF_TOKEN = Timer.SELF_TOKEN
+
 __all__ = [
     "deliver",
     "on_hold_timeout",
@@ -62,9 +73,9 @@ __all__ = [
 
 def on_orf_token(n: Node, now_ns: int, token: OrfToken) -> None:
     """An ORF token arrived (or came back to us on a singleton ring)."""
-    if n.state is MembState.OPERATIONAL:
+    if n.state is _OPERATIONAL:
         ring = n.ring
-    elif n.state is MembState.RECOVERY and n.recovery is not None:
+    elif n.state is _RECOVERY and n.recovery is not None:
         ring = n.recovery.ring
     else:
         n.counters.drop("token_not_operational")
@@ -77,15 +88,15 @@ def on_orf_token(n: Node, now_ns: int, token: OrfToken) -> None:
         return
     n.counters.tokens_received += 1
     n.pause_seen = False  # the ring survived any pause: a later token loss is not the pause's
-    n.timers.arm(Timer.TOKEN_LOSS, now_ns + n.config.token_timeout_ns)
-    n.timers.cancel(Timer.TOKEN_RETRANSMIT, Timer.HOLD)
+    n.timers.arm(_T_TOKEN_LOSS, now_ns + n.config.token_timeout_ns)
+    n.timers.cancel(_T_TOKEN_RETRANSMIT, _T_HOLD)
     n.last_sent = None
     ring.holding = None
     _process_token(n, now_ns, ring, token)
 
 
 def _process_token(n: Node, now_ns: int, ring: RingState, token: OrfToken) -> None:
-    recovering = n.state is MembState.RECOVERY
+    recovering = n.state is _RECOVERY
     ring.token_seq = token.token_seq
     safe = min(ring.last_aru, token.aru)
     ring.last_aru = token.aru
@@ -111,7 +122,7 @@ def _process_token(n: Node, now_ns: int, ring: RingState, token: OrfToken) -> No
         return
     _forward_or_hold(n, now_ns, new_token)
     n.out.extend(deferred)
-    if n.state is MembState.OPERATIONAL:
+    if n.state is _OPERATIONAL:
         deliver(n, n.ring)
         window = n.sendq.window_change()
         if window is not None:
@@ -292,7 +303,7 @@ def _failed_to_receive(n: Node, now_ns: int, ring: RingState, token: OrfToken) -
 
 
 def _forward_or_hold(n: Node, now_ns: int, token: OrfToken) -> None:
-    ring = n.ring if n.state is MembState.OPERATIONAL else None
+    ring = n.ring if n.state is _OPERATIONAL else None
     if (
         ring is not None
         and ring.is_rep
@@ -303,9 +314,9 @@ def _forward_or_hold(n: Node, now_ns: int, token: OrfToken) -> None:
     ):
         ring.holding = token
         n.counters.tokens_held += 1
-        n.timers.arm(Timer.HOLD, now_ns + n.config.hold_timeout_ns)
+        n.timers.arm(_T_HOLD, now_ns + n.config.hold_timeout_ns)
         return
-    target = n.ring.succ if n.state is MembState.OPERATIONAL else _recovery_succ(n)
+    target = n.ring.succ if n.state is _OPERATIONAL else _recovery_succ(n)
     send_token(n, now_ns, target, token)
     n.counters.tokens_forwarded += 1
 
@@ -319,25 +330,25 @@ def send_token(n: Node, now_ns: int, dest: int, token: OrfToken | MembCommitToke
     """Send a token or commit token and arm its retransmission (to ourselves: via a timer)."""
     if dest == n.me:
         n.self_frame = token
-        n.timers.arm(Timer.SELF_TOKEN, now_ns)
+        n.timers.arm(_T_SELF_TOKEN, now_ns)
         return
     n.out.append(Send(dest, token))
     n.last_sent = (dest, token)
-    n.timers.arm(Timer.TOKEN_RETRANSMIT, now_ns + n.config.token_retransmit_ns)
+    n.timers.arm(_T_TOKEN_RETRANSMIT, now_ns + n.config.token_retransmit_ns)
 
 
 def on_token_retransmit_timeout(n: Node, now_ns: int) -> None:
     """No newer token arrived: send the stored copy again (the successor drops duplicates)."""
     if n.last_sent is None or n.state not in (
-        MembState.OPERATIONAL,
-        MembState.COMMIT,
-        MembState.RECOVERY,
+        _OPERATIONAL,
+        _COMMIT,
+        _RECOVERY,
     ):
         return
     dest, token = n.last_sent
     n.out.append(Send(dest, token))
     n.counters.tokens_retransmitted += 1
-    n.timers.arm(Timer.TOKEN_RETRANSMIT, now_ns + n.config.token_retransmit_ns)
+    n.timers.arm(_T_TOKEN_RETRANSMIT, now_ns + n.config.token_retransmit_ns)
 
 
 def on_hold_timeout(n: Node, now_ns: int) -> None:
@@ -348,9 +359,9 @@ def on_hold_timeout(n: Node, now_ns: int) -> None:
 def release_held_token(n: Node, now_ns: int, *, still_idle: bool = False) -> None:
     ring = n.ring
     token, ring.holding = ring.holding, None
-    if token is None or n.state is not MembState.OPERATIONAL:
+    if token is None or n.state is not _OPERATIONAL:
         return
-    n.timers.cancel(Timer.HOLD)
+    n.timers.cancel(_T_HOLD)
     if not still_idle:
         ring.seq_unchanged = 0  # new data: stay active for a while before holding again
     send_token(n, now_ns, ring.succ, token)
@@ -371,7 +382,7 @@ def on_token_hold_cancel(n: Node, now_ns: int, src: int, frame: TokenHoldCancel)
     if frame.sender != src:
         n.counters.drop("spoofed_sender")
         return
-    if n.state is MembState.OPERATIONAL and frame.ring_id == n.ring.ring_id:
+    if n.state is _OPERATIONAL and frame.ring_id == n.ring.ring_id:
         release_held_token(n, now_ns)
 
 
@@ -382,19 +393,19 @@ def on_mcast(n: Node, now_ns: int, mcast: Mcast) -> None:
     """Store an mcast of our ring (or the ring being recovered); foreign ones trigger a merge."""
     n.counters.mcasts_received += 1
     state = n.state
-    if state is MembState.RECOVERY and n.recovery is not None:
+    if state is _RECOVERY and n.recovery is not None:
         if mcast.ring_id == n.recovery.ring.ring_id:
             _store(n, n.recovery.ring, mcast)
         return
     ring = n.ring
     if mcast.ring_id == ring.ring_id:
-        accepting = state is MembState.OPERATIONAL or (
-            state is MembState.GATHER and not n.old_ring_frozen
+        accepting = state is _OPERATIONAL or (
+            state is _GATHER and not n.old_ring_frozen
         )
         if accepting and _store(n, ring, mcast):
             deliver(n, ring)
         return
-    if mcast.ring_id.seq > ring.ring_id.seq and state in (MembState.OPERATIONAL, MembState.GATHER):
+    if mcast.ring_id.seq > ring.ring_id.seq and state in (_OPERATIONAL, _GATHER):
         membership.foreign_sender(
             n, now_ns, mcast.sender, ChangeReason(ReasonKind.MERGE, (mcast.sender,))
         )

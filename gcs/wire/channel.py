@@ -49,6 +49,9 @@ from gcs.wire.seal import (
 __all__ = ["REPLAY_WINDOW", "Channel", "ChannelStatistics"]
 
 _LOG = logging.getLogger("gcs.wire")
+# Enum members bound once: attribute access on an Enum class is slow in CPython 3.11.
+_UNKEYED = int(Suite.NONE)
+_MISMATCH = DropReason.HEADER_MISMATCH
 
 REPLAY_WINDOW = 4096
 """Counters a receiver remembers behind the highest one accepted, per (sender, boot, epoch)."""
@@ -262,10 +265,10 @@ class Channel:
             raise FrameError(DropReason.WRONG_CLUSTER, f"cluster id {cluster_id:#010x}")
         if suite != self.suite:
             self._check_suite(suite)
-        if suite != Suite.NONE and size < HEADER_BYTES + TAG_BYTES:
+        if suite != _UNKEYED and size < HEADER_BYTES + TAG_BYTES:
             raise FrameError(DropReason.TRUNCATED, f"sealed datagram of {size} bytes has no tag")
         window = self._window_for(suite, sender, boot_id, epoch, counter)
-        if suite == Suite.NONE:
+        if suite == _UNKEYED:
             body = datagram[HEADER_BYTES:]
             aead = None
         else:
@@ -279,8 +282,7 @@ class Channel:
         if window is None:
             window = self._new_window(suite, aead, sender, boot_id, epoch)
         window.accept(counter)
-        mismatch = DropReason.HEADER_MISMATCH
-        frame = decode_body(body, self.cluster_id, self.limits, mismatch, mismatch)
+        frame = decode_body(body, self.cluster_id, self.limits, _MISMATCH, _MISMATCH)
         self._opened += 1
         return sender, frame
 
