@@ -9,6 +9,7 @@ one common regular configuration and every submitted message delivered by all of
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,7 +22,7 @@ from gcs.sim.transport import ChannelTransport
 from gcs.sim.workload import install_workload
 from gcs.sim.world import Transport, World
 
-__all__ = ["Result", "build_world", "run"]
+__all__ = ["Probe", "Result", "build_world", "run"]
 
 S = 1_000_000_000
 MS = 1_000_000
@@ -74,10 +75,23 @@ def build_world(scenario: Scenario, seed: int) -> World:
     )
 
 
-def run(scenario: Scenario, seed: int, *, trace: Any = None) -> Result:
-    """Run ``scenario`` with ``seed`` and judge it. Same inputs, same result, in any process."""
+Probe = Callable[[World], None]
+
+
+def run(
+    scenario: Scenario, seed: int, *, trace: Any = None, probes: Sequence[Probe] = ()
+) -> Result:
+    """Run ``scenario`` with ``seed`` and judge it. Same inputs, same result, in any process.
+
+    ``probes`` are called with the built world before it runs; they may schedule read-only
+    sampling events (``gcs.sim.report.CounterProbe``). Sampling events take heap sequence
+    numbers but never reorder the run's own events, so the history (and its digest) is the
+    same with or without probes.
+    """
     world = build_world(scenario, seed)
     world.trace_sink = trace
+    for probe in probes:
+        probe(world)
     spread = world.seeds.rng("start")
     for node in scenario.node_ids:
         offset = int(spread.random() * scenario.start_spread_ms * MS)

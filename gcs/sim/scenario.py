@@ -280,18 +280,18 @@ def _link(data: Mapping[str, Any]) -> LinkParams:
     p = "network."
     return LinkParams(
         latency=latency,
-        latency_ns=int(_num(data, "latency_ms", base.latency_ns / MS, 0.0, p) * MS),
-        latency_max_ns=int(_num(data, "latency_max_ms", base.latency_max_ns / MS, 0.0, p) * MS),
-        latency_floor_ns=int(
+        latency_ns=round(_num(data, "latency_ms", base.latency_ns / MS, 0.0, p) * MS),
+        latency_max_ns=round(_num(data, "latency_max_ms", base.latency_max_ns / MS, 0.0, p) * MS),
+        latency_floor_ns=round(
             _num(data, "latency_floor_ms", base.latency_floor_ns / MS, 0.0, p) * MS
         ),
         loss=_prob(data, "loss", p),
         duplicate=_prob(data, "duplicate", p),
         reorder=_prob(data, "reorder", p),
-        reorder_delay_ns=int(
+        reorder_delay_ns=round(
             _num(data, "reorder_delay_ms", base.reorder_delay_ns / MS, 0.0, p) * MS
         ),
-        bandwidth_bytes_per_s=int(_num(data, "bandwidth_mbps", 0.0, 0.0, p) * 1_000_000 / 8),
+        bandwidth_bytes_per_s=round(_num(data, "bandwidth_mbps", 0.0, 0.0, p) * 1_000_000 / 8),
     )
 
 
