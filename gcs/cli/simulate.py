@@ -1,9 +1,12 @@
-"""``gcs simulate run|swarm``: deterministic simulations judged by every checker.
+"""``gcs simulate run|swarm|sweep|replay|shrink``: deterministic simulations, judged and kept.
 
 Output is built for replay: the seed is printed before anything else, every failing seed gets
 the exact command that reproduces it, and the exit code says what happened (0 every checker
-passed on every seed, 1 some checker failed, 3 some run could not be judged, 2 usage error).
-Seeds run in parallel worker processes; results do not depend on the number of workers.
+passed on every seed, 1 some checker failed, 3 some run could not be judged, 2 usage error,
+4 a replay did not reproduce its recorded digest). Seeds run in parallel worker processes;
+results do not depend on the number of workers. ``--out DIR`` keeps a run directory per seed
+(``gcs.sim.rundir``); ``sweep`` runs a study file (``gcs.sim.study``) into a CSV and plots;
+``replay`` and ``shrink`` work from a run directory. Progress bars (rich) go to stderr.
 """
 
 from __future__ import annotations
@@ -16,10 +19,14 @@ import traceback
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from gcs.sim.replay import EventLog
+from gcs.sim.report import probe_for
 from gcs.sim.run import Result, run
+from gcs.sim.rundir import write_run
 from gcs.sim.scenario import Scenario, load_scenario
 from gcs.sim.swarm import draw_scenario
 
@@ -42,6 +49,7 @@ def register(subparsers: Any) -> None:
     swarm_p.add_argument("--nodes", type=int, default=0, help="fix the cluster size")
     swarm_p.add_argument("--show", action="store_true", help="print each drawn scenario")
     swarm_p.set_defaults(func=_cmd_swarm)
+    _register_tools(sub)
 
 
 def _seed_args(parser: argparse.ArgumentParser) -> None:
@@ -55,6 +63,12 @@ def _seed_args(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="override how frames cross the simulated network",
     )
+    parser.add_argument(
+        "--out", default=None, help="write a run directory per seed under this directory"
+    )
+    parser.add_argument(
+        "--no-plots", action="store_true", help="with --out: skip the PNG plots (faster)"
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +78,8 @@ class _Job:
     seed: int
     wire: str | None
     nodes: int
+    out: str | None = None
+    plots: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,8 +106,11 @@ def _scenario_for(job: _Job) -> Scenario:
 def _execute(job: _Job) -> _Outcome:
     started = time.perf_counter()
     scenario = _scenario_for(job)
+    probe = probe_for(scenario)
     try:
-        result = run(scenario, job.seed)
+        result = run(scenario, job.seed, probes=[probe])
+        if job.out is not None:
+            write_run(result, job.out, probe=probe, plots=job.plots)
     except Exception:  # a simulator bug: report it against the seed, keep the sweep going
         lines = traceback.format_exc().strip().splitlines()
         return _Outcome(
@@ -139,7 +158,7 @@ def _run_jobs(args: argparse.Namespace, kind: str, path: str, nodes: int) -> int
     first = args.seed if args.seed is not None else 1
     count = args.seeds if args.seeds is not None else 1
     seeds = list(range(first, first + count))
-    jobs = [_Job(kind, path, seed, args.wire, nodes) for seed in seeds]
+    jobs = [_Job(kind, path, seed, args.wire, nodes, args.out, not args.no_plots) for seed in seeds]
     if args.trace or len(jobs) == 1:
         print(f"seed {jobs[0].seed}" if len(jobs) == 1 else f"seeds {first}..{first + count - 1}")
     if args.trace:
@@ -155,11 +174,18 @@ def _run_jobs(args: argparse.Namespace, kind: str, path: str, nodes: int) -> int
 def _map(jobs: list[_Job], workers: int) -> Iterator[_Outcome]:
     workers = workers or min(len(jobs), os.cpu_count() or 1)
     if workers <= 1 or len(jobs) == 1:
-        yield from (_print_outcome(_execute(job)) for job in jobs)
+        with progress_bar(len(jobs), "seeds") as advance:
+            for job in jobs:
+                yield _print_outcome(_execute(job))
+                advance()
         return
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    with (
+        ProcessPoolExecutor(max_workers=workers) as pool,
+        progress_bar(len(jobs), "seeds") as advance,
+    ):
         for outcome in pool.map(_execute, jobs, chunksize=1):
             yield _print_outcome(outcome)
+            advance()
 
 
 def _print_outcome(outcome: _Outcome) -> _Outcome:
@@ -205,7 +231,13 @@ def _trace_one(job: _Job) -> int:
     scenario = _scenario_for(job)
     if job.kind == "swarm":
         print(scenario.to_toml())
-    result = run(scenario, job.seed, trace=_trace_printer())
+    log = EventLog()
+    probe = probe_for(scenario)
+    result = run(scenario, job.seed, trace=log, probes=[log.attach, probe])
+    for line in log.lines(result.history):
+        print(line)
+    if job.out is not None:
+        print(f"run directory {write_run(result, job.out, probe=probe, plots=job.plots)}")
     print()
     for line in result.metrics.lines():
         print(line)
@@ -218,9 +250,160 @@ def _trace_one(job: _Job) -> int:
     return result.exit_code
 
 
-def _trace_printer() -> Callable[[int, int, str, Any], None]:
-    def show(now_ns: int, node: int, event: str, data: Any) -> None:
-        detail = " ".join(f"{k}={v}" for k, v in dict(data).items())
-        print(f"{now_ns / 1e9:12.6f}  n{node:<3} {event:<22} {detail}")
+# ---------------------------------------------------------------------- progress
 
-    return show
+
+@contextmanager
+def progress_bar(total: int, what: str) -> Iterator[Callable[[], None]]:
+    """A rich progress bar on stderr for ``total`` items; yields ``advance()``.
+
+    Hidden for a single item and when rich is not installed (it is a dependency, but the
+    simulator must keep working without it).
+    """
+    if total <= 1:
+        yield lambda: None
+        return
+    try:
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+    except ImportError:
+        yield lambda: None
+        return
+    columns = (
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
+        task = progress.add_task(what, total=total)
+        yield lambda: progress.advance(task)
+
+
+# ---------------------------------------------------------------------- sweep, replay, shrink
+
+
+def _register_tools(sub: Any) -> None:
+    sweep_p = sub.add_parser(
+        "sweep",
+        help="run a study file: a parameter grid x seeds, into a CSV and plots",
+        description="Run every case of a study file (simulations/README.md, 'Studies') in "
+        "parallel and write results.csv (one row per run, byte-reproducible), summary.csv "
+        "(mean and 95%% CI per grid point), the study's plots and timings.txt.",
+    )
+    sweep_p.add_argument("study", help="study TOML file")
+    sweep_p.add_argument("--jobs", type=int, default=0, help="worker processes (default: CPUs)")
+    sweep_p.add_argument(
+        "--scheduler", default=None, help="run on a Dask distributed scheduler (tcp://HOST:PORT)"
+    )
+    sweep_p.add_argument("--out", default=None, help="output directory (default: the study's)")
+    sweep_p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    sweep_p.set_defaults(func=_cmd_sweep)
+
+    replay_p = sub.add_parser(
+        "replay",
+        help="re-run a recorded run exactly and compare its history digest",
+        description="Re-run the scenario and seed stored in a run directory; exit 4 if the "
+        "history digest differs from the recorded one, else the run's own exit code.",
+    )
+    replay_p.add_argument("run_dir", help="a run directory written with --out")
+    replay_p.add_argument("--trace", action="store_true", help="print the per-node event log")
+    replay_p.add_argument(
+        "--messages", action="store_true", help="with --trace: also every submit and delivery"
+    )
+    replay_p.add_argument("--node", type=int, default=0, help="with --trace: only this node")
+    replay_p.set_defaults(func=_cmd_replay)
+
+    shrink_p = sub.add_parser(
+        "shrink",
+        help="delta-debug a failing run's fault schedule to a minimal one",
+        description="Remove fault steps, shorten durations and drop nodes from steps while "
+        "the recorded seed still fails the same checker; write the result as a scenario.",
+    )
+    shrink_p.add_argument("run_dir", help="a run directory of a failing run")
+    shrink_p.add_argument("--checker", default=None, help="the failure to keep (default: first)")
+    shrink_p.add_argument("--out", default=None, help="scenario file to write")
+    shrink_p.add_argument("--max-runs", type=int, default=200, help="run budget (default 200)")
+    shrink_p.set_defaults(func=_cmd_shrink)
+
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from gcs.sim.study import load_study
+    from gcs.sim.sweep import local_mapper, run_sweep, write_outputs
+
+    study = load_study(args.study)
+    cases = study.cases()
+    print(
+        f"study {study.name}: {len(cases)} runs ({len(cases) // len(study.seeds)} cases x "
+        f"{len(study.seeds)} seeds)"
+    )
+    if args.scheduler:
+        from gcs.cli.dask_sweep import dask_mapper
+
+        mapper = dask_mapper(args.scheduler)
+    else:
+        mapper = local_mapper(args.jobs)
+    with progress_bar(len(cases), study.name) as advance:
+        sweep = run_sweep(study, mapper, progress=lambda done, total: advance())
+    out = Path(args.out) if args.out else study.directory
+    for path in write_outputs(sweep, out, plots=not args.no_plots):
+        print(f"wrote {path}")
+    failed = sum(1 for r in sweep.results if r.figures["valid"] != "pass")
+    print(f"{len(cases)} runs in {sweep.wall_s:.1f} s wall; {failed} did not pass every checker")
+    return 0
+
+
+def _cmd_replay(args: argparse.Namespace) -> int:
+    from gcs.sim.replay import replay
+
+    log = EventLog() if args.trace else None
+    outcome = replay(args.run_dir, log=log)
+    print(f"seed {outcome.record.seed}")
+    if log is not None:
+        for line in log.lines(outcome.result.history, messages=args.messages, node=args.node):
+            print(line)
+        print()
+    for line in outcome.result.metrics.lines():
+        print(line)
+    verdict = {0: "PASS", 1: "FAIL", 3: "UNKNOWN"}[outcome.result.exit_code]
+    failed = [v.name for v in outcome.result.verdicts if v.valid is not True]
+    print(f"verdict  {verdict}" + (f" ({', '.join(failed)})" if failed else ""))
+    print(f"recorded {outcome.record.digest}")
+    print(f"replayed {outcome.digest}")
+    if not outcome.matches:
+        print("DIGEST MISMATCH: the simulator or the core behaves differently than when recorded")
+        return 4
+    print("reproduced exactly")
+    return outcome.result.exit_code
+
+
+def _cmd_shrink(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from gcs.sim.rundir import load_run
+    from gcs.sim.shrink import shrink
+
+    record = load_run(args.run_dir)
+    print(f"seed {record.seed}: shrinking {len(record.scenario.faults)} fault steps")
+    try:
+        outcome = shrink(
+            record.scenario,
+            record.seed,
+            args.checker,
+            max_runs=args.max_runs,
+            progress=lambda text: print(f"  {text}", flush=True),
+        )
+    except ValueError as exc:
+        print(f"gcs simulate shrink: {exc}", file=sys.stderr)
+        return 2
+    out = Path(args.out) if args.out else record.path / "shrunk.toml"
+    out.write_text(outcome.shrunk.to_toml())
+    print(
+        f"{outcome.steps_before} -> {outcome.steps_after} fault steps still failing "
+        f"{outcome.checker} ({outcome.runs} runs)"
+    )
+    print(f"wrote {out}")
+    print(f"replay: gcs simulate run {out} --seed {record.seed} --trace")
+    return 0
