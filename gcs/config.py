@@ -7,7 +7,7 @@ unit in the name; ``config.totem()`` converts them into the core's nanosecond ``
 Every validation error is a ``gcs.ConfigError`` that names the field (``nodes[2].address: ...``)
 so an operator can fix the file without reading code.
 
-Defaults (the one place they are documented; RFC 0006 appendix A repeats this table):
+Defaults (the one place they are documented; RFC 0006 appendix A shows a TOML file):
 
 =========================  ==================  ============================================
 field                      default             meaning
