@@ -17,18 +17,20 @@ import sys
 import time
 import traceback
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from gcs.sim.replay import EventLog
 from gcs.sim.report import probe_for
-from gcs.sim.run import Result, run
-from gcs.sim.rundir import write_run
+from gcs.sim.run import Probe, Result, run
+from gcs.sim.rundir import run_dir_name, write_run
 from gcs.sim.scenario import Scenario, load_scenario
 from gcs.sim.swarm import draw_scenario
+from gcs.sim.world import World
 
 __all__ = ["register"]
 
@@ -103,12 +105,12 @@ def _scenario_for(job: _Job) -> Scenario:
     return scenario
 
 
-def _execute(job: _Job) -> _Outcome:
+def _execute(job: _Job, extra: Sequence[Probe] = ()) -> _Outcome:
     started = time.perf_counter()
     scenario = _scenario_for(job)
     probe = probe_for(scenario)
     try:
-        result = run(scenario, job.seed, probes=[probe])
+        result = run(scenario, job.seed, probes=[probe, *extra])
         if job.out is not None:
             write_run(result, job.out, probe=probe, plots=job.plots)
     except Exception:  # a simulator bug: report it against the seed, keep the sweep going
@@ -173,7 +175,11 @@ def _run_jobs(args: argparse.Namespace, kind: str, path: str, nodes: int) -> int
 
 def _map(jobs: list[_Job], workers: int) -> Iterator[_Outcome]:
     workers = workers or min(len(jobs), os.cpu_count() or 1)
-    if workers <= 1 or len(jobs) == 1:
+    if len(jobs) == 1:
+        with virtual_time_bar(_scenario_for(jobs[0])) as probe:
+            yield _print_outcome(_execute(jobs[0], (probe,)))
+        return
+    if workers <= 1:
         with progress_bar(len(jobs), "seeds") as advance:
             for job in jobs:
                 yield _print_outcome(_execute(job))
@@ -215,16 +221,23 @@ def _report(
         print(f"{name:<24} {counts[True]:>6} {counts[False]:>6} {counts[None]:>8}")
     for outcome in outcomes:
         if outcome.exit_code:
-            target = path if kind == "run" else "swarm"
-            wire = f" --wire {args.wire}" if args.wire else ""
-            print(
-                f"replay: gcs simulate {kind} {target} --seed {outcome.seed}{wire} --trace".replace(
-                    "swarm swarm", "swarm"
-                )
-            )
+            _print_reproduce(args, kind, path, outcome.seed)
     if codes[1]:
         return 1
     return 3 if codes[3] else 0
+
+
+def _print_reproduce(args: argparse.Namespace, kind: str, path: str, seed: int) -> None:
+    """How to reproduce a failing seed: re-run it, or replay and shrink its run directory."""
+    if args.out is not None:
+        job = _Job(kind, path, seed, args.wire, getattr(args, "nodes", 0))
+        run_dir = Path(args.out) / run_dir_name(_scenario_for(job), seed)
+        print(f"replay: gcs simulate replay {run_dir} --trace")
+        print(f"shrink: gcs simulate shrink {run_dir}")
+        return
+    target = f" {path}" if kind == "run" else ""
+    wire = f" --wire {args.wire}" if args.wire else ""
+    print(f"replay: gcs simulate {kind}{target} --seed {seed}{wire} --trace")
 
 
 def _trace_one(job: _Job) -> int:
@@ -280,6 +293,24 @@ def progress_bar(total: int, what: str) -> Iterator[Callable[[], None]]:
         yield lambda: progress.advance(task)
 
 
+@contextmanager
+def virtual_time_bar(scenario: Scenario, steps: int = 200) -> Iterator[Probe]:
+    """A progress bar over the virtual time of one run, driven by read-only probe events.
+
+    The probe schedules ``steps`` no-op events spread over the run's expected length; they
+    take heap sequence numbers but never change the history (RFC 0007 §5.1).
+    """
+    quiet_from = max([scenario.duration_s] + [f.at_s + f.duration_s for f in scenario.faults])
+    total_s = quiet_from + max(scenario.quiet_s, scenario.liveness_bound_ns() / 1e9)
+    with progress_bar(steps, f"{scenario.name} (virtual time)") as advance:
+
+        def probe(world: World) -> None:
+            for i in range(1, steps + 1):
+                world.at(int(total_s * 1e9 * i / steps), advance)
+
+        yield probe
+
+
 # ---------------------------------------------------------------------- sweep, replay, shrink
 
 
@@ -287,9 +318,9 @@ def _register_tools(sub: Any) -> None:
     sweep_p = sub.add_parser(
         "sweep",
         help="run a study file: a parameter grid x seeds, into a CSV and plots",
-        description="Run every case of a study file (simulations/README.md, 'Studies') in "
-        "parallel and write results.csv (one row per run, byte-reproducible), summary.csv "
-        "(mean and 95%% CI per grid point), the study's plots and timings.txt.",
+        description="Run every case of a study file (simulations/README.md, 'Sweeps and "
+        "studies') in parallel and write results.csv (one row per run, byte-reproducible), "
+        "summary.csv (mean and 95% CI per grid point), the study's plots and timings.txt.",
     )
     sweep_p.add_argument("study", help="study TOML file")
     sweep_p.add_argument("--jobs", type=int, default=0, help="worker processes (default: CPUs)")
@@ -328,8 +359,6 @@ def _register_tools(sub: Any) -> None:
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from gcs.sim.study import load_study
     from gcs.sim.sweep import local_mapper, run_sweep, write_outputs
 
@@ -380,8 +409,6 @@ def _cmd_replay(args: argparse.Namespace) -> int:
 
 
 def _cmd_shrink(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from gcs.sim.rundir import load_run
     from gcs.sim.shrink import shrink
 
