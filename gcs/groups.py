@@ -299,6 +299,8 @@ class GroupState:
             local.handles.pop(handle, None)
             if not local.handles:
                 del self.local[group]
+            elif not any(local.handles.values()):
+                local.last_view = None  # only pending members remain: none has seen a view
 
     def note_submitted(self, record: Record) -> None:
         """Our join or leave record entered the send queue: announcements must reflect it.
