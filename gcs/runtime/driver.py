@@ -23,7 +23,8 @@ were already in the buffer. Tokens keep their order among themselves.
 
 Fail-stop (decision 8): any exception from the core other than a refused submit means the core
 can no longer be trusted. The driver stops feeding it, sends a leave if the core can still
-produce one, and tells the listener, which dumps the flight recorder and fails the API.
+produce one, closes the socket, and tells the listener, which dumps the flight recorder and
+fails the API.
 """
 
 from __future__ import annotations
@@ -410,6 +411,8 @@ class Driver:
                     self._multicast(effect.frame, effect.dests)
         except Exception:  # the core is already broken; the others will time it out
             _LOG.debug("node %d: could not send a leave after the failure", self._core.me)
+        if self._endpoint is not None:
+            self._endpoint.close()  # queued datagrams (the leave) are flushed first
         self._listener.on_failure(exc)
 
     # ------------------------------------------------------------------ introspection
