@@ -351,7 +351,8 @@ class Node:
             totem,
             seed=seed,
             boot_id=stored.boot_id,
-            cluster_id=channel.cluster_id,
+            cluster_name=cfg.cluster_name,
+            key=key,
             capacity=cfg.recorder_inputs,
         )
         self._driver = driver = Driver(loop, core, channel, recorder, store, self, peers)

@@ -127,7 +127,7 @@ class Driver:
         self._timer: asyncio.TimerHandle | None = None
         self._armed_ns: int | None = None
         self._last_now = 0
-        self._tokens: deque[tuple[int, Frame]] = deque()
+        self._tokens: deque[tuple[int, Frame, bytes]] = deque()
         self._drain_scheduled = False
         self._in_after = False
         self._closed = False
@@ -194,35 +194,33 @@ class Driver:
         kind = type(frame)
         if kind is OrfToken or kind is MembCommitToken:
             counts["tokens_deferred"] += 1
-            self._tokens.append(opened)
+            self._tokens.append((src, frame, data))
             if not self._drain_scheduled:
                 self._drain_scheduled = True
                 self._loop.call_soon(self._drain_tokens)
             return
-        self._receive(src, frame)
+        self._receive(src, frame, data)
 
     def _drain_tokens(self) -> None:
         self._drain_scheduled = False
         tokens = self._tokens
         while tokens:
-            src, frame = tokens.popleft()
-            self._receive(src, frame)
+            self._receive(*tokens.popleft())
 
-    def _receive(self, src: int, frame: Frame) -> None:
-        """The hot path: ``_run`` specialised for a received frame."""
+    def _receive(self, src: int, frame: Frame, datagram: bytes) -> None:
+        """The hot path: ``_run`` specialised for a received frame (recorded as its datagram)."""
         if self._closed or self.failure is not None:
             return
         now = self.now_ns()
-        entry = (
-            self._recorder.record(InputKind.RECEIVE, now, src, frame) if self._recording else None
-        )
+        recorder = self._recorder
+        index = recorder.record(InputKind.RECEIVE, now, src, datagram) if self._recording else -1
         try:
             effects = self._core.receive(now, src, frame)
         except Exception as exc:
             self._fail(exc)
             return
-        if entry is not None:
-            entry[4] = len(effects)
+        if index >= 0:
+            recorder.done(index, len(effects))
         self._execute(effects)
 
     def _on_timer(self) -> None:
@@ -246,9 +244,8 @@ class Driver:
         if self.failure is not None:
             raise NodeClosed("node stopped after a failure") from self.failure
         now = self.now_ns()
-        entry = (
-            self._recorder.record(InputKind.SUBMIT, now, record, safe) if self._recording else None
-        )
+        recorder = self._recorder
+        index = recorder.record(InputKind.SUBMIT, now, record, safe) if self._recording else -1
         try:
             effects = self._core.submit(now, record, safe=safe)
         except (SendQueueFull, MessageTooLarge, NodeClosed):
@@ -256,8 +253,8 @@ class Driver:
         except Exception as exc:
             self._fail(exc)
             raise
-        if entry is not None:
-            entry[4] = len(effects)
+        if index >= 0:
+            recorder.done(index, len(effects))
         self._execute(effects)
 
     def _run(
@@ -266,14 +263,15 @@ class Driver:
         if self._closed or self.failure is not None:
             return
         now = self.now_ns()
-        entry = self._recorder.record(kind, now, arg1, arg2) if self._recording else None
+        recorder = self._recorder
+        index = recorder.record(kind, now, arg1, arg2) if self._recording else -1
         try:
             effects = call(now)
         except Exception as exc:
             self._fail(exc)
             return
-        if entry is not None:
-            entry[4] = len(effects)
+        if index >= 0:
+            recorder.done(index, len(effects))
         self._execute(effects)
 
     def now_ns(self) -> int:
@@ -400,10 +398,11 @@ class Driver:
         self._writer.close()
         try:
             now = self._last_now
-            entry = self._recorder.record(InputKind.LEAVE, now) if self._recording else None
+            recorder = self._recorder
+            index = recorder.record(InputKind.LEAVE, now) if self._recording else -1
             effects = self._core.leave(now)
-            if entry is not None:
-                entry[4] = len(effects)
+            if index >= 0:
+                recorder.done(index, len(effects))
             for effect in effects:
                 if isinstance(effect, Send):
                     self._send(effect.frame, effect.dest)

@@ -5,8 +5,9 @@ its rng seed and its inputs, so a record of the inputs turns a bug seen on a rea
 reproducible run. The runtime records, before each core call, what it is about to feed the core
 — ``start``, every authenticated frame with its source, timer firings, submits, leaves and
 persistence confirmations, each with the ``now_ns`` it passes — and, after the call, how many
-effects came back (or that it raised). Frames are kept as the decoded objects (immutable), so
-recording costs one list append on the hot path; encoding happens only when a dump is written.
+effects came back (or that it raised). A received frame is kept as the datagram it arrived in,
+so recording costs two appends on the hot path and holds nothing the garbage collector must
+scan; the datagram is opened again (decrypted) only when a dump is written.
 
 Bounded memory. Inputs are kept in segments of at most ``capacity``. When a segment fills, the
 recorder snapshots the core (``pickle`` of the whole state machine, taken between two inputs) and
@@ -39,6 +40,7 @@ import logging
 import os
 import pickle
 import random
+from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -50,9 +52,10 @@ from gcs.errors import ReplayError
 from gcs.totem.config import TotemConfig
 from gcs.totem.effects import Effect
 from gcs.totem.node import Node as Core
-from gcs.wire.codec import decode_frame, encode_frame
+from gcs.wire.codec import cluster_id_for, decode_frame, encode_frame
 from gcs.wire.frames import Frame, Record
-from gcs.wire.limits import MAX_DATAGRAM_CEILING, WireLimits
+from gcs.wire.limits import HEADER_BYTES, MAX_DATAGRAM_CEILING, WireLimits
+from gcs.wire.seal import HEADER, KeySchedule, Suite, nonce_for
 
 __all__ = [
     "DUMP_FORMAT",
@@ -97,8 +100,11 @@ class InputKind(enum.IntEnum):
     PERSISTED = 5
 
 
-Entry = list[Any]
-"""In memory: ``[kind, now_ns, arg1, arg2, effects]`` (mutable: effects is set after the call)."""
+Entry = tuple[InputKind, int, Any, Any]
+"""In memory: ``(kind, now_ns, arg1, arg2)``; effect counts live in a parallel ``array``.
+
+Tuples of plain values and an ``array`` of ints are invisible to the cyclic garbage collector,
+so a full recorder does not lengthen the collector's pauses (which stall the loop, §8.3)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,7 +137,12 @@ class Dump:
 
 
 class FlightRecorder:
-    """Records a core's inputs in bounded segments (see the module docstring)."""
+    """Records a core's inputs in bounded segments (see the module docstring).
+
+    A received frame is recorded as the datagram it came in (the bytes object the socket
+    already made: no copy, no object the collector must scan); the dump decrypts it again with
+    ``key`` when it is written. ``key`` never goes into a dump.
+    """
 
     def __init__(
         self,
@@ -139,19 +150,23 @@ class FlightRecorder:
         *,
         seed: int,
         boot_id: int,
-        cluster_id: int,
+        cluster_name: str,
+        key: bytes | None,
         capacity: int,
     ) -> None:
         self.totem = totem
         self.seed = seed
         self.boot_id = boot_id
-        self.cluster_id = cluster_id
+        self.cluster_name = cluster_name
+        self.cluster_id = cluster_id_for(cluster_name)
+        self._key = key
         self.capacity = capacity
         self.core: Core | None = None
         self._prev_origin: bytes | str | None = None
-        self._prev: list[Entry] = []
+        self._prev: tuple[list[Entry], array[int]] = ([], array("q"))
         self._origin: bytes | str | None = None
-        self._current: list[Entry] = []
+        self._entries: list[Entry] = []
+        self._effects: array[int] = array("q")
         self.snapshots = 0
         self.recorded = 0
 
@@ -159,14 +174,21 @@ class FlightRecorder:
     def enabled(self) -> bool:
         return self.capacity > 0
 
-    def record(self, kind: InputKind, now_ns: int, arg1: Any = None, arg2: Any = None) -> Entry:
-        """Note an input about to be fed to the core; set ``entry[4]`` after the call."""
-        if len(self._current) >= self.capacity:
+    def record(self, kind: InputKind, now_ns: int, arg1: Any = None, arg2: Any = None) -> int:
+        """Note an input about to be fed to the core; pass the result to ``done`` after it.
+
+        For ``RECEIVE``, ``arg2`` is the datagram the frame came in (or the frame itself).
+        """
+        if len(self._entries) >= self.capacity:
             self._rebase()
-        entry: Entry = [kind, now_ns, arg1, arg2, RAISED]
-        self._current.append(entry)
+        self._entries.append((kind, now_ns, arg1, arg2))
+        self._effects.append(RAISED)
         self.recorded += 1
-        return entry
+        return len(self._effects) - 1
+
+    def done(self, index: int, effects: int) -> None:
+        """The call recorded at ``index`` returned ``effects`` effects (unset: it raised)."""
+        self._effects[index] = effects
 
     def _rebase(self) -> None:
         """Start a new segment at a snapshot of the core, keeping one segment behind it."""
@@ -181,22 +203,28 @@ class FlightRecorder:
                     exc,
                 )
             snapshot = _LOST
-        self._prev_origin, self._prev = self._origin, self._current
-        self._origin, self._current = snapshot, []
+        self._prev_origin, self._prev = self._origin, (self._entries, self._effects)
+        self._origin, self._entries, self._effects = snapshot, [], array("q")
 
     def export(self, reason: str) -> dict[str, Any]:
-        """A consistent copy of what to dump (cheap: references only); encode it with ``encode``."""
+        """A consistent copy of what to dump (references only); encode it with ``encode``."""
+        entries, effects = self._prev
         return {
             "reason": reason,
             "origin": self._prev_origin,
-            "inputs": self._prev + self._current,
+            "entries": entries + self._entries,
+            "effects": effects.tolist() + self._effects.tolist(),
         }
 
     def encode(self, exported: dict[str, Any]) -> bytes:
-        """Encode an ``export()`` as CBOR. CPU work: run it off the event loop for big dumps."""
+        """Encode an ``export()`` as CBOR. CPU work (it decrypts datagrams): run it off the loop."""
         from gcs import __version__
 
-        inputs = [_encode_input(entry, self.cluster_id) for entry in exported["inputs"]]
+        opener = _Opener(self._key, self.cluster_name)
+        inputs = [
+            _encode_input(entry, count, self.cluster_id, opener)
+            for entry, count in zip(exported["entries"], exported["effects"], strict=True)
+        ]
         return bytes(
             cbor2.dumps(
                 {
@@ -214,6 +242,21 @@ class FlightRecorder:
                 }
             )
         )
+
+
+class _Opener:
+    """Recovers the CBOR frame of a datagram the channel already accepted (RFC 0005 §3)."""
+
+    def __init__(self, key: bytes | None, cluster_name: str) -> None:
+        self._keys = None if key is None else KeySchedule(key, cluster_name)
+
+    def body(self, datagram: bytes) -> bytes:
+        header = datagram[:HEADER_BYTES]
+        _, _, suite, _, sender, boot_id, epoch, _ = HEADER.unpack(header)
+        if suite == Suite.NONE or self._keys is None:
+            return datagram[HEADER_BYTES:]
+        aead = self._keys.aead(suite, sender, boot_id, epoch)
+        return aead.decrypt(nonce_for(header), datagram[HEADER_BYTES:], header)
 
 
 def write_dump(path: Path, data: bytes) -> Path:
@@ -236,11 +279,12 @@ def write_dump(path: Path, data: bytes) -> Path:
 # ---------------------------------------------------------------------- encoding
 
 
-def _encode_input(entry: Entry, cluster_id: int) -> list[Any]:
-    kind, now_ns, arg1, arg2, effects = entry
+def _encode_input(entry: Entry, effects: int, cluster_id: int, opener: _Opener) -> list[Any]:
+    kind, now_ns, arg1, arg2 = entry
     match kind:
         case InputKind.RECEIVE:
-            return [int(kind), now_ns, arg1, encode_frame(arg2, cluster_id), effects]
+            frame = opener.body(arg2) if isinstance(arg2, bytes) else encode_frame(arg2, cluster_id)
+            return [int(kind), now_ns, arg1, frame, effects]
         case InputKind.SUBMIT:
             record: Record = arg1
             fields_ = [record.group, record.handle, record.flags, record.data]

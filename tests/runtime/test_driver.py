@@ -109,7 +109,9 @@ def make_driver() -> tuple[Driver, ScriptedCore, Listener, Channel]:
     core = ScriptedCore()
     listener = Listener()
     channel = Channel(1, 1, "t", None, peers=(1, 2))
-    recorder = FlightRecorder(core.config, seed=0, boot_id=1, cluster_id=0, capacity=0)
+    recorder = FlightRecorder(
+        core.config, seed=0, boot_id=1, cluster_name="t", key=None, capacity=0
+    )
     driver = Driver(
         asyncio.get_running_loop(),
         core,  # type: ignore[arg-type]

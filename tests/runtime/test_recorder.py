@@ -14,7 +14,14 @@ from gcs.runtime import recorder as rec
 from gcs.runtime.driver import Driver
 from gcs.totem.effects import Effect
 from gcs.wire.frames import OrfToken
-from tests.runtime.cluster import configs, next_event, running, view_where, wait_until
+from tests.runtime.cluster import (
+    configs,
+    make_key,
+    next_event,
+    running,
+    view_where,
+    wait_until,
+)
 
 
 @pytest.fixture
@@ -39,10 +46,13 @@ async def _traffic(nodes: list[gcs.Node]) -> None:
     await groups[2].leave()
 
 
+@pytest.mark.parametrize("keyed", [False, True], ids=["unkeyed", "keyed"])
 async def test_replay_reproduces_the_live_effects(
-    tmp_path: Path, live_effects: list[list[Effect]]
+    tmp_path: Path, live_effects: list[list[Effect]], keyed: bool
 ) -> None:
-    async with running(configs(3)) as nodes:
+    """Received frames are recorded as datagrams; the dump decrypts them with the key."""
+    key = make_key(tmp_path) if keyed else None
+    async with running(configs(3, key_file=key)) as nodes:
         await _traffic(nodes)
         path = await nodes[0].dump_flight_recorder(tmp_path / "node1.cbor")
     dump = rec.load_dump(path)
