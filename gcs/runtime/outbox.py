@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 from gcs.errors import InvariantViolation, SendQueueFull
 from gcs.groups import GroupState
+from gcs.runtime.stream import YieldBudget
 from gcs.wire.frames import Record, RecordFlags
 
 __all__ = ["Outbox", "Ticket"]
@@ -108,6 +109,7 @@ class Outbox:
         self._data: deque[_Waiting] = deque()
         self._sent: deque[_Sent] = deque()
         self._draining = False
+        self._budget = YieldBudget()
         self.window_open = True
 
     @property
@@ -135,12 +137,17 @@ class Outbox:
         """Submit a data record, waiting (in FIFO order) while the window is closed or full."""
         if not self._data and self.window_open:
             try:
-                return self._submit_data(record, safe)
+                ticket = self._submit_data(record, safe)
             except SendQueueFull:
                 pass  # a big record does not fit yet: wait for room like everyone else
+            else:
+                await self._budget.spend()  # a tight send loop must still let tokens through
+                return ticket
         future: asyncio.Future[Ticket] = asyncio.get_running_loop().create_future()
         self._data.append(_Waiting(record, safe, future))
-        return await future
+        ticket = await future
+        self._budget.refill()
+        return ticket
 
     def set_window(self, is_open: bool) -> None:
         self.window_open = is_open
