@@ -118,3 +118,25 @@ async def test_leaving_and_closing_fail_what_is_waiting() -> None:
     outbox.fail_all(lambda: gcs.NodeClosed("closed"))
     with pytest.raises(gcs.NodeClosed):
         await sent.delivered()
+
+
+async def test_tight_loops_over_send_and_get_still_let_the_loop_run() -> None:
+    """``await`` that completes at once must still yield now and then (brief §8.3)."""
+    core = FakeCore(room=10_000)
+    outbox = Outbox(core.submit, GroupState(1))
+    ran: list[str] = []
+    asyncio.get_running_loop().call_soon(ran.append, "send")
+    for sent in range(1, 1000):
+        await outbox.send(data(sent), False)
+        if ran:
+            break
+    assert ran == ["send"] and sent <= 64
+    stream: EventStream[int] = EventStream(10_000)
+    for i in range(1000):
+        stream.put(i)
+    asyncio.get_running_loop().call_soon(ran.append, "get")
+    reads = 0
+    while len(ran) < 2:
+        reads += 1
+        await stream.get()
+    assert ran == ["send", "get"] and reads <= 64
