@@ -254,9 +254,11 @@ class _LocalGroup:
 
     handles: dict[int, bool] = field(default_factory=dict)
     last_view: View | None = None
+    active: tuple[int, ...] = ()
+    """The active handles, kept up to date: every delivered message needs them."""
 
-    def active(self) -> tuple[int, ...]:
-        return tuple(h for h, on in self.handles.items() if on)
+    def refresh(self) -> None:
+        self.active = tuple(h for h, on in self.handles.items() if on)
 
 
 class GroupState:
@@ -297,9 +299,10 @@ class GroupState:
         local = self.local.get(group)
         if local is not None:
             local.handles.pop(handle, None)
+            local.refresh()
             if not local.handles:
                 del self.local[group]
-            elif not any(local.handles.values()):
+            elif not local.active:
                 local.last_view = None  # only pending members remain: none has seen a view
 
     def note_submitted(self, record: Record) -> None:
@@ -369,7 +372,7 @@ class GroupState:
             if kind == _DATA:
                 group = local.get(record.group)
                 if group is not None and group.last_view is not None:
-                    active = group.active()
+                    active = group.active
                     if active:
                         sender = Member(deliver.sender, record.handle)
                         msg = Message(sender, record.data, deliver.safe, group.last_view.view_id)
@@ -532,6 +535,7 @@ class GroupState:
         view = View(view_id, members, joined, left, self.transitional, reason)
         for handle in mine:
             local.handles[handle] = True
+        local.refresh()
         local.last_view = view
         if self.transitional:
             self.trans_changed[group] = reason  # owes a regular view when the ring installs
