@@ -67,7 +67,6 @@ from gcs.runtime.outbox import Outbox, Ticket
 from gcs.runtime.persist import StateStore
 from gcs.runtime.recorder import FlightRecorder, write_dump
 from gcs.runtime.stream import EventStream
-from gcs.sim.transport import limits_for
 from gcs.totem.effects import Configuration, ConfigurationKind, Deliver
 from gcs.totem.node import Node as Core
 from gcs.totem.stats import Statistics
@@ -343,7 +342,7 @@ class Node:
             cfg.cluster_name,
             key,
             peers=totem.nodes,
-            limits=limits_for(totem),
+            limits=totem.wire_limits(),
         )
         seed = int.from_bytes(os.urandom(8), "big")  # the core's only randomness; recorded
         self._core = core = Core(totem, random.Random(seed))

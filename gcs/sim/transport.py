@@ -14,23 +14,11 @@ from gcs.sim.world import Transport
 from gcs.totem.config import TotemConfig
 from gcs.wire.channel import Channel
 from gcs.wire.frames import Frame
-from gcs.wire.limits import WireLimits
 
-__all__ = ["SIM_CLUSTER", "SIM_KEY", "ChannelTransport", "limits_for"]
+__all__ = ["SIM_CLUSTER", "SIM_KEY", "ChannelTransport"]
 
 SIM_KEY = bytes(range(32))  # the simulator's published cluster key (not a secret)
 SIM_CLUSTER = "gcs-sim"
-FRAME_HEADROOM = 200  # frame header, recovery encapsulation and sealing around the payload budget
-
-
-def limits_for(config: TotemConfig) -> WireLimits:
-    """Wire limits that fit every frame this core configuration can produce."""
-    return WireLimits(
-        max_datagram_bytes=config.frame_payload_bytes + FRAME_HEADROOM,
-        max_rtr_entries=max(64, config.rtr_max),
-        max_nodes=max(384, len(config.nodes)),
-        max_record_data_bytes=max(65535, config.frame_payload_bytes),
-    )
 
 
 class ChannelTransport(Transport):
@@ -45,7 +33,7 @@ class ChannelTransport(Transport):
             SIM_CLUSTER,
             SIM_KEY if sealed else None,
             peers=config.nodes,
-            limits=limits_for(config),
+            limits=config.wire_limits(),
         )
 
     def seal(self, frame: Frame) -> Any:

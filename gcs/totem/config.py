@@ -11,10 +11,12 @@ import enum
 from dataclasses import dataclass, fields
 
 from gcs.errors import ConfigError
+from gcs.wire.limits import WireLimits
 
 __all__ = ["FailToRecvMode", "TotemConfig"]
 
 MS = 1_000_000
+FRAME_HEADROOM = 200  # bytes around the payload budget: frame header, encapsulation, sealing
 
 
 class FailToRecvMode(enum.Enum):
@@ -110,6 +112,19 @@ class TotemConfig:
     def peers(self) -> tuple[int, ...]:
         """Every configured node but this one."""
         return tuple(n for n in self.nodes if n != self.node_id)
+
+    def wire_limits(self) -> WireLimits:
+        """Wire limits that fit every frame this configuration can make a core produce.
+
+        Frames carry at most ``frame_payload_bytes`` of records; the frame header, the
+        encapsulation of a recovered mcast and the sealing add less than ``FRAME_HEADROOM``.
+        """
+        return WireLimits(
+            max_datagram_bytes=self.frame_payload_bytes + FRAME_HEADROOM,
+            max_rtr_entries=max(64, self.rtr_max),
+            max_nodes=max(384, len(self.nodes)),
+            max_record_data_bytes=max(65535, self.frame_payload_bytes),
+        )
 
     @property
     def send_queue_high_bytes(self) -> int:
