@@ -53,6 +53,8 @@ TOTEM_KEYS: dict[str, tuple[str, int]] = {
     "exclusion_penalty_ms": ("exclusion_penalty_ns", MS),
     "exclusion_penalty_max_ms": ("exclusion_penalty_max_ns", MS),
     "window_size": ("window_size", 1),
+    "window_min": ("window_min", 1),
+    "adaptive_window": ("adaptive_window", 1),
     "max_messages": ("max_messages", 1),
     "miss_count": ("miss_count_const", 1),
     "seqno_unchanged": ("seqno_unchanged_const", 1),

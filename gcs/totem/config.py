@@ -47,6 +47,8 @@ class TotemConfig:
     # Ordering and flow control.
     window_size: int = 50
     max_messages: int = 17
+    adaptive_window: bool = False  # AIMD on the window when retransmissions appear (§6.1)
+    window_min: int = 8
     sort_window: int = 16384
     rtr_max: int = 30
     miss_count_const: int = 5
@@ -83,6 +85,8 @@ class TotemConfig:
             raise ConfigError("token_retransmit", "must be shorter than token_timeout")
         if self.max_messages > self.window_size:
             raise ConfigError("max_messages", "must not exceed window_size")
+        if self.window_min < 1:
+            raise ConfigError("window_min", "must be positive")
         if not 0 <= self.send_queue_low_pct < self.send_queue_high_pct <= 100:
             raise ConfigError("send_queue_high_pct", "need 0 <= low < high <= 100")
         if self.frame_payload_bytes < 64:

@@ -17,15 +17,46 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["FlowState", "allowance", "update_token"]
+__all__ = ["FlowState", "adapt_window", "allowance", "update_token"]
 
 
 @dataclass(slots=True)
 class FlowState:
-    """What this node contributed to the token's fcc and backlog on its previous visit."""
+    """What this node contributed to the token's fcc and backlog on its previous visit, and
+    its adaptive window (RFC 0003 §6.1)."""
 
     my_trc: int = 0  # mcasts (new + retransmitted) sent on the previous visit
     my_pbl: int = 0  # backlog reported on the previous visit
+    window: int = 0  # adaptive window in force (0: not adapting; use the configured window)
+    last_cut_token_seq: int = -(1 << 62)
+
+
+def adapt_window(
+    flow: FlowState,
+    *,
+    window_size: int,
+    window_min: int,
+    loss_seen: bool,
+    token_seq: int,
+    ring_size: int,
+) -> int:
+    """AIMD on the window this node uses (RFC 0003 §6.1).
+
+    Retransmission requests on the token mean the ring is sending faster than some member (or
+    the network) can take: halve the window, at most once per rotation, since a request stays
+    on the token for up to a rotation after one loss. A clean visit grows it by one mcast
+    back towards the configured window. Each node adapts its own sending only; the token's fcc
+    still bounds the whole ring.
+    """
+    if flow.window == 0:
+        flow.window = window_size
+    if loss_seen:
+        if token_seq - flow.last_cut_token_seq >= ring_size:
+            flow.window = max(min(window_min, window_size), flow.window // 2)
+            flow.last_cut_token_seq = token_seq
+    elif flow.window < window_size:
+        flow.window += 1
+    return flow.window
 
 
 def allowance(

@@ -36,7 +36,7 @@ from gcs.totem.effects import (
     ReasonKind,
     Send,
 )
-from gcs.totem.flow import allowance, update_token
+from gcs.totem.flow import adapt_window, allowance, update_token
 from gcs.totem.invariants import invariant
 from gcs.totem.ring import RingState
 from gcs.totem.timers import Timer
@@ -138,8 +138,18 @@ def _send_share(
     """
     cfg = n.config
     my_backlog = recovery.backlog(n) if recovering else n.sendq.backlog
+    window = cfg.window_size
+    if cfg.adaptive_window:
+        window = adapt_window(
+            ring.flow,
+            window_size=cfg.window_size,
+            window_min=cfg.window_min,
+            loss_seen=bool(token.rtr),
+            token_seq=token.token_seq,
+            ring_size=len(ring.members),
+        )
     allowed = allowance(
-        window_size=cfg.window_size,
+        window_size=window,
         max_messages=cfg.max_messages,
         fcc=token.fcc,
         backlog=token.backlog,
@@ -399,9 +409,7 @@ def on_mcast(n: Node, now_ns: int, mcast: Mcast) -> None:
         return
     ring = n.ring
     if mcast.ring_id == ring.ring_id:
-        accepting = state is _OPERATIONAL or (
-            state is _GATHER and not n.old_ring_frozen
-        )
+        accepting = state is _OPERATIONAL or (state is _GATHER and not n.old_ring_frozen)
         if accepting and _store(n, ring, mcast):
             deliver(n, ring)
         return
