@@ -11,7 +11,8 @@ Definitions (RFC 0007 §7):
 * A *fault window* starts at a nemesis event (``Fault`` in the history; events at the same
   instant form one window) and ends at the next one (or the end of the run).
 * A *view change* is a distinct regular configuration (ring id) that was not formed at start-up;
-  it is attributed to the fault window in which its first member installed it.
+  it is attributed to the fault window in which its first member installed it, and its reason
+  is the root cause among its members' reasons (``view_changes``).
 * The *time to reform* after a fault is the time from the fault to the last installation of a
   regular configuration, by any node, inside its window: when membership stopped changing.
   A window with no installation has no reformation (the fault caused no view change).
@@ -168,20 +169,25 @@ def fault_periods(history: h.History, end_ns: int | None = None) -> list[FaultPe
 def view_changes(history: h.History) -> list[tuple[int, str, str]]:
     """Every regular configuration formed after start-up, once: (first install, ring, reason).
 
-    A ring counts unless every member installed it for reason ``startup`` (the cluster's first
-    formation); a restarted node joining a running ring reports ``startup`` while the others
-    report ``join``, and the ring's reason is the first reason other than ``startup``.
+    Each member reports why *it* left its previous ring, and most report ``join <x>``: they
+    followed node x into GATHER. The ring's reason is the root cause, the first reason in
+    installation order other than ``startup`` and ``join`` (``token_loss`` after a crash,
+    ``merge`` after a heal, ``leave``, ...), else ``join`` (a node joined). A ring whose
+    members all report ``startup`` is the cluster's first formation and is not counted.
     """
     first: dict[str, int] = {}
-    reasons: dict[str, str] = {}
+    reasons: dict[str, list[str]] = {}
     for event in history.events:
         if isinstance(event, h.Conf) and event.kind == "regular":
             ring = str(event.ring_id)
             first.setdefault(ring, event.time_ns)
-            reason = event.reason.split(" ")[0] if event.reason else "unknown"
-            if reasons.get(ring, "startup") == "startup":
-                reasons[ring] = reason
-    changes = [(t, ring, reasons[ring]) for ring, t in first.items() if reasons[ring] != "startup"]
+            reasons.setdefault(ring, []).append(event.reason.split(" ")[0] or "unknown")
+    changes = []
+    for ring, time_ns in first.items():
+        given = reasons[ring]
+        root = [r for r in given if r not in ("startup", "join")]
+        if root or "join" in given:
+            changes.append((time_ns, ring, root[0] if root else "join"))
     changes.sort()
     return changes
 
