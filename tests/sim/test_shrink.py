@@ -24,17 +24,17 @@ from tests.sim.test_mutations import forget_ring_seq
 SIX_STEPS = Scenario(
     name="six-faults",
     nodes=4,
-    duration_s=14.0,
-    quiet_s=4.0,
+    duration_s=10.0,
+    quiet_s=3.0,
     wire="objects",
     workload=Workload(rate=5.0, batch=2, sizes=(64, 300), safe=0.3),
     faults=(
-        FaultStep(2.0, "pause", nodes=(2,), duration_s=0.3),
-        FaultStep(3.0, "loss", value=0.05, duration_s=1.0),
-        FaultStep(4.5, "crash", nodes=(3, 4), duration_s=2.0),
-        FaultStep(8.0, "token_loss", value=0.2, duration_s=1.0),
-        FaultStep(9.5, "pause", nodes=(1,), duration_s=0.2),
-        FaultStep(11.0, "clock", nodes=(4,), value=1.02),
+        FaultStep(1.5, "pause", nodes=(2,), duration_s=0.3),
+        FaultStep(2.0, "loss", value=0.05, duration_s=1.0),
+        FaultStep(3.0, "crash", nodes=(3, 4), duration_s=2.0),
+        FaultStep(5.5, "token_loss", value=0.2, duration_s=1.0),
+        FaultStep(7.0, "pause", nodes=(1,), duration_s=0.2),
+        FaultStep(8.0, "clock", nodes=(4,), value=1.02),
     ),
 )
 
