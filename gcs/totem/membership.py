@@ -322,9 +322,11 @@ def foreign_sender(n: Node, now_ns: int, sender: int, reason: ChangeReason) -> N
         n.proc_set = set(n.ring.members) | {sender}
         n.fail_set = set()
         gather_enter(n, now_ns, reason)
+        n.heard.add(sender)
     elif n.state is MembState.GATHER and sender not in n.proc_set:
         n.proc_set.add(sender)
         gather_enter(n, now_ns, _reason(n))
+        n.heard.add(sender)
 
 
 def on_merge_timeout(n: Node, now_ns: int) -> None:
@@ -374,7 +376,11 @@ def penalize_excluded(n: Node, now_ns: int) -> None:
     if not cfg.exclusion_hysteresis:
         return
     memory_ns = 2 * cfg.exclusion_penalty_max_ns
-    for node in sorted((n.fail_set & n.suspects) - n.left_nodes):
+    # Excluded although this node could hear it during the change: alive, so the exclusion is
+    # about reachability somewhere (its own timeout, a ring-mate's verdict, or symmetric
+    # exclusion), not a crash. Crashed and partitioned nodes are silent and never counted.
+    alive = n.suspects | n.heard
+    for node in sorted((n.fail_set & alive) - n.left_nodes):
         previous = n.penalties.get(node)
         repeat = previous is not None and now_ns - previous.last_ns <= memory_ns
         count = previous.count + 1 if previous is not None and repeat else 0
