@@ -35,9 +35,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import Protocol
 
 from gcs.config import Config
 from gcs.errors import (
+    ConfigError,
     GcsError,
     GroupClosed,
     InvalidArgument,
@@ -62,11 +64,13 @@ from gcs.groups import (
 )
 from gcs.runtime.driver import Driver, RuntimeStatistics
 from gcs.runtime.endpoint import family_of, open_endpoint, resolve
+from gcs.runtime.history import HistoryWriter, next_incarnation
 from gcs.runtime.loop import check_loop
 from gcs.runtime.outbox import Outbox, Ticket
 from gcs.runtime.persist import StateStore
 from gcs.runtime.recorder import FlightRecorder, write_dump
 from gcs.runtime.stream import EventStream
+from gcs.runtime.tap import Tap
 from gcs.totem.effects import Configuration, ConfigurationKind, Deliver
 from gcs.totem.node import Node as Core
 from gcs.totem.stats import Statistics
@@ -76,6 +80,7 @@ from gcs.wire.seal import load_key
 
 __all__ = [
     "Group",
+    "GroupOwner",
     "Member",
     "Message",
     "Node",
@@ -147,13 +152,27 @@ class _GroupState(enum.Enum):
     CLOSED = "closed"
 
 
+class GroupOwner(Protocol):
+    """What a ``Group`` needs from whoever made it: an embedded ``Node``, or a daemon client
+    (``gcs.client.Client``), so both hand out the same ``Group`` type (RFC 0006 §10)."""
+
+    node_id: int
+
+    @property
+    def max_message_bytes(self) -> int: ...
+    def _check_running(self, *, for_group: bool = False) -> None: ...
+    async def _send(self, record: Record, safe: bool) -> Ticket: ...
+    def _leave_member(self, group: Group) -> None: ...
+
+
 class Group:
     """This process's membership of one group: send, iterate events, leave.
 
-    Made by ``Node.join``; one reader per ``Group`` (join again for an independent one).
+    Made by ``Node.join`` (or a daemon client's ``join``); one reader per ``Group`` (join again
+    for an independent one).
     """
 
-    def __init__(self, node: Node, name: str, handle: int, bound: int) -> None:
+    def __init__(self, node: GroupOwner, name: str, handle: int, bound: int) -> None:
         self.node = node
         self.name = name
         self.member = Member(node.node_id, handle)
@@ -188,7 +207,7 @@ class Group:
             raise TypeError(f"data must be bytes, got {type(data).__name__}")
         self._check_can_send()
         payload = bytes(data)
-        limit = self.node.config.max_message_bytes
+        limit = self.node.max_message_bytes
         if len(payload) > limit:
             raise MessageTooLarge(len(payload), limit)
         record = Record(self.name, self.member.handle, int(RecordFlags.DATA), payload)
@@ -255,12 +274,20 @@ class Group:
 
 
 class Node:
-    """One member of the ring, in this process (embedded mode). See the module docstring."""
+    """One member of the ring, in this process (embedded mode). See the module docstring.
 
-    def __init__(self, config: Config) -> None:
+    ``history``: append this node's history, in the simulator's schema, to that JSONL file
+    (``gcs.runtime.history``), so a run of real processes can be judged by the simulator's
+    checkers. For test workloads; it costs a write per protocol step.
+    """
+
+    def __init__(self, config: Config, *, history: str | os.PathLike[str] | None = None) -> None:
         if not isinstance(config, Config):
             raise TypeError(f"gcs.Node needs a gcs.Config, got {type(config).__name__}")
         self.config = config
+        self._history_path = history
+        self._history: HistoryWriter | None = None
+        self._taps: list[Tap] = []
         self.node_id = config.node_id
         self.boot_id = 0
         self._state = _State.NEW
@@ -355,6 +382,16 @@ class Node:
             capacity=cfg.recorder_inputs,
         )
         self._driver = driver = Driver(loop, core, channel, recorder, store, self, peers)
+        if self._history_path is not None:
+            path = self._history_path
+            try:
+                incarnation = await loop.run_in_executor(None, next_incarnation, path, cfg.node_id)
+                self._history = HistoryWriter(path, cfg.node_id, incarnation)
+            except OSError as exc:
+                raise ConfigError("history", f"cannot write {path}: {exc.strerror or exc}") from exc
+            driver.add_tap(self._history)
+        for tap in self._taps:
+            driver.add_tap(tap)
         self._outbox = Outbox(driver.submit, self._groups)
         endpoint = await open_endpoint(
             loop,
@@ -393,6 +430,8 @@ class Node:
             await asyncio.wait(list(self._tasks))
         if self._store is not None:
             self._store.close()
+        if self._history is not None:
+            self._history.close()
         self._state = _State.CLOSED
         self._notify()
 
@@ -427,6 +466,24 @@ class Node:
     @property
     def closed(self) -> bool:
         return self._state in (_State.CLOSED, _State.FAILED)
+
+    @property
+    def max_message_bytes(self) -> int:
+        return self.config.max_message_bytes
+
+    @property
+    def history_incarnation(self) -> int | None:
+        """The incarnation number this node records its history under (None: not recording).
+
+        Workload payloads must carry it (``gcs.sim.history.encode_payload``).
+        """
+        return None if self._history is None else self._history.incarnation
+
+    def _add_tap(self, tap: Tap) -> None:
+        """Report the driver's inputs and effects to ``tap`` (before ``start``; the daemon)."""
+        if self._driver is not None:
+            raise RuntimeError("taps must be added before the node starts")
+        self._taps.append(tap)
 
     async def join(self, name: str, *, queue_size: int | None = None) -> Group:
         """Join group ``name``; return once this member is in a view (its first event).

@@ -42,6 +42,7 @@ from gcs.runtime.endpoint import Endpoint, SockAddr
 from gcs.runtime.lag import LagMonitor, LagStatistics
 from gcs.runtime.persist import RingSeqWriter, StateStore
 from gcs.runtime.recorder import FlightRecorder, InputKind
+from gcs.runtime.tap import Tap
 from gcs.totem.effects import (
     Configuration,
     Deliver,
@@ -131,6 +132,7 @@ class Driver:
         self._drain_scheduled = False
         self._in_after = False
         self._closed = False
+        self._taps: tuple[Tap, ...] = ()
         self.failure: BaseException | None = None
         self.configuration: Configuration | None = None
         self._counts = dict.fromkeys(
@@ -152,6 +154,10 @@ class Driver:
         self._endpoint = endpoint
         self._sendto = endpoint.transport.sendto
         self._multicast_to = endpoint.multicast
+
+    def add_tap(self, tap: Tap) -> None:
+        """Report inputs and effects to ``tap`` from now on (``gcs.runtime.tap``)."""
+        self._taps = (*self._taps, tap)
 
     def start(self, stored_ring_seq: int | None) -> None:
         self._lag.start()
@@ -255,6 +261,8 @@ class Driver:
             raise
         if index >= 0:
             recorder.done(index, len(effects))
+        if self._taps:
+            self._tap_input(InputKind.SUBMIT, record, safe)
         self._execute(effects)
 
     def _run(
@@ -272,7 +280,13 @@ class Driver:
             return
         if index >= 0:
             recorder.done(index, len(effects))
+        if self._taps and kind is not InputKind.TIMEOUT:
+            self._tap_input(kind, arg1, arg2)
         self._execute(effects)
+
+    def _tap_input(self, kind: InputKind, arg1: object, arg2: object) -> None:
+        for tap in self._taps:
+            tap.on_input(kind, arg1, arg2)
 
     def now_ns(self) -> int:
         """Monotonic nanoseconds, never smaller than a value already given to the core."""
@@ -287,6 +301,8 @@ class Driver:
     def _execute(self, effects: list[Effect]) -> None:
         listener = self._listener
         try:
+            for tap in self._taps:
+                tap.on_effects(effects)
             for effect in effects:
                 match effect:
                     case Multicast(frame=frame, dests=dests):
@@ -412,6 +428,11 @@ class Driver:
             _LOG.debug("node %d: could not send a leave after the failure", self._core.me)
         if self._endpoint is not None:
             self._endpoint.close()  # queued datagrams (the leave) are flushed first
+        for tap in self._taps:
+            try:
+                tap.on_failure(exc)
+            except Exception:  # the node is already failing; the tap's own error is secondary
+                _LOG.exception("node %d: a tap failed while reporting a failure", self._core.me)
         self._listener.on_failure(exc)
 
     # ------------------------------------------------------------------ introspection

@@ -13,8 +13,9 @@ checker can verify integrity from the delivered bytes alone.
 from __future__ import annotations
 
 import json
+import os
 import struct
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any, NamedTuple
 
@@ -38,6 +39,7 @@ __all__ = [
     "Submit",
     "decode_payload",
     "encode_payload",
+    "load_jsonl",
 ]
 
 PAYLOAD_HEADER = struct.Struct(">IIQ")  # sender node, sender incarnation, counter
@@ -235,6 +237,88 @@ class History:
             row = asdict(event)
             row["type"] = type(event).__name__
             yield json.dumps(row, sort_keys=True, default=_json_default)
+
+    @classmethod
+    def from_jsonl(cls, lines: Iterable[str]) -> History:
+        """Rebuild a history from ``to_jsonl`` lines (or the runtime's, ``gcs.runtime.history``).
+
+        Blank lines are skipped. Raises ``ValueError`` naming the line for anything that is not
+        an event of this schema.
+        """
+        events: list[Event] = []
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                events.append(_event_from_row(json.loads(line)))
+            except (ValueError, KeyError, TypeError) as exc:
+                raise ValueError(f"history line {number}: {exc}") from exc
+        return cls(events)
+
+
+def load_jsonl(*paths: str | os.PathLike[str]) -> History:
+    """One history from the JSONL files of several processes, merged in time order.
+
+    Each file is one process's own stream (a real node's, ``gcs.runtime.history``, or a test
+    harness's ``Crash``/``Fault`` events); the merge is stable, so events with equal times keep
+    their file order. A last line without its newline is ignored: its process was killed while
+    writing it, and nothing it wrote after that line exists.
+    """
+    events: list[Event] = []
+    for path in paths:
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read()
+        lines = text.split("\n")
+        if lines and lines[-1]:
+            lines.pop()  # cut short by a kill
+        try:
+            events.extend(History.from_jsonl(lines))
+        except ValueError as exc:
+            raise ValueError(f"{os.fspath(path)}: {exc}") from exc
+    events.sort(key=lambda e: e.time_ns)
+    return History(events)
+
+
+def _ring(value: list[int]) -> RingId:
+    rep, seq = value
+    return RingId(seq=int(seq), rep=int(rep))
+
+
+def _ids(values: list[list[int]]) -> tuple[MsgId, ...]:
+    return tuple(MsgId(*map(int, v)) for v in values)
+
+
+def _ints(values: list[int]) -> tuple[int, ...]:
+    return tuple(int(v) for v in values)
+
+
+_CONVERT: dict[str, Callable[[Any], Any]] = {
+    "ring_id": _ring,
+    "config_ring": _ring,
+    "origin_ring": _ring,
+    "msg_id": lambda v: MsgId(*map(int, v)),
+    "msg_ids": _ids,
+    "members": _ints,
+    "left": _ints,
+    "joined": _ints,
+}
+
+_TYPES: dict[str, type[Any]] = {
+    cls.__name__: cls
+    for cls in (Start, Crash, Leave, Submit, Originate, Deliver, Conf, State, Persist, Invariant)
+}
+
+
+def _event_from_row(row: dict[str, Any]) -> Event:
+    type_name = row.pop("type")
+    if type_name == "Fault":
+        return Fault(**row)
+    cls = _TYPES.get(type_name)
+    if cls is None:
+        raise ValueError(f"unknown event type {type_name!r}")
+    values = {k: (_CONVERT[k](v) if k in _CONVERT else v) for k, v in row.items()}
+    event: Event = cls(**values)
+    return event
 
 
 def _json_default(value: object) -> object:
