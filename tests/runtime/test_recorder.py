@@ -7,6 +7,7 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+import cbor2
 import pytest
 
 import gcs
@@ -154,3 +155,28 @@ async def test_flight_recorder_can_be_disabled() -> None:
             await nodes[0].dump_flight_recorder()
         group = await nodes[0].join("solo")
         assert isinstance(await next_event(group), gcs.View)
+
+
+async def test_replay_node_command_reproduces_a_dump_and_reports_divergence(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``gcs simulate replay-node FILE``: exit 0 on an exact replay, 4 on a divergence, 1 on a
+    file that is not a dump."""
+    from gcs.cli import main
+
+    async with running(configs(3)) as nodes:
+        await _traffic(nodes)
+        path = await nodes[1].dump_flight_recorder(tmp_path / "node2.cbor")
+    assert main(["simulate", "replay-node", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "reproduced exactly" in out and "node 2" in out
+    raw = cbor2.loads(path.read_bytes())
+    index = next(i for i, item in enumerate(raw["inputs"]) if item[4] > 0)
+    raw["inputs"][index][4] += 1  # the live node "had" one more effect at this input
+    tampered = tmp_path / "tampered.cbor"
+    tampered.write_bytes(cbor2.dumps(raw))
+    assert main(["simulate", "replay-node", str(tampered)]) == 4
+    assert f"input {index}" in capsys.readouterr().out
+    junk = tmp_path / "junk.cbor"
+    junk.write_bytes(b"not a dump")
+    assert main(["simulate", "replay-node", str(junk)]) == 1
