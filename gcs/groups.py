@@ -154,12 +154,19 @@ class View:
 
 @dataclass(frozen=True, slots=True)
 class Message:
-    """One delivered message: who sent it, the bytes, and the view it was delivered in."""
+    """One delivered message: who sent it, the bytes, and the view it was delivered in.
+
+    ``ring_id`` and ``seq`` name the mcast that carried it in the ring that ordered it (several
+    small messages can share one mcast, and a large one spans several: ``seq`` is its last), so
+    logs of different members can be lined up; ``None``/0 only in hand-built values.
+    """
 
     sender: Member
     data: bytes
     safe: bool
     view_id: ViewId
+    ring_id: RingId | None = None
+    seq: int = 0
 
 
 # ---------------------------------------------------------------------- outputs
@@ -375,7 +382,14 @@ class GroupState:
                     active = group.active
                     if active:
                         sender = Member(deliver.sender, record.handle)
-                        msg = Message(sender, record.data, deliver.safe, group.last_view.view_id)
+                        msg = Message(
+                            sender,
+                            record.data,
+                            deliver.safe,
+                            group.last_view.view_id,
+                            deliver.origin,
+                            deliver.seq,
+                        )
                         out.append(Emit(record.group, active, msg))
                 continue
             view_id = ViewId(deliver.origin, deliver.seq, index)

@@ -85,7 +85,7 @@ def test_join_then_leave_in_one_ring() -> None:
     assert view.reason.kind is ViewReason.JOIN and not view.transitional
     out = state.on_deliver(deliver(R4, 11, 1, Record("g", 7, DATA, b"hi")))
     assert [(o.handles, o.event) for o in out if isinstance(o, Emit)] == [
-        ((7,), Message(Member(1, 7), b"hi", False, ViewId(R4, 10, 0)))
+        ((7,), Message(Member(1, 7), b"hi", False, ViewId(R4, 10, 0), R4, 11))
     ]
     out = state.on_deliver(deliver(R4, 12, 1, Record("g", 7, LEAVE, b"")))
     assert out == [MemberClosed("g", 7)]
