@@ -16,7 +16,7 @@ import json
 import os
 import struct
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, NamedTuple
 
 from gcs.wire.frames import RingId
@@ -232,9 +232,14 @@ class History:
         return [(e.node, e.incarnation) for e in self.events if isinstance(e, Start)]
 
     def to_jsonl(self) -> Iterator[str]:
-        """One JSON object per line; ``type`` names the event class."""
+        """One JSON object per line; ``type`` names the event class.
+
+        Ring ids are ``[rep, seq]`` and message ids ``[node, incarnation, counter]``, the form
+        ``gcs.runtime.history`` writes too. Fields are taken one level deep on purpose:
+        ``dataclasses.asdict`` would turn a ``RingId`` into a dict the reader does not expect.
+        """
         for event in self.events:
-            row = asdict(event)
+            row = {name: getattr(event, name) for name in _FIELD_NAMES[type(event)]}
             row["type"] = type(event).__name__
             yield json.dumps(row, sort_keys=True, default=_json_default)
 
@@ -279,7 +284,9 @@ def load_jsonl(*paths: str | os.PathLike[str]) -> History:
     return History(events)
 
 
-def _ring(value: list[int]) -> RingId:
+def _ring(value: list[int] | dict[str, int]) -> RingId:
+    if isinstance(value, dict):  # the form to_jsonl wrote before ring ids became [rep, seq]
+        return RingId(seq=int(value["seq"]), rep=int(value["rep"]))
     rep, seq = value
     return RingId(seq=int(seq), rep=int(rep))
 
@@ -303,10 +310,11 @@ _CONVERT: dict[str, Callable[[Any], Any]] = {
     "joined": _ints,
 }
 
-_TYPES: dict[str, type[Any]] = {
-    cls.__name__: cls
-    for cls in (Start, Crash, Leave, Submit, Originate, Deliver, Conf, State, Persist, Invariant)
+_EVENT_TYPES = (Start, Crash, Leave, Submit, Originate, Deliver, Conf, State, Persist, Invariant)
+_FIELD_NAMES: dict[type[Any], tuple[str, ...]] = {
+    cls: tuple(f.name for f in fields(cls)) for cls in (*_EVENT_TYPES, Fault)
 }
+_TYPES: dict[str, type[Any]] = {cls.__name__: cls for cls in _EVENT_TYPES}
 
 
 def _event_from_row(row: dict[str, Any]) -> Event:
