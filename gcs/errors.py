@@ -11,6 +11,7 @@ from __future__ import annotations
 
 __all__ = [
     "ConfigError",
+    "DaemonUnavailable",
     "GcsError",
     "GroupClosed",
     "InvalidArgument",
@@ -41,6 +42,9 @@ class ConfigError(GcsError, ValueError):
         self.field = field
         self.problem = problem
 
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.field, self.problem))
+
 
 class MessageTooLarge(GcsError, ValueError):
     """A message is larger than the configured ``max_message_bytes``."""
@@ -49,6 +53,9 @@ class MessageTooLarge(GcsError, ValueError):
         super().__init__(f"message of {size} bytes exceeds max_message_bytes={limit}")
         self.size = size
         self.limit = limit
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.size, self.limit))
 
 
 class SendQueueFull(GcsError):
@@ -64,6 +71,21 @@ class GroupClosed(GcsError):
 
 class NodeClosed(GcsError):
     """The node (or the daemon connection) is closed."""
+
+
+class DaemonUnavailable(NodeClosed):
+    """No ``gcs node`` daemon answers on the control socket (not started, or it went away).
+
+    A ``NodeClosed``: to a daemon client, a daemon that is gone is a node that is closed.
+    """
+
+    def __init__(self, path: object, problem: str) -> None:
+        super().__init__(f"no gcs node daemon at {path}: {problem}")
+        self.path = path
+        self.problem = problem
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.path, self.problem))
 
 
 class NodeFailed(NodeClosed):

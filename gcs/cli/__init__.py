@@ -20,6 +20,8 @@ __all__ = ["main"]
 
 # Command modules, in the order `gcs --help` lists them.
 _COMMAND_MODULES = (
+    "gcs.cli.demo",
+    "gcs.cli.daemon",
     "gcs.cli.keygen",
     "gcs.cli.bench",
     "gcs.cli.simulate",
