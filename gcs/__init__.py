@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from gcs.errors import (
     ConfigError,
+    DaemonUnavailable,
     GcsError,
     GroupClosed,
     InvalidArgument,
@@ -28,6 +29,7 @@ from gcs.errors import (
 
 if TYPE_CHECKING:
     from gcs.api import Group, Node, NodeStatistics, RingView
+    from gcs.client import Client, connect
     from gcs.config import Config
     from gcs.groups import Member, Message, Reason, View, ViewId, ViewReason
     from gcs.runtime.loop import run
@@ -36,6 +38,7 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 _LAZY = {
+    "Client": "gcs.client",
     "Config": "gcs.config",
     "Group": "gcs.api",
     "Member": "gcs.groups",
@@ -48,12 +51,15 @@ _LAZY = {
     "View": "gcs.groups",
     "ViewId": "gcs.groups",
     "ViewReason": "gcs.groups",
+    "connect": "gcs.client",
     "run": "gcs.runtime.loop",
 }
 
 __all__ = [
+    "Client",
     "Config",
     "ConfigError",
+    "DaemonUnavailable",
     "GcsError",
     "Group",
     "GroupClosed",
@@ -77,6 +83,7 @@ __all__ = [
     "ViewId",
     "ViewReason",
     "__version__",
+    "connect",
     "run",
 ]
 
