@@ -29,9 +29,12 @@ def judge(
     *,
     params: CheckParams = DEFAULT_PARAMS,
     what: str = "run",
+    history: History | None = None,
 ) -> History:
-    """Merge ``paths``, run every checker, fail with the full report unless all are True."""
-    history = load_jsonl(*paths)
+    """Run every checker on ``history`` (default: ``paths`` merged); fail with the full report
+    and the paths unless every verdict is True."""
+    if history is None:
+        history = load_jsonl(*paths)
     verdicts = check_all(history, params=params)
     bad = [v for v in verdicts if v.valid is not True]
     if bad:
