@@ -94,9 +94,12 @@ class Daemon:
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def status(self) -> dict[str, Any]:
-        return build_status(
+        status = build_status(
             self.node, self.changes, self.rates, self.started, len(self.server.connections)
         )
+        status["control_socket"] = os.fspath(self.path)
+        status["metrics_port"] = None if self.metrics is None else self.metrics.port
+        return status
 
     async def _dump(self, path: Path) -> Path:
         return await self.node.dump_flight_recorder(path, reason="gcs status --dump")

@@ -222,7 +222,9 @@ class Connection:
         req_id = field(item, "id", int)
         op = field(item, "op", str)
         if not self.ready and op != "hello":
-            raise ControlProtocolError(f"the first request must be hello, not {op!r}")
+            error = ControlProtocolError(f"the first request must be hello, not {op!r}")
+            self.fail(req_id, error)
+            raise error
         handler = _HANDLERS.get(op)
         if handler is None:
             self.fail(req_id, ControlProtocolError(f"unknown op {op!r}"))
