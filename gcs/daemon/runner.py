@@ -38,6 +38,8 @@ __all__ = ["Daemon", "socket_path"]
 
 _LOG = logging.getLogger("gcs.daemon")
 SAMPLE_S = 1.0
+UNREACHABLE_S = 10.0
+"""How long configured nodes may stay out of the ring before the daemon says so."""
 
 
 def socket_path(config: Config) -> Path:
@@ -92,6 +94,9 @@ class Daemon:
         self.failure: BaseException | None = None
         self._stop: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._missing: tuple[int, ...] = ()
+        self._missing_since = 0.0
+        self._missing_told = False
 
     def status(self) -> dict[str, Any]:
         status = build_status(
@@ -147,9 +152,10 @@ class Daemon:
         loop = self._loop
         assert loop is not None
         installed = []
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        handlers = {signal.SIGTERM: self.stop, signal.SIGINT: self.stop, signal.SIGHUP: _no_reload}
+        for sig, handler in handlers.items():
             try:
-                loop.add_signal_handler(sig, self.stop)
+                loop.add_signal_handler(sig, handler)
                 installed.append(sig)
             except (NotImplementedError, RuntimeError, ValueError):
                 pass  # not the main thread (tests), or no signals on this platform
@@ -162,7 +168,33 @@ class Daemon:
     async def _sample(self) -> None:
         while True:
             self.rates.sample(self.node, self.changes)
+            self._check_missing()
             await asyncio.sleep(SAMPLE_S)
+
+    def _check_missing(self) -> None:
+        """Say once, in one line, when configured nodes stay out of the ring (unreachable peers).
+
+        A node that cannot reach its peers still runs — in a ring of the nodes it reaches — so
+        nothing fails; without this line an operator would only see a short member list.
+        """
+        view = self.node.view
+        if view is None or view.transitional:
+            return
+        missing = tuple(n for n in sorted(self.config.nodes) if n not in view.members)
+        now = time.monotonic()
+        if missing != self._missing:
+            self._missing, self._missing_since, self._missing_told = missing, now, False
+        elif missing and not self._missing_told and now - self._missing_since >= UNREACHABLE_S:
+            self._missing_told = True
+            _LOG.warning(
+                "node %d: configured nodes %s are not in the ring (ring %s has %s) for %.0f s: "
+                "unreachable, down, or a different key or cluster name",
+                self.config.node_id,
+                list(missing),
+                view.ring_id,
+                list(view.members),
+                now - self._missing_since,
+            )
 
     async def _shutdown(self) -> None:
         reason = "shutting down" if self.failure is None else "node failed"
@@ -203,3 +235,8 @@ class Daemon:
             self.failure = exc
             _LOG.error("node %d failed and stops: %r", self.config.node_id, exc)
         self.stop()
+
+
+def _no_reload() -> None:
+    """SIGHUP: the configuration is read once; say so instead of reloading or dying silently."""
+    _LOG.warning("SIGHUP ignored: gcs node does not reload its configuration; restart it instead")

@@ -119,10 +119,16 @@ def test_send_listen_status_and_dump(
     assert 'gcs_up{node="1",cluster="cli"} 1' in text and "gcs_ring_members" in text
 
 
-def test_sigterm_is_a_clean_leave(
-    cluster: tuple[list[Path], list[subprocess.Popen[bytes]]],
+def test_sighup_is_ignored_and_sigterm_is_a_clean_leave(
+    cluster: tuple[list[Path], list[subprocess.Popen[bytes]]], tmp_path: Path
 ) -> None:
     paths, procs = cluster
+    procs[1].send_signal(signal.SIGHUP)  # does not reload, does not stop
+    log = tmp_path / "n2.log"
+    deadline = time.monotonic() + WAIT_S
+    while "SIGHUP ignored" not in log.read_text() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert "SIGHUP ignored" in log.read_text() and procs[1].poll() is None
     procs[1].send_signal(signal.SIGTERM)
     assert procs[1].wait(timeout=WAIT_S) == 0
     status = _wait_status(paths[0], lambda s: s["members"] == [1] and s["state"] == "operational")

@@ -169,3 +169,27 @@ async def test_protocol_errors_api_22_23(tmp_path: Path) -> None:
         assert await reader.read() == b"", "the daemon closed the connection"
         writer.close()
         await writer.wait_closed()
+
+
+async def test_unreachable_peers_are_reported_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A daemon whose configured peers never answer runs alone and says so in one line."""
+    import dataclasses
+
+    from gcs.daemon import runner
+    from tests.runtime.cluster import configs
+
+    monkeypatch.setattr(runner, "UNREACHABLE_S", 0.3)
+    monkeypatch.setattr(runner, "SAMPLE_S", 0.05)
+    config = dataclasses.replace(configs(3)[0], control_socket=tmp_path / "n1.sock")
+    daemon = runner.Daemon(config)
+    task = asyncio.ensure_future(daemon.run())
+    try:
+        await wait_until(lambda: "are not in the ring" in caplog.text)
+        await asyncio.sleep(0.3)
+    finally:
+        daemon.stop()
+        assert await task == 0
+    lines = [r.getMessage() for r in caplog.records if "are not in the ring" in r.getMessage()]
+    assert len(lines) == 1 and "[2, 3]" in lines[0]
