@@ -18,7 +18,6 @@ import functools
 import hashlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -263,11 +262,12 @@ class Demo:
     # ------------------------------------------------------------------ processes
 
     def _write_configs(self) -> list[int]:
+        from gcs.runtime.endpoint import free_udp_ports
         from gcs.wire.seal import generate_key
 
         key = self.work / "cluster.key"
         generate_key(key, os.urandom(32))
-        ports = _free_udp_ports(NODES)
+        ports = free_udp_ports(NODES)
         nodes = "".join(
             f'\n[[nodes]]\nid = {i + 1}\naddress = "127.0.0.1:{p}"\n' for i, p in enumerate(ports)
         )
@@ -340,18 +340,6 @@ def _print_view(node: int, view: gcs.View) -> None:
     kind = "transitional" if view.transitional else "regular     "
     members = " ".join(str(m.node) for m in view.members)
     print(f"    node {node}: {kind} view {view.view_id.ring}: members {members}  ({view.reason})")
-
-
-def _free_udp_ports(count: int) -> list[int]:
-    """Ports the kernel just handed out on loopback (released again before the nodes bind)."""
-    socks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(count)]
-    try:
-        for sock in socks:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in socks]
-    finally:
-        for sock in socks:
-            sock.close()
 
 
 def _remove_tree(path: Path) -> None:

@@ -27,7 +27,7 @@ from typing import Any
 
 from gcs.errors import ConfigError
 
-__all__ = ["Endpoint", "open_endpoint", "resolve"]
+__all__ = ["Endpoint", "free_udp_ports", "open_endpoint", "resolve"]
 
 _LOG = logging.getLogger("gcs.runtime.endpoint")
 
@@ -84,6 +84,23 @@ async def resolve(
     if not infos:
         raise ConfigError(where, f"{host!r} has no {_family_name(family)} address")
     return tuple(infos[0][4])
+
+
+def free_udp_ports(count: int, host: str = "127.0.0.1") -> list[int]:
+    """Ports the kernel just handed out for UDP on ``host``, released again.
+
+    For launching local rings (``gcs demo``, benchmarks, tests): another process could take a
+    port before the node binds it, which is unlikely and shows as a bind error, never silently.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    socks = [socket.socket(family, socket.SOCK_DGRAM) for _ in range(count)]
+    try:
+        for sock in socks:
+            sock.bind((host, 0))
+        return [sock.getsockname()[1] for sock in socks]
+    finally:
+        for sock in socks:
+            sock.close()
 
 
 def family_of(host: str) -> int:

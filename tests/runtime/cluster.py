@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import gcs
+from gcs.runtime.endpoint import free_udp_ports
 from gcs.wire.seal import generate_key
 
 TOKEN_MS = 300
@@ -23,15 +23,7 @@ TIMEOUT_S = 20.0
 
 def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
     """Ports the kernel just handed out for UDP (released again; collisions are unlikely)."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    socks = [socket.socket(family, socket.SOCK_DGRAM) for _ in range(count)]
-    try:
-        for sock in socks:
-            sock.bind((host, 0))
-        return [sock.getsockname()[1] for sock in socks]
-    finally:
-        for sock in socks:
-            sock.close()
+    return free_udp_ports(count, host)
 
 
 def make_key(directory: Path) -> Path:
