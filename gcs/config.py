@@ -29,6 +29,7 @@ window_size                50                  mcasts per token rotation (flow c
 max_messages               17                  mcasts one node may originate per token visit
 max_message_bytes          1 MiB               largest application message
 frame_payload_bytes        1400                payload budget of one datagram (MTU minus headers)
+accelerated                false               pass the token before multicasting (RFC 0003 §9)
 send_queue_bytes           4 MiB               bound of the send queue (backpressure)
 state_dir                  none                where ring seq and boot id are stored durably
 control_socket             none                the daemon's local control socket
@@ -146,6 +147,7 @@ class Config:
     max_message_bytes: int = _TOTEM_DEFAULTS["max_message_bytes"]
     frame_payload_bytes: int = _TOTEM_DEFAULTS["frame_payload_bytes"]
     send_queue_bytes: int = _TOTEM_DEFAULTS["send_queue_max_bytes"]
+    accelerated: bool = _TOTEM_DEFAULTS["accelerated"]
     state_dir: str | os.PathLike[str] | None = None
     control_socket: str | os.PathLike[str] | None = None
     multicast: str | None = None
@@ -221,6 +223,7 @@ class Config:
                 send_queue_max_bytes=self.send_queue_bytes,
                 frame_payload_bytes=self.frame_payload_bytes,
                 max_message_bytes=self.max_message_bytes,
+                accelerated=self.accelerated,
             )
         except ConfigError as exc:
             raise ConfigError(_TOTEM_FIELD_NAMES.get(exc.field, exc.field), exc.problem) from None
@@ -274,8 +277,9 @@ class Config:
         if not 1 <= len(self.cluster_name.encode()) <= 255:
             raise ConfigError("cluster_name", "must be 1..255 UTF-8 bytes")
         _check_int("node_id", self.node_id, 1, 2**32 - 1)
-        if not isinstance(self.insecure, bool):
-            raise ConfigError("insecure", "expected true or false")
+        for name in ("insecure", "accelerated"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(name, "expected true or false")
         for name, low, high in _INT_RANGES:
             value = getattr(self, name)
             if value is not None or name not in _OPTIONAL:
