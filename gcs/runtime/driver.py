@@ -251,7 +251,7 @@ class Driver:
             raise NodeClosed("node stopped after a failure") from self.failure
         now = self.now_ns()
         recorder = self._recorder
-        index = recorder.record(InputKind.SUBMIT, now, record, safe) if self._recording else -1
+        index = recorder.record_submit(now, record, safe) if self._recording else -1
         try:
             effects = self._core.submit(now, record, safe=safe)
         except (SendQueueFull, MessageTooLarge, NodeClosed):
@@ -299,6 +299,19 @@ class Driver:
     # ------------------------------------------------------------------ effects
 
     def _execute(self, effects: list[Effect]) -> None:
+        if not effects:
+            # The common case of a submit under load (and of many received mcasts). No tap has
+            # anything to see, and after_effects would find nothing to do: room in the core's
+            # queue, the window and announcements only change through effects (a token visit,
+            # SendWindow, a delivery or configuration), and control records drain themselves.
+            self._rearm()
+            return
+        if self._apply(effects):
+            self._rearm()
+            self._after_effects()
+
+    def _apply(self, effects: list[Effect]) -> bool:
+        """Execute ``effects`` in order; False if one failed (the node is then failing)."""
         listener = self._listener
         try:
             for tap in self._taps:
@@ -328,12 +341,15 @@ class Driver:
                         assert_never(effect)
         except Exception as exc:
             self._fail(exc)
-            return
-        self._rearm()
+            return False
+        return True
+
+    def _after_effects(self) -> None:
+        """Let the listener submit what waits for room (never nested inside itself)."""
         if not self._in_after:
             self._in_after = True
             try:
-                listener.after_effects()
+                self._listener.after_effects()
             except Exception as exc:
                 self._fail(exc)
             finally:

@@ -51,7 +51,7 @@ class Ticket:
         self.safe = safe
         self._state = _PENDING
         self._error: ErrorFactory | None = None
-        self._waiters: list[asyncio.Future[None]] = []
+        self._waiters: list[asyncio.Future[None]] | None = None  # made by the first waiter
 
     def __repr__(self) -> str:
         state = ("pending", "delivered", "failed")[self._state]
@@ -64,12 +64,15 @@ class Ticket:
     async def delivered(self) -> None:
         if self._state == _PENDING:
             waiter = asyncio.get_running_loop().create_future()
-            self._waiters.append(waiter)
+            if self._waiters is None:
+                self._waiters = []
+            waiters = self._waiters
+            waiters.append(waiter)
             try:
                 await waiter
             finally:
-                if waiter in self._waiters:
-                    self._waiters.remove(waiter)
+                if waiter in waiters:
+                    waiters.remove(waiter)
         if self._state == _FAILED:
             assert self._error is not None
             raise self._error()
@@ -79,10 +82,11 @@ class Ticket:
             return
         self._state = state
         self._error = error
-        for waiter in self._waiters:
-            if not waiter.done():
-                waiter.set_result(None)
-        self._waiters.clear()
+        if self._waiters is not None:
+            for waiter in self._waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
+            self._waiters.clear()
 
 
 @dataclass(slots=True)
@@ -90,12 +94,6 @@ class _Waiting:
     record: Record
     safe: bool
     future: asyncio.Future[Ticket]
-
-
-@dataclass(slots=True)
-class _Sent:
-    record: Record
-    ticket: Ticket | None
 
 
 class Outbox:
@@ -107,7 +105,11 @@ class Outbox:
         self._control: deque[Record] = deque()
         self._announce = False
         self._data: deque[_Waiting] = deque()
-        self._sent: deque[_Sent] = deque()
+        # Submitted, not yet delivered back, oldest first: the records, and in step with them
+        # each data record's ticket (None for a control record). Two deques rather than one of
+        # pairs: a busy sender then keeps no extra object per message for the collector to walk.
+        self._sent: deque[Record] = deque()
+        self._tickets: deque[Ticket | None] = deque()
         self._draining = False
         self._budget = YieldBudget()
         self.window_open = True
@@ -206,13 +208,15 @@ class Outbox:
 
     def _submit_control(self, record: Record) -> None:
         self._submit(record, False)
-        self._sent.append(_Sent(record, None))
+        self._sent.append(record)
+        self._tickets.append(None)
         self._groups.note_submitted(record)
 
     def _submit_data(self, record: Record, safe: bool) -> Ticket:
         self._submit(record, safe)
         ticket = Ticket(record.group, len(record.data), safe)
-        self._sent.append(_Sent(record, ticket))
+        self._sent.append(record)
+        self._tickets.append(ticket)
         return ticket
 
     # ------------------------------------------------------------------ deliveries
@@ -223,8 +227,8 @@ class Outbox:
             raise InvariantViolation(
                 f"RT-1: delivered a record of this node that it never submitted ({record.group!r})"
             )
-        sent = self._sent.popleft()
-        mine = sent.record
+        mine = self._sent.popleft()
+        ticket = self._tickets.popleft()
         if not (
             mine.group == record.group
             and mine.handle == record.handle
@@ -235,8 +239,8 @@ class Outbox:
                 f"RT-1: own records delivered out of submission order: expected "
                 f"{mine.group!r}/{mine.handle:x}, got {record.group!r}/{record.handle:x}"
             )
-        if sent.ticket is not None:
-            sent.ticket._settle(_DELIVERED)
+        if ticket is not None:
+            ticket._settle(_DELIVERED)
 
     # ------------------------------------------------------------------ endings
 
@@ -260,7 +264,8 @@ class Outbox:
         self._data.clear()
         self._control.clear()
         self._announce = False
-        for sent in self._sent:
-            if sent.ticket is not None:
-                sent.ticket._settle(_FAILED, error)
+        for ticket in self._tickets:
+            if ticket is not None:
+                ticket._settle(_FAILED, error)
         self._sent.clear()
+        self._tickets.clear()

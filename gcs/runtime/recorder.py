@@ -186,6 +186,22 @@ class FlightRecorder:
         self.recorded += 1
         return len(self._effects) - 1
 
+    def record_submit(self, now_ns: int, record: Record, safe: bool) -> int:
+        """``record(SUBMIT, now_ns, record, safe)``, keeping the record as a tuple of its fields.
+
+        A tuple of plain values is untracked by the cyclic garbage collector after its first
+        collection; an entry holding the ``Record`` object would be walked by every full
+        collection for as long as the recorder keeps it (a busy sender submits thousands per
+        second, and GC pauses stall the token).
+        """
+        if len(self._entries) >= self.capacity:
+            self._rebase()
+        fields_ = (record.group, record.handle, record.flags, record.data)
+        self._entries.append((InputKind.SUBMIT, now_ns, fields_, safe))
+        self._effects.append(RAISED)
+        self.recorded += 1
+        return len(self._effects) - 1
+
     def done(self, index: int, effects: int) -> None:
         """The call recorded at ``index`` returned ``effects`` effects (unset: it raised)."""
         self._effects[index] = effects
@@ -286,8 +302,10 @@ def _encode_input(entry: Entry, effects: int, cluster_id: int, opener: _Opener) 
             frame = opener.body(arg2) if isinstance(arg2, bytes) else encode_frame(arg2, cluster_id)
             return [int(kind), now_ns, arg1, frame, effects]
         case InputKind.SUBMIT:
-            record: Record = arg1
-            fields_ = [record.group, record.handle, record.flags, record.data]
+            if isinstance(arg1, Record):
+                fields_ = [arg1.group, arg1.handle, arg1.flags, arg1.data]
+            else:
+                fields_ = list(arg1)  # (group, handle, flags, data), from record_submit
             return [int(kind), now_ns, fields_, bool(arg2), effects]
         case _:
             return [int(kind), now_ns, arg1, None, effects]
