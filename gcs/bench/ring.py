@@ -112,6 +112,8 @@ class Options:
     sealing: tuple[bool, ...] = (False, True)
     accelerated: tuple[bool, ...] = (False, True)
     settings: tuple[tuple[str, int], ...] = ()
+    grid: tuple[tuple[tuple[str, int], ...], ...] = ()
+    """Extra settings to compare: one variant per entry (each added to ``settings``)."""
     netns: bool = False
     progress: Callable[[str], None] | None = None
 
@@ -412,11 +414,24 @@ class _Session:
             lat = [r["queue_latency_p50_ns"] for n, r in results.items() if n != 1]
             if all(x is not None for x in lat):
                 self.figures[f"tput_{size}_queue_ms"] = statistics.mean(lat) / 1e6
+            self._cpu(f"tput_{size}", results)
+
+    def _cpu(self, prefix: str, results: dict[int, dict[str, Any]]) -> None:
+        """CPU µs per delivered message at the sender and at a receiver, and the GC's share."""
+        messages = max(1, results[1]["received"])
+        receiver = results[max(results)]
+        self.figures[f"{prefix}_sender_cpu_us"] = results[1]["cpu_s"] * 1e6 / messages
+        self.figures[f"{prefix}_receiver_cpu_us"] = receiver["cpu_s"] * 1e6 / messages
+        self.figures[f"{prefix}_sender_gc_pct"] = (
+            100 * results[1]["gc_ms"] / 1000 / max(results[1]["cpu_s"], 1e-9)
+        )
+        self.figures[f"{prefix}_gc_max_ms"] = max(r["gc_max_ms"] for r in results.values())
 
     def conc(self) -> None:
         senders = list(range(1, self.c.n + 1))
         results = self.stream("conc 64 B", senders, 64, self.o.seconds, self.o.count)
         self.figures["conc_64_msgs"] = statistics.mean(_rate(r) for r in results.values())
+        self._cpu("conc_64", results)
 
     def ping(self) -> None:
         for safe, gap, count in itertools.product(
@@ -497,7 +512,11 @@ class _Session:
         results = self.c.collect(nodes, self.c.command(nodes, op), seconds + 180)
         self.checks.append({"phase": "soak", **verify_stream("soak", results, [1])})
         self.figures["soak_rss_mb"] = {
-            str(n): [round(kb / 1024, 1) for _, kb in r["rss_samples"]] for n, r in results.items()
+            str(n): [round(kb / 1024, 1) for _, kb, _ in r["rss_samples"]]
+            for n, r in results.items()
+        }
+        self.figures["soak_gc_objects"] = {
+            str(n): [objects for _, _, objects in r["rss_samples"]] for n, r in results.items()
         }
         self.figures["soak_msgs"] = statistics.mean(_rate(r) for n, r in results.items() if n != 1)
 
@@ -526,13 +545,15 @@ def _variants(options: Options) -> list[tuple[Variant, tuple[str, ...]]]:
     if "leave" in want:
         main += ("leave",)
     out: list[tuple[Variant, tuple[str, ...]]] = []
-    for sealed in options.sealing:
-        for accelerated in options.accelerated:
-            if main:
-                out.append((Variant(sealed, accelerated, "default", options.settings), main))
-        if "failover" in want:
-            variant = Variant(sealed, options.accelerated[0], "corosync", options.settings)
-            out.append((variant, ("failover_corosync",)))
+    for extra in options.grid or ((),):
+        settings = options.settings + extra
+        for sealed in options.sealing:
+            for accelerated in options.accelerated:
+                if main:
+                    out.append((Variant(sealed, accelerated, "default", settings), main))
+            if "failover" in want:
+                variant = Variant(sealed, options.accelerated[0], "corosync", settings)
+                out.append((variant, ("failover_corosync",)))
     return out
 
 
@@ -589,6 +610,7 @@ def run(options: Options) -> dict[str, Any]:
                 "accelerated": variant.accelerated,
                 "timers": variant.timers,
                 "config": variant.config(),
+                "settings": dict(variant.settings),
                 "figures": _medians([r["figures"] for r in runs]),
                 "runs": runs,
             }
@@ -700,7 +722,12 @@ def _short(variant: dict[str, Any]) -> str:
     name = ("sealed" if variant["sealed"] else "plain") + (
         "/accel" if variant["accelerated"] else "/classic"
     )
-    return name + ("/300ms" if variant["timers"] == "corosync" else "")
+    name += "/300ms" if variant["timers"] == "corosync" else ""
+    extra = [f"{_ABBREV.get(k, k)}{v}" for k, v in variant["config"].items() if k in _ABBREV]
+    return "/".join([name, *extra])
+
+
+_ABBREV = {"window_size": "w", "max_messages": "m", "frame_payload_bytes": "f"}
 
 
 def _cell(value: Any, unit: str) -> str:

@@ -22,13 +22,15 @@ and exit) and ``exit``.
 Every data message starts with a 25-byte header (kind, phase, sender node, per-sender seq,
 send time) inside its stated size, like the corosync anchor's ``cpgbench``. A receiver checks
 that every sender's seqs arrive contiguous (FIFO, nothing lost or duplicated) and folds the
-delivered sequence of (sender, seq) into a 64-bit order-sensitive digest; the parent compares
+delivered sequence of (sender, seq) into a BLAKE2b digest; the parent compares
 the digests and counts of all receivers, which is the "same sequence, full count" check.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
+import hashlib
 import json
 import logging
 import os
@@ -36,6 +38,7 @@ import resource
 import struct
 import sys
 import time
+from array import array
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,20 +48,52 @@ from gcs.errors import SlowConsumer
 from gcs.groups import Message, View
 from gcs.totem.effects import Configuration
 
-__all__ = ["HEADER", "KIND_DATA", "KIND_END", "KIND_PING", "fold", "main"]
+__all__ = [
+    "HEADER",
+    "KIND_DATA",
+    "KIND_END",
+    "KIND_PING",
+    "SequenceDigest",
+    "main",
+    "sequence_digest",
+]
 
 HEADER = struct.Struct(">BIIQQ")
 """kind u8, phase u32, sender node u32, seq u64, send time (monotonic ns) u64."""
 KIND_DATA, KIND_END, KIND_PING = 1, 2, 3
 GROUP = "bench"
-_MASK64 = (1 << 64) - 1
-_FOLD_MULT = 0x9E3779B97F4A7C15  # odd; any odd constant makes the fold order-sensitive
+_CHUNK = 1 << 16
 _LATENCY_SAMPLE_EVERY = 64
 
 
-def fold(digest: int, sender: int, seq: int) -> int:
-    """Fold one delivered (sender, seq) into an order-sensitive 64-bit digest."""
-    return (((digest ^ (sender << 48 | seq)) * _FOLD_MULT) ^ (digest >> 29)) & _MASK64
+class SequenceDigest:
+    """BLAKE2b of the delivered sequence of (sender, seq), as 64-bit keys, hashed in chunks.
+
+    Appending a key to an array is the cheapest per-message step Python offers; the hash runs
+    once per ``_CHUNK`` messages, so verifying costs a receiver well under a microsecond each.
+    """
+
+    __slots__ = ("_hash", "keys")
+
+    def __init__(self) -> None:
+        self._hash = hashlib.blake2b(digest_size=16)
+        self.keys = array("Q")
+
+    def flush(self) -> None:
+        self._hash.update(self.keys.tobytes())
+        del self.keys[:]
+
+    def hexdigest(self) -> str:
+        self.flush()
+        return self._hash.hexdigest()
+
+
+def sequence_digest(pairs: list[tuple[int, int]]) -> str:
+    """The digest a receiver reports for having delivered ``pairs`` (sender, seq) in order."""
+    digest = SequenceDigest()
+    for sender, seq in pairs:
+        digest.keys.append(sender << 48 | seq)
+    return digest.hexdigest()
 
 
 def rss_kb() -> tuple[int, int]:
@@ -70,6 +105,45 @@ def rss_kb() -> tuple[int, int]:
     except OSError:
         pass
     return current, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+class _GcClock:
+    """Time spent in the cyclic garbage collector (it runs inside whatever allocates, so a
+    profile smears it over the allocating functions; this measures it directly).
+
+    ``total_ns`` is CPU time (``thread_time_ns``: a collection preempted on a busy machine does
+    not count the wait); ``max_ns`` is the longest pause in wall time, what the token felt.
+    """
+
+    def __init__(self) -> None:
+        self.total_ns = 0
+        self.max_ns = 0
+        self.collections = [0, 0, 0]
+        self._start = (0, 0)
+        gc.callbacks.append(self._callback)
+
+    def _callback(self, phase: str, info: dict[str, int]) -> None:
+        now = (time.thread_time_ns(), time.perf_counter_ns())
+        if phase == "start":
+            self._start = now
+            return
+        self.total_ns += now[0] - self._start[0]
+        self.max_ns = max(self.max_ns, now[1] - self._start[1])
+        self.collections[info["generation"]] += 1
+
+    def snapshot(self) -> tuple[int, int, list[int]]:
+        return self.total_ns, self.max_ns, list(self.collections)
+
+    def since(self, mark: tuple[int, int, list[int]]) -> dict[str, Any]:
+        total, _, counts = mark
+        return {
+            "gc_ms": (self.total_ns - total) / 1e6,
+            "gc_max_ms": self.max_ns / 1e6,
+            "gc_collections": [a - b for a, b in zip(self.collections, counts, strict=True)],
+        }
+
+
+GC_CLOCK: _GcClock | None = None
 
 
 def _emit(event: dict[str, Any]) -> None:
@@ -108,7 +182,7 @@ class _Stream:
     next_seq: dict[int, int] = field(default_factory=dict)
     ends: dict[int, int] = field(default_factory=dict)
     received: int = 0
-    digest: int = 0
+    digest: SequenceDigest = field(default_factory=SequenceDigest)
     errors: list[str] = field(default_factory=list)
     first_ns: int = 0
     last_ns: int = 0
@@ -126,7 +200,10 @@ class _Stream:
             if seq != expected and len(self.errors) < 10:
                 self.errors.append(f"node {sender}: seq {seq}, expected {expected}")
             self.next_seq[sender] = seq + 1
-            self.digest = fold(self.digest, sender, seq)
+            keys = self.digest.keys
+            keys.append(sender << 48 | seq)
+            if len(keys) >= _CHUNK:
+                self.digest.flush()
             self.received += 1
             if self.first_ns == 0:
                 self.first_ns = now
@@ -150,7 +227,7 @@ class _Stream:
         lat = sorted(self.latency_ns)
         return {
             "received": self.received,
-            "digest": f"{self.digest:016x}",
+            "digest": self.digest.hexdigest(),
             "ends": {str(k): v for k, v in sorted(self.ends.items())},
             "errors": self.errors,
             "first_ns": self.first_ns,
@@ -276,6 +353,8 @@ class Worker:
                 result = await self._ping(op)
             elif op["op"] == "rss":
                 result = {}
+            elif op["op"] == "gc_types":
+                result = {"types": _tracked_types()}
             else:
                 raise ValueError(f"unknown op {op['op']!r}")
         except Exception as exc:
@@ -296,6 +375,9 @@ class Worker:
             _sample_rss(samples, float(op.get("sample_s", 0)))
         )
         go = self._armed(op)
+        assert GC_CLOCK is not None
+        mark = GC_CLOCK.snapshot()
+        cpu = time.process_time()
         try:
             if self.me in senders:
                 await go
@@ -304,7 +386,8 @@ class Worker:
         finally:
             sampler.cancel()
             self.on_message = _ignore
-        return {**stream.report(), **sent, "rss_samples": samples}
+        extra = {"cpu_s": time.process_time() - cpu, "rss_samples": samples}
+        return {**stream.report(), **sent, **GC_CLOCK.since(mark), **extra}
 
     async def _send_phase(self, op: dict[str, Any]) -> dict[str, Any]:
         group = self.group
@@ -362,16 +445,28 @@ class Worker:
         return rtts
 
 
+def _tracked_types(top: int = 15) -> list[tuple[str, int]]:
+    """The most common types among the objects the cyclic collector tracks (a diagnostic)."""
+    counts: dict[str, int] = {}
+    for obj in gc.get_objects():
+        name = type(obj).__qualname__
+        counts[name] = counts.get(name, 0) + 1
+    return sorted(counts.items(), key=lambda item: -item[1])[:top]
+
+
 def _ignore(data: bytes) -> None:
     """The message sink between phases: nothing is measured."""
 
 
 async def _sample_rss(samples: list[list[int]], every_s: float) -> None:
-    """Record (monotonic ns, RSS KiB) every ``every_s`` seconds (0: never) for the soak figure."""
+    """Record (monotonic ns, RSS KiB, objects the GC tracks) every ``every_s`` seconds (0: never).
+
+    The soak figure: memory must stay flat under load. The object count shows what the cyclic
+    collector has to walk on every full collection."""
     if every_s <= 0:
         return
     while True:
-        samples.append([time.monotonic_ns(), rss_kb()[0]])
+        samples.append([time.monotonic_ns(), rss_kb()[0], len(gc.get_objects())])
         await asyncio.sleep(every_s)
 
 
@@ -395,6 +490,10 @@ def main(argv: list[str] | None = None) -> int:
     """``python -m gcs.bench.ring_worker SPEC_JSON``: run one node until told to stop."""
     args = sys.argv[1:] if argv is None else argv
     spec = json.loads(args[0])
+    global GC_CLOCK  # noqa: PLW0603 (one per process, installed before the node starts)
+    GC_CLOCK = _GcClock()
+    if os.environ.get("GCS_BENCH_GC") == "off":  # measurement aid: what the collector costs
+        gc.disable()
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     logging.getLogger("gcs.wire").setLevel(logging.ERROR)  # the unkeyed warning is expected
     try:

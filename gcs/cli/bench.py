@@ -120,6 +120,14 @@ def _register_ring(benches: _Subparsers) -> None:
         metavar="NAME=INT",
         help="a gcs.Config integer for every node, e.g. window_size=100 (repeatable)",
     )
+    add(
+        "--grid",
+        action="append",
+        default=[],
+        metavar="NAME=INT,...",
+        help="compare settings: one variant per --grid, interleaved with the others "
+        "(e.g. --grid window_size=50,max_messages=17 --grid window_size=100,max_messages=35)",
+    )
     add("--netns", action="store_true", help="one network namespace per node on a bridge (root)")
     add("--quiet", action="store_true", help="no progress lines on stderr")
     parser.set_defaults(func=_run_ring)
@@ -149,12 +157,8 @@ def _ring_options(args: argparse.Namespace, known: tuple[str, ...]) -> Any:
     unknown = sorted(set(only) - set(known))
     if unknown:
         raise ValueError(f"unknown measurement(s) {unknown}; choose from {list(known)}")
-    settings = []
-    for item in args.set:
-        name, sep, value = item.partition("=")
-        if not sep or not value.lstrip("-").isdigit():
-            raise ValueError(f"--set expects NAME=INT, got {item!r}")
-        settings.append((name, int(value)))
+    settings = _settings(args.set)
+    grid = tuple(_settings(entry.split(",")) for entry in args.grid)
     if min(args.runs, args.nodes - 1, args.pings, args.gap_pings, args.failovers) < 1:
         raise ValueError("--runs, --pings, --gap-pings, --failovers must be >= 1, --nodes >= 2")
     if args.seconds <= 0 or (args.count is not None and args.count < 1):
@@ -172,9 +176,21 @@ def _ring_options(args: argparse.Namespace, known: tuple[str, ...]) -> Any:
         measurements=only,
         sealing={"both": (False, True), "on": (True,), "off": (False,)}[args.sealing],
         accelerated={"both": (False, True), "classic": (False,), "accelerated": (True,)}[args.ring],
-        settings=tuple(settings),
+        settings=settings,
+        grid=grid,
         netns=args.netns,
     )
+
+
+def _settings(items: list[str]) -> tuple[tuple[str, int], ...]:
+    """``["window_size=100", ...]`` -> ``(("window_size", 100), ...)``; ValueError if malformed."""
+    out = []
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not value.lstrip("-").isdigit():
+            raise ValueError(f"expected NAME=INT, got {item!r}")
+        out.append((name, int(value)))
+    return tuple(out)
 
 
 _BENCHMARKS: tuple[Callable[[_Subparsers], None], ...] = (
