@@ -22,9 +22,11 @@ from gcs.errors import (
     NodeClosed,
     NodeFailed,
     NotMember,
+    NotSupported,
     ReplayError,
     SendQueueFull,
     SlowConsumer,
+    StateTransferFailed,
 )
 
 if TYPE_CHECKING:
@@ -32,6 +34,7 @@ if TYPE_CHECKING:
     from gcs.client import Client, connect
     from gcs.config import Config
     from gcs.groups import Member, Message, Reason, View, ViewId, ViewReason
+    from gcs.quorum import Quorum, QuorumOptions, QuorumReason
     from gcs.runtime.loop import run
     from gcs.runtime.outbox import Ticket
 
@@ -45,6 +48,9 @@ _LAZY = {
     "Message": "gcs.groups",
     "Node": "gcs.api",
     "NodeStatistics": "gcs.api",
+    "Quorum": "gcs.quorum",
+    "QuorumOptions": "gcs.quorum",
+    "QuorumReason": "gcs.quorum",
     "Reason": "gcs.groups",
     "RingView": "gcs.api",
     "Ticket": "gcs.runtime.outbox",
@@ -73,11 +79,16 @@ __all__ = [
     "NodeFailed",
     "NodeStatistics",
     "NotMember",
+    "NotSupported",
+    "Quorum",
+    "QuorumOptions",
+    "QuorumReason",
     "Reason",
     "ReplayError",
     "RingView",
     "SendQueueFull",
     "SlowConsumer",
+    "StateTransferFailed",
     "Ticket",
     "View",
     "ViewId",

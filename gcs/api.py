@@ -31,7 +31,7 @@ import os
 import random
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -48,19 +48,26 @@ from gcs.errors import (
     NodeClosed,
     NodeFailed,
     NotMember,
+    NotSupported,
 )
 from gcs.groups import (
+    ANNOUNCE_GROUP,
     AnnounceNeeded,
     Emit,
     GroupState,
+    LmsTimer,
     Member,
     MemberClosed,
     Message,
     Output,
+    PersistQuorum,
+    Quorum,
     Reason,
     View,
     ViewId,
     ViewReason,
+    directed_overhead,
+    encode_directed,
 )
 from gcs.runtime.driver import Driver, RuntimeStatistics
 from gcs.runtime.endpoint import family_of, open_endpoint, resolve
@@ -85,6 +92,7 @@ __all__ = [
     "Message",
     "Node",
     "NodeStatistics",
+    "Quorum",
     "Reason",
     "RingView",
     "Ticket",
@@ -125,6 +133,10 @@ class NodeStatistics:
     records_in_flight: int
     slow_consumers: int
     group_records_ignored: int
+    messages_not_quorate: int = 0
+    """Messages primary-component members did not receive (delivered while not quorate)."""
+    directed_undeliverable: int = 0
+    """Point-to-point messages whose local destination member was gone."""
 
     @property
     def drops(self) -> Mapping[str, int]:
@@ -176,10 +188,11 @@ class Group:
         self.node = node
         self.name = name
         self.member = Member(node.node_id, handle)
-        self._stream: EventStream[Message | View] = EventStream(bound)
+        self._stream: EventStream[Message | View | Quorum] = EventStream(bound)
         self._state = _GroupState.JOINING
         self._closed_why = "left"
         self._view: View | None = None
+        self._quorum: Quorum | None = None
         loop = asyncio.get_running_loop()
         self._active: asyncio.Future[None] = loop.create_future()
         self._left: asyncio.Future[None] = loop.create_future()
@@ -213,6 +226,35 @@ class Group:
         record = Record(self.name, self.member.handle, int(RecordFlags.DATA), payload)
         return await self.node._send(record, bool(safe))
 
+    async def send_to(
+        self, member: Member, data: bytes | bytearray | memoryview, safe: bool = False
+    ) -> Ticket:
+        """Send ``data`` to one member of this group, in the group's total order (RFC 0008 §6).
+
+        Only ``member``'s stream receives it (as a ``Message`` whose ``to`` is ``member``), at
+        the position in the total order where the group's multicast messages would be, so it
+        keeps FIFO order with this member's other messages of both kinds. It is dropped if
+        ``member`` is no longer a member when it is delivered. It travels the ring like any
+        message (every node receives the bytes; one delivers them). The payload limit is
+        ``max_message_bytes`` minus a few bytes of addressing. Raises like ``send``, plus
+        ``TypeError`` for a ``member`` that is not a ``gcs.Member`` and ``NotSupported`` on a
+        connection that cannot send point-to-point.
+        """
+        if not isinstance(member, Member):
+            raise TypeError(f"member must be a gcs.Member, got {type(member).__name__}")
+        if not isinstance(data, bytes | bytearray | memoryview):
+            raise TypeError(f"data must be bytes, got {type(data).__name__}")
+        if not getattr(self.node, "supports_send_to", False):
+            raise NotSupported(f"{type(self.node).__name__} cannot send point-to-point messages")
+        self._check_can_send()
+        payload = bytes(data)
+        limit = self.node.max_message_bytes - directed_overhead(self.name)
+        if len(payload) > limit:
+            raise MessageTooLarge(len(payload), limit)
+        encoded = encode_directed(self.name, member, payload)
+        record = Record(ANNOUNCE_GROUP, self.member.handle, int(RecordFlags.DATA), encoded)
+        return await self.node._send(record, bool(safe))
+
     def _check_can_send(self) -> None:
         self.node._check_running(for_group=True)
         if self._state is _GroupState.LEAVING:
@@ -242,12 +284,44 @@ class Group:
         return self
 
     async def __anext__(self) -> Message | View:
-        """The next message or view; raises ``SlowConsumer`` if this reader was cut off."""
-        return await self._stream.get()
+        """The next message or view; raises ``SlowConsumer`` if this reader was cut off.
+
+        Quorum verdicts in the stream are skipped here (they update ``group.quorum``); iterate
+        ``group.events()`` to receive them too.
+        """
+        while True:
+            event = await self._stream.get()
+            if type(event) is not Quorum:
+                return event  # type: ignore[return-value]
+            self._quorum = event
+
+    def events(self) -> AsyncIterator[Message | View | Quorum]:
+        """The same stream as ``async for event in group``, with the ``gcs.Quorum`` verdicts.
+
+        A verdict sits where the configuration change it judges sits (RFC 0008 §3.3): after the
+        views of that change, before the messages of the new configuration. The one reader rule
+        applies: iterate either this or the group itself, not both at once.
+        """
+        return self._events()
+
+    async def _events(self) -> AsyncIterator[Message | View | Quorum]:
+        while True:
+            try:
+                event = await self._stream.get()
+            except StopAsyncIteration:
+                return
+            if type(event) is Quorum:
+                self._quorum = event
+            yield event
+
+    @property
+    def quorum(self) -> Quorum | None:
+        """The latest quorum verdict this reader consumed (None: none yet, or no quorum rules)."""
+        return self._quorum
 
     # ------------------------------------------------------------------ node side
 
-    def _push(self, event: Message | View) -> bool:
+    def _push(self, event: Message | View | Quorum) -> bool:
         if isinstance(event, View):
             self._view = event
             if self._state is _GroupState.JOINING:
@@ -281,6 +355,9 @@ class Node:
     checkers. For test workloads; it costs a write per protocol step.
     """
 
+    supports_send_to = True
+    """``Group.send_to`` works on groups of this node (a daemon client may not offer it)."""
+
     def __init__(self, config: Config, *, history: str | os.PathLike[str] | None = None) -> None:
         if not isinstance(config, Config):
             raise TypeError(f"gcs.Node needs a gcs.Config, got {type(config).__name__}")
@@ -299,7 +376,10 @@ class Node:
         self._changed: asyncio.Event | None = None
         self._tasks: set[asyncio.Task[object]] = set()
         self._driver: Driver | None = None
-        self._groups = GroupState(config.node_id)
+        self._groups = GroupState(config.node_id, config.quorum_rules())
+        self._lms_timers: set[asyncio.TimerHandle] = set()
+        self._quorum_wanted: int | None = None
+        self._quorum_writing = False
         self._outbox: Outbox | None = None
         self._core: Core | None = None
         self._channel: Channel | None = None
@@ -350,6 +430,9 @@ class Node:
         self._store = store = StateStore(cfg.state_dir, cfg.node_id)
         stored = await loop.run_in_executor(None, store.open)
         self.boot_id = stored.boot_id
+        tracker = self._groups.quorum_tracker
+        if tracker is not None:
+            tracker.restore(await loop.run_in_executor(None, store.read_quorum_votes))
         key = None
         if cfg.key_file is not None:
             key = await loop.run_in_executor(None, load_key, cfg.key_file)
@@ -419,6 +502,9 @@ class Node:
             if self._driver is not None:
                 self._driver.leave()
         error = self._failure_error if failed else self._closed_error
+        for timer in self._lms_timers:
+            timer.cancel()
+        self._lms_timers.clear()
         for group in list(self._members.values()):
             group._end("node closed", error if failed else None)  # iterators stop cleanly
         self._members.clear()
@@ -468,6 +554,15 @@ class Node:
         return self._state in (_State.CLOSED, _State.FAILED)
 
     @property
+    def quorum(self) -> Quorum | None:
+        """The quorum verdict of the current configuration (RFC 0008 §3); None before start.
+
+        While a configuration that added nodes waits for their announcements, this is a
+        provisional value with ``pending=True`` (and ``quorate=False``).
+        """
+        return self._groups.quorum
+
+    @property
     def max_message_bytes(self) -> int:
         return self.config.max_message_bytes
 
@@ -485,11 +580,22 @@ class Node:
             raise RuntimeError("taps must be added before the node starts")
         self._taps.append(tap)
 
-    async def join(self, name: str, *, queue_size: int | None = None) -> Group:
+    async def join(
+        self,
+        name: str,
+        *,
+        queue_size: int | None = None,
+        primary: bool = False,
+        quorum_events: bool = False,
+    ) -> Group:
         """Join group ``name``; return once this member is in a view (its first event).
 
-        ``queue_size`` overrides ``Config.subscriber_queue`` for this member. Raises
-        ``TypeError`` / ``InvalidArgument`` for a bad name, ``NodeClosed`` when closed.
+        ``queue_size`` overrides ``Config.subscriber_queue`` for this member.
+        ``quorum_events``: the stream carries a ``gcs.Quorum`` verdict at each configuration
+        change (iterate ``group.events()`` to see them; RFC 0008 §3.3). ``primary``:
+        primary-component mode, messages only in quorate configurations (RFC 0008 §4; implies
+        ``quorum_events``). Raises ``TypeError`` / ``InvalidArgument`` for a bad name,
+        ``NodeClosed`` when closed.
         """
         _check_group_name(name)
         bound = self.config.subscriber_queue if queue_size is None else queue_size
@@ -497,9 +603,13 @@ class Node:
             raise InvalidArgument(f"queue_size must be a positive int, got {queue_size!r}")
         self._check_running()
         assert self._outbox is not None
+        if type(primary) is not bool or type(quorum_events) is not bool:
+            raise TypeError("primary and quorum_events must be True or False")
         group = Group(self, name, self._new_handle(), bound)
         self._members[(name, group.member.handle)] = group
-        self._groups.add_local(name, group.member.handle)
+        self._groups.add_local(
+            name, group.member.handle, primary=primary, quorum_events=quorum_events
+        )
         self._outbox.control(Record(name, group.member.handle, int(RecordFlags.JOIN), b""))
         try:
             await asyncio.shield(group._active)
@@ -514,6 +624,7 @@ class Node:
         if self._core is None or self._channel is None or self._driver is None:
             raise NodeClosed(f"node {self.node_id} was never started")
         outbox = self._outbox
+        tracker = self._groups.quorum_tracker
         return NodeStatistics(
             node_id=self.node_id,
             state=self._state.value,
@@ -525,6 +636,8 @@ class Node:
             records_in_flight=0 if outbox is None else outbox.in_flight,
             slow_consumers=self._slow,
             group_records_ignored=self._groups.ignored_records,
+            messages_not_quorate=0 if tracker is None else tracker.filtered,
+            directed_undeliverable=self._groups.undeliverable,
         )
 
     async def dump_flight_recorder(
@@ -616,6 +729,48 @@ class Node:
             elif type(out) is AnnounceNeeded:
                 assert self._outbox is not None
                 self._outbox.request_announcement()
+            elif type(out) is LmsTimer:
+                self._start_lms_window(out)
+            elif type(out) is PersistQuorum:
+                self._persist_quorum(out.expected_votes)
+
+    # ------------------------------------------------------------------ quorum (RFC 0008 §3)
+
+    def _start_lms_window(self, timer: LmsTimer) -> None:
+        """last_man_standing: propose lowering expected votes if the ring lasts the window."""
+        loop = asyncio.get_running_loop()
+        handle: asyncio.TimerHandle | None = None
+
+        def fire() -> None:
+            if handle is not None:
+                self._lms_timers.discard(handle)
+            record = self._groups.lms_record(timer.ring_id)
+            if record is not None and self._state is _State.RUNNING and self._outbox is not None:
+                self._outbox.control(record)
+
+        handle = loop.call_later(timer.delay_ns / 1e9, fire)
+        self._lms_timers.add(handle)
+
+    def _persist_quorum(self, expected_votes: int) -> None:
+        """Store last_man_standing's expected votes off the loop; the latest value wins."""
+        self._quorum_wanted = expected_votes
+        if not self._quorum_writing and self._store is not None:
+            self._quorum_writing = True
+            task = asyncio.get_running_loop().create_task(self._write_quorum(self._store))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _write_quorum(self, store: StateStore) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while self._quorum_wanted is not None:
+                value, self._quorum_wanted = self._quorum_wanted, None
+                await loop.run_in_executor(None, store.write_quorum_votes, value)
+        except OSError as exc:
+            # Not fail-stop: a restart that finds the older (higher) value is only more cautious.
+            _LOG.error("node %d: cannot store quorum expected votes: %s", self.node_id, exc)
+        finally:
+            self._quorum_writing = False
 
     def _slow_consumer(self, group: Group) -> None:
         """Cut off a reader that fell behind its bound: it leaves the group (decision 7)."""

@@ -37,7 +37,23 @@ multicast                  none                "group:port" to send mcasts by IP
 subscriber_queue           10000               events a group subscriber may fall behind
 socket_buffer_bytes        4 MiB               SO_RCVBUF / SO_SNDBUF requested
 recorder_inputs            10000               flight-recorder inputs kept (0 disables it)
+votes                      1 per node          node id -> quorum votes (TOML: in [[nodes]])
+quorum                     see below           the [quorum] table (gcs.quorum.QuorumOptions)
 =========================  ==================  ============================================
+
+The ``[quorum]`` table (RFC 0008 §3; corosync votequorum's names and meanings):
+
+===========================  ==============  ===============================================
+key                          default         meaning
+===========================  ==============  ===============================================
+expected_votes               sum of votes    votes of the whole cluster (at least that sum)
+two_node                     false           a two-node cluster stays quorate with one node
+wait_for_all                 two_node        first quorum only once all nodes were seen together
+last_man_standing            false           lower expected_votes after a stable window
+last_man_standing_window_ms  10000           how long a shrunk quorate configuration must last
+auto_tie_breaker             false           an exact half with the tie-breaker node is quorate
+auto_tie_breaker_node        "lowest"        "lowest", "highest" or a node id
+===========================  ==============  ===============================================
 
 The derived timer defaults scale with ``token_timeout_ms`` in the same ratios as the core's
 defaults (``gcs.totem.config.TotemConfig``), so shortening the token timeout for a test or a
@@ -58,6 +74,7 @@ from types import MappingProxyType
 from typing import Any
 
 from gcs.errors import ConfigError
+from gcs.quorum import MAX_VOTES, QuorumOptions, QuorumRules
 from gcs.totem.config import MS, TotemConfig
 
 __all__ = ["Config", "NodeAddress", "parse_address"]
@@ -154,6 +171,8 @@ class Config:
     subscriber_queue: int = 10_000
     socket_buffer_bytes: int = 4 * MIB
     recorder_inputs: int = 10_000
+    votes: Mapping[int, int] | None = field(default=None, hash=False)
+    quorum: QuorumOptions | Mapping[str, Any] = field(default_factory=QuorumOptions, hash=False)
     addresses: tuple[NodeAddress, ...] = field(init=False, repr=False, compare=False)
     """The parsed ``nodes``, ascending by node id (derived; not a constructor argument)."""
 
@@ -172,6 +191,11 @@ class Config:
                 raise ConfigError(name, f"expected a path, got {type(value).__name__}")
         self._check_addresses()
         self.totem()  # the core's own cross-field checks, reported under our field names
+        if not isinstance(self.quorum, QuorumOptions):
+            if not isinstance(self.quorum, Mapping):
+                raise ConfigError("quorum", "expected a [quorum] table")
+            object.__setattr__(self, "quorum", QuorumOptions.from_mapping(self.quorum))
+        self.quorum_rules()
 
     # ------------------------------------------------------------------ derived values
 
@@ -228,6 +252,11 @@ class Config:
         except ConfigError as exc:
             raise ConfigError(_TOTEM_FIELD_NAMES.get(exc.field, exc.field), exc.problem) from None
 
+    def quorum_rules(self) -> QuorumRules:
+        """The validated quorum rules of this cluster (RFC 0008 §3)."""
+        assert isinstance(self.quorum, QuorumOptions)
+        return QuorumRules.build(self.nodes, self.votes, self.quorum)
+
     # ------------------------------------------------------------------ loading
 
     @classmethod
@@ -259,7 +288,11 @@ class Config:
         values = dict(raw)
         if "nodes" not in values:
             raise ConfigError("nodes", "missing: add one [[nodes]] table per node")
-        values["nodes"] = _nodes_from_toml(values["nodes"])
+        values["nodes"], votes = _nodes_from_toml(values["nodes"])
+        if votes:
+            if values.get("votes") is not None:
+                raise ConfigError("votes", "given both here and in [[nodes]] tables; keep one")
+            values["votes"] = votes
         for name in ("key_file", "state_dir", "control_socket"):
             value = values.get(name)
             if isinstance(value, str) and base_dir is not None:
@@ -386,18 +419,21 @@ def _parse_nodes(nodes: object) -> tuple[NodeAddress, ...]:
     return tuple(out)
 
 
-def _nodes_from_toml(value: object) -> dict[int, str]:
-    """``[[nodes]]`` tables -> {id: address}, with errors naming ``nodes[i].field``."""
+def _nodes_from_toml(value: object) -> tuple[dict[int, str], dict[int, int]]:
+    """``[[nodes]]`` tables -> ({id: address}, {id: votes}), errors naming ``nodes[i].field``."""
     if not isinstance(value, list) or not value:
         raise ConfigError("nodes", "expected one or more [[nodes]] tables")
     out: dict[int, str] = {}
+    votes: dict[int, int] = {}
     for i, entry in enumerate(value):
         where = f"nodes[{i}]"
         if not isinstance(entry, dict):
             raise ConfigError(where, "expected a table with id and address")
-        extra = sorted(set(entry) - {"id", "address"})
+        extra = sorted(set(entry) - {"id", "address", "votes"})
         if extra:
-            raise ConfigError(f"{where}.{extra[0]}", "unknown setting (a node has id and address)")
+            raise ConfigError(
+                f"{where}.{extra[0]}", "unknown setting (a node has id, address and votes)"
+            )
         if "id" not in entry:
             raise ConfigError(f"{where}.id", "missing")
         if "address" not in entry:
@@ -408,4 +444,7 @@ def _nodes_from_toml(value: object) -> dict[int, str]:
         if node_id in out:
             raise ConfigError(f"{where}.id", f"node id {node_id} appears twice")
         out[node_id] = entry["address"]
-    return out
+        if "votes" in entry:
+            _check_int(f"{where}.votes", entry["votes"], 0, MAX_VOTES)
+            votes[node_id] = entry["votes"]
+    return out, votes

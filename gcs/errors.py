@@ -20,9 +20,11 @@ __all__ = [
     "NodeClosed",
     "NodeFailed",
     "NotMember",
+    "NotSupported",
     "ReplayError",
     "SendQueueFull",
     "SlowConsumer",
+    "StateTransferFailed",
 ]
 
 
@@ -122,3 +124,13 @@ class InvariantViolation(GcsError, AssertionError):
     Subclasses AssertionError so test tooling treats it as a failed check, but unlike ``assert``
     it is never stripped by ``python -O``.
     """
+
+
+class NotSupported(GcsError):
+    """The operation exists, but not on this kind of node or connection (e.g. ``send_to`` over
+    a daemon that does not offer it)."""
+
+
+class StateTransferFailed(GcsError):
+    """A state transfer could not complete: the joiner's buffer limit was reached, or a
+    snapshot could not be taken or installed (``gcs.statetransfer``; RFC 0008 §5)."""

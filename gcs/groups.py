@@ -28,6 +28,13 @@ which tells the two sides of a partition apart). While the state is unsettled a 
 from the member's previous view, and its id carries a digest of the previous id (``lineage``),
 so members whose previous views differed get different ids. Within a group: same id, same
 members, at every member.
+
+Quorum and primary components (RFC 0008). With quorum rules, every regular configuration gets
+a ``gcs.quorum`` verdict at a point of the stream that is the same at every member (delegated to
+``gcs.primary.QuorumTracker``); members that asked for it receive it as a ``Quorum`` event, and
+members in primary-component mode receive messages only in quorate configurations. Group-layer
+*control records* (group ``""``, kind DATA) carry point-to-point messages (``send_to``) and
+``last_man_standing`` decisions; their first byte says which.
 """
 
 from __future__ import annotations
@@ -35,12 +42,24 @@ from __future__ import annotations
 import enum
 import hashlib
 import logging
+import struct
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import cbor2
 
+from gcs.primary import (
+    CONTROL_DIRECTED,
+    CONTROL_LMS,
+    Held,
+    LmsTimer,
+    PersistQuorum,
+    QuorumTracker,
+    decode_lms,
+    encode_lms,
+)
+from gcs.quorum import Quorum, QuorumRules
 from gcs.totem.effects import Configuration, ConfigurationKind, Deliver, ReasonKind
 from gcs.wire.frames import Record, RecordFlags, RingId
 
@@ -50,16 +69,21 @@ __all__ = [
     "AnnounceNeeded",
     "Emit",
     "GroupState",
+    "LmsTimer",
     "Member",
     "MemberClosed",
     "Message",
     "Output",
+    "PersistQuorum",
+    "Quorum",
     "Reason",
     "View",
     "ViewId",
     "ViewReason",
     "decode_announcement",
+    "decode_directed",
     "encode_announcement",
+    "encode_directed",
 ]
 
 _LOG = logging.getLogger("gcs.groups")
@@ -70,6 +94,11 @@ ANNOUNCE_VERSION = 1
 _KIND = int(RecordFlags.KIND_MASK)
 _DATA, _JOIN, _LEAVE = int(RecordFlags.DATA), int(RecordFlags.JOIN), int(RecordFlags.LEAVE)
 _U64 = (1 << 64) - 1
+PRIMARY = 1
+"""Local member mode: primary-component member (receives messages only when quorate)."""
+QUORUM_EVENTS = 2
+"""Local member mode: receives ``Quorum`` events (implied by PRIMARY)."""
+_DIRECTED = struct.Struct(">BIQB")  # type, destination node, destination handle, group length
 
 
 # ---------------------------------------------------------------------- public values
@@ -158,7 +187,9 @@ class Message:
 
     ``ring_id`` and ``seq`` name the mcast that carried it in the ring that ordered it (several
     small messages can share one mcast, and a large one spans several: ``seq`` is its last), so
-    logs of different members can be lined up; ``None``/0 only in hand-built values.
+    logs of different members can be lined up; ``None``/0 only in hand-built values. ``to`` is
+    the member a point-to-point message (``Group.send_to``) was addressed to, None for the
+    group's multicast messages.
     """
 
     sender: Member
@@ -167,6 +198,7 @@ class Message:
     view_id: ViewId
     ring_id: RingId | None = None
     seq: int = 0
+    to: Member | None = None
 
 
 # ---------------------------------------------------------------------- outputs
@@ -178,7 +210,7 @@ class Emit:
 
     group: str
     handles: tuple[int, ...]
-    event: View | Message
+    event: View | Message | Quorum
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,31 +228,48 @@ class AnnounceNeeded:
     ring: RingId
 
 
-Output = Emit | MemberClosed | AnnounceNeeded
+Output = Emit | MemberClosed | AnnounceNeeded | PersistQuorum | LmsTimer
 
 
 # ---------------------------------------------------------------------- announcements
 
 
-def encode_announcement(ring: RingId, members: dict[str, set[int]]) -> bytes:
+def encode_announcement(
+    ring: RingId, members: dict[str, set[int]], quorum: list[int | bool] | None = None
+) -> bytes:
     """The announcement payload, deterministic CBOR (RFC 0006 §3.4)::
 
-    [version, ring seq, ring rep, [[group, [handle, ...]], ...]]   groups and handles ascending
+    [version, ring seq, ring rep, [[group, [handle, ...]], ...], ? {"quorum": state}]
+
+    groups and handles ascending; the optional map carries this node's quorum state
+    (RFC 0008 §3.4) when the node has quorum rules.
     """
     groups = [[g, sorted(hs)] for g, hs in sorted(members.items()) if hs]
-    return bytes(cbor2.dumps([ANNOUNCE_VERSION, ring.seq, ring.rep, groups], canonical=True))
+    item: list[Any] = [ANNOUNCE_VERSION, ring.seq, ring.rep, groups]
+    if quorum is not None:
+        item.append({"quorum": quorum})
+    return bytes(cbor2.dumps(item, canonical=True))
 
 
 def decode_announcement(data: bytes) -> tuple[RingId, dict[str, frozenset[int]]] | None:
     """Parse an announcement payload; None if it is malformed in any way (never raises)."""
+    parsed = decode_announcement_ext(data)
+    return None if parsed is None else (parsed[0], parsed[1])
+
+
+def decode_announcement_ext(
+    data: bytes,
+) -> tuple[RingId, dict[str, frozenset[int]], dict[str, Any]] | None:
+    """``decode_announcement`` plus the extension map (empty when absent)."""
     try:
         item: Any = cbor2.loads(data)
     except Exception:  # cbor2 raises several types on bad input; any means malformed
         return None
-    if not (type(item) is list and len(item) == 4 and item[0] == ANNOUNCE_VERSION):
+    if not (type(item) is list and len(item) in (4, 5) and item[0] == ANNOUNCE_VERSION):
         return None
-    _, seq, rep, groups = item
-    if not (_is_u64(seq) and _is_u64(rep) and type(groups) is list):
+    seq, rep, groups = item[1], item[2], item[3]
+    ext = item[4] if len(item) == 5 else {}
+    if not (_is_u64(seq) and _is_u64(rep) and type(groups) is list and type(ext) is dict):
         return None
     out: dict[str, frozenset[int]] = {}
     for entry in groups:
@@ -232,7 +281,34 @@ def decode_announcement(data: bytes) -> tuple[RingId, dict[str, frozenset[int]]]
         if not all(_is_u64(h) and h > 0 for h in handles) or name in out:
             return None
         out[name] = frozenset(handles)
-    return RingId(seq=seq, rep=rep), out
+    return RingId(seq=seq, rep=rep), out, ext
+
+
+def encode_directed(group: str, to: Member, payload: bytes) -> bytes:
+    """A point-to-point control record's data: type, destination member, group, payload."""
+    name = group.encode("utf-8")
+    return _DIRECTED.pack(CONTROL_DIRECTED, to.node, to.handle, len(name)) + name + payload
+
+
+def decode_directed(data: bytes) -> tuple[str, Member, bytes] | None:
+    """(group, destination, payload) of a point-to-point record; None if malformed."""
+    head = _DIRECTED.size
+    if len(data) < head or data[0] != CONTROL_DIRECTED:
+        return None
+    _, node, handle, length = _DIRECTED.unpack_from(data)
+    end = head + length
+    try:
+        group = data[head:end].decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    if len(data) < end or not _valid_group(group) or node == 0 or handle == 0:
+        return None
+    return group, Member(node, handle), data[end:]
+
+
+def directed_overhead(group: str) -> int:
+    """Bytes a point-to-point record adds to its payload (the limit is max_message_bytes)."""
+    return _DIRECTED.size + len(group.encode("utf-8"))
 
 
 def _is_u64(value: object) -> bool:
@@ -263,9 +339,20 @@ class _LocalGroup:
     last_view: View | None = None
     active: tuple[int, ...] = ()
     """The active handles, kept up to date: every delivered message needs them."""
+    modes: dict[int, int] = field(default_factory=dict)
+    """handle -> mode bits (PRIMARY, QUORUM_EVENTS); absent: a plain member."""
+    primary: tuple[int, ...] = ()
+    quorum: tuple[int, ...] = ()
+    """The active primary-component handles; the active handles that receive Quorum events."""
 
     def refresh(self) -> None:
-        self.active = tuple(h for h, on in self.handles.items() if on)
+        self.active = active = tuple(h for h, on in self.handles.items() if on)
+        modes = self.modes
+        if not modes:
+            self.primary = self.quorum = ()
+            return
+        self.primary = tuple(h for h in active if modes.get(h, 0) & PRIMARY)
+        self.quorum = tuple(h for h in active if modes.get(h, 0))
 
 
 class GroupState:
@@ -279,8 +366,19 @@ class GroupState:
     every node because every node sees the same bytes.
     """
 
-    def __init__(self, node_id: int) -> None:
+    def __init__(
+        self,
+        node_id: int,
+        quorum: QuorumRules | None = None,
+        stored_expected_votes: int | None = None,
+    ) -> None:
         self.me = node_id
+        self.quorum_tracker = (
+            None if quorum is None else QuorumTracker(node_id, quorum, stored_expected_votes)
+        )
+        """Quorum verdicts and the primary-component hold (None: no quorum rules)."""
+        self.undeliverable = 0
+        """Point-to-point messages for a member of this node that is not (any more) here."""
         self.members: dict[str, set[Member]] = {}
         self.local: dict[str, _LocalGroup] = {}
         self.intent: dict[str, set[int]] = {}
@@ -290,6 +388,8 @@ class GroupState:
         self.settled = False
         self.sync: _Sync | None = None
         self.trans_changed: dict[str, Reason] = {}
+        self._quorum_follows = False
+        """Set while emitting views that a Quorum event for every member will follow."""
         self.ignored_records = 0
         """Malformed or impossible records (a buggy or hostile member): counted as drops."""
         self.stale_records = 0
@@ -297,15 +397,44 @@ class GroupState:
 
     # ------------------------------------------------------------------ local side
 
-    def add_local(self, group: str, handle: int) -> None:
-        """An application on this node asked to join: it becomes a member at its first view."""
-        self.local.setdefault(group, _LocalGroup()).handles[handle] = False
+    def add_local(
+        self, group: str, handle: int, *, primary: bool = False, quorum_events: bool = False
+    ) -> None:
+        """An application on this node asked to join: it becomes a member at its first view.
+
+        ``primary``: it receives messages only in quorate configurations (RFC 0008 §4);
+        ``quorum_events``: it receives ``Quorum`` events (implied by ``primary``). Both need
+        quorum rules.
+        """
+        if (primary or quorum_events) and self.quorum_tracker is None:
+            raise ValueError("primary-component mode and quorum events need quorum rules")
+        local = self.local.setdefault(group, _LocalGroup())
+        local.handles[handle] = False
+        mode = (PRIMARY | QUORUM_EVENTS) if primary else (QUORUM_EVENTS if quorum_events else 0)
+        if mode:
+            local.modes[handle] = mode
+
+    @property
+    def quorum(self) -> Quorum | None:
+        """This node's current quorum verdict (provisional and not quorate while pending)."""
+        tracker = self.quorum_tracker
+        return None if tracker is None else tracker.current
+
+    def lms_record(self, ring: RingId) -> Record | None:
+        """The last_man_standing record for ``ring`` if it still applies (RFC 0008 §3.5)."""
+        tracker = self.quorum_tracker
+        if tracker is None or ring != self.ring or self.transitional or not self.settled:
+            return None
+        if not tracker.lms_applies(ring):
+            return None
+        return Record(ANNOUNCE_GROUP, 0, _DATA, encode_lms(ring))
 
     def drop_local(self, group: str, handle: int) -> None:
         """Forget a local member without a delivered leave (the node is closing or failed)."""
         local = self.local.get(group)
         if local is not None:
             local.handles.pop(handle, None)
+            local.modes.pop(handle, None)
             local.refresh()
             if not local.handles:
                 del self.local[group]
@@ -335,7 +464,9 @@ class GroupState:
         sync = self.sync
         if sync is None or self.me not in sync.waiting:
             return None
-        data = encode_announcement(sync.ring, self.intent)
+        tracker = self.quorum_tracker
+        quorum = None if tracker is None else tracker.wire_state()
+        data = encode_announcement(sync.ring, self.intent, quorum)
         return Record(ANNOUNCE_GROUP, 0, _JOIN, data)
 
     # ------------------------------------------------------------------ the stream
@@ -345,17 +476,28 @@ class GroupState:
         self.ring = conf.ring_id
         self.config_nodes = frozenset(conf.members)
         self._remove_nodes_outside(conf.members)
+        tracker = self.quorum_tracker
         if conf.kind is ConfigurationKind.TRANSITIONAL:
             self.transitional = True
             # A round cannot complete any more: members outside the transitional configuration
             # will not announce in it. The next regular configuration starts a new round.
             self.sync = None
+            if tracker is not None:
+                tracker.on_transitional()
             self._transitional_views(conf, out)
             return out
         self.transitional = False
+        verdict = None
+        if tracker is not None:
+            # The verdict is immediate unless it needs state only the other sides have.
+            immediate = tracker.rules.static or (self.settled and not conf.joined)
+            verdict, released, persist = tracker.on_regular(conf.ring_id, conf.members, immediate)
+            self._put_held(released, out)
+            out.extend(persist)
         # Groups that changed in the transitional configuration get a regular view with the same
         # members. When the ring adds nodes, each side makes its own: the lineage keeps them apart.
         shared = self.settled and not conf.joined
+        self._quorum_follows = verdict is not None
         for group, reason in self.trans_changed.items():
             local = self.local.get(group)
             if local is not None and local.last_view is not None:
@@ -364,6 +506,9 @@ class GroupState:
                 view_id = ViewId(conf.ring_id, 0, 0, lineage)
                 self._emit(group, view_id, previous.members, (), (), reason, out)
         self.trans_changed.clear()
+        self._quorum_follows = False
+        if verdict is not None:
+            self._quorum_out(verdict, out)
         if conf.joined or not self.settled:
             self.settled = False
             reason = Reason(ViewReason.NODE_UP, conf.joined, str(conf.reason))
@@ -377,6 +522,9 @@ class GroupState:
         for index, record in enumerate(deliver.records):
             kind = record.flags & _KIND
             if kind == _DATA:
+                if record.group == ANNOUNCE_GROUP:
+                    self._on_control(deliver, record, out)
+                    continue
                 group = local.get(record.group)
                 if group is not None and group.last_view is not None:
                     active = group.active
@@ -390,7 +538,10 @@ class GroupState:
                             deliver.origin,
                             deliver.seq,
                         )
-                        out.append(Emit(record.group, active, msg))
+                        if group.primary:
+                            self._route(record.group, group, active, msg, True, out)
+                        else:
+                            out.append(Emit(record.group, active, msg))
                 continue
             view_id = ViewId(deliver.origin, deliver.seq, index)
             if record.group == ANNOUNCE_GROUP:
@@ -407,6 +558,102 @@ class GroupState:
             else:
                 self.ignored_records += 1
         return out
+
+    # ------------------------------------------------------------------ control records
+
+    def _on_control(self, deliver: Deliver, record: Record, out: list[Output]) -> None:
+        """A group-layer control record: a point-to-point message or a quorum decision."""
+        data = record.data
+        kind = data[0] if data else -1
+        if kind == CONTROL_DIRECTED and record.handle != 0:
+            self._on_directed(deliver, record, out)
+        elif kind == CONTROL_LMS and record.handle == 0 and self.quorum_tracker is not None:
+            ring = decode_lms(data)
+            if ring is None:
+                self.ignored_records += 1
+                return
+            regular = deliver.config.kind is ConfigurationKind.REGULAR
+            regular = regular and not self.transitional and self.settled
+            members = tuple(sorted(self.config_nodes))
+            result = self.quorum_tracker.on_lms(ring, self.ring, members, regular)
+            self._after_verdict(result, out)
+            if result[0] is None:
+                self.stale_records += 1
+        else:
+            self.ignored_records += 1
+
+    def _on_directed(self, deliver: Deliver, record: Record, out: list[Output]) -> None:
+        parsed = decode_directed(record.data)
+        if parsed is None:
+            self.ignored_records += 1
+            return
+        group, to, payload = parsed
+        if to.node != self.me:
+            return  # for a member of another node: every node sees it, one delivers it
+        local = self.local.get(group)
+        if local is None or local.last_view is None or not local.handles.get(to.handle):
+            self.undeliverable += 1  # its member left, or never became active
+            return
+        sender = Member(deliver.sender, record.handle)
+        view_id = local.last_view.view_id
+        msg = Message(sender, payload, deliver.safe, view_id, deliver.origin, deliver.seq, to)
+        self._route(group, local, (to.handle,), msg, True, out)
+
+    # ------------------------------------------------------------------ quorum output
+
+    def _route(
+        self,
+        group: str,
+        local: _LocalGroup,
+        handles: tuple[int, ...],
+        event: View | Message | Quorum,
+        message: bool,
+        out: list[Output],
+    ) -> None:
+        """Emit ``event`` to ``handles``; primary members' share goes through the hold."""
+        primary = local.primary
+        tracker = self.quorum_tracker
+        if not primary or tracker is None:
+            out.append(Emit(group, handles, event))
+            return
+        mine = tuple(h for h in handles if h in primary)
+        others = tuple(h for h in handles if h not in primary) if mine != handles else ()
+        if others:
+            out.append(Emit(group, others, event))
+        if mine:
+            item = tracker.route(group, mine, event, message)
+            if item is not None:
+                out.append(Emit(group, mine, event))
+
+    def _put_held(self, items: list[Held], out: list[Output]) -> None:
+        for group, handles, event, _ in items:
+            if event is None:
+                out.append(MemberClosed(group, handles[0]))
+            else:
+                assert isinstance(event, View | Message | Quorum)
+                out.append(Emit(group, handles, event))
+
+    def _quorum_out(self, verdict: Quorum, out: list[Output]) -> None:
+        """A new verdict: to every member that asked for Quorum events; maybe an LMS window."""
+        for group, local in self.local.items():
+            if local.quorum:
+                self._route(group, local, local.quorum, verdict, False, out)
+        tracker = self.quorum_tracker
+        if tracker is not None:
+            timer = tracker.lms_timer(verdict)
+            if timer is not None:
+                out.append(timer)
+
+    def _after_verdict(
+        self,
+        result: tuple[Quorum | None, list[Held], list[PersistQuorum]],
+        out: list[Output],
+    ) -> None:
+        verdict, released, persist = result
+        self._put_held(released, out)
+        out.extend(persist)
+        if verdict is not None:
+            self._quorum_out(verdict, out)
 
     # ------------------------------------------------------------------ records
 
@@ -434,25 +681,34 @@ class GroupState:
         if member.node == self.me:
             local = self.local.get(group)
             if local is not None and member.handle in local.handles:
+                primary = member.handle in local.primary
                 self.drop_local(group, member.handle)
-                out.append(MemberClosed(group, member.handle))
+                tracker = self.quorum_tracker
+                if primary and tracker is not None:
+                    item = tracker.route(group, (member.handle,), None, False)
+                    if item is not None:
+                        out.append(MemberClosed(group, member.handle))
+                else:
+                    out.append(MemberClosed(group, member.handle))
         if self.settled and present:
             reason = Reason(ViewReason.LEAVE, (member.node,))
             self._emit_view(group, view_id, (), (member,), reason, out)
 
     def _on_announcement(self, node: int, data: bytes, view_id: ViewId, out: list[Output]) -> None:
         sync = self.sync
-        parsed = decode_announcement(data)
+        parsed = decode_announcement_ext(data)
         if parsed is None:
             self.ignored_records += 1
             _LOG.warning("node %d: malformed announcement from node %d ignored", self.me, node)
             if sync is None or node not in sync.waiting:
                 return
-            parsed = (sync.ring, {})  # count it as empty, so the round can still complete
-        ring, groups = parsed
+            parsed = (sync.ring, {}, {})  # count it as empty, so the round can still complete
+        ring, groups, ext = parsed
         if sync is None or ring != sync.ring or node not in sync.waiting:
             self.stale_records += 1  # made for an earlier ring, or a repeat
             return
+        if self.quorum_tracker is not None:
+            self.quorum_tracker.on_announced(node, ext.get("quorum"))
         for group in list(self.members):
             self._replace_node(group, node, groups.get(group, frozenset()))
         for group, handles in groups.items():
@@ -475,6 +731,14 @@ class GroupState:
         """Every member of the ring announced: one view per group, at the same point everywhere."""
         self.settled = True
         self.sync = None
+        verdict = None
+        tracker = self.quorum_tracker
+        if tracker is not None:
+            # What was held came before this point; the settling views come after it.
+            verdict, released, persist = tracker.on_settled(sync.ring, self.config_nodes)
+            self._put_held(released, out)
+            out.extend(persist)
+        self._quorum_follows = verdict is not None
         for group in list(self.local):
             local = self.local[group]
             members = self.members.get(group, set())
@@ -482,6 +746,9 @@ class GroupState:
             joined = tuple(sorted(members - previous))
             left = tuple(sorted(previous - members))
             self._emit_view(group, view_id, joined, left, sync.reason, out)
+        self._quorum_follows = False
+        if verdict is not None:
+            self._quorum_out(verdict, out)
 
     # ------------------------------------------------------------------ configurations
 
@@ -547,10 +814,17 @@ class GroupState:
         if not mine:
             return  # only pending members here: their own join will bring their first view
         view = View(view_id, members, joined, left, self.transitional, reason)
+        fresh = tuple(h for h in mine if not local.handles[h] and local.modes.get(h))
         for handle in mine:
             local.handles[handle] = True
         local.refresh()
         local.last_view = view
         if self.transitional:
             self.trans_changed[group] = reason  # owes a regular view when the ring installs
-        out.append(Emit(group, mine, view))
+        self._route(group, local, mine, view, False, out)
+        tracker = self.quorum_tracker
+        if tracker is not None and fresh and not self._quorum_follows:
+            # A member's stream starts with its view, then the verdict it is in (if known).
+            verdict = tracker.verdict
+            if verdict is not None and tracker.pending is None:
+                self._route(group, local, fresh, verdict, False, out)

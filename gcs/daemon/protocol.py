@@ -31,6 +31,7 @@ import cbor2
 
 from gcs import errors
 from gcs.groups import Member, Message, Reason, View, ViewId, ViewReason
+from gcs.quorum import Quorum, QuorumReason
 from gcs.wire.frames import RingId
 
 __all__ = [
@@ -46,6 +47,8 @@ __all__ = [
     "message_from_wire",
     "message_to_wire",
     "member_from_wire",
+    "quorum_from_wire",
+    "quorum_to_wire",
     "ring_to_wire",
     "view_from_wire",
     "view_to_wire",
@@ -217,6 +220,54 @@ def view_from_wire(item: object) -> View:
     )
 
 
+def quorum_to_wire(quorum: Quorum) -> dict[str, Any]:
+    """A ``gcs.Quorum`` verdict (RFC 0008 §3.3), for a ``quorum`` event or a status reply::
+
+    quorum = {"ring_id": [seq, rep], "quorate", "members": [*uint], "total_votes",
+              "expected_votes", "quorum", "reason", "pending"}
+    """
+    return {
+        "ring_id": [quorum.ring_id.seq, quorum.ring_id.rep],
+        "quorate": quorum.quorate,
+        "members": list(quorum.members),
+        "total_votes": quorum.total_votes,
+        "expected_votes": quorum.expected_votes,
+        "quorum": quorum.quorum,
+        "reason": quorum.reason.value,
+        "pending": quorum.pending,
+    }
+
+
+def quorum_from_wire(item: object) -> Quorum:
+    if type(item) is not dict:
+        raise ControlProtocolError("malformed quorum")
+    ring = item.get("ring_id")
+    if type(ring) is not list or len(ring) != 2 or not all(type(v) is int for v in ring):
+        raise ControlProtocolError(f"malformed quorum ring id {ring!r}")
+    members = item.get("members")
+    if type(members) is not list or not all(type(m) is int for m in members):
+        raise ControlProtocolError("malformed quorum members")
+    counts = [item.get(k) for k in ("total_votes", "expected_votes", "quorum")]
+    if not all(type(c) is int and c >= 0 for c in counts):
+        raise ControlProtocolError("malformed quorum vote counts")
+    try:
+        reason = QuorumReason(str(item.get("reason")))
+    except ValueError:
+        raise ControlProtocolError(f"unknown quorum reason {item.get('reason')!r}") from None
+    total, expected, needed = counts
+    assert type(total) is int and type(expected) is int and type(needed) is int
+    return Quorum(
+        ring_id=RingId(seq=ring[0], rep=ring[1]),
+        quorate=bool(item.get("quorate")),
+        members=tuple(members),
+        total_votes=total,
+        expected_votes=expected,
+        quorum=needed,
+        reason=reason,
+        pending=bool(item.get("pending")),
+    )
+
+
 def message_to_wire(handle: int, message: Message) -> dict[str, Any]:
     """The whole ``msg`` event for local member ``handle``."""
     return {
@@ -228,6 +279,7 @@ def message_to_wire(handle: int, message: Message) -> dict[str, Any]:
         "view_id": view_id_to_wire(message.view_id),
         "ring": None if message.ring_id is None else [message.ring_id.seq, message.ring_id.rep],
         "seq": message.seq,
+        **({} if message.to is None else {"to": member_to_wire(message.to)}),
     }
 
 
@@ -251,6 +303,7 @@ def message_from_wire(item: Mapping[str, Any]) -> Message:
         view_id=view_id_from_wire(item.get("view_id")),
         ring_id=ring_id,
         seq=seq,
+        to=None if item.get("to") is None else member_from_wire(item.get("to")),
     )
 
 

@@ -37,6 +37,8 @@ _LOG = logging.getLogger("gcs.runtime.persist")
 
 RING_SEQ_FILE = "ring_seq"
 BOOT_ID_FILE = "boot_id"
+QUORUM_FILE = "quorum_expected_votes"
+"""last_man_standing's dynamic expected votes (RFC 0008 §3.5); absent until it first changes."""
 LOCK_FILE = "lock"
 _U64 = (1 << 64) - 1
 
@@ -80,6 +82,14 @@ class StateStore:
     def write_ring_seq(self, seq: int) -> None:
         if self.path is not None:
             self._write(RING_SEQ_FILE, seq)
+
+    def read_quorum_votes(self) -> int | None:
+        """The stored dynamic expected votes, or None (no state dir, or never stored)."""
+        return None if self.path is None else self._read(QUORUM_FILE)
+
+    def write_quorum_votes(self, expected_votes: int) -> None:
+        if self.path is not None:
+            self._write(QUORUM_FILE, expected_votes)
 
     def close(self) -> None:
         if self._lock_fd is not None:

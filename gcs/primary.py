@@ -1,0 +1,243 @@
+"""The group layer's quorum bookkeeping: verdicts in the stream, and primary-component members.
+
+``gcs.groups.GroupState`` composes one ``QuorumTracker`` when the node has quorum rules. The
+tracker turns configurations into ``gcs.quorum`` verdicts at the right point of the stream
+(RFC 0008 §3.3): at the regular configuration when the verdict needs nothing from other nodes,
+else where the last announcement of the round is delivered (announcements carry each node's
+quorum state). It also keeps the one piece of quorum state that changes inside a configuration:
+``last_man_standing`` lowers the expected votes when a *record* says so (``encode_lms``), so
+every member lowers it at the same point.
+
+Primary-component members (RFC 0008 §4). A member that joined with ``primary=True`` receives
+messages only where they belong to the history of a quorate configuration:
+
+* delivered in a regular configuration whose verdict is quorate: passed on;
+* delivered in a regular configuration that is not quorate: dropped (counted);
+* delivered in a transitional configuration, or while the verdict is pending: *held*, together
+  with the views and stream ends that follow them (so the stream keeps its order), until the
+  next verdict; then passed on if it is quorate and dropped if not. A configuration whose
+  verdict never arrives (a transitional configuration cut its round short) counts as not
+  quorate.
+
+With safe messages this gives virtual synchrony inside the primary component: members of a
+quorate configuration that deliver a safe message in it know every member has it, and a member
+that delivers it later, in the transitional configuration, applies it only if it moves on into
+the next quorate configuration — never in a minority. RFC 0008 §4.2 has the argument.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from gcs.quorum import (
+    Quorum,
+    QuorumReason,
+    QuorumRules,
+    QuorumState,
+    abandoned,
+    decide,
+    initial_state,
+    lowered,
+    merge_states,
+    state_from_wire,
+    state_to_wire,
+)
+from gcs.wire.frames import RingId
+
+__all__ = [
+    "CONTROL_DIRECTED",
+    "CONTROL_LMS",
+    "LmsTimer",
+    "PersistQuorum",
+    "QuorumTracker",
+    "decode_lms",
+    "encode_lms",
+]
+
+CONTROL_DIRECTED = 1
+"""First byte of a group-layer control record carrying a point-to-point message."""
+CONTROL_LMS = 2
+"""First byte of a control record lowering expected votes (last_man_standing)."""
+_LMS = struct.Struct(">BQI")  # type, ring seq, ring rep
+
+
+@dataclass(frozen=True, slots=True)
+class PersistQuorum:
+    """The dynamic expected vote count changed (last_man_standing): store it durably."""
+
+    expected_votes: int
+
+
+@dataclass(frozen=True, slots=True)
+class LmsTimer:
+    """After ``delay_ns``, submit ``GroupState.lms_record(ring_id)`` if it returns a record."""
+
+    ring_id: RingId
+    delay_ns: int
+
+
+def encode_lms(ring: RingId) -> bytes:
+    """The control record data asking every member of ``ring`` to lower its expected votes."""
+    return _LMS.pack(CONTROL_LMS, ring.seq, ring.rep)
+
+
+def decode_lms(data: bytes) -> RingId | None:
+    if len(data) != _LMS.size or data[0] != CONTROL_LMS:
+        return None
+    _, seq, rep = _LMS.unpack(data)
+    return RingId(seq=seq, rep=rep)
+
+
+Held = tuple[str, tuple[int, ...], object, bool]
+"""(group, handles, event or None for a stream end, is a message): one output, in order."""
+
+
+class QuorumTracker:
+    """Verdicts and the primary-component hold for one node (see the module docstring)."""
+
+    def __init__(self, node_id: int, rules: QuorumRules, stored_expected: int | None) -> None:
+        self.me = node_id
+        self.rules = rules
+        self.state: QuorumState = initial_state(rules, stored_expected)
+        self.verdict: Quorum | None = None
+        """The last final verdict (of the current configuration, or an earlier one)."""
+        self.pending: Quorum | None = None
+        """A provisional, not-quorate value while a verdict waits for the announcements."""
+        self.holding = False
+        self.quorate = False
+        self.held: list[Held] = []
+        self.announced: dict[int, QuorumState] = {}
+        self.filtered = 0
+        """Messages primary-component members did not receive (not quorate)."""
+        self._stored = self.state.expected_votes
+
+    def restore(self, stored_expected: int | None) -> None:
+        """Before the first configuration: the expected votes an earlier incarnation stored."""
+        self.state = initial_state(self.rules, stored_expected)
+        self._stored = self.state.expected_votes
+
+    @property
+    def current(self) -> Quorum | None:
+        return self.pending or self.verdict
+
+    def wire_state(self) -> list[int | bool]:
+        return state_to_wire(self.state)
+
+    # ------------------------------------------------------------------ configurations
+
+    def on_transitional(self) -> list[Held]:
+        """Hold from here; a verdict still pending is abandoned (its held messages dropped)."""
+        if self.pending is not None:
+            self.pending = None
+            self.state = abandoned(self.rules, self.state)
+            self._drop_held_messages()
+        self.holding = True
+        self.quorate = False
+        return []
+
+    def on_regular(
+        self, ring: RingId, members: tuple[int, ...], immediate: bool
+    ) -> tuple[Quorum | None, list[Held], list[PersistQuorum]]:
+        """A regular configuration: its verdict now (and the released hold), or pending."""
+        self.announced = {}
+        if immediate:
+            return self._final(decide(self.rules, ring, members, self.state))
+        total = self.rules.total(members)
+        expected = max(self.state.expected_votes, total)
+        self.pending = Quorum(
+            ring, False, members, total, expected, expected // 2 + 1, QuorumReason.MINORITY, True
+        )
+        self.holding = True
+        return None, [], []
+
+    def on_announced(self, node: int, item: object) -> None:
+        self.announced[node] = state_from_wire(self.rules, item)
+
+    def on_settled(
+        self, ring: RingId, members: Iterable[int]
+    ) -> tuple[Quorum | None, list[Held], list[PersistQuorum]]:
+        """Every member announced: the pending verdict, from the merged states."""
+        if self.pending is None:
+            return None, [], []
+        nodes = tuple(sorted(members))
+        states = [self.announced.get(n) for n in nodes]
+        cautious = state_from_wire(self.rules, None)
+        merged = merge_states(self.rules, [s if s is not None else cautious for s in states])
+        return self._final(decide(self.rules, ring, nodes, merged))
+
+    def on_lms(
+        self, ring: RingId, current: RingId, members: tuple[int, ...], regular: bool
+    ) -> tuple[Quorum | None, list[Held], list[PersistQuorum]]:
+        """A last_man_standing record delivered: lower expected votes if it still applies."""
+        if not regular or ring != current or self.pending is not None:
+            return None, [], []
+        result = lowered(self.rules, ring, members, self.state)
+        if result is None:
+            return None, [], []
+        return self._final(result)
+
+    def _final(
+        self, result: tuple[Quorum, QuorumState]
+    ) -> tuple[Quorum, list[Held], list[PersistQuorum]]:
+        verdict, state = result
+        persist: list[PersistQuorum] = []
+        if self.rules.last_man_standing and state.expected_votes != self._stored:
+            self._stored = state.expected_votes
+            persist.append(PersistQuorum(state.expected_votes))
+        self.verdict, self.pending, self.state = verdict, None, state
+        self.quorate = verdict.quorate
+        released = self._release()
+        return verdict, released, persist
+
+    def lms_timer(self, verdict: Quorum) -> LmsTimer | None:
+        """The lowest member of a shrunk quorate configuration starts the window (§3.5)."""
+        rules = self.rules
+        if not (rules.last_man_standing and verdict.quorate):
+            return None
+        if verdict.total_votes >= verdict.expected_votes or min(verdict.members) != self.me:
+            return None
+        return LmsTimer(verdict.ring_id, rules.last_man_standing_window_ns)
+
+    def lms_applies(self, ring: RingId) -> bool:
+        verdict = self.verdict
+        return (
+            self.pending is None
+            and not self.holding
+            and verdict is not None
+            and verdict.ring_id == ring
+            and verdict.quorate
+            and verdict.total_votes < verdict.expected_votes
+        )
+
+    # ------------------------------------------------------------------ the hold
+
+    def route(
+        self, group: str, handles: tuple[int, ...], event: object, message: bool
+    ) -> Held | None:
+        """Where an output for primary members goes: held, passed on (returned), or dropped."""
+        item: Held = (group, handles, event, message)
+        if self.holding:
+            self.held.append(item)
+            return None
+        if message and not self.quorate:
+            self.filtered += 1
+            return None
+        return item
+
+    def _release(self) -> list[Held]:
+        out: list[Held] = []
+        for item in self.held:
+            if item[3] and not self.quorate:
+                self.filtered += 1
+            else:
+                out.append(item)
+        self.held = []
+        self.holding = False
+        return out
+
+    def _drop_held_messages(self) -> None:
+        kept = [item for item in self.held if not item[3]]
+        self.filtered += len(self.held) - len(kept)
+        self.held = kept
