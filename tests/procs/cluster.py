@@ -76,7 +76,10 @@ class NodeProc:
 
     @property
     def joined(self) -> bool:
-        return any(e["event"] == "joined" for e in self.events)
+        return self.saw("joined")
+
+    def saw(self, event: str) -> bool:
+        return any(e["event"] == event for e in self.events)
 
     def read(self) -> None:
         """The reader thread: stdout lines to ``events`` (anything else is ignored)."""
@@ -124,7 +127,22 @@ class ProcCluster:
         return [*nodes, self.harness]
 
     def history(self) -> History:
+        """The merged history of the run so far."""
         return load_jsonl(*self.paths())
+
+    def snapshot(self) -> History:
+        """A consistent cut of a running cluster: every event stamped before the cut time.
+
+        Reading the files one after another while the nodes run is not a snapshot: a delivery
+        read from one file can precede, in real time, the read of the file that will hold its
+        origination. Cutting at a time taken *before* any file is read fixes that: a node
+        writes each row before executing the row's effects, so anything that happened because
+        of an event missing from the files (written after they were read, so after the cut)
+        was stamped after the cut too, and is left out with it.
+        """
+        cut_ns = time.monotonic_ns()
+        merged = load_jsonl(*self.paths())
+        return History(e for e in merged.events if e.time_ns <= cut_ns)
 
     def count(self, node: int, event_type: str) -> int:
         """How many ``event_type`` rows node ``node``'s history file holds (all incarnations)."""
@@ -236,10 +254,16 @@ class ProcCluster:
         return stamp
 
     def quiet(self, nodes: Iterable[int] | None = None) -> int:
-        """Stop the workload of ``nodes`` (default: all running); return when it was asked."""
+        """Stop the workload of ``nodes`` (default: all running) and wait until each says it
+        stopped submitting; return when it was asked."""
         stamp = time.monotonic_ns()
-        for node in self.running() if nodes is None else nodes:
+        listed = list(self.running() if nodes is None else nodes)
+        for node in listed:
             self.procs[node].popen.send_signal(signal.SIGUSR1)
+        wait_for(
+            f"nodes {listed} to stop their workload ({self.run_dir})",
+            lambda: all(self.procs[n].saw("quiet") for n in listed),
+        )
         return stamp
 
     def close(self) -> None:
@@ -305,7 +329,7 @@ class ProcCluster:
         last: dict[str, Any] = {}
 
         def converged() -> bool:
-            last["history"] = history = self.history()
+            last["history"] = history = self.snapshot()
             verdict = check_liveness(history, params)
             last["report"] = verdict.summary()
             return verdict.valid is True

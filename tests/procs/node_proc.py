@@ -15,7 +15,10 @@ Stdout, one JSON object per line, flushed (``tests.procs.cluster`` reads it):
 ``{"event": "started", "node", "incarnation", "pid"}`` once the node is in its first ring,
 ``{"event": "ring", "ring_id": [rep, seq], "members", "transitional", "reason"}`` whenever the
 node's ring configuration changes (polled: short-lived ones may be missed; the history has
-them all), ``{"event": "joined", "group"}``, ``{"event": "closed"}`` just before a clean exit.
+them all), ``{"event": "joined", "group"}``, ``{"event": "view", "members", "left",
+"transitional", "reason"}`` for each group view (node ids of the members), ``{"event":
+"quiet"}`` once the workload stopped after SIGUSR1 (nothing more is submitted), and
+``{"event": "closed"}`` just before a clean exit.
 The process exits by itself if its parent dies or after ``--lifetime`` seconds, so a crashed
 test run leaves no nodes behind.
 """
@@ -55,6 +58,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
 
 async def workload(node: gcs.Node, group: gcs.Group, args: argparse.Namespace) -> None:
     """Submit at ``args.rate``; ``group.send`` waits when flow control closes the window."""
+    if args.rate <= 0:
+        return
     incarnation = node.history_incarnation
     assert incarnation is not None
     sizes = [int(s) for s in args.sizes.split(",")]
@@ -74,9 +79,16 @@ async def workload(node: gcs.Node, group: gcs.Group, args: argparse.Namespace) -
 
 
 async def drain(group: gcs.Group) -> None:
-    """Read every event so the member is never cut off as a slow consumer."""
-    async for _ in group:
-        pass
+    """Read every event so the member is never cut off as a slow consumer; report views."""
+    async for event in group:
+        if isinstance(event, gcs.View):
+            _emit(
+                "view",
+                members=[m.node for m in event.members],
+                left=[m.node for m in event.left],
+                transitional=event.transitional,
+                reason=event.reason.kind.value,
+            )
 
 
 async def watch_ring(node: gcs.Node) -> None:
@@ -107,6 +119,14 @@ async def orphan_watch(lifetime_s: float) -> None:
         await asyncio.sleep(0.2)
 
 
+async def stop_workload(quiet: asyncio.Event, sender: asyncio.Task[None]) -> None:
+    """On SIGUSR1: cancel the workload, wait until it is gone, and say so on stdout."""
+    await quiet.wait()
+    sender.cancel()
+    await asyncio.gather(sender, return_exceptions=True)
+    _emit("quiet")
+
+
 def _report_failure(task: asyncio.Task[None]) -> None:
     """A workload or reader that died is a test failure: say so on stderr."""
     if not task.cancelled() and task.exception() is not None:
@@ -128,11 +148,8 @@ async def main(args: argparse.Namespace) -> int:
     _emit("joined", group=args.group)
     reader = loop.create_task(drain(group), name="reader")
     tasks = [watcher, orphan, reader]
-    if args.rate > 0:
-        sender = loop.create_task(workload(node, group, args), name="workload")
-        quiet_waiter = loop.create_task(quiet.wait(), name="quiet")
-        quiet_waiter.add_done_callback(lambda _: sender.cancel())
-        tasks += [sender, quiet_waiter]
+    sender = loop.create_task(workload(node, group, args), name="workload")
+    tasks += [sender, loop.create_task(stop_workload(quiet, sender), name="quiet")]
     for task in tasks:
         task.add_done_callback(_report_failure)
     stopper = loop.create_task(stop.wait(), name="stop")
