@@ -219,7 +219,7 @@ class Driver:
             return
         now = self.now_ns()
         recorder = self._recorder
-        index = recorder.record(InputKind.RECEIVE, now, src, datagram) if self._recording else -1
+        index = recorder.record_receive(now, src, datagram) if self._recording else -1
         try:
             effects = self._core.receive(now, src, frame)
         except Exception as exc:

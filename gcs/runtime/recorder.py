@@ -9,11 +9,14 @@ effects came back (or that it raised). A received frame is kept as the datagram 
 so recording costs two appends on the hot path and holds nothing the garbage collector must
 scan; the datagram is opened again (decrypted) only when a dump is written.
 
-Bounded memory. Inputs are kept in segments of at most ``capacity``. When a segment fills, the
-recorder snapshots the core (``pickle`` of the whole state machine, taken between two inputs) and
-starts a new segment; it keeps the previous segment and its starting point, so a dump always
-holds between ``capacity`` and ``2 * capacity`` inputs and starts at a known state: either a
-fresh core (config + seed) or a snapshot.
+Bounded memory. Inputs are kept in segments of at most ``capacity`` inputs and about
+``segment_bytes`` of datagrams and submitted data (``SEGMENT_BYTES``, 8 MiB, by default: without
+it, a node receiving 1,400-byte datagrams would hold 28 MB for 2 x 10,000 inputs and a sender of
+16 KiB messages 320 MB). When a segment fills, the recorder snapshots the core (``pickle`` of the
+whole state machine, taken between two inputs) and starts a new segment; it keeps the previous
+segment and its starting point, so a dump always holds at least one full segment (``capacity``
+inputs, or fewer carrying ``segment_bytes``), at most two, and starts at a known state: either
+a fresh core (config + seed) or a snapshot.
 
 Dump format (CBOR map, RFC 0006 appendix B)::
 
@@ -61,6 +64,7 @@ __all__ = [
     "DUMP_FORMAT",
     "DUMP_VERSION",
     "RAISED",
+    "SEGMENT_BYTES",
     "Dump",
     "FlightRecorder",
     "Input",
@@ -80,6 +84,8 @@ RAISED = -1
 """The effect count recorded for a call that raised (submit refused, or an invariant broke)."""
 
 _LOST = "lost"
+SEGMENT_BYTES = 8 * 1024 * 1024
+"""Default bound on the datagram and record bytes one segment holds (two are kept)."""
 _REPLAY_LIMITS = WireLimits(
     max_datagram_bytes=MAX_DATAGRAM_CEILING,
     max_rtr_entries=1 << 20,
@@ -153,6 +159,7 @@ class FlightRecorder:
         cluster_name: str,
         key: bytes | None,
         capacity: int,
+        segment_bytes: int = 0,
     ) -> None:
         self.totem = totem
         self.seed = seed
@@ -161,6 +168,8 @@ class FlightRecorder:
         self.cluster_id = cluster_id_for(cluster_name)
         self._key = key
         self.capacity = capacity
+        self.segment_bytes = segment_bytes or SEGMENT_BYTES
+        self._bytes = 0  # datagram and record data bytes held by the current segment
         self.core: Core | None = None
         self._prev_origin: bytes | str | None = None
         self._prev: tuple[list[Entry], array[int]] = ([], array("q"))
@@ -186,6 +195,16 @@ class FlightRecorder:
         self.recorded += 1
         return len(self._effects) - 1
 
+    def record_receive(self, now_ns: int, src: int, datagram: bytes) -> int:
+        """``record(RECEIVE, now_ns, src, datagram)``, counting the datagram's bytes."""
+        if len(self._entries) >= self.capacity or self._bytes >= self.segment_bytes:
+            self._rebase()
+        self._bytes += len(datagram)
+        self._entries.append((InputKind.RECEIVE, now_ns, src, datagram))
+        self._effects.append(RAISED)
+        self.recorded += 1
+        return len(self._effects) - 1
+
     def record_submit(self, now_ns: int, record: Record, safe: bool) -> int:
         """``record(SUBMIT, now_ns, record, safe)``, keeping the record as a tuple of its fields.
 
@@ -194,8 +213,9 @@ class FlightRecorder:
         collection for as long as the recorder keeps it (a busy sender submits thousands per
         second, and GC pauses stall the token).
         """
-        if len(self._entries) >= self.capacity:
+        if len(self._entries) >= self.capacity or self._bytes >= self.segment_bytes:
             self._rebase()
+        self._bytes += len(record.data)
         fields_ = (record.group, record.handle, record.flags, record.data)
         self._entries.append((InputKind.SUBMIT, now_ns, fields_, safe))
         self._effects.append(RAISED)
@@ -221,6 +241,7 @@ class FlightRecorder:
             snapshot = _LOST
         self._prev_origin, self._prev = self._origin, (self._entries, self._effects)
         self._origin, self._entries, self._effects = snapshot, [], array("q")
+        self._bytes = 0
 
     def export(self, reason: str) -> dict[str, Any]:
         """A consistent copy of what to dump (references only); encode it with ``encode``."""

@@ -180,3 +180,30 @@ async def test_replay_node_command_reproduces_a_dump_and_reports_divergence(
     junk = tmp_path / "junk.cbor"
     junk.write_bytes(b"not a dump")
     assert main(["simulate", "replay-node", str(junk)]) == 1
+
+
+def test_segments_are_bounded_in_bytes_as_well_as_inputs() -> None:
+    """Large datagrams and messages start a new segment before ``capacity`` inputs, so the
+    recorder's memory stays near two segments' bytes whatever the message size."""
+    from gcs.totem.config import TotemConfig
+    from gcs.wire.frames import Record
+
+    recorder = rec.FlightRecorder(
+        TotemConfig(node_id=1, nodes=(1, 2)),
+        seed=1,
+        boot_id=1,
+        cluster_name="t",
+        key=None,
+        capacity=1000,
+        segment_bytes=1000,
+    )
+    for i in range(10):
+        recorder.record_receive(i, 2, bytes(300))
+        recorder.record_submit(i, Record("g", 1, 0, bytes(300)), False)
+    assert recorder.snapshots == 4  # 4 inputs hold 1,200 bytes: the 5th starts a new segment
+    exported = recorder.export("test")
+    assert len(exported["entries"]) == len(exported["effects"]) <= 8
+    held = sum(
+        len(e[3]) if e[0] is rec.InputKind.RECEIVE else len(e[2][3]) for e in exported["entries"]
+    )
+    assert held <= 2 * (1000 + 300)
