@@ -426,6 +426,10 @@ class _Session:
             100 * results[1]["gc_ms"] / 1000 / max(results[1]["cpu_s"], 1e-9)
         )
         self.figures[f"{prefix}_gc_max_ms"] = max(r["gc_max_ms"] for r in results.values())
+        protocol = [r["protocol"] for r in results.values()]
+        self.figures[f"{prefix}_retransmits"] = sum(p["mcasts_retransmitted"] for p in protocol)
+        tokens = max(1, results[1]["protocol"]["tokens_received"])
+        self.figures[f"{prefix}_msgs_per_rotation"] = messages / tokens
 
     def conc(self) -> None:
         senders = list(range(1, self.c.n + 1))
@@ -585,9 +589,10 @@ def _session(
                     session.failover(measure)
                 else:
                     getattr(session, measure)()
-            session.figures["peak_rss_mb"] = (
-                max(w.peak_rss_kb for w in cluster.workers.values()) / 1024
-            )
+            peaks = {n: w.peak_rss_kb / 1024 for n, w in cluster.workers.items()}
+            session.figures["peak_rss_mb"] = max(peaks.values())
+            for node, peak in peaks.items():
+                session.figures[f"peak_rss_mb_node{node}"] = peak
         finally:
             cluster.close()
     return {"figures": session.figures, "checks": session.checks}

@@ -377,6 +377,7 @@ class Worker:
         go = self._armed(op)
         assert GC_CLOCK is not None
         mark = GC_CLOCK.snapshot()
+        counters = self._counters()
         cpu = time.process_time()
         try:
             if self.me in senders:
@@ -387,7 +388,25 @@ class Worker:
             sampler.cancel()
             self.on_message = _ignore
         extra = {"cpu_s": time.process_time() - cpu, "rss_samples": samples}
-        return {**stream.report(), **sent, **GC_CLOCK.since(mark), **extra}
+        after = self._counters()
+        protocol = {name: after[name] - counters[name] for name in after}
+        return {**stream.report(), **sent, **GC_CLOCK.since(mark), **extra, "protocol": protocol}
+
+    def _counters(self) -> dict[str, int]:
+        """The counters that show the ring struggling: retransmissions, tokens, drops."""
+        assert self.node is not None
+        stats = self.node.statistics()
+        core = stats.core
+        return {
+            "tokens_received": core.tokens_received,
+            "tokens_retransmitted": core.tokens_retransmitted,
+            "mcasts_originated": core.mcasts_originated,
+            "mcasts_retransmitted": core.mcasts_retransmitted,
+            "rtr_requested": core.rtr_requested,
+            "datagrams_received": stats.runtime.datagrams_received,
+            "datagrams_sent": stats.runtime.datagrams_sent,
+            "drops": sum(stats.drops.values()),
+        }
 
     async def _send_phase(self, op: dict[str, Any]) -> dict[str, Any]:
         group = self.group
