@@ -35,10 +35,12 @@ def netns_required() -> None:
 
 @pytest.fixture
 def lab_cluster(tmp_path: Path) -> Iterator[LabCluster]:
-    made: list[tuple[NetLab, ProcCluster]] = []
+    labs: list[NetLab] = []
+    clusters: list[ProcCluster] = []
 
     def make(size: int, *, token_timeout_ms: int = 400) -> tuple[NetLab, ProcCluster]:
         lab = NetLab(size)
+        labs.append(lab)
         print(f"run directory: {tmp_path}; lab {lab.prefix} ({lab.network})")
         cluster = ProcCluster(
             tmp_path,
@@ -47,12 +49,13 @@ def lab_cluster(tmp_path: Path) -> Iterator[LabCluster]:
             token_timeout_ms=token_timeout_ms,
             launcher=lambda node, argv, kw: lab.popen(node, argv, **kw),
         )
-        made.append((lab, cluster))
+        clusters.append(cluster)
         return lab, cluster
 
     yield make
-    for lab, cluster in made:
-        try:
+    try:
+        for cluster in clusters:
             cluster.close()
-        finally:
+    finally:
+        for lab in labs:
             lab.close()
