@@ -418,6 +418,8 @@ class Node:
             self._state = _State.CLOSED
             if self._store is not None:
                 self._store.close()
+            if self._history is not None:
+                self._history.close()
             raise
         assert self._driver is not None
         self._driver.start(stored_ring_seq)

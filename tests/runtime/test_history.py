@@ -239,3 +239,17 @@ async def test_a_restarted_node_records_its_next_incarnation(tmp_path: Path) -> 
             )
         finally:
             await again.close()
+
+
+async def test_a_node_that_cannot_start_closes_its_history(tmp_path: Path) -> None:
+    """The port is taken: start fails with the bind error, and the history file is released."""
+    import socket
+
+    config = configs(1)[0]
+    host, port = config.bind_address
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as squatter:
+        squatter.bind((host, port))
+        node = gcs.Node(config, history=tmp_path / "h.jsonl")
+        with pytest.raises(gcs.ConfigError, match="bind"):
+            await node.start()
+    assert node._history is not None and node._history._fd is None
