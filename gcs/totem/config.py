@@ -17,6 +17,7 @@ __all__ = ["FailToRecvMode", "TotemConfig"]
 
 MS = 1_000_000
 FRAME_HEADROOM = 200  # bytes around the payload budget: frame header, encapsulation, sealing
+RECORD_OVERHEAD = 20  # the least a record costs in a frame (gcs.totem.sendqueue, RFC 0003 §8.1)
 
 
 class FailToRecvMode(enum.Enum):
@@ -122,11 +123,15 @@ class TotemConfig:
 
         Frames carry at most ``frame_payload_bytes`` of records; the frame header, the
         encapsulation of a recovered mcast and the sealing add less than ``FRAME_HEADROOM``.
+        Every record costs at least ``RECORD_OVERHEAD`` bytes of that budget (RFC 0003 §8.1),
+        so a frame holds fewer than ``frame_payload_bytes // RECORD_OVERHEAD + 1`` records: with
+        frames larger than about 5 KB, small messages pack more than the default 256.
         """
         return WireLimits(
             max_datagram_bytes=self.frame_payload_bytes + FRAME_HEADROOM,
             max_rtr_entries=max(64, self.rtr_max),
             max_nodes=max(384, len(self.nodes)),
+            max_records=max(256, self.frame_payload_bytes // RECORD_OVERHEAD + 1),
             max_record_data_bytes=max(65535, self.frame_payload_bytes),
         )
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections import deque
 
 from gcs.errors import MessageTooLarge, SendQueueFull
+from gcs.totem.config import RECORD_OVERHEAD
 from gcs.totem.effects import SendWindow
 from gcs.wire.frames import Record, RecordFlags
 
@@ -37,7 +38,7 @@ _LAST = int(RecordFlags.LAST)
 
 # Bytes a record costs in a frame beyond its data and group name: CBOR array and item headers
 # (1 + 1..3 for the group + 1..9 for the handle + 1 flags + 1..5 for the data length), rounded up.
-RECORD_OVERHEAD = 20
+# Defined with the configuration, whose wire limits depend on it.
 _GROUP_CACHE = 256  # group names whose UTF-8 length the queue remembers
 
 

@@ -13,7 +13,7 @@ from gcs.totem.effects import MembState, Multicast, SendWindow
 from gcs.totem.node import Node
 from gcs.totem.reassembly import Reassembler
 from gcs.totem.sendqueue import RECORD_OVERHEAD, SendQueue, record_cost
-from gcs.wire.frames import Mcast, Record, RecordFlags
+from gcs.wire.frames import Mcast, Record, RecordFlags, RingId
 
 from .tracing import MS, advance, next_token, operational, visible
 
@@ -168,6 +168,24 @@ def test_a_pickled_queue_takes_out_the_same_payloads() -> None:
     assert (copy.bytes, copy.backlog, copy.open, len(copy)) == (q.bytes, q.backlog, q.open, len(q))
     for _ in range(6):
         assert copy.take() == q.take()
+
+
+@pytest.mark.parametrize("budget", [1400, 8000, 65000])
+def test_a_frame_full_of_the_smallest_records_passes_the_receivers_limits(budget: int) -> None:
+    """Packing never makes an mcast that a receiver built from the same configuration drops:
+    large frames of small records hold more than the default 256 records (``max_records``)."""
+    from gcs.wire.channel import Channel
+
+    config = TotemConfig(node_id=1, nodes=(1, 2), frame_payload_bytes=budget)
+    q = queue(budget=budget, max_bytes=10 * budget)
+    for _ in range(budget // RECORD_OVERHEAD):
+        q.push(Record("g", 1, 0, b""), False)
+    taken = q.take()
+    assert taken is not None
+    mcast = Mcast(1, RingId(seq=4, rep=1), 1, False, taken[1])
+    sender = Channel(1, 1, "c", None, peers=(2,), limits=config.wire_limits())
+    receiver = Channel(2, 1, "c", None, peers=(1,), limits=config.wire_limits())
+    assert receiver.open(sender.seal(mcast)) == (1, mcast)
 
 
 def test_a_change_restarts_the_partial_record_at_the_node() -> None:
