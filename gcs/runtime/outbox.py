@@ -143,7 +143,8 @@ class Outbox:
             except SendQueueFull:
                 pass  # a big record does not fit yet: wait for room like everyone else
             else:
-                await self._budget.spend()  # a tight send loop must still let tokens through
+                if self._budget.due():  # a tight send loop must still let tokens through
+                    await asyncio.sleep(0)
                 return ticket
         future: asyncio.Future[Ticket] = asyncio.get_running_loop().create_future()
         self._data.append(_Waiting(record, safe, future))
