@@ -112,6 +112,8 @@ class Options:
     sealing: tuple[bool, ...] = (False, True)
     accelerated: tuple[bool, ...] = (False, True)
     settings: tuple[tuple[str, int], ...] = ()
+    big_frames: int = 0
+    """Also measure throughput with this ``frame_payload_bytes`` (0: only the default)."""
     grid: tuple[tuple[tuple[str, int], ...], ...] = ()
     """Extra settings to compare: one variant per entry (each added to ``settings``)."""
     netns: bool = False
@@ -548,6 +550,8 @@ def _variants(options: Options) -> list[tuple[Variant, tuple[str, ...]]]:
         main += ("failover_default",)
     if "leave" in want:
         main += ("leave",)
+    big: tuple[str, ...] = tuple(m for m in ("tput", "conc") if m in want)
+    big_frames = (("frame_payload_bytes", options.big_frames),) if options.big_frames else ()
     out: list[tuple[Variant, tuple[str, ...]]] = []
     for extra in options.grid or ((),):
         settings = options.settings + extra
@@ -555,6 +559,10 @@ def _variants(options: Options) -> list[tuple[Variant, tuple[str, ...]]]:
             for accelerated in options.accelerated:
                 if main:
                     out.append((Variant(sealed, accelerated, "default", settings), main))
+                if big and big_frames:
+                    out.append(
+                        (Variant(sealed, accelerated, "default", settings + big_frames), big)
+                    )
             if "failover" in want:
                 variant = Variant(sealed, options.accelerated[0], "corosync", settings)
                 out.append((variant, ("failover_corosync",)))
@@ -696,19 +704,29 @@ _ROWS: tuple[tuple[str, str, str], ...] = (
 
 
 def format_report(report: dict[str, Any]) -> str:
-    """The medians as one table: a row per figure, a column per variant."""
-    variants = report["variants"]
-    names = [_short(v) for v in variants]
-    width = max([12, *map(len, names)])
+    """The medians as tables (unsealed, then sealed): a row per figure, a column per variant."""
     lines = [
         f"gcs bench ring: {report['nodes']} nodes on {report['mode']}, median of "
         f"{report['runs']} run(s), {report['seconds']} s per throughput run; every run verified "
         f"(same sequence and full count at every receiver)",
         f"machine: {report['machine']['cpus']} CPUs {report['machine']['cpu']}, Python "
         f"{report['machine']['python']}, load average at the end {report['machine']['load_avg']}",
-        "",
-        f"{'figure':<28} {'unit':<6}" + "".join(f" {n:>{width}}" for n in names),
     ]
+    for sealed in (False, True):
+        variants = [v for v in report["variants"] if v["sealed"] is sealed]
+        if variants:
+            lines += ["", *_table(variants)]
+    for v in report["variants"]:
+        soak = v["figures"].get("soak_rss_mb")
+        if soak:
+            lines.append(f"soak RSS samples (MB) {v['name']}: {soak}")
+    return "\n".join(lines)
+
+
+def _table(variants: list[dict[str, Any]]) -> list[str]:
+    names = [_short(v) for v in variants]
+    width = max([12, *map(len, names)])
+    lines = [f"{'figure':<28} {'unit':<6}" + "".join(f" {n:>{width}}" for n in names)]
     for key, label, unit in _ROWS:
         cells = [v["figures"].get(key) for v in variants]
         if all(c is None for c in cells):
@@ -716,20 +734,16 @@ def format_report(report: dict[str, Any]) -> str:
         lines.append(
             f"{label:<28} {unit:<6}" + "".join(f" {_cell(c, unit):>{width}}" for c in cells)
         )
-    for v in variants:
-        soak = v["figures"].get("soak_rss_mb")
-        if soak:
-            lines.append(f"soak RSS samples (MB) {v['name']}: {soak}")
-    return "\n".join(lines)
+    return lines
 
 
 def _short(variant: dict[str, Any]) -> str:
-    name = ("sealed" if variant["sealed"] else "plain") + (
-        "/accel" if variant["accelerated"] else "/classic"
+    name = ("aes" if variant["sealed"] else "plain") + (
+        " accel" if variant["accelerated"] else " classic"
     )
-    name += "/300ms" if variant["timers"] == "corosync" else ""
+    name += " 300ms" if variant["timers"] == "corosync" else ""
     extra = [f"{_ABBREV.get(k, k)}{v}" for k, v in variant["config"].items() if k in _ABBREV]
-    return "/".join([name, *extra])
+    return " ".join([name, *extra])
 
 
 _ABBREV = {"window_size": "w", "max_messages": "m", "frame_payload_bytes": "f"}

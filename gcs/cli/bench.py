@@ -111,6 +111,13 @@ def _register_ring(benches: _Subparsers) -> None:
         default=None,
         help=f"comma-separated subset of {','.join(MEASUREMENTS)} (default: all but soak)",
     )
+    add(
+        "--big-frames",
+        type=int,
+        default=65000,
+        metavar="BYTES",
+        help="also measure throughput with frame_payload_bytes=BYTES (default 65000; 0: skip)",
+    )
     add("--sealing", choices=("both", "on", "off"), default="both", help="AES-256-GCM on/off")
     add("--ring", choices=("both", "classic", "accelerated"), default="both")
     add(
@@ -177,6 +184,7 @@ def _ring_options(args: argparse.Namespace, known: tuple[str, ...]) -> Any:
         sealing={"both": (False, True), "on": (True,), "off": (False,)}[args.sealing],
         accelerated={"both": (False, True), "classic": (False,), "accelerated": (True,)}[args.ring],
         settings=settings,
+        big_frames=args.big_frames,
         grid=grid,
         netns=args.netns,
     )
