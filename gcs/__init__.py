@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from gcs.quorum import Quorum, QuorumOptions, QuorumReason
     from gcs.runtime.loop import run
     from gcs.runtime.outbox import Ticket
+    from gcs.statetransfer import StateGroup, StateHandler, join_with_state
 
 __version__ = "0.1.0"
 
@@ -53,11 +54,14 @@ _LAZY = {
     "QuorumReason": "gcs.quorum",
     "Reason": "gcs.groups",
     "RingView": "gcs.api",
+    "StateGroup": "gcs.statetransfer",
+    "StateHandler": "gcs.statetransfer",
     "Ticket": "gcs.runtime.outbox",
     "View": "gcs.groups",
     "ViewId": "gcs.groups",
     "ViewReason": "gcs.groups",
     "connect": "gcs.client",
+    "join_with_state": "gcs.statetransfer",
     "run": "gcs.runtime.loop",
 }
 
@@ -88,6 +92,8 @@ __all__ = [
     "RingView",
     "SendQueueFull",
     "SlowConsumer",
+    "StateGroup",
+    "StateHandler",
     "StateTransferFailed",
     "Ticket",
     "View",
@@ -95,6 +101,7 @@ __all__ = [
     "ViewReason",
     "__version__",
     "connect",
+    "join_with_state",
     "run",
 ]
 

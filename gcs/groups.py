@@ -494,6 +494,8 @@ class GroupState:
             verdict, released, persist = tracker.on_regular(conf.ring_id, conf.members, immediate)
             self._put_held(released, out)
             out.extend(persist)
+            if verdict is None and tracker.pending is not None:
+                self._quorum_out(tracker.pending, out)  # marks the change; the verdict follows
         # Groups that changed in the transitional configuration get a regular view with the same
         # members. When the ring adds nodes, each side makes its own: the lineage keeps them apart.
         shared = self.settled and not conf.joined

@@ -88,7 +88,8 @@ def test_transitional_messages_wait_for_the_next_verdict() -> None:
 
 
 def test_pending_verdict_is_reached_at_the_last_announcement() -> None:
-    """QRM-3.3-1, QRM-3.3-2, PRM-4-2: wait_for_all needs the other side's state."""
+    """QRM-3.3-1, QRM-3.3-2, PRM-4-2: wait_for_all needs the other side's state; a pending
+    marker sits at the configuration change, the verdict where the last announcement is."""
     model, (a, _, _) = three(wait_for_all=True)
     model.partition(0, {3}, [])
     mark = len(model.events(a))
@@ -99,8 +100,10 @@ def test_pending_verdict_is_reached_at_the_last_announcement() -> None:
     model.settle()
     tail = model.events(a)[mark:]
     kinds = [type(e).__name__ for e in tail]
-    assert kinds == ["Message", "View", "Quorum"], kinds
-    view, verdict = tail[1], tail[2]
+    assert kinds == ["Quorum", "Message", "View", "Quorum"], kinds
+    marker = tail[0]
+    assert isinstance(marker, Quorum) and marker.pending and not marker.quorate
+    view, verdict = tail[2], tail[3]
     assert isinstance(view, View) and view.reason.kind is ViewReason.NODE_UP
     assert isinstance(verdict, Quorum) and verdict.quorate and not verdict.pending
     assert verdict.members == (1, 2, 3)
