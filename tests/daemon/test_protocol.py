@@ -56,7 +56,7 @@ def test_ring_views_round_trip() -> None:
         gcs.NodeClosed("closed"),
         gcs.SlowConsumer("behind"),
         gcs.MessageTooLarge(2000, 1000),
-        gcs.InvariantViolation("ORD-1 broken"),
+        gcs.InvariantViolation("aru above seq"),
     ],
     ids=lambda e: type(e).__name__,
 )
