@@ -483,15 +483,18 @@ class GroupState:
             # will not announce in it. The next regular configuration starts a new round.
             self.sync = None
             if tracker is not None:
-                tracker.on_transitional()
+                tracker.on_transitional(conf.ring_id, conf.members)
             self._transitional_views(conf, out)
             return out
         self.transitional = False
         verdict = None
         if tracker is not None:
             # The verdict is immediate unless it needs state only the other sides have.
-            immediate = tracker.rules.static or (self.settled and not conf.joined)
-            verdict, released, persist = tracker.on_regular(conf.ring_id, conf.members, immediate)
+            clean = self.settled and not conf.joined
+            immediate = tracker.rules.static or clean
+            verdict, released, persist = tracker.on_regular(
+                conf.ring_id, conf.members, immediate, clean
+            )
             self._put_held(released, out)
             out.extend(persist)
             if verdict is None and tracker.pending is not None:
@@ -737,6 +740,7 @@ class GroupState:
         tracker = self.quorum_tracker
         if tracker is not None:
             # What was held came before this point; the settling views come after it.
+            tracker.in_sync = True
             verdict, released, persist = tracker.on_settled(sync.ring, self.config_nodes)
             self._put_held(released, out)
             out.extend(persist)

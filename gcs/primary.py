@@ -11,18 +11,26 @@ every member lowers it at the same point.
 Primary-component members (RFC 0008 §4). A member that joined with ``primary=True`` receives
 messages only where they belong to the history of a quorate configuration:
 
-* delivered in a regular configuration whose verdict is quorate: passed on;
-* delivered in a regular configuration that is not quorate: dropped (counted);
+* delivered in a regular configuration whose verdict is quorate, while the group layer is
+  settled (every node holds the same group state): passed on;
+* delivered in a regular configuration that is not quorate, or while the group layer is not
+  settled (a configuration that added nodes, until its announcements are in): dropped
+  (counted) — the sides that just met may hold different application states, and only the
+  application (state transfer, ``gcs.transfer``) can reconcile them;
 * delivered in a transitional configuration, or while the verdict is pending: *held*, together
   with the views and stream ends that follow them (so the stream keeps its order), until the
-  next verdict; then passed on if it is quorate and dropped if not. A configuration whose
-  verdict never arrives (a transitional configuration cut its round short) counts as not
-  quorate.
+  next verdict; then passed on only if that configuration is quorate *and* consists exactly of
+  the members that moved together from the old one (it added no nodes; the layer was
+  settled), and dropped otherwise. A configuration whose verdict never arrives (a
+  transitional configuration cut its round short) counts as not quorate.
 
 With safe messages this gives virtual synchrony inside the primary component: members of a
 quorate configuration that deliver a safe message in it know every member has it, and a member
-that delivers it later, in the transitional configuration, applies it only if it moves on into
-the next quorate configuration — never in a minority. RFC 0008 §4.2 has the argument.
+that delivers it later, in the transitional configuration, applies it only if it moves on, with
+the members it moved with and nobody else, into the next quorate configuration — never in a
+minority, and never into a merge where the other side may have gone further (a node paused
+through a whole quorate configuration of the others would otherwise apply old messages on
+top of a stale state). RFC 0008 §4.2 has the argument.
 """
 
 from __future__ import annotations
@@ -107,6 +115,8 @@ class QuorumTracker:
         """A provisional, not-quorate value while a verdict waits for the announcements."""
         self.holding = False
         self.quorate = False
+        self.in_sync = False
+        """Set by the group layer: it is settled (same group state at every node of the ring)."""
         self.held: list[Held] = []
         self.announced: dict[int, QuorumState] = {}
         self.filtered = 0
@@ -127,23 +137,37 @@ class QuorumTracker:
 
     # ------------------------------------------------------------------ configurations
 
-    def on_transitional(self) -> list[Held]:
-        """Hold from here; a verdict still pending is abandoned (its held messages dropped)."""
+    def on_transitional(self, ring: RingId, members: tuple[int, ...]) -> None:
+        """Hold from here; a verdict still pending is abandoned (its held messages dropped).
+
+        The nodes that moved together are judged too (RFC 0008 QRM-3.4-3): a node that left a
+        quorate configuration with too few of its votes is no longer an authority on expected
+        votes or wait_for_all when it meets other nodes — else it could lend a quorum to a
+        second partition while the rest of its old configuration goes on quorate.
+        """
         if self.pending is not None:
             self.pending = None
             self.state = abandoned(self.rules, self.state)
             self._drop_held_messages()
+        if self.state.quorate:
+            moved, _ = decide(self.rules, ring, members, self.state)
+            if not moved.quorate:
+                self.state = abandoned(self.rules, self.state)
         self.holding = True
         self.quorate = False
-        return []
 
     def on_regular(
-        self, ring: RingId, members: tuple[int, ...], immediate: bool
+        self, ring: RingId, members: tuple[int, ...], immediate: bool, clean: bool
     ) -> tuple[Quorum | None, list[Held], list[PersistQuorum]]:
-        """A regular configuration: its verdict now (and the released hold), or pending."""
+        """A regular configuration: its verdict now (and the released hold), or pending.
+
+        ``clean``: its members are exactly those that moved together from the previous one,
+        which was settled — the only case in which held old-ring messages may be passed on.
+        """
         self.announced = {}
+        self.in_sync = clean
         if immediate:
-            return self._final(decide(self.rules, ring, members, self.state))
+            return self._final(decide(self.rules, ring, members, self.state), keep=clean)
         total = self.rules.total(members)
         expected = max(self.state.expected_votes, total)
         self.pending = Quorum(
@@ -165,7 +189,9 @@ class QuorumTracker:
         states = [self.announced.get(n) for n in nodes]
         cautious = state_from_wire(self.rules, None)
         merged = merge_states(self.rules, [s if s is not None else cautious for s in states])
-        return self._final(decide(self.rules, ring, nodes, merged))
+        # What was held came before the settling point: from a transitional configuration that
+        # led into this merge, or from this configuration while unsettled. Never passed on.
+        return self._final(decide(self.rules, ring, nodes, merged), keep=False)
 
     def on_lms(
         self, ring: RingId, current: RingId, members: tuple[int, ...], regular: bool
@@ -176,10 +202,10 @@ class QuorumTracker:
         result = lowered(self.rules, ring, members, self.state)
         if result is None:
             return None, [], []
-        return self._final(result)
+        return self._final(result, keep=True)
 
     def _final(
-        self, result: tuple[Quorum, QuorumState]
+        self, result: tuple[Quorum, QuorumState], keep: bool
     ) -> tuple[Quorum, list[Held], list[PersistQuorum]]:
         verdict, state = result
         persist: list[PersistQuorum] = []
@@ -188,7 +214,7 @@ class QuorumTracker:
             persist.append(PersistQuorum(state.expected_votes))
         self.verdict, self.pending, self.state = verdict, None, state
         self.quorate = verdict.quorate
-        released = self._release()
+        released = self._release(keep and verdict.quorate)
         return verdict, released, persist
 
     def lms_timer(self, verdict: Quorum) -> LmsTimer | None:
@@ -221,15 +247,15 @@ class QuorumTracker:
         if self.holding:
             self.held.append(item)
             return None
-        if message and not self.quorate:
+        if message and not (self.quorate and self.in_sync):
             self.filtered += 1
             return None
         return item
 
-    def _release(self) -> list[Held]:
+    def _release(self, keep_messages: bool) -> list[Held]:
         out: list[Held] = []
         for item in self.held:
-            if item[3] and not self.quorate:
+            if item[3] and not keep_messages:
                 self.filtered += 1
             else:
                 out.append(item)

@@ -178,6 +178,12 @@ class QuorumRules:
         _check_bools(options)
         two_node = options.two_node
         wfa = two_node if options.wait_for_all is None else options.wait_for_all
+        if wfa and expected > total:
+            raise ConfigError(
+                "quorum.wait_for_all",
+                f"can never be satisfied: expected_votes ({expected}) is more than the {total} "
+                "votes of all configured nodes",
+            )
         if two_node:
             _check_two_node(node_ids, resolved, expected, options)
         lms = options.last_man_standing

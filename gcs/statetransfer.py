@@ -85,7 +85,7 @@ class StateHandler(Protocol):
 class GroupJoiner(Protocol):
     """A ``gcs.Node`` or a daemon client: anything with ``join`` returning a ``gcs.Group``."""
 
-    async def join(self, name: str, **kwargs: Any) -> Group: ...
+    async def join(self, name: str, *, queue_size: int | None = None) -> Group: ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -255,9 +255,7 @@ class Transfer:
         self.due = True
         self.since_view = 0
         self.quorum_after_view = False
-        self.dropping = False
-        """Primary mode, between a ring change that added nodes and the round it leads to."""
-        self.dropped = 0
+        self.await_settle = False
         self.ignored = 0
         """Malformed or impossible protocol messages (RFC 0008 XFR-5.6-1)."""
         self.rounds = 0
@@ -307,9 +305,6 @@ class Transfer:
     # ------------------------------------------------------------------ stream events
 
     def _app(self, event: Event, out: list[Action]) -> None:
-        if self.dropping and type(event) is Message:
-            self.dropped += 1
-            return
         if self.buffering:
             self.buffer.append(event)
             if type(event) is Message:
@@ -325,6 +320,8 @@ class Transfer:
         self.since_view = 0
         if previous is None or previous.view_id.ring != view.view_id.ring:
             self.quorum_after_view = False
+        if not view.transitional and not view.view_id.lineage:
+            self.await_settle = False
         rnd = self.round
         if view.transitional:
             if self.holder and self.lineage is not None:
@@ -347,9 +344,6 @@ class Transfer:
                 self._round_view(rnd, view, out)
                 return
         self._try_start(out)
-        pending = self.quorum is not None and self.quorum.pending
-        if self.round is None and not view.view_id.lineage and not pending:
-            self.dropping = False
 
     def _on_quorum(self, verdict: Quorum, out: list[Action]) -> None:
         previous, self.quorum = self.quorum, verdict
@@ -358,9 +352,9 @@ class Transfer:
         new_ring = previous is None or previous.ring_id != verdict.ring_id
         grew = previous is not None and not set(verdict.members) <= set(previous.members)
         if self.primary and new_ring and grew:
-            # Sides of a partition meet: until the round at the settling view, nobody may
-            # apply messages to a state that could be a stale side's (RFC 0008 §5.5).
-            self.dropping = True
+            # Nodes joined the ring: the group layer passes no messages until it is settled,
+            # and a view marks that point (RFC 0006 API-9). Rounds wait for it.
+            self.await_settle = True
         if self.primary and new_ring:
             # The ring changed under an unchanged group view: primary-component filtering may
             # have dropped this round's messages (or a transfer's chunks) on the way.
@@ -392,6 +386,8 @@ class Transfer:
         view = self.view
         if not self.due or view is None or view.transitional or view.view_id.lineage:
             return  # not under a view every member computed from the same state
+        if self.await_settle:
+            return
         if not self._quorate():
             return
         key = _key(view.view_id, self.since_view)
@@ -400,7 +396,6 @@ class Transfer:
 
     def _start(self, view: View, key: bytes, out: list[Action]) -> None:
         self.due = False
-        self.dropping = False
         self.rounds += 1
         cut = len(self.buffer)
         self.round = _Round(key, set(view.members), cut, view, self.quorum)

@@ -49,6 +49,13 @@ def register(subparsers: Any) -> None:
     swarm_p = sub.add_parser("swarm", help="draw the scenario itself from each seed")
     _seed_args(swarm_p)
     swarm_p.add_argument("--nodes", type=int, default=0, help="fix the cluster size")
+    swarm_p.add_argument(
+        "--workload",
+        choices=("messages", "kv"),
+        default="messages",
+        help="messages: the ring-level workload; kv: a replicated key-value store with quorum "
+        "rules drawn per seed, judged also by the quorum and kv checkers (RFC 0008 §7)",
+    )
     swarm_p.add_argument("--show", action="store_true", help="print each drawn scenario")
     swarm_p.set_defaults(func=_cmd_swarm)
     _register_tools(sub)
@@ -82,6 +89,7 @@ class _Job:
     nodes: int
     out: str | None = None
     plots: bool = True
+    workload: str = "messages"
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +105,7 @@ class _Outcome:
 
 def _scenario_for(job: _Job) -> Scenario:
     if job.kind == "swarm":
-        scenario = draw_scenario(job.seed, nodes=job.nodes)
+        scenario = draw_scenario(job.seed, nodes=job.nodes, kind=job.workload)
     else:
         scenario = load_scenario(job.path)
     if job.wire is not None:
@@ -160,7 +168,11 @@ def _run_jobs(args: argparse.Namespace, kind: str, path: str, nodes: int) -> int
     first = args.seed if args.seed is not None else 1
     count = args.seeds if args.seeds is not None else 1
     seeds = list(range(first, first + count))
-    jobs = [_Job(kind, path, seed, args.wire, nodes, args.out, not args.no_plots) for seed in seeds]
+    workload = getattr(args, "workload", "messages")
+    jobs = [
+        _Job(kind, path, seed, args.wire, nodes, args.out, not args.no_plots, workload)
+        for seed in seeds
+    ]
     if args.trace or len(jobs) == 1:
         print(f"seed {jobs[0].seed}" if len(jobs) == 1 else f"seeds {first}..{first + count - 1}")
     if args.trace:
@@ -230,14 +242,23 @@ def _report(
 def _print_reproduce(args: argparse.Namespace, kind: str, path: str, seed: int) -> None:
     """How to reproduce a failing seed: re-run it, or replay and shrink its run directory."""
     if args.out is not None:
-        job = _Job(kind, path, seed, args.wire, getattr(args, "nodes", 0))
+        job = _Job(
+            kind,
+            path,
+            seed,
+            args.wire,
+            getattr(args, "nodes", 0),
+            workload=getattr(args, "workload", "messages"),
+        )
         run_dir = Path(args.out) / run_dir_name(_scenario_for(job), seed)
         print(f"replay: gcs simulate replay {run_dir} --trace")
         print(f"shrink: gcs simulate shrink {run_dir}")
         return
     target = f" {path}" if kind == "run" else ""
     wire = f" --wire {args.wire}" if args.wire else ""
-    print(f"replay: gcs simulate {kind}{target} --seed {seed}{wire} --trace")
+    workload = getattr(args, "workload", "messages")
+    extra = f" --workload {workload}" if workload != "messages" else ""
+    print(f"replay: gcs simulate {kind}{target} --seed {seed}{wire}{extra} --trace")
 
 
 def _trace_one(job: _Job) -> int:

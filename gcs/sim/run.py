@@ -15,6 +15,7 @@ from typing import Any
 
 from gcs.sim import history as h
 from gcs.sim.checkers import CheckParams, Verdict, check_all, overall
+from gcs.sim.kv import KvWorkload, install_kv
 from gcs.sim.metrics import Metrics, compute_metrics
 from gcs.sim.nemesis import heal_all, install_nemesis
 from gcs.sim.scenario import Scenario
@@ -96,7 +97,11 @@ def run(
     for node in scenario.node_ids:
         offset = int(spread.random() * scenario.start_spread_ms * MS)
         world.at(offset, world.start, node)
-    install_workload(world, scenario)
+    kv: KvWorkload | None = None
+    if scenario.workload.kind == "kv":
+        kv = install_kv(world, scenario)
+    else:
+        install_workload(world, scenario)
     install_nemesis(world, scenario)
     end_ns = int(scenario.duration_s * S)
     quiet_ns = _quiet_from(scenario, end_ns)
@@ -105,6 +110,8 @@ def run(
     bound = scenario.liveness_bound_ns() + _pending_penalty(world)
     world.run_until(quiet_ns + max(int(scenario.quiet_s * S), bound))
     verdicts = check_all(world.history, params=_params(world, scenario, quiet_ns, bound, end_ns))
+    if kv is not None:
+        verdicts += kv.verdicts()
     workload_s = max(scenario.duration_s - scenario.workload.start_s, 1e-9)
     return Result(
         scenario=scenario,

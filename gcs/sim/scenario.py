@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from gcs.errors import ConfigError
+from gcs.quorum import QuorumOptions, QuorumRules
 from gcs.sim.network import LatencyKind, LinkParams
 from gcs.totem.config import FailToRecvMode, TotemConfig
 
@@ -82,6 +83,8 @@ class Workload:
     start_s: float = 1.0
     burst: int = 64  # saturating mode: submissions per millisecond at most
     batch: int = 1  # messages submitted together at each arrival (they may share an mcast)
+    kind: str = "messages"  # "messages" | "kv" (a replicated key-value store, gcs.sim.kv)
+    keys: int = 8  # kv: how many keys the writes spread over
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +134,8 @@ class Scenario:
     persist_delay_ms: float = 0.0
     liveness_bound_s: float = 0.0  # 0 = derived from the timers (RFC 0004 §9)
     start_spread_ms: float = 0.0
+    quorum: Mapping[str, Any] = field(default_factory=dict)  # [quorum]: QuorumOptions keys
+    votes: tuple[int, ...] = ()  # per node 1..n; empty = one vote each
 
     @property
     def node_ids(self) -> tuple[int, ...]:
@@ -147,6 +152,11 @@ class Scenario:
             else:
                 kwargs[name] = int(value * unit)
         return TotemConfig(node_id=node_id, nodes=self.node_ids, **kwargs)
+
+    def quorum_rules(self) -> QuorumRules:
+        """The quorum rules of the ``[quorum]`` table and ``votes`` (RFC 0008 §3)."""
+        votes = dict(zip(self.node_ids, self.votes, strict=True)) if self.votes else None
+        return QuorumRules.build(self.node_ids, votes, QuorumOptions.from_mapping(self.quorum))
 
     def liveness_bound_ns(self) -> int:
         """Time from the last fault to one common configuration, by RFC 0004 §9."""
@@ -194,6 +204,8 @@ def parse_scenario(data: Mapping[str, Any], default_name: str = "scenario") -> S
         "persist_delay_ms",
         "liveness_bound_s",
         "start_spread_ms",
+        "quorum",
+        "votes",
     }
     _unknown(data, known, "")
     nodes = _int(data, "nodes", 5, 1, 256)
@@ -213,12 +225,25 @@ def parse_scenario(data: Mapping[str, Any], default_name: str = "scenario") -> S
         persist_delay_ms=_num(data, "persist_delay_ms", 0.0, 0.0),
         liveness_bound_s=_num(data, "liveness_bound_s", 0.0, 0.0),
         start_spread_ms=_num(data, "start_spread_ms", 0.0, 0.0),
+        quorum=dict(data.get("quorum", {})),
+        votes=_votes(data.get("votes", []), nodes),
     )
     try:
         scenario.totem_config(1)
     except (ValueError, TypeError) as exc:
         raise ConfigError("totem", str(exc)) from None
+    scenario.quorum_rules()  # ConfigError naming quorum.<key> or votes[<node>]
     return scenario
+
+
+def _votes(value: object, nodes: int) -> tuple[int, ...]:
+    if value == []:
+        return ()
+    if not isinstance(value, list) or len(value) != nodes:
+        raise ConfigError("votes", f"a list of {nodes} vote counts, one per node")
+    if not all(type(v) is int for v in value):
+        raise ConfigError("votes", "vote counts are integers")
+    return tuple(value)
 
 
 # ---------------------------------------------------------------------- parsing helpers
@@ -298,7 +323,18 @@ def _link(data: Mapping[str, Any]) -> LinkParams:
 
 
 def _workload(data: Mapping[str, Any], nodes: int) -> Workload:
-    known = {"rate", "size", "sizes", "safe", "senders", "start_s", "burst", "batch"}
+    known = {
+        "rate",
+        "size",
+        "sizes",
+        "safe",
+        "senders",
+        "start_s",
+        "burst",
+        "batch",
+        "kind",
+        "keys",
+    }
     _unknown(data, known, "workload.")
     p = "workload."
     sizes_raw = data.get("sizes", [data.get("size", 64)])
@@ -319,6 +355,8 @@ def _workload(data: Mapping[str, Any], nodes: int) -> Workload:
         start_s=_num(data, "start_s", 1.0, 0.0, p),
         burst=int(_num(data, "burst", 64, 1, p)),
         batch=int(_num(data, "batch", 1, 1, p)),
+        kind=_choice(data, "kind", "messages", ("messages", "kv")),
+        keys=int(_num(data, "keys", 8, 1, p)),
     )
 
 
@@ -403,6 +441,13 @@ def _dump_toml(s: Scenario) -> str:
         f"burst = {w.burst}",
         f"batch = {w.batch}",
     ]
+    if w.kind != "messages":
+        lines += [f"kind = {_toml_value(w.kind)}", f"keys = {w.keys}"]
+    if s.votes:
+        lines.insert(lines.index("[totem]") - 1, f"votes = {_toml_value(list(s.votes))}")
+    if s.quorum:
+        lines += ["", "[quorum]"]
+        lines += [f"{k} = {_toml_value(v)}" for k, v in sorted(s.quorum.items())]
     for step in s.faults:
         lines += ["", "[[faults]]"]
         lines += [f"{k} = {_toml_value(v)}" for k, v in step.to_toml().items()]

@@ -35,8 +35,15 @@ _SPECS = ("one", "halves", "majority", "bridge", "majorities-ring")
 _WHEN = ("", "", "", "gather", "commit", "recovery")
 
 
-def draw_scenario(seed: int, *, base: Scenario | None = None, nodes: int = 0) -> Scenario:
-    """A scenario for ``seed``: same seed, same scenario, in any process."""
+def draw_scenario(
+    seed: int, *, base: Scenario | None = None, nodes: int = 0, kind: str = "messages"
+) -> Scenario:
+    """A scenario for ``seed``: same seed, same scenario, in any process.
+
+    ``kind="kv"`` runs the replicated key-value store (``gcs.sim.kv``) with quorum rules
+    drawn from the seed's own ``swarm-kv`` stream, so the rest of the scenario is the same one
+    ``"messages"`` draws.
+    """
     rng = SeedTree(seed).rng("swarm")
     count = nodes or rng.choice((3, 3, 4, 5, 5, 6, 7))
     duration = rng.choice((20.0, 30.0, 40.0))
@@ -71,7 +78,34 @@ def draw_scenario(seed: int, *, base: Scenario | None = None, nodes: int = 0) ->
     )
     if base is not None:
         scenario = replace(scenario, wire=base.wire)
+    if kind == "kv":
+        scenario = _kv(SeedTree(seed).rng("swarm-kv"), scenario)
     return scenario
+
+
+def _kv(rng: random.Random, scenario: Scenario) -> Scenario:
+    """The kv variant: a primary-component store, and votequorum options to judge it under.
+
+    ``two_node`` is never drawn: it makes both halves of a split quorate on purpose (corosync
+    relies on fencing), which the quorum checker would rightly reject.
+    """
+    count = scenario.nodes
+    weighted = rng.random() < 0.2
+    votes = tuple(2 if weighted and n == 1 else 1 for n in range(1, count + 1))
+    quorum: dict[str, object] = {}
+    wfa = rng.random() < 0.4
+    if wfa:
+        quorum["wait_for_all"] = True
+    elif rng.random() < 0.3:
+        quorum["expected_votes"] = sum(votes) + 1  # wait_for_all could never be satisfied
+    if rng.random() < 0.4:
+        quorum["auto_tie_breaker"] = True
+        quorum["auto_tie_breaker_node"] = rng.choice(("lowest", "highest"))
+    if wfa and not weighted and rng.random() < 0.5:
+        quorum["last_man_standing"] = True
+        quorum["last_man_standing_window_ms"] = rng.choice((500, 1000, 3000))
+    workload = replace(scenario.workload, kind="kv", keys=rng.choice((4, 8, 16)))
+    return replace(scenario, workload=workload, quorum=quorum, votes=votes if weighted else ())
 
 
 def _draw_faults(rng: random.Random, nodes: int, duration: float) -> list[FaultStep]:

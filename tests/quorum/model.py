@@ -70,6 +70,12 @@ class QuorumModel(RingModel):
                 model.submit(record)
         model.lms.clear()
 
+    def drain_all(self) -> None:
+        """Deliver in every component until every queue is empty."""
+        for comp in self.components:
+            while any(self.nodes[n].queue for n in comp.nodes):
+                self.deliver(comp, list(comp.nodes))
+
     def component_of(self, node: int) -> Component:
         return next(c for c in self.components if node in c.nodes)
 

@@ -21,7 +21,9 @@ from gcs.groups import (
 )
 from gcs.primary import encode_lms
 from gcs.quorum import QuorumOptions, QuorumRules
+from gcs.totem.effects import ChangeReason, ReasonKind
 from gcs.wire.frames import Record, RecordFlags, RingId
+from tests.groups.model import Component
 from tests.quorum.model import QuorumModel, data_of, quorums, views
 
 DATA = int(RecordFlags.DATA)
@@ -53,7 +55,7 @@ def test_verdict_follows_the_views_of_its_change() -> None:
 
 
 def test_primary_members_receive_messages_only_when_quorate() -> None:
-    """PRM-4-1: delivered in a quorate regular configuration: received; otherwise not."""
+    """QRM-4-1: delivered in a quorate regular configuration: received; otherwise not."""
     model, (a, b, c) = three()
     plain = model.join_with(3, "g", quorum_events=False)
     model.settle()
@@ -69,7 +71,7 @@ def test_primary_members_receive_messages_only_when_quorate() -> None:
 
 
 def test_transitional_messages_wait_for_the_next_verdict() -> None:
-    """PRM-4-2, PRM-4-3: held with the views after them; passed on only into a quorate ring."""
+    """QRM-4-2, QRM-4-3: held with the views after them; passed on only into a quorate ring."""
     model, (a, _, c) = three()
     plain = model.join_with(3, "g", quorum_events=False)
     model.settle()
@@ -88,9 +90,12 @@ def test_transitional_messages_wait_for_the_next_verdict() -> None:
 
 
 def test_pending_verdict_is_reached_at_the_last_announcement() -> None:
-    """QRM-3.3-1, QRM-3.3-2, PRM-4-2: wait_for_all needs the other side's state; a pending
-    marker sits at the configuration change, the verdict where the last announcement is."""
+    """QRM-3.3-1, QRM-3.3-2, QRM-4-2: wait_for_all needs the other side's state; a pending
+    marker sits at the configuration change, the verdict where the last announcement is; what
+    was delivered before the group layer settled is not passed to primary members."""
     model, (a, _, _) = three(wait_for_all=True)
+    plain = model.join_with(1, "g", quorum_events=False)
+    model.settle()
     model.partition(0, {3}, [])
     mark = len(model.events(a))
     model.send(1, ("g", a.handle))  # queued before the merge: ahead of node 1's announcement
@@ -100,17 +105,30 @@ def test_pending_verdict_is_reached_at_the_last_announcement() -> None:
     model.settle()
     tail = model.events(a)[mark:]
     kinds = [type(e).__name__ for e in tail]
-    assert kinds == ["Quorum", "Message", "View", "Quorum"], kinds
-    marker = tail[0]
+    assert kinds == ["Quorum", "View", "Quorum"], kinds
+    marker, view, verdict = tail
     assert isinstance(marker, Quorum) and marker.pending and not marker.quorate
-    view, verdict = tail[2], tail[3]
     assert isinstance(view, View) and view.reason.kind is ViewReason.NODE_UP
     assert isinstance(verdict, Quorum) and verdict.quorate and not verdict.pending
     assert verdict.members == (1, 2, 3)
+    assert len(data_of(model.events(plain))) == 1, "plain members are not filtered"
+
+
+def test_old_ring_messages_are_dropped_before_a_merge() -> None:
+    """QRM-4-2: a transitional configuration that leads into a merge passes nothing on, even
+    though the merge is quorate (the other side may have gone on without this node)."""
+    model, (a, _, c) = three()
+    model.partition(0, {3}, [])
+    model.send(3, ("g", c.handle))
+    marks = {m: len(model.events(m)) for m in (a, c)}
+    model.merge(0, 1, [3])  # node 3's old-ring message is delivered in its transitional config
+    model.settle()
+    assert data_of(model.events(c)[marks[c] :]) == []
+    assert quorums(model.events(c))[-1].quorate
 
 
 def test_abandoned_verdict_drops_what_it_held() -> None:
-    """PRM-4-2: a configuration whose verdict never arrived counts as not quorate."""
+    """QRM-4-2: a configuration whose verdict never arrived counts as not quorate."""
     model, (a, _, _) = three(wait_for_all=True)
     plain = model.join_with(1, "g", quorum_events=False)
     model.settle()
@@ -251,7 +269,7 @@ OPS = st.lists(
 def test_quorum_properties_over_random_partitions(
     ops: list[tuple[str, int, set[int]]], atb: bool
 ) -> None:
-    """QRM-3.2-1, QRM-3.6-1, PRM-4-3: agreement, one quorate component, views never filtered."""
+    """QRM-3.2-1, QRM-3.6-1, QRM-4-3: agreement, one quorate component, views never filtered."""
     model = QuorumModel((1, 2, 3, 4, 5), expected_votes=6 if atb else None, auto_tie_breaker=atb)
     primary = {n: model.join_with(n, "g", primary=True) for n in range(1, 6)}
     plain = {n: model.join_with(n, "g", quorum_events=False) for n in range(1, 6)}
@@ -279,3 +297,28 @@ def test_quorum_properties_over_random_partitions(
         got, seen = data_of(mine), data_of(other)
         it = iter(seen)
         assert all(d in it for d in got), "filtering keeps the order and invents nothing"
+
+
+def test_a_minority_leaving_a_quorate_ring_is_no_authority() -> None:
+    """QRM-3.4-3: after last_man_standing lowered expected votes, a node that left alone, and
+    went straight into a merge, must not lend them (or its cleared wait_for_all) to the node it
+    meets there while the rest of its old ring goes on quorate (swarm seed 16's split brain)."""
+    model = QuorumModel((1, 2, 3, 4), last_man_standing=True, wait_for_all=True)
+    for n in (1, 2, 3, 4):
+        model.join_with(n, "g")
+    model.settle()
+    model.partition(0, {4}, [])
+    model.fire_lms(1)
+    model.deliver(model.component_of(1), [1])
+    assert model.nodes[2].state.quorum.expected_votes == 3  # type: ignore[union-attr]
+    old, lone = model.component_of(1), model.component_of(4)
+    reason = ChangeReason(ReasonKind.TOKEN_LOSS)
+    left_ring, merged_ring = model._new_ring((2, 3)), model._new_ring((1, 4))
+    model._configure(old, left_ring, (2, 3), reason, [])  # {2, 3} goes on
+    model._configure(old, merged_ring, (1, 4), reason, [])  # node 1 moves alone into {1, 4}
+    model._configure(lone, merged_ring, (1, 4), reason, [])
+    model.components = [Component(left_ring, (2, 3)), Component(merged_ring, (1, 4))]
+    model.drain_all()
+    assert model.nodes[2].state.quorum.quorate  # type: ignore[union-attr]
+    verdict = model.nodes[1].state.quorum
+    assert verdict is not None and not verdict.quorate, verdict

@@ -72,10 +72,11 @@ def test_expected_votes_above_the_sum_raises_the_bar() -> None:
         ),
         ({"last_man_standing_window_ms": 0}, "quorum.last_man_standing_window_ms"),
         ({"wait_for_all": 1}, "quorum.wait_for_all"),
+        ({"wait_for_all": True, "expected_votes": 4}, "quorum.wait_for_all"),
     ],
 )
 def test_bad_options_name_their_field(options: dict[str, object], field: str) -> None:
-    """QRM-3.1-2, QRM-3.5-1, QRM-3.5-4: refused with a ConfigError that names the field."""
+    """QRM-3.1-2, QRM-3.5-1, QRM-3.5-2, QRM-3.5-4: refused with errors naming the field."""
     with pytest.raises(gcs.ConfigError) as info:
         rules(3, **options)
     assert info.value.field == field
@@ -106,11 +107,11 @@ def test_config_reads_quorum_table_and_node_votes(tmp_path: object) -> None:
             {"id": 2, "address": "127.0.0.1:7002"},
             {"id": 3, "address": "127.0.0.1:7003"},
         ],
-        "quorum": {"wait_for_all": True, "expected_votes": 5},
+        "quorum": {"wait_for_all": True, "expected_votes": 4},
     }
     config = gcs.Config.from_mapping(raw)
     r = config.quorum_rules()
-    assert r.votes == {1: 2, 2: 1, 3: 1} and r.expected_votes == 5 and r.wait_for_all
+    assert r.votes == {1: 2, 2: 1, 3: 1} and r.expected_votes == 4 and r.wait_for_all
     raw["nodes"][1]["votes"] = "x"  # type: ignore[index]
     with pytest.raises(gcs.ConfigError) as info:
         gcs.Config.from_mapping(raw)

@@ -102,7 +102,7 @@ def test_a_healed_partition_merges_both_sides() -> None:
 
 
 def test_primary_mode_minority_applies_nothing_and_merge_takes_the_majority() -> None:
-    """PRM-4-1, XFR-5.5-1: only the quorate side changes; the merge restores one history."""
+    """QRM-4-1, XFR-5.5-1: only the quorate side changes; the merge restores one history."""
     model = TransferModel((1, 2, 3))
     replicas = [model.add(n, primary=True) for n in (1, 2, 3)]
     model.settle()
@@ -191,7 +191,7 @@ def _check_linear(replicas: list[Replica]) -> None:
 def test_replicas_converge_under_random_faults(
     ops: list[tuple[str, int, set[int]]], primary: bool
 ) -> None:
-    """XFR-5.3-1, XFR-5.4-1, XFR-5.5-1, PRM-4-4: one history, no duplicates, convergence."""
+    """XFR-5.3-1, XFR-5.4-1, XFR-5.5-1, QRM-4-4: one history, no duplicates, convergence."""
     model = TransferModel((1, 2, 3, 4), chunk_bytes=5)
     replicas = [model.add(1, primary=primary), model.add(2, primary=primary)]
     model.settle()
@@ -223,3 +223,66 @@ def test_replicas_converge_under_random_faults(
     logs = {tuple(r.app.applied) for r in replicas}
     assert len(logs) == 1, f"not converged: {logs}"
     assert all(r.installed for r in replicas)
+
+
+# ---------------------------------------------------------------------- one machine, by hand
+
+A, B = Member(1, 1), Member(2, 1)
+RING = RingId(seq=8, rep=1)
+
+
+def _view(members: tuple[Member, ...], joined: tuple[Member, ...], seq: int, **kw: object) -> View:
+    return View(
+        ViewId(RING, seq, 0),
+        members,
+        joined,
+        (),
+        bool(kw.get("transitional")),
+        Reason(ViewReason.JOIN),
+    )
+
+
+def _hello(sender: Member, key: bytes, lineage: bytes) -> Message:
+    import cbor2
+
+    body = MAGIC + b"\x01" + cbor2.dumps([key, True, lineage], canonical=True)
+    return Message(sender, body, True, ViewId(RING, 3, 0))
+
+
+def _quorum(members: tuple[int, ...]) -> object:
+    from gcs.quorum import Quorum, QuorumReason
+
+    return Quorum(RING, True, members, len(members), len(members), 1, QuorumReason.MAJORITY)
+
+
+def test_a_view_that_adds_members_restarts_the_round_with_them() -> None:
+    """XFR-5.2-1: the round in progress fails; the next starts at the view, joiner included."""
+    old = Transfer(A, lineage=b"L")
+    old.feed(_view((A,), (A,), 1))
+    first_key = old.round.key if old.round else None
+    joiner = Transfer(B)
+    view = _view((A, B), (B,), 2)
+    old.feed(view)
+    joiner.feed(view)
+    assert old.failed_rounds == 1 and first_key is not None
+    assert old.round is not None and joiner.round is not None
+    assert old.round.key == joiner.round.key != first_key, "both start the same round, here"
+
+
+def test_a_failed_merge_round_drops_what_it_buffered_in_primary_mode() -> None:
+    """XFR-5.5-2: sides must not apply the same messages to diverged states."""
+    machine = Transfer(A, primary=True, lineage=b"side-a")
+    view = _view((A, B), (B,), 2)
+    machine.feed(view)
+    machine.feed(_quorum((1, 2)))  # type: ignore[arg-type]
+    assert machine.round is not None
+    key = machine.round.key
+    machine.feed(_hello(A, key, b"side-a"))
+    actions = machine.feed(_hello(B, key, b"side-b"))
+    assert machine.round is not None and machine.round.phase.value == "merge"
+    assert any(type(a).__name__ == "Snapshot" for a in actions), "A is its side's owner"
+    machine.feed(Message(B, b"write during the merge", True, view.view_id))
+    out = machine.feed(_view((A,), (), 3, transitional=True))
+    given = [a.event for a in out if type(a).__name__ == "Deliver"]
+    assert not [e for e in given if isinstance(e, Message)], "dropped, not applied"
+    assert [e for e in given if isinstance(e, View)], "views are kept"
