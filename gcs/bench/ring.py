@@ -376,11 +376,11 @@ def verify_stream(
 class _Session:
     """One run of one variant: a fresh cluster and the measurements on it, in order."""
 
-    def __init__(self, cluster: Cluster, options: Options, run_index: int) -> None:
+    def __init__(self, cluster: Cluster, options: Options, run_index: int, phase: int) -> None:
         self.c = cluster
         self.o = options
         self.run = run_index
-        self.phase = run_index * 1000
+        self.phase = phase
         self.figures: dict[str, Any] = {}
         self.checks: list[dict[str, Any]] = []
 
@@ -586,24 +586,62 @@ def _lab(options: Options) -> Iterator[Any]:
 def _session(
     variant: Variant, measures: tuple[str, ...], options: Options, run_index: int, lab: Any
 ) -> dict[str, Any]:
+    """One run of ``measures`` on fresh processes in ``variant``.
+
+    A measurement that fails (a node cut off as a slow consumer, a timeout, a sequence that
+    does not verify) is recorded with its reason, the ring is started afresh, and the next
+    measurement goes on: one bad phase must not cost the rest of a long comparison.
+    """
+    figures: dict[str, Any] = {}
+    checks: list[dict[str, Any]] = []
+    errors: list[dict[str, str]] = []
+    peaks: dict[int, float] = {}
+    pending = list(measures)
+    phase = run_index * 1000
     with tempfile.TemporaryDirectory(prefix="gcs-bench-ring-") as tmp:
-        cluster = Cluster(variant, options.nodes, Path(tmp), lab)
-        session = _Session(cluster, options, run_index)
+        for attempt in itertools.count():
+            if not pending:
+                break
+            workdir = Path(tmp) / f"ring{attempt}"
+            workdir.mkdir()
+            cluster = Cluster(variant, options.nodes, workdir, lab)
+            session = _Session(cluster, options, run_index, phase)
+            try:
+                cluster.start_all()
+                _measure(session, pending, options, errors)
+            except BenchFailed as exc:  # the ring did not even form: give up on this run
+                errors.append({"measure": "start", "error": str(exc)})
+                pending.clear()
+            finally:
+                cluster.close()
+                for node, worker in cluster.workers.items():
+                    peaks[node] = max(peaks.get(node, 0.0), worker.peak_rss_kb / 1024)
+                figures.update(session.figures)
+                checks += session.checks
+                phase = session.phase
+    if any(peaks.values()):
+        figures["peak_rss_mb"] = max(peaks.values())
+        figures.update({f"peak_rss_mb_node{n}": peak for n, peak in peaks.items()})
+    return {"figures": figures, "checks": checks, "errors": errors}
+
+
+def _measure(
+    session: _Session, pending: list[str], options: Options, errors: list[dict[str, str]]
+) -> None:
+    """Run the pending measurements in order; return early after one fails (it is removed)."""
+    variant = session.c.variant
+    while pending:
+        measure = pending.pop(0)
+        options.say(f"run {session.run + 1}/{options.runs} {variant.name}: {measure}")
         try:
-            cluster.start_all()
-            for measure in measures:
-                options.say(f"run {run_index + 1}/{options.runs} {variant.name}: {measure}")
-                if measure.startswith("failover"):
-                    session.failover(measure)
-                else:
-                    getattr(session, measure)()
-            peaks = {n: w.peak_rss_kb / 1024 for n, w in cluster.workers.items()}
-            session.figures["peak_rss_mb"] = max(peaks.values())
-            for node, peak in peaks.items():
-                session.figures[f"peak_rss_mb_node{node}"] = peak
-        finally:
-            cluster.close()
-    return {"figures": session.figures, "checks": session.checks}
+            if measure.startswith("failover"):
+                session.failover(measure)
+            else:
+                getattr(session, measure)()
+        except BenchFailed as exc:
+            options.say(f"  FAILED: {exc}")
+            errors.append({"measure": measure, "error": str(exc)})
+            return
 
 
 def run(options: Options) -> dict[str, Any]:
@@ -615,7 +653,10 @@ def run(options: Options) -> dict[str, Any]:
             for variant, measures in plan:
                 per_variant[variant].append(_session(variant, measures, options, run_index, lab))
     variants = []
+    errors = []
     for variant, runs in per_variant.items():
+        for index, one in enumerate(runs):
+            errors += [{"variant": variant.name, "run": index + 1, **e} for e in one["errors"]]
         variants.append(
             {
                 "name": variant.name,
@@ -634,7 +675,8 @@ def run(options: Options) -> dict[str, Any]:
         "nodes": options.nodes,
         "runs": options.runs,
         "seconds": options.seconds,
-        "verified": True,
+        "verified": True,  # every phase that completed was verified (a failed one is in errors)
+        "errors": errors,
         "machine": _machine(),
         "variants": variants,
     }
@@ -707,8 +749,8 @@ def format_report(report: dict[str, Any]) -> str:
     """The medians as tables (unsealed, then sealed): a row per figure, a column per variant."""
     lines = [
         f"gcs bench ring: {report['nodes']} nodes on {report['mode']}, median of "
-        f"{report['runs']} run(s), {report['seconds']} s per throughput run; every run verified "
-        f"(same sequence and full count at every receiver)",
+        f"{report['runs']} run(s), {report['seconds']} s per throughput run; every completed "
+        f"phase verified (same sequence and full count at every receiver)",
         f"machine: {report['machine']['cpus']} CPUs {report['machine']['cpu']}, Python "
         f"{report['machine']['python']}, load average at the end {report['machine']['load_avg']}",
     ]
@@ -720,6 +762,12 @@ def format_report(report: dict[str, Any]) -> str:
         soak = v["figures"].get("soak_rss_mb")
         if soak:
             lines.append(f"soak RSS samples (MB) {v['name']}: {soak}")
+    if report.get("errors"):
+        lines += ["", f"{len(report['errors'])} measurement(s) failed (no figure from them):"]
+        lines += [
+            f"  run {e['run']} {e['variant']}: {e['measure']}: {e['error'][:300]}"
+            for e in report["errors"]
+        ]
     return "\n".join(lines)
 
 

@@ -110,3 +110,19 @@ def test_verification_rejects_a_gap_reported_by_a_receiver() -> None:
     results[2]["errors"] = ["node 1: seq 3, expected 2"]
     with pytest.raises(BenchFailed, match="out of sequence"):
         verify_stream("t", results, [1])
+
+
+def test_a_failed_measurement_is_reported_and_the_rest_goes_on(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A reader cut off as a slow consumer fails its phase; the next phase runs on a fresh
+    ring, the command still succeeds, and the report names what failed and why."""
+    report = _run(
+        capsys,
+        *("--only", "tput,ping", "--sizes", "64", "--pings", "3", "--gap-pings", "1"),
+        *("--sealing", "off", "--ring", "classic", "--set", "subscriber_queue=20"),
+    )
+    (error,) = report["errors"]
+    assert error["measure"] == "tput" and "slow consumer" in error["error"]
+    figures = report["variants"][0]["figures"]
+    assert "tput_64_msgs" not in figures and "rtt_agreed_b2b_p50_us" in figures
