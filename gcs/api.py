@@ -589,6 +589,7 @@ class Node:
         queue_size: int | None = None,
         primary: bool = False,
         quorum_events: bool = False,
+        uncommitted: bool = False,
     ) -> Group:
         """Join group ``name``; return once this member is in a view (its first event).
 
@@ -596,8 +597,10 @@ class Node:
         ``quorum_events``: the stream carries a ``gcs.Quorum`` verdict at each configuration
         change (iterate ``group.events()`` to see them; RFC 0008 §3.3). ``primary``:
         primary-component mode, messages only in quorate configurations (RFC 0008 §4; implies
-        ``quorum_events``). Raises ``TypeError`` / ``InvalidArgument`` for a bad name,
-        ``NodeClosed`` when closed.
+        ``quorum_events``). ``uncommitted`` (with ``primary``): also the last quorate
+        configuration's unconfirmed tail, as messages with ``uncommitted=True`` (RFC 0008 §4.2;
+        for ``gcs.join_with_state``, which resolves them). Raises ``TypeError`` /
+        ``InvalidArgument`` for a bad name or combination, ``NodeClosed`` when closed.
         """
         _check_group_name(name)
         bound = self.config.subscriber_queue if queue_size is None else queue_size
@@ -605,12 +608,18 @@ class Node:
             raise InvalidArgument(f"queue_size must be a positive int, got {queue_size!r}")
         self._check_running()
         assert self._outbox is not None
-        if type(primary) is not bool or type(quorum_events) is not bool:
-            raise TypeError("primary and quorum_events must be True or False")
+        if not all(type(flag) is bool for flag in (primary, quorum_events, uncommitted)):
+            raise TypeError("primary, quorum_events and uncommitted must be True or False")
+        if uncommitted and not primary:
+            raise InvalidArgument("uncommitted messages exist only in primary-component mode")
         group = Group(self, name, self._new_handle(), bound)
         self._members[(name, group.member.handle)] = group
         self._groups.add_local(
-            name, group.member.handle, primary=primary, quorum_events=quorum_events
+            name,
+            group.member.handle,
+            primary=primary,
+            quorum_events=quorum_events,
+            tails=uncommitted,
         )
         self._outbox.control(Record(name, group.member.handle, int(RecordFlags.JOIN), b""))
         try:

@@ -44,7 +44,7 @@ import hashlib
 import logging
 import struct
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import cbor2
@@ -52,6 +52,7 @@ import cbor2
 from gcs.primary import (
     CONTROL_DIRECTED,
     CONTROL_LMS,
+    TAIL,
     Held,
     LmsTimer,
     PersistQuorum,
@@ -98,6 +99,8 @@ PRIMARY = 1
 """Local member mode: primary-component member (receives messages only when quorate)."""
 QUORUM_EVENTS = 2
 """Local member mode: receives ``Quorum`` events (implied by PRIMARY)."""
+TAILS = 4
+"""Local member mode (with PRIMARY): receives its last quorate ring's tail, marked uncommitted."""
 _DIRECTED = struct.Struct(">BIQB")  # type, destination node, destination handle, group length
 
 
@@ -199,6 +202,9 @@ class Message:
     ring_id: RingId | None = None
     seq: int = 0
     to: Member | None = None
+    uncommitted: bool = False
+    """Only for members that asked for tails (RFC 0008 §4.2): a message of the last quorate
+    configuration, delivered after it, that this member may not apply on its own."""
 
 
 # ---------------------------------------------------------------------- outputs
@@ -398,19 +404,30 @@ class GroupState:
     # ------------------------------------------------------------------ local side
 
     def add_local(
-        self, group: str, handle: int, *, primary: bool = False, quorum_events: bool = False
+        self,
+        group: str,
+        handle: int,
+        *,
+        primary: bool = False,
+        quorum_events: bool = False,
+        tails: bool = False,
     ) -> None:
         """An application on this node asked to join: it becomes a member at its first view.
 
         ``primary``: it receives messages only in quorate configurations (RFC 0008 §4);
-        ``quorum_events``: it receives ``Quorum`` events (implied by ``primary``). Both need
-        quorum rules.
+        ``quorum_events``: it receives ``Quorum`` events (implied by ``primary``); ``tails``
+        (with ``primary``): it also receives the tails of RFC 0008 §4.2, marked uncommitted.
+        All need quorum rules.
         """
         if (primary or quorum_events) and self.quorum_tracker is None:
             raise ValueError("primary-component mode and quorum events need quorum rules")
+        if tails and not primary:
+            raise ValueError("tails are for primary-component members")
         local = self.local.setdefault(group, _LocalGroup())
         local.handles[handle] = False
         mode = (PRIMARY | QUORUM_EVENTS) if primary else (QUORUM_EVENTS if quorum_events else 0)
+        if tails:
+            mode |= TAILS
         if mode:
             local.modes[handle] = mode
 
@@ -631,12 +648,27 @@ class GroupState:
                 out.append(Emit(group, mine, event))
 
     def _put_held(self, items: list[Held], out: list[Output]) -> None:
-        for group, handles, event, _ in items:
+        for group, handles, event, kind in items:
             if event is None:
                 out.append(MemberClosed(group, handles[0]))
+            elif kind == TAIL:
+                self._put_tail(group, handles, event, out)
             else:
                 assert isinstance(event, View | Message | Quorum)
                 out.append(Emit(group, handles, event))
+
+    def _put_tail(
+        self, group: str, handles: tuple[int, ...], event: object, out: list[Output]
+    ) -> None:
+        """A tail message: to the members that resolve tails, marked; dropped for the rest."""
+        local = self.local.get(group)
+        assert isinstance(event, Message)
+        wanted = () if local is None else tuple(h for h in handles if local.modes.get(h, 0) & TAILS)
+        tracker = self.quorum_tracker
+        if tracker is not None and len(wanted) < len(handles):
+            tracker.filtered += 1
+        if wanted:
+            out.append(Emit(group, wanted, replace(event, uncommitted=True)))
 
     def _quorum_out(self, verdict: Quorum, out: list[Output]) -> None:
         """A new verdict: to every member that asked for Quorum events; maybe an LMS window."""

@@ -30,7 +30,7 @@ that delivers it later, in the transitional configuration, applies it only if it
 the members it moved with and nobody else, into the next quorate configuration — never in a
 minority, and never into a merge where the other side may have gone further (a node paused
 through a whole quorate configuration of the others would otherwise apply old messages on
-top of a stale state). RFC 0008 §4.2 has the argument.
+top of a stale state). RFC 0008 §4.3 has the argument.
 """
 
 from __future__ import annotations
@@ -57,6 +57,7 @@ from gcs.wire.frames import RingId
 __all__ = [
     "CONTROL_DIRECTED",
     "CONTROL_LMS",
+    "TAIL",
     "LmsTimer",
     "PersistQuorum",
     "QuorumTracker",
@@ -98,8 +99,13 @@ def decode_lms(data: bytes) -> RingId | None:
     return RingId(seq=seq, rep=rep)
 
 
-Held = tuple[str, tuple[int, ...], object, bool]
-"""(group, handles, event or None for a stream end, is a message): one output, in order."""
+Held = tuple[str, tuple[int, ...], object, int]
+"""(group, handles, event or None for a stream end, kind): one output, in stream order."""
+OTHER, MESSAGE, TAIL_CANDIDATE, TAIL = 0, 1, 2, 3
+"""Held kinds: a view, verdict or end; a message; a message delivered in the transitional
+configuration after a quorate, settled one (its ring's *tail*); such a message released into a
+configuration it may not be applied in — handed, marked uncommitted, to members that resolve
+tails (``gcs.transfer``), dropped for the others."""
 
 
 class QuorumTracker:
@@ -115,6 +121,9 @@ class QuorumTracker:
         """A provisional, not-quorate value while a verdict waits for the announcements."""
         self.holding = False
         self.quorate = False
+        self.in_transitional = False
+        self.tail_ok = False
+        """In a transitional configuration that followed a quorate, settled one."""
         self.in_sync = False
         """Set by the group layer: it is settled (same group state at every node of the ring)."""
         self.held: list[Held] = []
@@ -153,6 +162,8 @@ class QuorumTracker:
             moved, _ = decide(self.rules, ring, members, self.state)
             if not moved.quorate:
                 self.state = abandoned(self.rules, self.state)
+        self.tail_ok = self.quorate and self.in_sync and not self.holding
+        self.in_transitional = True
         self.holding = True
         self.quorate = False
 
@@ -166,6 +177,7 @@ class QuorumTracker:
         """
         self.announced = {}
         self.in_sync = clean
+        self.in_transitional = False
         if immediate:
             return self._final(decide(self.rules, ring, members, self.state), keep=clean)
         total = self.rules.total(members)
@@ -243,27 +255,34 @@ class QuorumTracker:
         self, group: str, handles: tuple[int, ...], event: object, message: bool
     ) -> Held | None:
         """Where an output for primary members goes: held, passed on (returned), or dropped."""
-        item: Held = (group, handles, event, message)
+        kind = MESSAGE if message else OTHER
         if self.holding:
-            self.held.append(item)
+            if message and self.in_transitional and self.tail_ok:
+                kind = TAIL_CANDIDATE
+            self.held.append((group, handles, event, kind))
             return None
         if message and not (self.quorate and self.in_sync):
             self.filtered += 1
             return None
-        return item
+        return (group, handles, event, kind)
 
     def _release(self, keep_messages: bool) -> list[Held]:
         out: list[Held] = []
-        for item in self.held:
-            if item[3] and not keep_messages:
+        for group, handles, event, kind in self.held:
+            if kind in (MESSAGE, TAIL_CANDIDATE) and keep_messages:
+                out.append((group, handles, event, MESSAGE))
+            elif kind == TAIL_CANDIDATE:
+                out.append((group, handles, event, TAIL))
+            elif kind == MESSAGE:
                 self.filtered += 1
             else:
-                out.append(item)
+                out.append((group, handles, event, kind))
         self.held = []
         self.holding = False
         return out
 
     def _drop_held_messages(self) -> None:
-        kept = [item for item in self.held if not item[3]]
+        """An abandoned verdict: its own messages go; an earlier ring's tail stays held."""
+        kept = [item for item in self.held if item[3] != MESSAGE]
         self.filtered += len(self.held) - len(kept)
         self.held = kept

@@ -125,6 +125,7 @@ async def join_with_state(
         kwargs["queue_size"] = queue_size
     if primary:
         kwargs["primary"] = True
+        kwargs["uncommitted"] = True  # tails, resolved by the protocol (RFC 0008 §4.2)
     try:
         group = await owner.join(name, **kwargs)
     except TypeError as exc:

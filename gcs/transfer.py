@@ -39,6 +39,17 @@ of a round always start it at the same point. Rounds start only under settled vi
 lineage 0: every member computed the view from the same state), so the sides of a merge never
 run rounds of their own.
 
+Tails (primary mode, RFC 0008 §4.2). A safe message delivered in a quorate configuration by
+some members may reach others only in their transitional configuration, and those then go into
+a configuration that is not quorate: they must not apply it alone, and must not lose it either,
+for the next primary may form without anyone that applied it. The group layer hands such
+messages over marked ``uncommitted``; a holder keeps them as its *tail*, and tracks the
+*position* (ring, seq, index) of the last message it applied. In a round, the freshest side —
+the highest position — provides (its state goes to the needers, or is installed by every member
+of a merge instead of calling the merge hook), and the union of the tails beyond its position is
+applied by everyone, in ring order, before anything else: every message that any member of the
+last primary applied is still applied by the next one, and nothing twice.
+
 Messages. Protocol messages start with ``MAGIC`` and a kind byte; an application message that
 happens to start with ``MAGIC`` is sent escaped (kind 0), so any byte string round-trips and
 ordinary messages carry no overhead. Malformed protocol messages are ignored and counted.
@@ -57,6 +68,7 @@ import cbor2
 
 from gcs.groups import Member, Message, View, ViewId
 from gcs.quorum import Quorum
+from gcs.wire.frames import RingId
 
 __all__ = [
     "CHUNK_BYTES",
@@ -82,6 +94,9 @@ CHUNK_BYTES = 256 * 1024
 _APP, _HELLO, _CHUNK, _DONE = 0, 1, 2, 3
 _CHUNK_HEAD = struct.Struct(">8sIQIQIQ")  # key, owner node/handle, dest node/handle, index, count
 Event = View | Message | Quorum
+Pos = tuple[int, int, int, int]
+"""A message's place in the primary lineage: ring seq, ring rep, mcast seq, index in it."""
+_ORIGIN: Pos = (0, 0, 0, 0)
 
 
 def _key(view_id: ViewId, count: int) -> bytes:
@@ -230,6 +245,7 @@ class Transfer:
     state, e.g. from disk); None: it needs the group's state. ``primary``: the group is in
     primary-component mode (rounds only while quorate; failed merges drop messages).
     ``buffer_limit``: bytes of application messages a needer may buffer before it fails.
+    ``restore``: with ``lineage``, what ``export()`` returned before the member stopped.
     """
 
     def __init__(
@@ -239,6 +255,7 @@ class Transfer:
         primary: bool = False,
         lineage: bytes | None = None,
         buffer_limit: int = 1 << 30,
+        restore: bytes | None = None,
     ) -> None:
         self.me = me
         self.primary = primary
@@ -260,6 +277,22 @@ class Transfer:
         """Malformed or impossible protocol messages (RFC 0008 XFR-5.6-1)."""
         self.rounds = 0
         self.failed_rounds = 0
+        self.pos: Pos = _ORIGIN
+        """The position of the last message this member's application applied (primary)."""
+        self.tail: dict[Pos, Message] = {}
+        """Uncommitted messages of the last primary, by position (primary mode)."""
+        self._positions: dict[int, Pos] = {}
+        self._mcast: tuple[RingId | None, int] | None = None
+        self._index = 0
+        if restore is not None and lineage is not None:
+            unwrapped = self._unwrap(restore)
+            if unwrapped is not None:
+                _, self.pos, self.tail = unwrapped
+
+    def export(self) -> bytes:
+        """What a holder stores with its application's state, to restore it (``restore=``):
+        its position and its tail; the lineage is stored beside it."""
+        return self._wrap(b"")
 
     @property
     def holder(self) -> bool:
@@ -275,12 +308,19 @@ class Transfer:
         """The next event of the group's stream (``group.events()``)."""
         out: list[Action] = []
         if type(event) is Message:
+            pos = self._position(event)
             data = event.data
-            if data.startswith(MAGIC) and len(data) > len(MAGIC):
-                if data[len(MAGIC)] != _APP:
+            protocol = data.startswith(MAGIC) and len(data) > len(MAGIC)
+            if protocol and data[len(MAGIC)] != _APP:
+                if not event.uncommitted:
                     self._on_protocol(event, out)
-                    return out
+                return out
+            if protocol:
                 event = replace(event, data=data[len(MAGIC) + 1 :])
+            if event.uncommitted:
+                self._on_tail(event, pos)
+                return out
+            self._positions[id(event)] = pos
             self._app(event, out)
         elif type(event) is View:
             self._on_view(event, out)
@@ -292,15 +332,77 @@ class Transfer:
         """The application's snapshot for round ``key`` (after a ``Snapshot`` action)."""
         out: list[Action] = []
         rnd = self.round
+        wrapped = self._wrap(data)
         if rnd is not None and rnd.key == key and rnd.phase is Phase.MERGE:
-            rnd.states[self.me] = data
-            out.append(Stream(key, self.me, None, data, True))
+            rnd.states[self.me] = wrapped
+            out.append(Stream(key, self.me, None, wrapped, True))
             self._maybe_merged(rnd, out)
             return out
         needers = self.streams.get(key)
         if needers:
-            out.append(Stream(key, self.me, tuple(sorted(needers)), data, False))
+            out.append(Stream(key, self.me, tuple(sorted(needers)), wrapped, False))
         return out
+
+    # ------------------------------------------------------------------ positions and tails
+
+    def _position(self, msg: Message) -> Pos:
+        """Ring, seq and index of a multicast message (point-to-point ones only count 0)."""
+        ring = msg.ring_id
+        mcast = (ring, msg.seq)
+        if msg.to is None:
+            if mcast == self._mcast:
+                self._index += 1
+            else:
+                self._mcast, self._index = mcast, 0
+        index = self._index if msg.to is None else 0
+        return (0, 0, msg.seq, index) if ring is None else (ring.seq, ring.rep, msg.seq, index)
+
+    def _on_tail(self, msg: Message, pos: Pos) -> None:
+        if self.primary and self.holder and pos > self.pos:
+            self.tail.setdefault(pos, msg)
+
+    def _tail_after(self, pos: Pos, tails: list[dict[Pos, Message]]) -> list[tuple[Pos, Message]]:
+        union: dict[Pos, Message] = {}
+        for tail in tails:
+            for where, msg in tail.items():
+                if where > pos:
+                    union.setdefault(where, msg)
+        return sorted(union.items(), key=lambda item: item[0])
+
+    def _apply_tail(self, entries: list[tuple[Pos, Message]], out: list[Action]) -> None:
+        """Apply resolved tail messages, in ring order, as ordinary messages."""
+        for where, msg in entries:
+            out.append(Deliver(replace(msg, uncommitted=False)))
+            self.pos = max(self.pos, where)
+        self.tail = {}
+
+    def _wrap(self, data: bytes) -> bytes:
+        """A snapshot as it travels: the application's state, its position and its tail."""
+        tail = [
+            [*where, m.sender.node, m.sender.handle, m.data, m.safe]
+            for where, m in sorted(self.tail.items())
+        ]
+        return bytes(cbor2.dumps([data, list(self.pos), tail], canonical=True))
+
+    def _unwrap(self, wrapped: bytes) -> tuple[bytes, Pos, dict[Pos, Message]] | None:
+        try:
+            data, pos, tail = cbor2.loads(wrapped)
+            where_of = tuple(int(v) for v in pos)
+            entries: dict[Pos, Message] = {}
+            view_id = (
+                self.view.view_id if self.view is not None else ViewId(RingId(seq=0, rep=0), 0, 0)
+            )
+            for rs, rr, seq, idx, node, handle, body, safe in tail:
+                ring = RingId(seq=int(rs), rep=int(rr))
+                entries[(int(rs), int(rr), int(seq), int(idx))] = Message(
+                    Member(int(node), int(handle)), bytes(body), bool(safe), view_id, ring, int(seq)
+                )
+            if len(where_of) != 4 or type(data) is not bytes:
+                raise ValueError("malformed")
+        except Exception:  # cbor2 and unpacking raise several types; any means malformed
+            self.ignored += 1
+            return None
+        return data, (where_of[0], where_of[1], where_of[2], where_of[3]), entries
 
     # ------------------------------------------------------------------ stream events
 
@@ -312,7 +414,14 @@ class Transfer:
                 if not self.holder and self.buffered_bytes > self.buffer_limit:
                     out.append(Fail(f"buffered more than {self.buffer_limit} bytes"))
         else:
-            out.append(Deliver(event))
+            self._deliver(event, out)
+
+    def _deliver(self, event: Event, out: list[Action]) -> None:
+        if type(event) is Message:
+            where = self._positions.pop(id(event), None)
+            if where is not None and where > self.pos:
+                self.pos = where
+        out.append(Deliver(event))
 
     def _on_view(self, view: View, out: list[Action]) -> None:
         previous = self.view
@@ -335,7 +444,7 @@ class Transfer:
             return
         self._app(view, out)
         self._forget_departed(view)
-        if view.joined or self.needers or not self.holder:
+        if view.joined or self.needers or not self.holder or self.tail:
             self.due = True
         if rnd is not None:
             if view.joined:
@@ -358,7 +467,7 @@ class Transfer:
         if self.primary and new_ring:
             # The ring changed under an unchanged group view: primary-component filtering may
             # have dropped this round's messages (or a transfer's chunks) on the way.
-            if self.needers or not self.holder:
+            if self.needers or not self.holder or self.tail:
                 self.due = True
             rnd = self.round
             if rnd is not None:
@@ -465,6 +574,9 @@ class Transfer:
         pending = self.pending.get(rnd.key)
         if pending is not None:
             pending.provider, pending.lineage = provider, lineage
+        if self.holder and self.tail:
+            # One lineage in a quorate round: its tail is committed now (RFC 0008 §4.2).
+            self._apply_tail(self._tail_after(self.pos, [self.tail]), out)
         if self.me == provider and self.needers:
             self.streams[rnd.key] = set(self.needers)
             out.append(Snapshot(rnd.key))
@@ -479,7 +591,9 @@ class Transfer:
     def _release(self, out: list[Action]) -> None:
         events, self.buffer = self.buffer, []
         self.buffered_bytes = 0
-        out.extend(Deliver(e) for e in events)
+        for event in events:
+            self._deliver(event, out)
+        self._positions.clear()
 
     def _fail(self, rnd: _Round, out: list[Action]) -> None:
         """A view change cut the round short (see the module docstring)."""
@@ -545,8 +659,12 @@ class Transfer:
             return  # an abandoned transfer, or one this member has lost a chunk of
         pending.chunks.append(piece)
         if len(pending.chunks) == count:
-            state = b"".join(pending.chunks)
-            self._install(key, pending.lineage, Install(state), out, "transfer")
+            unwrapped = self._unwrap(b"".join(pending.chunks))
+            if unwrapped is None:
+                pending.chunks.clear()  # a broken snapshot: wait for the next round's
+                return
+            state, where, _ = unwrapped
+            self._install(key, pending.lineage, Install(state), out, "transfer", where)
 
     def _merge_chunk(
         self, rnd: _Round, owner: Member, index: int, count: int, piece: bytes, out: list[Action]
@@ -566,16 +684,33 @@ class Transfer:
     def _maybe_merged(self, rnd: _Round, out: list[Action]) -> None:
         if any(holders[0] not in rnd.states for _, holders in rnd.sides):
             return
-        sides = tuple((holders, rnd.states[holders[0]]) for _, holders in rnd.sides)
+        unwrapped = [(holders, self._unwrap(rnd.states[holders[0]])) for _, holders in rnd.sides]
+        sides = [(holders, u) for holders, u in unwrapped if u is not None]
         self.needers.clear()
         lineage = _derive(b"merge", rnd.key)
+        if not sides:
+            self._fail(rnd, out)
+            return
+        action: Install | Merge
+        tail: list[tuple[Pos, Message]] = []
+        if self.primary:
+            # One lineage ever applies in primary mode: the freshest side is the state, and
+            # the tails beyond it are the rest of the last primary (RFC 0008 §4.2, §5.5).
+            _, (state, where, _) = max(sides, key=lambda side: side[1][1])
+            tail = self._tail_after(where, [u[2] for _, u in sides] + [self.tail])
+            action = Install(state)
+        else:
+            where = _ORIGIN
+            action = Merge(tuple((holders, u[0]) for holders, u in sides))
         if self.holder:
             self.lineage = lineage
-            out.append(Merge(sides))
+            self.pos = where
+            out.append(action)
+            self._apply_tail(tail, out)
             out.append(Installed("merge"))
             self._end(out)
             return
-        self._install(rnd.key, lineage, Merge(sides), out, "merge")
+        self._install(rnd.key, lineage, action, out, "merge", where, tail)
         self._end(out)
 
     # ------------------------------------------------------------------ installing
@@ -587,6 +722,8 @@ class Transfer:
         action: Install | Merge | None,
         out: list[Action],
         how: str,
+        where: Pos = _ORIGIN,
+        tail: list[tuple[Pos, Message]] | None = None,
     ) -> None:
         """A needer gets the state at round ``key``'s cut, then the events after it."""
         pending = self.pending.get(key)
@@ -608,11 +745,17 @@ class Transfer:
         self.buffered_bytes = sum(len(e.data) for e in self.buffer if type(e) is Message)
         if action is not None:
             out.append(action)
+        self.pos = where
+        self._apply_tail(tail or [], out)
         out.append(Installed(how))
         out.append(Deliver(pending.view))
         if pending.quorum is not None:
             out.append(Deliver(pending.quorum))
-        out.extend(Deliver(e) for e in after)
+        for event in after:
+            self._deliver(event, out)
+        self._positions = {
+            id(e): self._positions[id(e)] for e in self.buffer if id(e) in self._positions
+        }
         out.append(Send(_protocol(_DONE, [key]), False))
 
 

@@ -91,6 +91,7 @@ class KvDisk:
 
     state: bytes | None = None
     lineage: bytes | None = None
+    meta: bytes | None = None
     expected_votes: int | None = None
 
 
@@ -183,7 +184,10 @@ class KvNode:
         if disk.state is not None:
             self.replica.install(disk.state)
         self.machine = Transfer(
-            self.member, primary=True, lineage=disk.lineage if restored else None
+            self.member,
+            primary=True,
+            lineage=disk.lineage if restored else None,
+            restore=disk.meta if restored else None,
         )
         self.installed = restored
         self.control: deque[Record] = deque()
@@ -192,7 +196,7 @@ class KvNode:
         self.draining = False
         self.retry_armed = False
         self.verdict: Quorum | None = None
-        self.groups.add_local(GROUP, handle, primary=True)
+        self.groups.add_local(GROUP, handle, primary=True, tails=True)
         self.control.append(Record(GROUP, handle, _JOIN, b""))
 
     # ------------------------------------------------------------------ the core's effects
@@ -479,6 +483,7 @@ class KvHost(Host):
             disk = self.workload.disks[self.node_id]
             if kv.installed:
                 disk.state, disk.lineage = kv.replica.snapshot(), kv.machine.lineage
+                disk.meta = kv.machine.export()
             kv._end_verdict()
         self.kv = None
         Host._down(self)

@@ -322,3 +322,30 @@ def test_a_minority_leaving_a_quorate_ring_is_no_authority() -> None:
     assert model.nodes[2].state.quorum.quorate  # type: ignore[union-attr]
     verdict = model.nodes[1].state.quorum
     assert verdict is not None and not verdict.quorate, verdict
+
+
+def test_tails_reach_members_that_resolve_them() -> None:
+    """QRM-4-5: a transitional configuration's messages that may not be passed on reach a
+    member that asked for tails, marked uncommitted; other primary members never see them."""
+    model = QuorumModel((1, 2, 3))
+    members = [model.join_with(n, "g", primary=True) for n in (1, 2, 3)]
+    node3 = model.nodes[3]
+    handle = next(node3.handles)
+    node3.state.add_local("g", handle, primary=True, tails=True)
+    from gcs.groups import Member as M
+    from tests.groups.model import LocalLog
+
+    node3.logs[("g", handle)] = LocalLog(M(3, handle), "g")
+    node3.submit(Record("g", handle, int(RecordFlags.JOIN), b""))
+    model.settle()
+    model.send(3, ("g", members[2].handle))
+    model.partition(0, {3}, [3])  # node 3's message arrives in its transitional config only
+    resolving = [e for e in model.events(M(3, handle)) if isinstance(e, Message)]
+    assert [m.uncommitted for m in resolving] == [True]
+    assert data_of(model.events(members[2])) == []
+    try:
+        GroupState(1).add_local("g", 1, tails=True)
+    except ValueError:
+        pass
+    else:
+        raise AssertionError("tails without primary mode must be refused")

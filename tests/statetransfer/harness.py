@@ -153,7 +153,7 @@ class TransferModel(QuorumModel):
         assert isinstance(model, TransferNode)
         handle = next(model.handles)
         member = Member(node, handle)
-        model.state.add_local("g", handle, primary=primary)
+        model.state.add_local("g", handle, primary=primary, tails=primary)
         model.logs[("g", handle)] = LocalLog(member, "g")
         replica = Replica(member, Transfer(member, primary=primary, lineage=lineage), LogApp())
         model.replicas[handle] = replica

@@ -286,3 +286,51 @@ def test_a_failed_merge_round_drops_what_it_buffered_in_primary_mode() -> None:
     given = [a.event for a in out if type(a).__name__ == "Deliver"]
     assert not [e for e in given if isinstance(e, Message)], "dropped, not applied"
     assert [e for e in given if isinstance(e, View)], "views are kept"
+
+
+def test_the_next_primary_applies_what_one_member_of_the_last_applied() -> None:
+    """QRM-4-5, XFR-5.5-1: swarm seed 208 on the toy ring. Node 3 applies a safe write in the
+    quorate ring; nodes 1 and 2 get it only in their transitional configurations, which lead
+    into minorities. When 1 and 2 form the next primary without 3, the write is in its tail and
+    is applied there: the histories of all three agree."""
+    from gcs.totem.effects import (
+        ChangeReason,
+        ConfigId,
+        Configuration,
+        ConfigurationKind,
+        Deliver,
+        ReasonKind,
+    )
+
+    model = TransferModel((1, 2, 3))
+    replicas = [model.add(n, primary=True) for n in (1, 2, 3)]
+    model.settle()
+    comp = model.components[0]
+    model.write(replicas[0], b"m")
+    record = model.nodes[1].queue.popleft()
+    comp.seq += 1
+    regular = ConfigId(ConfigurationKind.REGULAR, comp.ring)
+    node3 = model.nodes[3]
+    node3.apply(node3.state.on_deliver(Deliver(regular, comp.ring, comp.seq, 1, True, (record,))))
+    assert replicas[2].app.applied == [b"m"], "node 3 applied it in the quorate ring"
+    reason = ChangeReason(ReasonKind.TOKEN_LOSS)
+    singles = {}
+    for n in (1, 2):
+        ring = model._new_ring((n,))
+        node = model.nodes[n]
+        trans = Configuration(ConfigurationKind.TRANSITIONAL, ring, (n,), (), (), reason)
+        node.apply(node.state.on_configuration(trans))
+        late = Deliver(
+            ConfigId(ConfigurationKind.TRANSITIONAL, ring), comp.ring, comp.seq, 1, True, (record,)
+        )
+        node.apply(node.state.on_deliver(late))
+        alone = Configuration(ConfigurationKind.REGULAR, ring, (n,), (), (), reason)
+        node.apply(node.state.on_configuration(alone))
+        singles[n] = ring
+    assert replicas[0].app.applied == replicas[1].app.applied == [], "not quorate alone"
+    from tests.groups.model import Component
+
+    model.components = [Component(singles[1], (1,)), Component(singles[2], (2,))]
+    model.merge(0, 1, [])
+    model.settle()
+    assert [r.app.applied for r in replicas] == [[b"m"]] * 3
