@@ -60,6 +60,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # the reader went away (``gcs ... | head``): not an error of ours
+        sys.stderr.close()
+        return 141
     return code
 
 

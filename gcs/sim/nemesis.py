@@ -11,6 +11,7 @@ the nemesis stream of the seed tree.
 
 from __future__ import annotations
 
+import functools
 import random
 from collections.abc import Callable
 
@@ -38,6 +39,10 @@ def _arm_trigger(world: World, scenario: Scenario, step: FaultStep, rng: random.
 
     def listener(node: int, state: str) -> None:
         nonlocal fired
+        if world.faults_over and not fired:  # the fault phase ended first: never fire
+            fired = True
+            world.state_listeners.remove(listener)
+            return
         if fired or state != step.when or (step.nodes and node not in step.nodes):
             return
         fired = True
@@ -165,7 +170,7 @@ def _crash(
         world.fault("crash", node)
         world.crash(node)
         if step.duration_s > 0:
-            world.at(world.now + int(step.duration_s * S), _restart_node, world, node, step.wipe)
+            _undo_later(world, step, functools.partial(_restart_node, world, node, step.wipe))
 
 
 def _restart_node(world: World, node: int, wipe: bool) -> None:
@@ -189,7 +194,7 @@ def _leave(
         world.fault("leave", node)
         world.leave(node)
         if step.duration_s > 0:
-            world.at(world.now + int(step.duration_s * S), _restart_node, world, node, False)
+            _undo_later(world, step, functools.partial(_restart_node, world, node, False))
 
 
 def _pause(
@@ -257,7 +262,9 @@ def _replay_joins(
 
 def _undo_later(world: World, step: FaultStep, undo: Callable[[], None]) -> None:
     if step.duration_s > 0:
-        world.at(world.now + int(step.duration_s * S), undo)
+        due = world.now + int(step.duration_s * S)
+        world.fault_horizon_ns = max(world.fault_horizon_ns, due)
+        world.at(due, undo)
 
 
 _ACTIONS: dict[str, Callable[..., None]] = {

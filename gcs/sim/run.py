@@ -107,6 +107,9 @@ def run(
     quiet_ns = _quiet_from(scenario, end_ns)
     world.at(end_ns, _quiet, world)
     world.run_until(quiet_ns)
+    while world.fault_horizon_ns > quiet_ns:  # a triggered fault fired late: its undo is later
+        quiet_ns = world.fault_horizon_ns
+        world.run_until(quiet_ns)
     bound = scenario.liveness_bound_ns() + _pending_penalty(world)
     world.run_until(quiet_ns + max(int(scenario.quiet_s * S), bound))
     verdicts = check_all(world.history, params=_params(world, scenario, quiet_ns, bound, end_ns))
@@ -125,6 +128,7 @@ def run(
 
 
 def _quiet(world: World) -> None:
+    world.faults_over = True
     world.drop_rules.clear()
     heal_all(world, "quiet")
 

@@ -453,6 +453,10 @@ class World:
         self.events_run = 0
         self.trace_sink: Callable[[int, int, str, Any], None] | None = None
         self.state_listeners: list[Callable[[int, str], None]] = []
+        self.faults_over = False
+        """Set at the end of the fault phase: triggered fault steps not yet fired never fire."""
+        self.fault_horizon_ns = 0
+        """When the last undo (restart, heal, end of a pause) of a fault that acted is due."""
         self.drop_rules: list[DropRule] = []
         self.captured_joins: deque[tuple[int, MembJoin]] = deque(maxlen=64)
         self.frames_dropped = 0

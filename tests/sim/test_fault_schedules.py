@@ -85,3 +85,41 @@ def test_any_fault_schedule_keeps_every_guarantee(steps: list[FaultStep], seed: 
         "\n".join(f"{v.name}: {v.valid} {list(v.problems[:3])}" for v in failing)
         + f"\nseed={seed}\n{result.scenario.to_toml()}"
     )
+
+
+def _faults(result: object, kind: str, node: int) -> list[int]:
+    events = result.history.events  # type: ignore[attr-defined]
+    return [
+        e.time_ns
+        for e in events
+        if type(e).__name__ == "Fault" and e.kind == kind and e.node == node
+    ]
+
+
+def test_a_trigger_still_armed_at_the_end_never_fires_sim_5_2() -> None:
+    """SIM-5-2: node 2 crashes near the end, so the RECOVERY that would fire node 3's trigger
+    comes after the end: the trigger is disarmed and no fault starts in the quiet phase (swarm
+    seed 926 failed liveness because such a crash was judged as if the quiet phase had begun)."""
+    steps = [
+        FaultStep(at_s=1.0, action="crash", nodes=(3,), duration_s=1.0, when="recovery"),
+        FaultStep(at_s=DURATION - 0.5, action="crash", nodes=(2,), duration_s=2.0),
+    ]
+    result = run(_scenario(steps), 3)
+    assert _faults(result, "crash", 3) == []
+    assert [v.name for v in result.verdicts if v.valid is not True] == []
+
+
+def test_a_late_trigger_moves_the_quiet_point_to_its_undo_sim_5_2() -> None:
+    """A triggered crash fires after its ``at_s``; its restart, not ``at_s + duration_s``, ends
+    the fault phase, and the quiet phase is measured from there."""
+    scenario = _scenario(
+        [
+            FaultStep(at_s=9.0, action="crash", nodes=(2,), duration_s=1.0),
+            FaultStep(at_s=1.0, action="crash", nodes=(3,), duration_s=4.0, when="recovery"),
+        ]
+    )
+    result = run(scenario, 3)
+    (restart,) = _faults(result, "restart", 3)
+    assert restart > int(DURATION * 1e9), "the triggered crash fired late, its restart after end"
+    assert result.virtual_s * 1e9 >= restart + scenario.quiet_s * 1e9
+    assert [v.name for v in result.verdicts if v.valid is not True] == []
