@@ -15,8 +15,9 @@ and talk to any replica with JSON lines over its Unix socket::
 How it works. Every replica joins group ``kv`` in primary-component mode with state transfer
 (``gcs.join_with_state(..., primary=True)``), so it receives messages only while its partition
 is quorate, a new or restarted replica receives the state at a cut and then every write after
-it, and after a partition heals the freshest side's state wins (the merge hook keeps the
-highest version: only one side can have applied writes). A ``put`` is a *safe* message; the
+it, and after a partition heals the freshest side's state wins (in primary mode only one side
+can have applied writes; the protocol installs it, with the last quorate configuration's
+unconfirmed tail, RFC 0008 §4.2). A ``put`` is a *safe* message; the
 replica that received it answers once it applied it, which is when every member of the quorate
 configuration has it: an acknowledged write survives any minority of failures and is never
 undone by a merge. A ``put`` to a replica that is not quorate is refused at once; one that
@@ -78,7 +79,8 @@ class Store:
         self._note(installed=self.version, chain=self.chain)
 
     def merge(self, sides: Sequence[tuple[tuple[gcs.Member, ...], bytes]]) -> bytes:
-        """Keep the side with the highest (version, chain): in primary mode it is the freshest."""
+        """The side with the highest (version, chain). Only called outside primary mode: in
+        primary mode the protocol itself installs the freshest side."""
         ranked = [(json.loads(state), state) for _, state in sides]
         return max(ranked, key=lambda s: (s[0]["version"], s[0]["chain"]))[1]
 

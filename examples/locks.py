@@ -102,7 +102,7 @@ class Table:
         self._note(installed=self.version)
 
     def merge(self, sides: Sequence[tuple[tuple[gcs.Member, ...], bytes]]) -> bytes:
-        """The freshest side: in primary mode only one side changed anything."""
+        """The freshest side (only called outside primary mode, where the protocol picks it)."""
         return max((state for _, state in sides), key=lambda s: (json.loads(s)["version"], s))
 
     def _note(self, **fields: Any) -> None:

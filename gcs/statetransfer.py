@@ -106,6 +106,7 @@ async def join_with_state(
     primary: bool = False,
     queue_size: int | None = None,
     lineage: bytes | None = None,
+    restore: bytes | None = None,
     chunk_bytes: int = CHUNK_BYTES,
     window_bytes: int = WINDOW_BYTES,
     buffer_limit: int = 1 << 30,
@@ -113,9 +114,10 @@ async def join_with_state(
 ) -> StateGroup:
     """Join ``name`` and return once this member holds the group's state (RFC 0008 §5).
 
-    The state arrives by ``handler.install`` (from a member that has it), by
-    ``handler.merge`` then ``install`` (when it joins a merge), or not at all when this member
-    founds the group (the state is then whatever ``handler`` starts with). ``lineage``: the
+    The state arrives by ``handler.install`` (from a member that has it, or in primary mode from
+    the freshest side of a merge), by ``handler.merge`` then ``install`` (a merge outside
+    primary mode), or not at all when this member founds the group (the state is then whatever
+    ``handler`` starts with). ``lineage``: the
     member starts as a holder of a state it restored (``StateGroup.lineage`` of an earlier
     incarnation, stored with that state). ``primary``: primary-component mode (RFC 0008 §4).
     Raises ``StateTransferFailed`` after ``timeout`` seconds without state (the member leaves).
@@ -132,7 +134,9 @@ async def join_with_state(
         if primary:
             raise NotSupported(f"{type(owner).__name__} has no primary-component mode") from exc
         raise
-    member = StateGroup(group, handler, primary, lineage, chunk_bytes, window_bytes, buffer_limit)
+    member = StateGroup(
+        group, handler, primary, lineage, chunk_bytes, window_bytes, buffer_limit, restore
+    )
     try:
         await asyncio.wait_for(member._until_installed(), timeout)
     except TimeoutError:
@@ -160,6 +164,7 @@ class StateGroup:
         chunk_bytes: int,
         window_bytes: int,
         buffer_limit: int,
+        restore: bytes | None = None,
     ) -> None:
         if chunk_bytes < 1 or window_bytes < chunk_bytes:
             raise ValueError("need 1 <= chunk_bytes <= window_bytes")
@@ -167,7 +172,11 @@ class StateGroup:
         self.group = group
         self._handler = handler
         self._machine = Transfer(
-            group.member, primary=primary, lineage=lineage, buffer_limit=buffer_limit
+            group.member,
+            primary=primary,
+            lineage=lineage,
+            buffer_limit=buffer_limit,
+            restore=restore,
         )
         self._chunk = max(1, min(chunk_bytes, limit))
         self._window = window_bytes
@@ -206,6 +215,11 @@ class StateGroup:
     def lineage(self) -> bytes | None:
         """The id of this member's state lineage; store it with a persisted state."""
         return self._machine.lineage
+
+    def export(self) -> bytes:
+        """The protocol's part of this member's state (position, unconfirmed tail): store it
+        with the application's state and the lineage, pass it back as ``restore=``."""
+        return self._machine.export()
 
     @property
     def installed(self) -> str:

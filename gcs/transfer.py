@@ -334,9 +334,9 @@ class Transfer:
         rnd = self.round
         wrapped = self._wrap(data)
         if rnd is not None and rnd.key == key and rnd.phase is Phase.MERGE:
-            rnd.states[self.me] = wrapped
+            # Not kept locally: the merge completes where the last side's last chunk is
+            # delivered, the same point at every member — the owner's own chunks included.
             out.append(Stream(key, self.me, None, wrapped, True))
-            self._maybe_merged(rnd, out)
             return out
         needers = self.streams.get(key)
         if needers:
