@@ -334,3 +334,30 @@ def test_the_next_primary_applies_what_one_member_of_the_last_applied() -> None:
     model.merge(0, 1, [])
     model.settle()
     assert [r.app.applied for r in replicas] == [[b"m"]] * 3
+
+
+def test_a_merge_completes_where_the_last_chunk_is_delivered_for_its_owner_too() -> None:
+    """XFR-5.5-1: an owner does not use its own snapshot early (kv swarm seed 485): the merge
+    must complete at the same stream position at every member."""
+    from gcs.transfer import Stream, encode_chunk
+
+    machine = Transfer(A, primary=True, lineage=b"side-a")
+    view = _view((A, B), (B,), 2)
+    machine.feed(view)
+    machine.feed(_quorum((1, 2)))  # type: ignore[arg-type]
+    assert machine.round is not None
+    key = machine.round.key
+    machine.feed(_hello(A, key, b"side-a"))
+    machine.feed(_hello(B, key, b"side-b"))
+    streams = [a for a in machine.snapshot_taken(key, b"state-a") if isinstance(a, Stream)]
+    assert len(streams) == 1
+    theirs = machine._wrap(b"state-b")
+
+    def chunk(owner: Member, data: bytes) -> Message:
+        return Message(owner, encode_chunk(key, owner, None, 0, 1, data), True, view.view_id)
+
+    machine.feed(chunk(B, theirs))
+    assert machine.round is not None, "still waiting for its own chunk"
+    done = machine.feed(chunk(A, streams[0].data))
+    assert machine.round is None
+    assert any(type(a).__name__ == "Installed" for a in done)
