@@ -83,6 +83,9 @@ class RuntimeStatistics:
     bytes_sent: int
     tokens_deferred: int
     timer_firings: int
+    before_start: int
+    """Datagrams that arrived after the socket opened but before the core started (dropped:
+    a core gets no input before ``start``, and its peers re-send what matters)."""
     send_errors: int
     unknown_destination: int
     ring_seq_writes: int
@@ -132,6 +135,7 @@ class Driver:
         self._drain_scheduled = False
         self._in_after = False
         self._closed = False
+        self._started = False
         self._taps: tuple[Tap, ...] = ()
         self.failure: BaseException | None = None
         self.configuration: Configuration | None = None
@@ -143,6 +147,7 @@ class Driver:
                 "bytes_sent",
                 "tokens_deferred",
                 "timer_firings",
+                "before_start",
                 "unknown_destination",
             ),
             0,
@@ -160,6 +165,7 @@ class Driver:
         self._taps = (*self._taps, tap)
 
     def start(self, stored_ring_seq: int | None) -> None:
+        self._started = True
         self._lag.start()
         self._run(
             InputKind.START,
@@ -192,6 +198,9 @@ class Driver:
         counts["datagrams_received"] += 1
         counts["bytes_received"] += len(data)
         if self._closed or self.failure is not None:
+            return
+        if not self._started:
+            counts["before_start"] += 1
             return
         opened = self._channel.receive(data)
         if opened is None:

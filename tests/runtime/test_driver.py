@@ -131,6 +131,8 @@ def make_driver() -> tuple[Driver, ScriptedCore, Listener, Channel]:
         sndbuf_bytes=0,
     )
     driver.attach(endpoint)
+    driver.start(None)
+    core.calls.clear()  # the tests script what follows the start
     listener.driver = driver
     return driver, core, listener, Channel(2, 1, "t", None, peers=(1, 2))
 
@@ -195,3 +197,25 @@ async def test_an_exception_from_the_core_is_fail_stop() -> None:
     else:
         raise AssertionError("submit after fail-stop must raise")
     await driver.close()
+
+
+async def test_datagrams_before_the_core_started_are_dropped_and_counted() -> None:
+    """The socket opens before the core starts (the bind can fail first); a peer's datagram in
+    between must not reach a core that has not started — its first input is always start."""
+    core = ScriptedCore()
+    channel = Channel(1, 1, "t", None, peers=(1, 2))
+    recorder = FlightRecorder(
+        core.config, seed=0, boot_id=1, cluster_name="t", key=None, capacity=0
+    )
+    driver = Driver(
+        asyncio.get_running_loop(),
+        core,  # type: ignore[arg-type]
+        channel,
+        recorder,
+        StateStore(None, 1),
+        Listener(),
+        {2: ("127.0.0.1", 9)},
+    )
+    peer = Channel(2, 1, "t", None, peers=(1, 2))
+    driver.datagram_received(peer.seal(MCAST))
+    assert core.calls == [] and driver.statistics().before_start == 1
