@@ -273,6 +273,10 @@ class Transfer:
         self.since_view = 0
         self.quorum_after_view = False
         self.await_settle = False
+        self.unmerged = False
+        """Primary mode, from a failed round until a round completes: the view may hold
+        members of several lineages, so no state may take messages (RFC 0008 XFR-5.5-2)."""
+        self.dropped = 0
         self.ignored = 0
         """Malformed or impossible protocol messages (RFC 0008 XFR-5.6-1)."""
         self.rounds = 0
@@ -407,6 +411,12 @@ class Transfer:
     # ------------------------------------------------------------------ stream events
 
     def _app(self, event: Event, out: list[Action]) -> None:
+        if self.unmerged and self.round is None and type(event) is Message:
+            # XFR-5.5-2: between a failed round and the next one, no state may take it (inside
+            # a round everything is buffered, and its end decides for every member alike).
+            self.dropped += 1
+            self._positions.pop(id(event), None)
+            return
         if self.buffering:
             self.buffer.append(event)
             if type(event) is Message:
@@ -585,6 +595,7 @@ class Transfer:
     def _end(self, out: list[Action]) -> None:
         """The round is over: holders resume."""
         self.round = None
+        self.unmerged = False
         if self.holder:
             self._release(out)
 
@@ -602,6 +613,7 @@ class Transfer:
         self.pending.pop(rnd.key, None)
         self.due = True
         if self.primary:
+            self.unmerged = True
             kept = self.buffer[: rnd.cut] + [
                 e for e in self.buffer[rnd.cut :] if type(e) is not Message
             ]

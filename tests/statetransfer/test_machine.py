@@ -286,6 +286,8 @@ def test_a_failed_merge_round_drops_what_it_buffered_in_primary_mode() -> None:
     given = [a.event for a in out if type(a).__name__ == "Deliver"]
     assert not [e for e in given if isinstance(e, Message)], "dropped, not applied"
     assert [e for e in given if isinstance(e, View)], "views are kept"
+    later = machine.feed(Message(B, b"before the next round", True, view.view_id))
+    assert not later and machine.dropped >= 1, "nothing is applied until a round completes"
 
 
 def test_the_next_primary_applies_what_one_member_of_the_last_applied() -> None:
