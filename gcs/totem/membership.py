@@ -18,7 +18,8 @@ Departures from the 1995 paper, each for a reason written in RFC 0004 §8:
   for nodes outside my ring (I trust my own observation of my ring-mates);
 * failure to receive excludes the laggard by consensus, on a time bound, instead of the laggard
   excluding itself (corosync's behaviour remains selectable);
-* joins are re-broadcast with jitter drawn from the injected rng and back off in long gathers;
+* joins are re-broadcast with jitter drawn from the injected rng and back off in long gathers,
+  until a node is heard for the first time in the change (a heal: back to the base interval);
 * after a detected process pause, joins that queued up during the pause are not trusted.
 """
 
@@ -206,10 +207,12 @@ def on_memb_join(n: Node, now_ns: int, src: int, join: MembJoin) -> None:
         case MembState.OPERATIONAL:
             _join_in_operational(n, now_ns, join)
         case MembState.GATHER:
-            n.heard.add(join.sender)
+            news = _hear(n, join.sender)
             if _merge_join(n, join):
                 gather_enter(n, now_ns, _reason(n))
             else:
+                if news:
+                    _send_join(n, now_ns)
                 check_consensus(n, now_ns)
         case MembState.COMMIT | MembState.RECOVERY:
             if join.sender in recovery.new_members(n) and join.ring_seq >= recovery.new_ring_seq(n):
@@ -217,6 +220,23 @@ def on_memb_join(n: Node, now_ns: int, src: int, join: MembJoin) -> None:
                 gather_enter(n, now_ns, _reason(n))
         case _:
             pass
+
+
+def _hear(n: Node, sender: int) -> bool:
+    """Note a join's sender in ``heard``; True when that ends a join backoff (MEM-4.3-4).
+
+    A node heard for the first time in this change means the network changed (a partition
+    healed, a node came back): the backoff was for a change where nothing new happens, so the
+    node returns to the base join interval, and sends its join at once, since the newcomer
+    may not have one of its joins either.
+    """
+    if sender in n.heard:
+        return False
+    n.heard.add(sender)
+    if n.join_round <= n.config.join_backoff_after:
+        return False
+    n.join_round = 0
+    return True
 
 
 def _join_in_operational(n: Node, now_ns: int, join: MembJoin) -> None:

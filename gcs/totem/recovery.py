@@ -5,13 +5,15 @@ any it knows. The token goes round twice. On the first rotation each member writ
 its old ring, old aru, the highest old-ring seq it knows was delivered, and whether it has no
 gaps (``received_flg``, cleared when a ring-mate is known to hold more). On the second rotation
 each member, knowing everyone's line, enters RECOVERY: members that share my old ring form my
-*transitional* membership, and unless all of them already hold the same messages, I re-send
-every old-ring message above their lowest aru, encapsulated in new-ring mcasts. The new ring's
-token then circulates with only those recovery messages until, by the ``retrans_flg`` protocol,
-everyone is known to hold all of them. Then each member, in one atomic step with no
-communication, delivers what the old configuration's rules allow, the transitional
-configuration, the remaining old-ring messages of its transitional members, and the new regular
-configuration.
+*transitional* membership, and unless all of them already hold the same messages, the
+old-ring messages above their lowest aru are re-sent, encapsulated in new-ring mcasts: each
+one up to their highest aru by a single member whose line shows it holds it (its *keeper*),
+the rest by everyone who has them (the paper and corosync have every member re-send
+everything, RFC 0004 §6.1). The new ring's token then circulates with only those recovery
+messages until, by the ``retrans_flg`` protocol, everyone is known to hold all of them. Then
+each member, in one atomic step with no communication, delivers what the old configuration's
+rules allow, the transitional configuration, the remaining old-ring messages of its
+transitional members, and the new regular configuration.
 
 If recovery fails (token loss, or a new join from a member), the node returns to GATHER keeping
 its old ring's messages — and the ones it recovered — because a peer may already have installed
@@ -20,7 +22,9 @@ the new ring counting on it (the obligation set, RFC 0004 §7.3).
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections import deque
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
@@ -211,8 +215,7 @@ def _recovery_enter(n: Node, now_ns: int, token: MembCommitToken) -> None:
     )
     retrans: deque[Mcast] = deque()
     if not all(line.received_flg for line in trans_lines):
-        low = min(line.aru for line in trans_lines)
-        retrans.extend(m for m in old.queue.values() if m.seq > low and m.encapsulated is None)
+        retrans.extend(_mine_to_resend(n.me, trans_lines, old.queue.values()))
     high = max(line.high_delivered for line in trans_lines)
     n.carry_high_delivered = max(n.carry_high_delivered, high)
     ring = RingState(token.ring_id, ids, n.me)
@@ -229,6 +232,30 @@ def _recovery_enter(n: Node, now_ns: int, token: MembCommitToken) -> None:
     n.timers.arm(Timer.TOKEN_LOSS, now_ns + n.config.token_timeout_ns)
     forward = MembCommitToken(token.ring_id, token.token_seq + 1, token.memb_index, lines)
     ordering.send_token(n, now_ns, ring.succ, forward)
+
+
+def _mine_to_resend(
+    me: int, trans_lines: tuple[MemberEntry, ...], held: Iterable[Mcast]
+) -> Iterator[Mcast]:
+    """The old-ring mcasts this node re-sends in recovery, in seq order (REC-6.1-1 step 2).
+
+    A member whose line shows ``aru >= s`` holds seq ``s`` (nothing above the lowest ``aru`` can
+    have been released, RFC 0003 ORD-7.4-1), so one of those members suffices: the *keepers* of
+    ``s`` are the transitional members with ``aru >= s`` ordered by (``aru``, id), and
+    ``keepers[s mod len(keepers)]`` re-sends it, which spreads the work over every member that
+    can do it. Above the highest ``aru`` nobody knows who holds what, and every holder re-sends.
+    Every member computes the same keepers from the same commit token.
+    """
+    ranked = sorted(trans_lines, key=lambda line: (line.aru, line.node_id))
+    arus = [line.aru for line in ranked]
+    low = arus[0]
+    for mcast in held:
+        seq = mcast.seq
+        if seq <= low or mcast.encapsulated is not None:
+            continue
+        first = bisect_left(arus, seq)  # ranked[first:] are the keepers of seq
+        if first == len(ranked) or ranked[first + seq % (len(ranked) - first)].node_id == me:
+            yield mcast
 
 
 def _originate_orf_token(n: Node, now_ns: int, rec: RecoveryState) -> None:

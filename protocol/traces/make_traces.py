@@ -289,6 +289,43 @@ def failed_recovery() -> dict[str, Any]:
     return s.finish(3500 * MS)
 
 
+def recovery_keepers() -> dict[str, Any]:
+    s = Scenario(
+        "recovery-keepers",
+        "Ring 1.8 of {1,2,3,4,5}: node 2 originates seqs 1-6, one per rotation, which reach "
+        "every node but node 3, and node 5 crashes 2 ms after the token that carried seq 6. "
+        "Nodes 1-4 gather "
+        "and form ring 1.12. The commit token shows aru 6 for nodes 1, 2 and 4 and aru 0 for "
+        "node 3, so each of seqs 1-6 has three keepers, ordered by (aru, node id) as [1, 2, 4], "
+        "and is re-sent once, by keeper seq mod 3: node 1 re-sends seqs 3 and 6 only (node 2 "
+        "re-sends 1 and 4, node 4 re-sends 2 and 5), not three times as every member re-sending "
+        "everything above the lowest aru would. Node 1 had delivered seqs 1-6 as agreed before "
+        "the crash; it installs 1.12 (transitional {1,2,3,4}, left 5) once node 3 holds them.",
+        ["REC-6.1-1", "REC-6.2-1", "REC-7.1-1", "REC-7.2-1"],
+        nodes=(1, 2, 3, 4, 5),
+    )
+    payloads = [b"k%d" % k for k in range(6)]
+    s.drops.append(
+        lambda src, dst, frame: (
+            dst == 3 and any(mcast_carrying(p)(src, dst, frame) for p in payloads)
+        )
+    )
+
+    crashed: list[int] = []
+
+    def crash_after_origination(src: int, dst: int, frame: Frame) -> None:
+        originated = isinstance(frame, OrfToken) and frame.ring_id.seq == 8 and frame.seq == 6
+        if originated and not crashed:
+            crashed.append(s.world.now)
+            s.world.at(s.world.now + 2 * MS, s.world.crash, 5)
+
+    s.watchers.append(crash_after_origination)
+    s.start()
+    for k, data in enumerate(payloads):  # one per rotation (5 ms), so none share an mcast
+        s.submit((30 + 6 * k) * MS, 2, data)
+    return s.finish(2400 * MS)
+
+
 def partition_merge() -> dict[str, Any]:
     s = Scenario(
         "partition-merge",
@@ -343,6 +380,7 @@ SCENARIOS = [
     token_loss,
     crash_survivor,
     failed_recovery,
+    recovery_keepers,
     partition_merge,
     clean_leave,
     lone_start,

@@ -214,6 +214,28 @@ def test_join_timer_rebroadcasts_and_counts_rounds() -> None:
     assert core.timers.get(Timer.JOIN) == due + 2 * cfg.join_timeout_ns
 
 
+def test_a_node_heard_for_the_first_time_ends_the_join_backoff() -> None:
+    """MEM-4.3-4, MEM-4.3-1: node 1 has gathered long enough for its joins to back off (a
+    partition: nobody answers). When a partition heals without changing its sets, the first
+    join from node 2 (heard for the first time in this change, with the same sets) makes node 1
+    send its join at once and return to the base interval; a second join from node 2 does not.
+    Found by the big-ring scenario (seed 3 at commit 536bbfb): a node whose single backed-off
+    join after a heal was lost to one peer was failed by that peer's consensus timeout while it
+    had already committed, and ended alone in a singleton ring."""
+    core, now = gathering(consensus_timeout_ns=10 * S)
+    cfg = core.config
+    for _ in range(cfg.join_backoff_after + 3):
+        now = core.timers.get(Timer.JOIN) or 0
+        core.on_timeout(now)
+    assert core.timers.get(Timer.JOIN) == now + 8 * cfg.join_timeout_ns
+    now += MS
+    (out,) = joins_sent(visible(core.receive(now, 2, join(2, {1, 2, 3}))))
+    assert (out.proc_set, out.fail_set) == ({1, 2, 3}, set())
+    assert core.join_round == 0 and core.timers.get(Timer.JOIN) == now + cfg.join_timeout_ns
+    assert core.consensus == {1, 2}
+    assert joins_sent(visible(core.receive(now + MS, 2, join(2, {1, 2, 3})))) == []
+
+
 # ---------------------------------------------------------------------- §8.1 failure to receive
 
 

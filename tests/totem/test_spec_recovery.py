@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from gcs.sim import history as h
+from gcs.totem import recovery
 from gcs.totem.effects import MembState, PersistRingSeq
-from gcs.wire.frames import OrfToken
+from gcs.wire.frames import Mcast, MemberEntry, OrfToken, RingId
 
 from .tracing import (
     MS,
@@ -231,3 +235,74 @@ def test_obligation_set_survives_a_failed_attempt() -> None:
         ("regular", "1.16", (1, 2, 3)),
     ]
     assert [d[1:] for d in delivery_times(c, 3)] == [("transitional:1.16", 2, 2, False)]
+
+
+def test_each_old_ring_mcast_is_resent_once_spread_over_its_keepers() -> None:
+    """REC-6.1-1 (step 2), REC-7.2-1: node 2's six mcasts of ring 1.8 reach nodes 1, 4 and 5
+    but never node 3, then node 5 crashes. Nodes 1, 2 and 4 all hold the six (their lines show
+    aru 6, node 3's shows 0), so each is re-sent once, by one of them chosen by its seq, not
+    three times as the paper and corosync do (every member re-sends everything above the
+    lowest aru). Node 3 still receives all six and, like the others, delivers them in the old
+    regular configuration, in order and without a gap."""
+    c = Cluster((1, 2, 3, 4, 5))
+    c.start()
+    payloads = [bytes([k]) * 1000 for k in range(6)]
+    for data in payloads:
+        c.submit(5 * MS, 2, data)
+    c.drops.append(lambda s, d, f: d == 3 and any(mcast_carrying(p)(s, d, f) for p in payloads))
+    carried: dict[int, tuple[int, int]] = {}  # carrier seq of ring 1.12 -> (sender, inner seq)
+    crashed: list[int] = []
+
+    def watch(src: int, dst: int, frame: object) -> None:
+        originated = isinstance(frame, OrfToken) and frame.ring_id.seq == 8 and frame.seq == 6
+        if originated and not crashed:
+            crashed.append(c.world.now)
+            c.world.at(c.world.now + 2 * MS, c.world.crash, 5)
+        inner = getattr(frame, "encapsulated", None)
+        if inner is not None:
+            carried[frame.seq] = (frame.sender, inner.seq)  # type: ignore[attr-defined]
+
+    c.watchers.append(watch)
+    c.run_until(3000 * MS)
+    assert c.configurations(1)[-1] == ("regular", "1.12", (1, 2, 3, 4), "token_loss")
+    inner_seqs = sorted(inner for _, inner in carried.values())
+    assert inner_seqs == [1, 2, 3, 4, 5, 6]  # each once
+    assert len({sender for sender, _ in carried.values()}) > 1  # spread over the keepers
+    assert {sender for sender, _ in carried.values()} <= {1, 2, 4}
+    for node in (1, 2, 3, 4):
+        old = [(conf, seq) for conf, origin, seq, _, _ in c.deliveries(node) if origin == "1.8"]
+        assert old == [("regular:1.8", seq) for seq in range(1, 7)], node
+
+
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 40), st.sets(st.integers(1, 60), max_size=12)),
+        min_size=1,
+        max_size=6,
+    )
+)
+def test_keepers_cover_the_union_and_resend_each_seq_below_the_top_aru_once(
+    members: list[tuple[int, set[int]]],
+) -> None:
+    """REC-6.1-1 (step 2): whatever the transitional lines, the members together re-send every
+    old-ring mcast any of them holds above the lowest aru (so each ends with the union, as
+    before), and every seq up to the highest aru exactly once. A member holds every seq up to
+    its own aru (nothing above the lowest aru is released) and any seqs above it."""
+    old = RingId(seq=8, rep=1)
+    lines = tuple(
+        MemberEntry(node, old, aru, 0, False) for node, (aru, _) in enumerate(members, start=1)
+    )
+    low, top = min(a for a, _ in members), max(a for a, _ in members)
+    held = {
+        node: sorted(set(range(low + 1, aru + 1)) | {s for s in extra if s > aru})
+        for node, (aru, extra) in enumerate(members, start=1)
+    }
+    sent: list[int] = []
+    for node, seqs in held.items():
+        mine = recovery._mine_to_resend(
+            node, lines, (Mcast(2, old, seq, False, ()) for seq in seqs)
+        )
+        sent += [mcast.seq for mcast in mine]
+    union = {seq for seqs in held.values() for seq in seqs if seq > low}
+    assert set(sent) == union
+    assert sorted(seq for seq in sent if seq <= top) == sorted(s for s in union if s <= top)
