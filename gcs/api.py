@@ -174,6 +174,9 @@ class GroupOwner(Protocol):
     def max_message_bytes(self) -> int: ...
     def _check_running(self, *, for_group: bool = False) -> None: ...
     async def _send(self, record: Record, safe: bool) -> Ticket: ...
+    async def _send_to(
+        self, group: str, handle: int, to: Member, payload: bytes, safe: bool
+    ) -> Ticket: ...
     def _leave_member(self, group: Group) -> None: ...
 
 
@@ -251,9 +254,7 @@ class Group:
         limit = self.node.max_message_bytes - directed_overhead(self.name)
         if len(payload) > limit:
             raise MessageTooLarge(len(payload), limit)
-        encoded = encode_directed(self.name, member, payload)
-        record = Record(ANNOUNCE_GROUP, self.member.handle, int(RecordFlags.DATA), encoded)
-        return await self.node._send(record, bool(safe))
+        return await self.node._send_to(self.name, self.member.handle, member, payload, bool(safe))
 
     def _check_can_send(self) -> None:
         self.node._check_running(for_group=True)
@@ -356,7 +357,7 @@ class Node:
     """
 
     supports_send_to = True
-    """``Group.send_to`` works on groups of this node (a daemon client may not offer it)."""
+    """``Group.send_to`` works on groups of this node (and of a daemon client, RFC 0006 API-27)."""
 
     def __init__(self, config: Config, *, history: str | os.PathLike[str] | None = None) -> None:
         if not isinstance(config, Config):
@@ -602,16 +603,10 @@ class Node:
         for ``gcs.join_with_state``, which resolves them). Raises ``TypeError`` /
         ``InvalidArgument`` for a bad name or combination, ``NodeClosed`` when closed.
         """
-        _check_group_name(name)
-        bound = self.config.subscriber_queue if queue_size is None else queue_size
-        if type(bound) is not int or bound < 1:
-            raise InvalidArgument(f"queue_size must be a positive int, got {queue_size!r}")
+        bound = _check_join(name, queue_size, self.config.subscriber_queue)
+        _check_join_modes(primary, quorum_events, uncommitted)
         self._check_running()
         assert self._outbox is not None
-        if not all(type(flag) is bool for flag in (primary, quorum_events, uncommitted)):
-            raise TypeError("primary, quorum_events and uncommitted must be True or False")
-        if uncommitted and not primary:
-            raise InvalidArgument("uncommitted messages exist only in primary-component mode")
         group = Group(self, name, self._new_handle(), bound)
         self._members[(name, group.member.handle)] = group
         self._groups.add_local(
@@ -683,6 +678,14 @@ class Node:
     async def _send(self, record: Record, safe: bool) -> Ticket:
         assert self._outbox is not None
         return await self._outbox.send(record, safe)
+
+    async def _send_to(
+        self, group: str, handle: int, to: Member, payload: bytes, safe: bool
+    ) -> Ticket:
+        """A point-to-point record travels as a control record of the announcement group."""
+        encoded = encode_directed(group, to, payload)
+        record = Record(ANNOUNCE_GROUP, handle, int(RecordFlags.DATA), encoded)
+        return await self._send(record, safe)
 
     def _leave_member(self, group: Group) -> None:
         assert self._outbox is not None
@@ -851,6 +854,22 @@ class Node:
             _LOG.error("node %d: could not dump the flight recorder: %s", self.node_id, dump_error)
             return
         _LOG.error("node %d stopped (%r); flight recorder dumped to %s", self.node_id, exc, path)
+
+
+def _check_join(name: object, queue_size: object, default_queue: int) -> int:
+    """The checks every ``join`` makes (embedded or through a daemon); the stream bound."""
+    _check_group_name(name)
+    bound = default_queue if queue_size is None else queue_size
+    if type(bound) is not int or bound < 1:
+        raise InvalidArgument(f"queue_size must be a positive int, got {queue_size!r}")
+    return bound
+
+
+def _check_join_modes(primary: object, quorum_events: object, uncommitted: object) -> None:
+    if not all(type(flag) is bool for flag in (primary, quorum_events, uncommitted)):
+        raise TypeError("primary, quorum_events and uncommitted must be True or False")
+    if uncommitted and not primary:
+        raise InvalidArgument("uncommitted messages exist only in primary-component mode")
 
 
 def _check_group_name(name: object) -> None:

@@ -31,18 +31,18 @@ from types import TracebackType
 from typing import Any
 
 from gcs import __version__
-from gcs.api import Group, RingView, _check_group_name
+from gcs.api import Group, RingView, _check_join, _check_join_modes
 from gcs.daemon import protocol as proto
 from gcs.daemon.protocol import ControlProtocolError
 from gcs.errors import (
     DaemonUnavailable,
     GcsError,
     GroupClosed,
-    InvalidArgument,
     NodeClosed,
     SlowConsumer,
 )
-from gcs.groups import Message
+from gcs.groups import Member, Message
+from gcs.quorum import Quorum
 from gcs.runtime.outbox import _DELIVERED, _FAILED, Ticket
 from gcs.wire.frames import Record
 
@@ -85,6 +85,9 @@ class RemoteTicket(Ticket):
 
 class Client:
     """One connection to a ``gcs node`` daemon (see the module docstring)."""
+
+    supports_send_to = True
+    """``Group.send_to`` works through the daemon (RFC 0006 §10.2, ``send`` with ``to``)."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
@@ -200,16 +203,26 @@ class Client:
     def max_message_bytes(self) -> int:
         return self._max_message_bytes
 
-    async def join(self, name: str, *, queue_size: int | None = None) -> Group:
+    async def join(
+        self,
+        name: str,
+        *,
+        queue_size: int | None = None,
+        primary: bool = False,
+        quorum_events: bool = False,
+        uncommitted: bool = False,
+    ) -> Group:
         """Join group ``name`` through the daemon; return once this member is in a view.
 
-        Same contract as ``gcs.Node.join``.
+        Same contract and options as ``gcs.Node.join`` (quorum verdicts, primary-component
+        mode and its uncommitted tails are the daemon node's, RFC 0008).
         """
-        _check_group_name(name)
-        bound = self.subscriber_queue if queue_size is None else queue_size
-        if type(bound) is not int or bound < 1:
-            raise InvalidArgument(f"queue_size must be a positive int, got {queue_size!r}")
+        bound = _check_join(name, queue_size, self.subscriber_queue)
+        _check_join_modes(primary, quorum_events, uncommitted)
         self._check_running()
+        fields: dict[str, Any] = {"group": name, "queue_size": bound}
+        modes = {"primary": primary, "quorum_events": quorum_events, "uncommitted": uncommitted}
+        fields.update((key, True) for key, wanted in modes.items() if wanted)
 
         def on_reply(ok: dict[str, Any]) -> Group:
             handle = proto.field(ok, "handle", int)
@@ -217,7 +230,7 @@ class Client:
             self._members[handle] = group
             return group
 
-        _, request = self._start_request("join", {"group": name, "queue_size": bound}, on_reply)
+        _, request = self._start_request("join", fields, on_reply)
         try:
             group: Group = await asyncio.shield(request)
         except asyncio.CancelledError:
@@ -259,6 +272,14 @@ class Client:
         send_id, request = self._start_request("send", fields)
         await request
         return RemoteTicket(self, send_id, record.group, len(record.data), safe)
+
+    async def _send_to(
+        self, group: str, handle: int, to: Member, payload: bytes, safe: bool
+    ) -> Ticket:
+        fields = {"handle": handle, "data": payload, "safe": safe, "to": proto.member_to_wire(to)}
+        send_id, request = self._start_request("send", fields)
+        await request
+        return RemoteTicket(self, send_id, group, len(payload), safe)
 
     def _leave_member(self, group: Group) -> None:
         if self._closed is not None:
@@ -343,7 +364,7 @@ class Client:
                 else NodeClosed(f"the gcs node daemon at {self.path} is {reason}")
             )
             self._fail(error, clean=failure is None)
-        elif event in ("msg", "view", "end"):
+        elif event in ("msg", "view", "quorum", "end"):
             self._member_event(event, item)
         else:
             _LOG.debug("ignoring unknown event %r from %s", event, self.path)
@@ -363,11 +384,13 @@ class Client:
                 why = "slow consumer" if isinstance(error, SlowConsumer) else str(error)
                 group._end(why, lambda: _fresh(error))
             return
-        value: Message | Any = (
-            proto.message_from_wire(item)
-            if event == "msg"
-            else proto.view_from_wire(item.get("view"))
-        )
+        value: Message | Quorum | Any
+        if event == "msg":
+            value = proto.message_from_wire(item)
+        elif event == "quorum":
+            value = proto.quorum_from_wire(item.get("quorum"))
+        else:
+            value = proto.view_from_wire(item.get("view"))
         if not group._push(value):
             self._slow_consumer(handle, group)
 

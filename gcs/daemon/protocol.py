@@ -118,7 +118,9 @@ _ERROR_TYPES: dict[str, type[errors.GcsError]] = {
         errors.NodeClosed,
         errors.NodeFailed,
         errors.NotMember,
+        errors.NotSupported,
         errors.SlowConsumer,
+        errors.StateTransferFailed,
         ControlProtocolError,
     )
 }
@@ -280,6 +282,7 @@ def message_to_wire(handle: int, message: Message) -> dict[str, Any]:
         "ring": None if message.ring_id is None else [message.ring_id.seq, message.ring_id.rep],
         "seq": message.seq,
         **({} if message.to is None else {"to": member_to_wire(message.to)}),
+        **({"uncommitted": True} if message.uncommitted else {}),
     }
 
 
@@ -304,6 +307,7 @@ def message_from_wire(item: Mapping[str, Any]) -> Message:
         ring_id=ring_id,
         seq=seq,
         to=None if item.get("to") is None else member_from_wire(item.get("to")),
+        uncommitted=item.get("uncommitted") is True,
     )
 
 

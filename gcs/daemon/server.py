@@ -39,7 +39,8 @@ from gcs.api import Group, Node
 from gcs.daemon import protocol as proto
 from gcs.daemon.protocol import ControlProtocolError, encode, error_to_wire, field
 from gcs.errors import GcsError, GroupClosed, NodeClosed
-from gcs.groups import Message
+from gcs.groups import Member, Message
+from gcs.quorum import Quorum
 from gcs.runtime.outbox import Ticket
 
 __all__ = ["ControlServer", "prepare_socket_path"]
@@ -174,7 +175,7 @@ class Connection:
         self.members: dict[int, Group] = {}
         self.pumps: dict[int, asyncio.Task[None]] = {}
         self.tasks: set[asyncio.Task[Any]] = set()
-        self.sends: deque[tuple[int, int, bytes, bool]] = deque()
+        self.sends: deque[tuple[int, int, bytes, bool, Member | None]] = deque()
         self.send_ready = asyncio.Event()
         self.tickets: dict[int, Ticket] = {}
         self.ticket_order: deque[int] = deque()
@@ -278,11 +279,14 @@ class Connection:
     def on_join(self, req_id: int, item: dict[str, Any]) -> None:
         name = field(item, "group", str)
         queue_size = field(item, "queue_size", int, optional=True)
-        self.spawn(self._join(req_id, name, queue_size))
+        modes = {key: field(item, key, bool, optional=True) is True for key in _JOIN_MODES}
+        self.spawn(self._join(req_id, name, queue_size, modes))
 
-    async def _join(self, req_id: int, name: str, queue_size: int | None) -> None:
+    async def _join(
+        self, req_id: int, name: str, queue_size: int | None, modes: dict[str, bool]
+    ) -> None:
         try:
-            group = await self.node.join(name, queue_size=queue_size)
+            group = await self.node.join(name, queue_size=queue_size, **modes)
         except (GcsError, ValueError, TypeError) as exc:
             self.fail(req_id, exc)
             return
@@ -298,7 +302,8 @@ class Connection:
         handle = field(item, "handle", int)
         data = field(item, "data", bytes)
         safe = field(item, "safe", bool)
-        self.sends.append((req_id, handle, data, safe))
+        to = proto.member_from_wire(item["to"]) if "to" in item else None
+        self.sends.append((req_id, handle, data, safe, to))
         self.send_ready.set()
         if self.sender is None:
             self.sender = asyncio.ensure_future(self._send_loop())
@@ -309,12 +314,15 @@ class Connection:
             while not self.sends:
                 self.send_ready.clear()
                 await self.send_ready.wait()
-            req_id, handle, data, safe = self.sends.popleft()
+            req_id, handle, data, safe, to = self.sends.popleft()
             group = self.members.get(handle)
             try:
                 if group is None:
                     raise GroupClosed(f"member {handle:x} is not joined on this connection")
-                ticket = await group.send(data, safe)
+                if to is None:
+                    ticket = await group.send(data, safe)
+                else:
+                    ticket = await group.send_to(to, data, safe)
             except GcsError as exc:
                 self.fail(req_id, exc)
                 continue
@@ -398,9 +406,12 @@ class Connection:
         writer = self.writer
         transport = writer.transport
         try:
-            async for event in group:
+            async for event in group.events():
                 if type(event) is Message:
                     writer.write(encode(proto.message_to_wire(handle, event)))
+                elif type(event) is Quorum:
+                    quorum = proto.quorum_to_wire(event)
+                    writer.write(encode({"ev": "quorum", "handle": handle, "quorum": quorum}))
                 else:
                     view = proto.view_to_wire(event)  # type: ignore[arg-type]
                     writer.write(encode({"ev": "view", "handle": handle, "view": view}))
@@ -450,6 +461,9 @@ async def _leave_quietly(group: Group) -> None:
     with contextlib.suppress(GcsError, NodeClosed):
         await group.leave()
 
+
+_JOIN_MODES = ("primary", "quorum_events", "uncommitted")
+"""The optional ``join`` flags, passed to ``Node.join`` as they are (RFC 0006 §10.2)."""
 
 _HANDLERS: dict[str, Callable[[Connection, int, dict[str, Any]], None]] = {
     "hello": Connection.on_hello,

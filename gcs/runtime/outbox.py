@@ -246,11 +246,15 @@ class Outbox:
     # ------------------------------------------------------------------ endings
 
     def cancel_member(self, group: str, handle: int, error: ErrorFactory) -> None:
-        """Fail the data sends of one member that have not reached the core yet."""
+        """Fail the data sends of one member that have not reached the core yet.
+
+        Its point-to-point sends too: they travel in the announcement group ("") under the
+        member's handle, and handles are unique on a node, so the handle names them.
+        """
         keep: deque[_Waiting] = deque()
         for waiting in self._data:
             record = waiting.record
-            if record.group == group and record.handle == handle:
+            if record.handle == handle and record.group in (group, ""):
                 if not waiting.future.done():
                     waiting.future.set_exception(error())
             else:

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 import gcs
-from gcs.groups import GroupState
+from gcs.groups import ANNOUNCE_GROUP, GroupState
 from gcs.runtime.outbox import Outbox
 from gcs.runtime.stream import EventStream
 from gcs.wire.frames import Record, RecordFlags
@@ -118,6 +118,24 @@ async def test_leaving_and_closing_fail_what_is_waiting() -> None:
     outbox.fail_all(lambda: gcs.NodeClosed("closed"))
     with pytest.raises(gcs.NodeClosed):
         await sent.delivered()
+
+
+async def test_leaving_fails_the_members_waiting_point_to_point_sends() -> None:
+    """A ``send_to`` travels in the announcement group under the member's handle; a leave of
+    that member fails it too, and leaves other members' sends alone."""
+    core = FakeCore(room=1)
+    outbox = Outbox(core.submit, GroupState(1))
+    await outbox.send(data(0), False)
+    directed = Record(ANNOUNCE_GROUP, 1, int(RecordFlags.DATA), b"to one member")
+    other = Record(ANNOUNCE_GROUP, 2, int(RecordFlags.DATA), b"another member's")
+    mine = asyncio.ensure_future(outbox.send(directed, False))
+    theirs = asyncio.ensure_future(outbox.send(other, False))
+    await asyncio.sleep(0)
+    outbox.cancel_member("g", 1, lambda: gcs.GroupClosed("left"))
+    with pytest.raises(gcs.GroupClosed):
+        await asyncio.wait_for(mine, 5)
+    assert not theirs.done()
+    theirs.cancel()
 
 
 async def test_tight_loops_over_send_and_get_still_let_the_loop_run() -> None:
