@@ -34,7 +34,6 @@ import os
 import platform
 import queue
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -47,6 +46,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from gcs.errors import GcsError
+from gcs.runtime.endpoint import free_udp_ports
 
 __all__ = [
     "MEASUREMENTS",
@@ -199,7 +199,7 @@ class Cluster:
             ports = [5405] * self.n
         else:
             hosts = ["127.0.0.1"] * self.n
-            ports = _free_ports(self.n)
+            ports = free_udp_ports(self.n)
         spec: dict[str, Any] = {
             "nodes": {
                 str(i + 1): f"{h}:{p}" for i, (h, p) in enumerate(zip(hosts, ports, strict=True))
@@ -331,17 +331,6 @@ class Cluster:
         path = self.workdir / f"node{node}.stderr"
         text = path.read_text(errors="replace")[-1500:] if path.exists() else ""
         return f"(stderr of node {node}: {text.strip()!r})" if text.strip() else ""
-
-
-def _free_ports(count: int) -> list[int]:
-    socks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(count)]
-    try:
-        for sock in socks:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in socks]
-    finally:
-        for sock in socks:
-            sock.close()
 
 
 # ---------------------------------------------------------------------- verification
