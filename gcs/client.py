@@ -31,7 +31,7 @@ from types import TracebackType
 from typing import Any
 
 from gcs import __version__
-from gcs.api import Group, RingView, _check_join, _check_join_modes
+from gcs.api import RingView
 from gcs.daemon import protocol as proto
 from gcs.daemon.protocol import ControlProtocolError
 from gcs.errors import (
@@ -41,6 +41,7 @@ from gcs.errors import (
     NodeClosed,
     SlowConsumer,
 )
+from gcs.group import Group, _check_join, _check_join_modes
 from gcs.groups import Member, Message
 from gcs.quorum import Quorum
 from gcs.runtime.outbox import _DELIVERED, _FAILED, Ticket

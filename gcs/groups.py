@@ -39,16 +39,20 @@ members in primary-component mode receive messages only in quorate configuration
 
 from __future__ import annotations
 
-import enum
-import hashlib
 import logging
-import struct
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
-from typing import Any
 
-import cbor2
-
+from gcs.grouprecords import (
+    ANNOUNCE_GROUP,
+    ANNOUNCE_VERSION,
+    _valid_group,
+    decode_announcement,
+    decode_announcement_ext,
+    decode_directed,
+    encode_announcement,
+    encode_directed,
+)
 from gcs.primary import (
     CONTROL_DIRECTED,
     CONTROL_LMS,
@@ -62,6 +66,7 @@ from gcs.primary import (
 )
 from gcs.quorum import Quorum, QuorumRules
 from gcs.totem.effects import Configuration, ConfigurationKind, Deliver, ReasonKind
+from gcs.views import Member, Message, Reason, View, ViewId, ViewReason
 from gcs.wire.frames import Record, RecordFlags, RingId
 
 __all__ = [
@@ -89,122 +94,14 @@ __all__ = [
 
 _LOG = logging.getLogger("gcs.groups")
 
-ANNOUNCE_GROUP = ""
-"""The reserved group name of announcement records (application groups are 1..255 bytes)."""
-ANNOUNCE_VERSION = 1
 _KIND = int(RecordFlags.KIND_MASK)
 _DATA, _JOIN, _LEAVE = int(RecordFlags.DATA), int(RecordFlags.JOIN), int(RecordFlags.LEAVE)
-_U64 = (1 << 64) - 1
 PRIMARY = 1
 """Local member mode: primary-component member (receives messages only when quorate)."""
 QUORUM_EVENTS = 2
 """Local member mode: receives ``Quorum`` events (implied by PRIMARY)."""
 TAILS = 4
 """Local member mode (with PRIMARY): receives its last quorate ring's tail, marked uncommitted."""
-_DIRECTED = struct.Struct(">BIQB")  # type, destination node, destination handle, group length
-
-
-# ---------------------------------------------------------------------- public values
-
-
-@dataclass(frozen=True, slots=True, order=True)
-class Member:
-    """A group member: the node it runs on and the handle that node gave it (never reused)."""
-
-    node: int
-    handle: int
-
-    def __str__(self) -> str:
-        return f"{self.node}/{self.handle:x}"
-
-
-@dataclass(frozen=True, slots=True, order=True)
-class ViewId:
-    """Names a group view identically at every member (see the module docstring).
-
-    ``seq == 0``: a configuration's view; ``ring`` is the new ring, ``index`` is 0 for a regular
-    view and the lowest node id of the transitional configuration for a transitional one.
-    ``seq > 0``: the view a record caused; ``ring``/``seq`` name the record's mcast in the ring
-    that originated it and ``index`` its position in that mcast. ``lineage`` is 0 when the group
-    state is settled (every node of the ring holds the same state); while it is not, a view is
-    derived from the member's previous view and ``lineage`` is a digest of that view's id, so
-    that members that had different views get different ids. A view id is unique per group.
-    """
-
-    ring: RingId
-    seq: int
-    index: int
-    lineage: int = 0
-
-    def __str__(self) -> str:
-        if self.seq:
-            text = f"{self.ring}#{self.seq}.{self.index}"
-        else:
-            text = f"{self.ring}~{self.index}" if self.index else str(self.ring)
-        return f"{text}/{self.lineage:016x}" if self.lineage else text
-
-    def derived(self) -> int:
-        """The lineage of a view derived from this one (a 64-bit digest, never 0)."""
-        text = f"{self.ring.seq}.{self.ring.rep}#{self.seq}.{self.index}/{self.lineage}"
-        digest = hashlib.blake2b(text.encode(), digest_size=8).digest()
-        return int.from_bytes(digest, "big") or 1
-
-
-class ViewReason(enum.StrEnum):
-    """Why a group view changed, in CPG's vocabulary."""
-
-    JOIN = "join"  # a member joined
-    LEAVE = "leave"  # a member left, or its node shut down cleanly
-    NODE_DOWN = "node_down"  # nodes failed or became unreachable (token loss, partition, ...)
-    NODE_UP = "node_up"  # nodes joined the ring or partitions merged; states were exchanged
-
-
-@dataclass(frozen=True, slots=True)
-class Reason:
-    """A structured view-change reason: what happened, to which nodes, and the ring's own words."""
-
-    kind: ViewReason
-    nodes: tuple[int, ...] = ()
-    detail: str = ""
-
-    def __str__(self) -> str:
-        nodes = ",".join(map(str, self.nodes))
-        return f"{self.kind.value} {nodes}".rstrip() + (f" ({self.detail})" if self.detail else "")
-
-
-@dataclass(frozen=True, slots=True)
-class View:
-    """A group membership view. ``joined``/``left`` are relative to this member's previous view."""
-
-    view_id: ViewId
-    members: tuple[Member, ...]
-    joined: tuple[Member, ...]
-    left: tuple[Member, ...]
-    transitional: bool
-    reason: Reason
-
-
-@dataclass(frozen=True, slots=True)
-class Message:
-    """One delivered message: who sent it, the bytes, and the view it was delivered in.
-
-    ``ring_id`` and ``seq`` name the mcast that carried it in the ring that ordered it (several
-    small messages can share one mcast, and a large one spans several: ``seq`` is its last), so
-    logs of different members can be lined up; ``None``/0 only in hand-built values. ``to`` is
-    the member a point-to-point message (``Group.send_to``) was addressed to, None for the
-    group's multicast messages.
-    """
-
-    sender: Member
-    data: bytes
-    safe: bool
-    view_id: ViewId
-    ring_id: RingId | None = None
-    seq: int = 0
-    to: Member | None = None
-    uncommitted: bool = False
-    """Only for members that asked for tails (RFC 0008 §4.2): a message of the last quorate
-    configuration, delivered after it, that this member may not apply on its own."""
 
 
 # ---------------------------------------------------------------------- outputs
@@ -235,94 +132,6 @@ class AnnounceNeeded:
 
 
 Output = Emit | MemberClosed | AnnounceNeeded | PersistQuorum | LmsTimer
-
-
-# ---------------------------------------------------------------------- announcements
-
-
-def encode_announcement(
-    ring: RingId, members: dict[str, set[int]], quorum: list[int | bool] | None = None
-) -> bytes:
-    """The announcement payload, deterministic CBOR (RFC 0006 §3.4)::
-
-    [version, ring seq, ring rep, [[group, [handle, ...]], ...], ? {"quorum": state}]
-
-    groups and handles ascending; the optional map carries this node's quorum state
-    (RFC 0008 §3.4) when the node has quorum rules.
-    """
-    groups = [[g, sorted(hs)] for g, hs in sorted(members.items()) if hs]
-    item: list[Any] = [ANNOUNCE_VERSION, ring.seq, ring.rep, groups]
-    if quorum is not None:
-        item.append({"quorum": quorum})
-    return bytes(cbor2.dumps(item, canonical=True))
-
-
-def decode_announcement(data: bytes) -> tuple[RingId, dict[str, frozenset[int]]] | None:
-    """Parse an announcement payload; None if it is malformed in any way (never raises)."""
-    parsed = decode_announcement_ext(data)
-    return None if parsed is None else (parsed[0], parsed[1])
-
-
-def decode_announcement_ext(
-    data: bytes,
-) -> tuple[RingId, dict[str, frozenset[int]], dict[str, Any]] | None:
-    """``decode_announcement`` plus the extension map (empty when absent)."""
-    try:
-        item: Any = cbor2.loads(data)
-    except Exception:  # cbor2 raises several types on bad input; any means malformed
-        return None
-    if not (type(item) is list and len(item) in (4, 5) and item[0] == ANNOUNCE_VERSION):
-        return None
-    seq, rep, groups = item[1], item[2], item[3]
-    ext = item[4] if len(item) == 5 else {}
-    if not (_is_u64(seq) and _is_u64(rep) and type(groups) is list and type(ext) is dict):
-        return None
-    out: dict[str, frozenset[int]] = {}
-    for entry in groups:
-        if not (type(entry) is list and len(entry) == 2):
-            return None
-        name, handles = entry
-        if not (_valid_group(name) and type(handles) is list and handles):
-            return None
-        if not all(_is_u64(h) and h > 0 for h in handles) or name in out:
-            return None
-        out[name] = frozenset(handles)
-    return RingId(seq=seq, rep=rep), out, ext
-
-
-def encode_directed(group: str, to: Member, payload: bytes) -> bytes:
-    """A point-to-point control record's data: type, destination member, group, payload."""
-    name = group.encode("utf-8")
-    return _DIRECTED.pack(CONTROL_DIRECTED, to.node, to.handle, len(name)) + name + payload
-
-
-def decode_directed(data: bytes) -> tuple[str, Member, bytes] | None:
-    """(group, destination, payload) of a point-to-point record; None if malformed."""
-    head = _DIRECTED.size
-    if len(data) < head or data[0] != CONTROL_DIRECTED:
-        return None
-    _, node, handle, length = _DIRECTED.unpack_from(data)
-    end = head + length
-    try:
-        group = data[head:end].decode("utf-8")
-    except UnicodeDecodeError:
-        return None
-    if len(data) < end or not _valid_group(group) or node == 0 or handle == 0:
-        return None
-    return group, Member(node, handle), data[end:]
-
-
-def directed_overhead(group: str) -> int:
-    """Bytes a point-to-point record adds to its payload (the limit is max_message_bytes)."""
-    return _DIRECTED.size + len(group.encode("utf-8"))
-
-
-def _is_u64(value: object) -> bool:
-    return type(value) is int and 0 <= value <= _U64
-
-
-def _valid_group(name: object) -> bool:
-    return type(name) is str and 1 <= len(name.encode("utf-8", "surrogatepass")) <= 255
 
 
 # ---------------------------------------------------------------------- the state
