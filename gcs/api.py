@@ -98,7 +98,6 @@ __all__ = [
 _LOG = logging.getLogger("gcs")
 _HANDLE_COUNTER_BITS = 20
 _BOOT_BITS = 44
-ErrorFactory = Callable[[], BaseException]
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,20 +10,18 @@ from __future__ import annotations
 
 import asyncio
 import enum
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Protocol
 
 from gcs.errors import GroupClosed, InvalidArgument, MessageTooLarge, NotMember, NotSupported
 from gcs.grouprecords import directed_overhead
 from gcs.quorum import Quorum
 from gcs.runtime.outbox import Ticket
-from gcs.runtime.stream import EventStream
+from gcs.runtime.stream import ErrorFactory, EventStream
 from gcs.views import Member, Message, View
 from gcs.wire.frames import Record, RecordFlags
 
 __all__ = ["Group", "GroupOwner"]
-
-ErrorFactory = Callable[[], BaseException]
 
 
 class _GroupState(enum.Enum):

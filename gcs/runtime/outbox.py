@@ -25,12 +25,11 @@ from dataclasses import dataclass
 
 from gcs.errors import InvariantViolation, SendQueueFull
 from gcs.groups import GroupState
-from gcs.runtime.stream import YieldBudget
+from gcs.runtime.stream import ErrorFactory, YieldBudget
 from gcs.wire.frames import Record, RecordFlags
 
 __all__ = ["Outbox", "Ticket"]
 
-ErrorFactory = Callable[[], BaseException]
 _KIND = int(RecordFlags.KIND_MASK)
 _PENDING, _DELIVERED, _FAILED = 0, 1, 2
 

@@ -16,7 +16,7 @@ from typing import Generic, TypeVar
 
 from gcs.errors import SlowConsumer
 
-__all__ = ["EventStream", "YieldBudget"]
+__all__ = ["ErrorFactory", "EventStream", "YieldBudget"]
 
 T = TypeVar("T")
 ErrorFactory = Callable[[], BaseException]
