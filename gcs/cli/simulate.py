@@ -101,6 +101,8 @@ class _Outcome:
     checker_results: tuple[tuple[str, bool | None], ...]
     wall_s: float
     scenario_toml: str
+    digest: str = ""
+    """SHA-256 of the run's history (``Result.digest``): equal digests, identical runs."""
 
 
 def _scenario_for(job: _Job) -> Scenario:
@@ -152,6 +154,7 @@ def _outcome(result: Result, wall_s: float) -> _Outcome:
         checker_results=tuple((v.name, v.valid) for v in result.verdicts),
         wall_s=wall_s,
         scenario_toml=result.scenario.to_toml() if result.exit_code else "",
+        digest=result.digest(),
     )
 
 
@@ -208,7 +211,10 @@ def _map(jobs: list[_Job], workers: int) -> Iterator[_Outcome]:
 
 def _print_outcome(outcome: _Outcome) -> _Outcome:
     verdict = {0: "PASS", 1: "FAIL", 3: "UNKNOWN"}[outcome.exit_code]
-    print(f"seed {outcome.seed:<6} {verdict:<7} {outcome.summary}  ({outcome.wall_s:.1f} s)")
+    digest = f"  digest {outcome.digest[:16]}" if outcome.digest else ""
+    print(
+        f"seed {outcome.seed:<6} {verdict:<7} {outcome.summary}{digest}  ({outcome.wall_s:.1f} s)"
+    )
     for line in outcome.failures[:6]:
         print(f"    {line}")
     sys.stdout.flush()
