@@ -22,9 +22,9 @@ from gcs.errors import DaemonUnavailable
 if TYPE_CHECKING:
     from typing import TypeAlias
 
-    from gcs.client import Client
     from gcs.config import Config
-    from gcs.groups import Message, View
+    from gcs.daemon.client import Client
+    from gcs.groups.state import Message, View
 
     _Subparsers: TypeAlias = argparse._SubParsersAction[argparse.ArgumentParser]
 
@@ -49,7 +49,7 @@ def _load(args: argparse.Namespace) -> Config:
 
 
 async def _connect(config: Config) -> Client:
-    from gcs.client import connect
+    from gcs.daemon.client import connect
     from gcs.daemon.runner import socket_path
 
     client = connect(socket_path(config))
@@ -185,7 +185,7 @@ def _cmd_listen(args: argparse.Namespace) -> int:
 
 
 async def _listen(config: Config, name: str, as_json: bool, count: int) -> int:
-    from gcs.groups import Message
+    from gcs.groups.state import Message
 
     async with await _connect(config) as client:
         group = await client.join(name)
@@ -202,7 +202,7 @@ async def _listen(config: Config, name: str, as_json: bool, count: int) -> int:
 
 
 def _event_json(event: Message | View) -> str:
-    from gcs.groups import Message
+    from gcs.groups.state import Message
 
     if isinstance(event, Message):
         row: dict[str, Any] = {
@@ -236,7 +236,7 @@ def _event_json(event: Message | View) -> str:
 
 
 def _event_text(event: Message | View) -> str:
-    from gcs.groups import Message
+    from gcs.groups.state import Message
 
     if isinstance(event, Message):
         data = event.data.decode("utf-8", errors="replace")

@@ -5,7 +5,7 @@ the exact command that reproduces it, and the exit code says what happened (0 ev
 passed on every seed, 1 some checker failed, 3 some run could not be judged, 2 usage error,
 4 a replay did not reproduce its recorded digest). Seeds run in parallel worker processes;
 results do not depend on the number of workers. ``--out DIR`` keeps a run directory per seed
-(``gcs.sim.rundir``); ``sweep`` runs a study file (``gcs.sim.study``) into a CSV and plots;
+(``gcs.sim.report.rundir``); ``sweep`` runs a study file (``gcs.sim.study``) into a CSV and plots;
 ``replay`` and ``shrink`` work from a run directory. Progress bars (rich) go to stderr.
 """
 
@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from gcs.sim.replay import EventLog
-from gcs.sim.report import probe_for
+from gcs.sim.report.figures import probe_for
+from gcs.sim.report.rundir import run_dir_name, write_run
 from gcs.sim.run import Probe, Result, run
-from gcs.sim.rundir import run_dir_name, write_run
 from gcs.sim.scenario import Scenario, load_scenario
 from gcs.sim.swarm import draw_scenario
 from gcs.sim.world import World
@@ -449,7 +449,7 @@ def _cmd_replay(args: argparse.Namespace) -> int:
 
 
 def _cmd_shrink(args: argparse.Namespace) -> int:
-    from gcs.sim.rundir import load_run
+    from gcs.sim.report.rundir import load_run
     from gcs.sim.shrink import shrink
 
     record = load_run(args.run_dir)
@@ -480,7 +480,7 @@ def _cmd_replay_node(args: argparse.Namespace) -> int:
     from collections import Counter
 
     from gcs.errors import ReplayError
-    from gcs.runtime.recorder import load_dump, replay_steps
+    from gcs.history.recorder import load_dump, replay_steps
 
     try:
         dump = load_dump(args.dump)

@@ -2,5 +2,5 @@
 
 ``runner`` runs it (node, control socket, status, metrics, signals); ``server`` speaks the
 control protocol to clients; ``protocol`` is that protocol's pure codec, shared with
-``gcs.client``; ``status`` and ``metrics`` are what operators see.
+``gcs.daemon.client``; ``status`` and ``metrics`` are what operators see.
 """

@@ -25,13 +25,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from gcs.api import Node
+from gcs.api.node import Node
 from gcs.config import Config
 from gcs.daemon import protocol as proto
 from gcs.daemon.metrics import MetricsServer
 from gcs.daemon.server import ControlServer, prepare_socket_path
 from gcs.daemon.status import ChangeLog, Rates, build_status
-from gcs.runtime.recorder import InputKind
+from gcs.history.recorder import InputKind
 from gcs.totem.effects import Configuration, ConfigurationKind, Effect
 
 __all__ = ["Daemon", "socket_path"]

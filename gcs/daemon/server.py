@@ -35,13 +35,13 @@ from pathlib import Path
 from typing import Any
 
 from gcs import __version__
-from gcs.api import Group, Node
+from gcs.api.node import Group, Node
+from gcs.api.outbox import Ticket
 from gcs.daemon import protocol as proto
 from gcs.daemon.protocol import ControlProtocolError, encode, error_to_wire, field
 from gcs.errors import GcsError, GroupClosed, NodeClosed
-from gcs.groups import Member, Message
-from gcs.quorum import Quorum
-from gcs.runtime.outbox import Ticket
+from gcs.groups.state import Member, Message
+from gcs.quorum.rules import Quorum
 
 __all__ = ["ControlServer", "prepare_socket_path"]
 

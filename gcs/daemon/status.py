@@ -17,12 +17,12 @@ from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from gcs.runtime.recorder import InputKind
+from gcs.history.recorder import InputKind
 from gcs.totem.effects import Configuration, ConfigurationKind, Deliver, Effect, Trace
 from gcs.wire.frames import RecordFlags
 
 if TYPE_CHECKING:
-    from gcs.api import Node
+    from gcs.api.node import Node
 
 __all__ = ["ChangeLog", "Rates", "build_status"]
 

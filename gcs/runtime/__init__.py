@@ -5,6 +5,6 @@ socket), ``persist`` (the state directory), ``loop`` (uvloop and ``gcs.run``), `
 lag), ``recorder`` (the flight recorder and ``replay``), ``outbox`` (sends waiting on flow
 control and their tickets), ``stream`` (bounded per-subscriber event queues).
 
-Nothing is imported here on purpose: ``gcs.runtime.recorder`` must stay importable without
+Nothing is imported here on purpose: ``gcs.history.recorder`` must stay importable without
 asyncio (the simulator's ``replay-node`` command uses it).
 """

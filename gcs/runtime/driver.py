@@ -38,10 +38,10 @@ from dataclasses import dataclass
 from typing import Protocol, assert_never
 
 from gcs.errors import MessageTooLarge, NodeClosed, SendQueueFull
+from gcs.history.recorder import FlightRecorder, InputKind
 from gcs.runtime.endpoint import Endpoint, SockAddr
 from gcs.runtime.lag import LagMonitor, LagStatistics
 from gcs.runtime.persist import RingSeqWriter, StateStore
-from gcs.runtime.recorder import FlightRecorder, InputKind
 from gcs.runtime.tap import Tap
 from gcs.totem.effects import (
     Configuration,

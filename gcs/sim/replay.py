@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gcs.sim import history as h
-from gcs.sim.report import CounterProbe, probe_for
+from gcs.history import events as h
+from gcs.sim.report.figures import CounterProbe, probe_for
+from gcs.sim.report.rundir import RunRecord, load_run
 from gcs.sim.run import Result, run
-from gcs.sim.rundir import RunRecord, load_run
 from gcs.sim.world import World
 
 __all__ = ["EventLog", "Replay", "describe", "replay"]

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from gcs.errors import ConfigError
-from gcs.quorum import QuorumOptions, QuorumRules
+from gcs.quorum.rules import QuorumOptions, QuorumRules
 from gcs.sim.network import LatencyKind, LinkParams
 from gcs.totem.config import FailToRecvMode, TotemConfig
 
@@ -83,7 +83,7 @@ class Workload:
     start_s: float = 1.0
     burst: int = 64  # saturating mode: submissions per millisecond at most
     batch: int = 1  # messages submitted together at each arrival (they may share an mcast)
-    kind: str = "messages"  # "messages" | "kv" (a replicated key-value store, gcs.sim.kv)
+    kind: str = "messages"  # "messages" | "kv" (a replicated key-value store, gcs.sim.workloads.kv)
     keys: int = 8  # kv: how many keys the writes spread over
 
 

@@ -40,7 +40,7 @@ def draw_scenario(
 ) -> Scenario:
     """A scenario for ``seed``: same seed, same scenario, in any process.
 
-    ``kind="kv"`` runs the replicated key-value store (``gcs.sim.kv``) with quorum rules
+    ``kind="kv"`` runs the replicated key-value store (``gcs.sim.workloads.kv``) with quorum rules
     drawn from the seed's own ``swarm-kv`` stream, so the rest of the scenario is the same one
     ``"messages"`` draws.
     """

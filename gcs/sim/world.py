@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gcs.errors import InvariantViolation, MessageTooLarge, SendQueueFull
-from gcs.sim import history as h
+from gcs.history import events as h
 from gcs.sim.network import LinkParams, Network
 from gcs.sim.seeds import SeedTree
 from gcs.totem.config import TotemConfig

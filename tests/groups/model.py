@@ -18,7 +18,7 @@ import itertools
 from collections import deque
 from dataclasses import dataclass, field
 
-from gcs.groups import (
+from gcs.groups.state import (
     AnnounceNeeded,
     Emit,
     GroupState,

@@ -1,11 +1,12 @@
-"""Unit tests of the group layer (gcs.groups): one behaviour per test, on hand-made streams."""
+"""Unit tests of the group layer (gcs.groups.state): one behaviour per test, on hand-made
+streams."""
 
 from __future__ import annotations
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gcs.groups import (
+from gcs.groups.state import (
     ANNOUNCE_GROUP,
     AnnounceNeeded,
     Emit,

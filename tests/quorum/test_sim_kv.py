@@ -12,10 +12,13 @@ from dataclasses import replace
 import pytest
 
 from gcs.errors import ConfigError
+from gcs.history.events import MsgId
 from gcs.sim.checkers.kv import check_kv_acked, check_kv_converged, check_kv_history
 from gcs.sim.checkers.quorum import check_quorum, check_quorum_agreement
-from gcs.sim.history import MsgId
-from gcs.sim.kvlog import (
+from gcs.sim.run import run
+from gcs.sim.scenario import parse_scenario
+from gcs.sim.swarm import draw_scenario
+from gcs.sim.workloads.kvlog import (
     GENESIS,
     Ack,
     Apply,
@@ -26,9 +29,6 @@ from gcs.sim.kvlog import (
     VerdictEnd,
     chain_step,
 )
-from gcs.sim.run import run
-from gcs.sim.scenario import parse_scenario
-from gcs.sim.swarm import draw_scenario
 from gcs.wire.frames import RingId
 
 R1, R2, R3 = RingId(seq=8, rep=1), RingId(seq=8, rep=3), RingId(seq=12, rep=1)

@@ -13,9 +13,9 @@ from types import SimpleNamespace
 from typing import Any
 
 import gcs
+from gcs.history.recorder import FlightRecorder
 from gcs.runtime.driver import Driver
 from gcs.runtime.persist import StateStore
-from gcs.runtime.recorder import FlightRecorder
 from gcs.totem.config import TotemConfig
 from gcs.totem.effects import (
     ChangeReason,

@@ -1,9 +1,9 @@
 """The runtime's history recorder writes the simulator's schema, and the checkers judge it.
 
-``gcs.runtime.history`` restates the simulator's event schema and payload format (the runtime
+``gcs.history.writer`` restates the simulator's event schema and payload format (the runtime
 may not import ``gcs.sim``), so these tests pin the two sides together: a simulated history
 survives ``to_jsonl`` / ``load_jsonl`` unchanged, every row a real node writes has exactly the
-fields of the matching ``gcs.sim.history`` event, both payload decoders agree, and a real
+fields of the matching ``gcs.history.events`` event, both payload decoders agree, and a real
 three-node run on loopback — concurrent senders, a fragmented message, safe messages, a clean
 leave, a restart — is judged valid by every checker, liveness included.
 """
@@ -23,8 +23,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import gcs
-from gcs.runtime.history import decode_workload, next_incarnation
-from gcs.sim import history as h
+from gcs.history import events as h
+from gcs.history.writer import decode_workload, next_incarnation
 from gcs.sim.checkers.suite import check_all
 from gcs.sim.run import run
 from gcs.sim.scenario import FaultStep, Scenario, Workload

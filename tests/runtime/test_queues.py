@@ -7,9 +7,9 @@ import asyncio
 import pytest
 
 import gcs
-from gcs.groups import ANNOUNCE_GROUP, GroupState
-from gcs.runtime.outbox import Outbox
-from gcs.runtime.stream import EventStream
+from gcs.api.outbox import Outbox
+from gcs.api.stream import EventStream
+from gcs.groups.state import ANNOUNCE_GROUP, GroupState
 from gcs.wire.frames import Record, RecordFlags
 
 JOIN = int(RecordFlags.JOIN)

@@ -11,7 +11,7 @@ import cbor2
 import pytest
 
 import gcs
-from gcs.runtime import recorder as rec
+from gcs.history import recorder as rec
 from gcs.runtime.driver import Driver
 from gcs.totem.effects import Effect
 from gcs.wire.frames import OrfToken

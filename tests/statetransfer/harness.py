@@ -1,4 +1,4 @@
-"""State-transfer machines on the toy ring: every member runs ``gcs.transfer.Transfer``.
+"""State-transfer machines on the toy ring: every member runs ``gcs.transfer.machine.Transfer``.
 
 Each member's application is a ``LogApp``: its state is the list of application messages it
 applied, so "nothing lost, nothing applied twice" and "every replica converged" are list
@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 
 import cbor2
 
-from gcs.groups import ANNOUNCE_GROUP, Emit, Member, Message, Output, encode_directed
-from gcs.transfer import (
+from gcs.groups.state import ANNOUNCE_GROUP, Emit, Member, Message, Output, encode_directed
+from gcs.transfer.machine import (
     CHUNK_BYTES,
     MAGIC,
     Action,

@@ -1,4 +1,4 @@
-"""The state-transfer machine (gcs.transfer) on the toy ring: joins, failover, merges,
+"""The state-transfer machine (gcs.transfer.machine) on the toy ring: joins, failover, merges,
 primary-component groups, malformed input (RFC 0008 §5)."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ import itertools
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gcs.groups import Member, Message, Reason, View, ViewId, ViewReason
-from gcs.transfer import MAGIC, Transfer, escape
+from gcs.groups.state import Member, Message, Reason, View, ViewId, ViewReason
+from gcs.transfer.machine import MAGIC, Transfer, escape
 from gcs.wire.frames import Record, RecordFlags, RingId
 from tests.statetransfer.harness import Replica, TransferModel
 
@@ -250,7 +250,7 @@ def _hello(sender: Member, key: bytes, lineage: bytes) -> Message:
 
 
 def _quorum(members: tuple[int, ...]) -> object:
-    from gcs.quorum import Quorum, QuorumReason
+    from gcs.quorum.rules import Quorum, QuorumReason
 
     return Quorum(RING, True, members, len(members), len(members), 1, QuorumReason.MAJORITY)
 
@@ -341,7 +341,7 @@ def test_the_next_primary_applies_what_one_member_of_the_last_applied() -> None:
 def test_a_merge_completes_where_the_last_chunk_is_delivered_for_its_owner_too() -> None:
     """XFR-5.5-1: an owner does not use its own snapshot early (kv swarm seed 485): the merge
     must complete at the same stream position at every member."""
-    from gcs.transfer import Stream, encode_chunk
+    from gcs.transfer.machine import Stream, encode_chunk
 
     machine = Transfer(A, primary=True, lineage=b"side-a")
     view = _view((A, B), (B,), 2)

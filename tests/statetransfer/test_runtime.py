@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import pytest
 
 import gcs
-from gcs.groups import Member
+from gcs.groups.state import Member
 from tests.runtime.cluster import configs, running, wait_until
 
 

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import gcs.sim.world as world_module
-from gcs.sim import history as h
+from gcs.history import events as h
 from gcs.sim.network import LatencyKind, LinkParams
 from gcs.totem.config import FailToRecvMode, TotemConfig
 from gcs.totem.effects import (

@@ -1,11 +1,11 @@
 """State transfer and merges as a pure state machine over a group's event stream (RFC 0008 §5).
 
-Why pure. The protocol is a function of the group's stream (views, messages, quorum verdicts)
-plus the application's snapshots, so the same code runs under the asyncio wrapper
-(``gcs.statetransfer.StateGroup``, for embedded nodes and daemon clients alike: it only uses
-the public ``Group`` API) and inside the simulator (``gcs.sim.kv``), where swarm runs check it
-under every fault the nemesis knows. It does no I/O: ``feed`` and ``snapshot_taken`` return
-actions the driver executes in order.
+Why pure. The protocol is a function of the group's stream (views, messages, quorum verdicts) plus
+the application's snapshots, so the same code runs under the asyncio wrapper
+(``gcs.transfer.group.StateGroup``, for embedded nodes and daemon clients alike: it only uses the
+public ``Group`` API) and inside the simulator (``gcs.sim.workloads.kv``), where swarm runs check it
+under every fault the nemesis knows. It does no I/O: ``feed`` and ``snapshot_taken`` return actions
+the driver executes in order.
 
 Theory of operation. Every member of a group that uses state transfer runs this machine. A
 member is a *holder* (its application has the group's state) or a *needer* (it joined and has
@@ -66,8 +66,8 @@ from typing import Any
 
 import cbor2
 
-from gcs.groups import Member, Message, View, ViewId
-from gcs.quorum import Quorum
+from gcs.groups.state import Member, Message, View, ViewId
+from gcs.quorum.rules import Quorum
 from gcs.wire.frames import RingId
 
 __all__ = [

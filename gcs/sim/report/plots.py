@@ -23,8 +23,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from matplotlib.patches import Rectangle
 
-from gcs.sim.run import Result
-from gcs.sim.timeline import (
+from gcs.sim.report.timeline import (
     FaultPeriod,
     fault_periods,
     latency_series,
@@ -32,6 +31,7 @@ from gcs.sim.timeline import (
     nodes_of,
     throughput_series,
 )
+from gcs.sim.run import Result
 
 __all__ = ["SeriesPoint", "plot_run", "plot_sweep", "save"]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-from gcs.sim import history as h
+from gcs.history import events as h
 from gcs.sim.world import World
 
 __all__ = ["Metrics", "compute_metrics", "quantile"]

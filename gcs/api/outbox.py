@@ -4,7 +4,7 @@ Why a layer above the core's send queue. The core refuses a record with ``SendQu
 reports crossings of its water marks with ``SendWindow`` (decision 7); ``group.send`` must turn
 that into waiting, in order, without ever blocking the loop. Two queues feed the core:
 
-* control records — joins, leaves and this node's announcement (``gcs.groups``) — go first and
+* control records — joins, leaves and this node's announcement (``gcs.groups.state``) — go first and
   ignore the window: they are tiny, and a view change must not wait behind a backlog of data;
 * data records wait for the window to be open, in FIFO order across all senders of the node,
   so a small message never overtakes a large one that is waiting for room.
@@ -23,9 +23,9 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from gcs.api.stream import ErrorFactory, YieldBudget
 from gcs.errors import InvariantViolation, SendQueueFull
-from gcs.groups import GroupState
-from gcs.runtime.stream import ErrorFactory, YieldBudget
+from gcs.groups.state import GroupState
 from gcs.wire.frames import Record, RecordFlags
 
 __all__ = ["Outbox", "Ticket"]

@@ -12,8 +12,8 @@ from typing import Any
 
 import cbor2
 
-from gcs.primary import CONTROL_DIRECTED
-from gcs.views import Member
+from gcs.groups.views import Member
+from gcs.quorum.primary import CONTROL_DIRECTED
 from gcs.wire.frames import RingId
 
 __all__ = [

@@ -1,7 +1,7 @@
 """The group layer's quorum bookkeeping: verdicts in the stream, and primary-component members.
 
-``gcs.groups.GroupState`` composes one ``QuorumTracker`` when the node has quorum rules. The
-tracker turns configurations into ``gcs.quorum`` verdicts at the right point of the stream
+``gcs.groups.state.GroupState`` composes one ``QuorumTracker`` when the node has quorum rules. The
+tracker turns configurations into ``gcs.quorum.rules`` verdicts at the right point of the stream
 (RFC 0008 §3.3): at the regular configuration when the verdict needs nothing from other nodes,
 else where the last announcement of the round is delivered (announcements carry each node's
 quorum state). It also keeps the one piece of quorum state that changes inside a configuration:
@@ -16,7 +16,7 @@ messages only where they belong to the history of a quorate configuration:
 * delivered in a regular configuration that is not quorate, or while the group layer is not
   settled (a configuration that added nodes, until its announcements are in): dropped
   (counted) — the sides that just met may hold different application states, and only the
-  application (state transfer, ``gcs.transfer``) can reconcile them;
+  application (state transfer, ``gcs.transfer.machine``) can reconcile them;
 * delivered in a transitional configuration, or while the verdict is pending: *held*, together
   with the views and stream ends that follow them (so the stream keeps its order), until the
   next verdict; then passed on only if that configuration is quorate *and* consists exactly of
@@ -39,7 +39,7 @@ import struct
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from gcs.quorum import (
+from gcs.quorum.rules import (
     Quorum,
     QuorumReason,
     QuorumRules,
@@ -105,7 +105,7 @@ OTHER, MESSAGE, TAIL_CANDIDATE, TAIL = 0, 1, 2, 3
 """Held kinds: a view, verdict or end; a message; a message delivered in the transitional
 configuration after a quorate, settled one (its ring's *tail*); such a message released into a
 configuration it may not be applied in — handed, marked uncommitted, to members that resolve
-tails (``gcs.transfer``), dropped for the others."""
+tails (``gcs.transfer.machine``), dropped for the others."""
 
 
 class QuorumTracker:

@@ -17,9 +17,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from gcs.sim.report.timeline import reformations, view_changes
 from gcs.sim.run import Result
 from gcs.sim.scenario import Scenario
-from gcs.sim.timeline import reformations, view_changes
 from gcs.sim.world import World
 
 __all__ = ["COLUMNS", "CounterProbe", "figures", "format_number", "probe_for", "summary_text"]

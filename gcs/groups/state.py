@@ -29,10 +29,10 @@ from the member's previous view, and its id carries a digest of the previous id 
 so members whose previous views differed get different ids. Within a group: same id, same
 members, at every member.
 
-Quorum and primary components (RFC 0008). With quorum rules, every regular configuration gets
-a ``gcs.quorum`` verdict at a point of the stream that is the same at every member (delegated to
-``gcs.primary.QuorumTracker``); members that asked for it receive it as a ``Quorum`` event, and
-members in primary-component mode receive messages only in quorate configurations. Group-layer
+Quorum and primary components (RFC 0008). With quorum rules, every regular configuration gets a
+``gcs.quorum.rules`` verdict at a point of the stream that is the same at every member (delegated to
+``gcs.quorum.primary.QuorumTracker``); members that asked for it receive it as a ``Quorum`` event,
+and members in primary-component mode receive messages only in quorate configurations. Group-layer
 *control records* (group ``""``, kind DATA) carry point-to-point messages (``send_to``) and
 ``last_man_standing`` decisions; their first byte says which.
 """
@@ -43,7 +43,7 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
-from gcs.grouprecords import (
+from gcs.groups.records import (
     ANNOUNCE_GROUP,
     ANNOUNCE_VERSION,
     _valid_group,
@@ -53,7 +53,8 @@ from gcs.grouprecords import (
     encode_announcement,
     encode_directed,
 )
-from gcs.primary import (
+from gcs.groups.views import Member, Message, Reason, View, ViewId, ViewReason
+from gcs.quorum.primary import (
     CONTROL_DIRECTED,
     CONTROL_LMS,
     TAIL,
@@ -64,9 +65,8 @@ from gcs.primary import (
     decode_lms,
     encode_lms,
 )
-from gcs.quorum import Quorum, QuorumRules
+from gcs.quorum.rules import Quorum, QuorumRules
 from gcs.totem.effects import Configuration, ConfigurationKind, Deliver, ReasonKind
-from gcs.views import Member, Message, Reason, View, ViewId, ViewReason
 from gcs.wire.frames import Record, RecordFlags, RingId
 
 __all__ = [

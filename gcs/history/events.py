@@ -235,7 +235,7 @@ class History:
         """One JSON object per line; ``type`` names the event class.
 
         Ring ids are ``[rep, seq]`` and message ids ``[node, incarnation, counter]``, the form
-        ``gcs.runtime.history`` writes too. Fields are taken one level deep on purpose:
+        ``gcs.history.writer`` writes too. Fields are taken one level deep on purpose:
         ``dataclasses.asdict`` would turn a ``RingId`` into a dict the reader does not expect.
         """
         for event in self.events:
@@ -245,7 +245,7 @@ class History:
 
     @classmethod
     def from_jsonl(cls, lines: Iterable[str]) -> History:
-        """Rebuild a history from ``to_jsonl`` lines (or the runtime's, ``gcs.runtime.history``).
+        """Rebuild a history from ``to_jsonl`` lines (or the runtime's, ``gcs.history.writer``).
 
         Blank lines are skipped. Raises ``ValueError`` naming the line for anything that is not
         an event of this schema.
@@ -264,7 +264,7 @@ class History:
 def load_jsonl(*paths: str | os.PathLike[str]) -> History:
     """One history from the JSONL files of several processes, merged in time order.
 
-    Each file is one process's own stream (a real node's, ``gcs.runtime.history``, or a test
+    Each file is one process's own stream (a real node's, ``gcs.history.writer``, or a test
     harness's ``Crash``/``Fault`` events); the merge is stable, so events with equal times keep
     their file order. A last line without its newline is ignored: its process was killed while
     writing it, and nothing it wrote after that line exists.

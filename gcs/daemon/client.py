@@ -3,7 +3,7 @@
 Why. Many local processes can share one ring membership the way corosync CPG clients share
 one corosync (RFC 0006 §10): the daemon is the ring member, and each client's members are
 ordinary members of the daemon's groups. ``connect(path)`` hands out the very ``gcs.Group``
-class an embedded ``gcs.Node`` does (``Client`` implements ``gcs.api.GroupOwner``), so
+class an embedded ``gcs.Node`` does (``Client`` implements ``gcs.api.node.GroupOwner``), so
 application code is the same in both modes and catches the same exceptions.
 
 How. One task reads the socket and routes each frame as it arrives: replies settle the request
@@ -31,7 +31,9 @@ from types import TracebackType
 from typing import Any
 
 from gcs import __version__
-from gcs.api import RingView
+from gcs.api.group import Group, _check_join, _check_join_modes
+from gcs.api.node import RingView
+from gcs.api.outbox import _DELIVERED, _FAILED, Ticket
 from gcs.daemon import protocol as proto
 from gcs.daemon.protocol import ControlProtocolError
 from gcs.errors import (
@@ -41,10 +43,8 @@ from gcs.errors import (
     NodeClosed,
     SlowConsumer,
 )
-from gcs.group import Group, _check_join, _check_join_modes
-from gcs.groups import Member, Message
-from gcs.quorum import Quorum
-from gcs.runtime.outbox import _DELIVERED, _FAILED, Ticket
+from gcs.groups.state import Member, Message
+from gcs.quorum.rules import Quorum
 from gcs.wire.frames import Record
 
 __all__ = ["Client", "RemoteTicket", "connect"]

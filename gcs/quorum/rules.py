@@ -30,7 +30,7 @@ at most one partition is quorate at a time (RFC 0008 §3.6 states what ``two_nod
 
 Nothing here does I/O or reads a clock: ``last_man_standing``'s window is a duration the driver
 times; the decision to lower ``expected_votes`` is a record in the total order
-(``gcs.groups``), so every member lowers it at the same point.
+(``gcs.groups.state``), so every member lowers it at the same point.
 """
 
 from __future__ import annotations

@@ -21,12 +21,12 @@
 
 ``join_with_state`` joins through the public ``Group`` API only (``owner.join``, ``send``,
 ``send_to``, ``events()``), so it works the same for an embedded ``gcs.Node`` and for a daemon
-client (``gcs.connect``); where point-to-point sends are not offered it multicasts the chunks.
-The protocol is ``gcs.transfer.Transfer``; this module drives it: it gives the application the
-events in order, takes the snapshot when the application has consumed everything before the cut
-(the next time it asks for an event), streams chunks with at most ``window_bytes`` not yet
-delivered (so a 50 MiB state does not fill the send queue or stall the ring), and hides the
-protocol's own messages. Every member of the group must join through it.
+client (``gcs.connect``); where point-to-point sends are not offered it multicasts the chunks. The
+protocol is ``gcs.transfer.machine.Transfer``; this module drives it: it gives the application the
+events in order, takes the snapshot when the application has consumed everything before the cut (the
+next time it asks for an event), streams chunks with at most ``window_bytes`` not yet delivered (so
+a 50 MiB state does not fill the send queue or stall the ring), and hides the protocol's own
+messages. Every member of the group must join through it.
 
 The application must apply each event before it asks for the next one (the usual ``async for``
 loop), and ``snapshot``, ``install`` and ``merge`` must be deterministic functions of the state
@@ -43,12 +43,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from gcs.api import Group
+from gcs.api.node import Group
+from gcs.api.outbox import Ticket
 from gcs.errors import GcsError, NotSupported, StateTransferFailed
-from gcs.groups import Member, Message, View
-from gcs.quorum import Quorum
-from gcs.runtime.outbox import Ticket
-from gcs.transfer import (
+from gcs.groups.state import Member, Message, View
+from gcs.quorum.rules import Quorum
+from gcs.transfer.machine import (
     CHUNK_BYTES,
     Action,
     Cancel,

@@ -8,7 +8,7 @@ Layout (Maelstrom's store, style-anchors B4/S11), one directory per (scenario, s
         history.jsonl    every event: submissions (sends), originations, deliveries,
                          configurations, membership states, faults
         results.json     one entry per checker: valid true/false/null, problems, stats
-        summary.txt      the figures table (gcs.sim.report.summary_text)
+        summary.txt      the figures table (gcs.sim.report.figures.summary_text)
         throughput.png   throughput over time, fault periods shaded     (with matplotlib)
         latency.png      agreed and safe latency quantiles over time    (with matplotlib)
         membership.png   per-node ring and membership state over time   (with matplotlib)
@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from gcs.errors import ConfigError
-from gcs.sim.report import CounterProbe, figures, summary_text
+from gcs.sim.report.figures import CounterProbe, figures, summary_text
 from gcs.sim.run import Result
 from gcs.sim.scenario import Scenario, load_scenario
 
@@ -111,7 +111,7 @@ def write_run(
     (path / "summary.txt").write_text(summary_text(result, probe, digest=sha.hexdigest()))
     if plots:
         try:
-            from gcs.sim.plots import plot_run
+            from gcs.sim.report.plots import plot_run
         except ImportError:  # the plot extra is not installed
             return path
         plot_run(result, path)

@@ -1,10 +1,10 @@
 """The ``kv`` workload: a replicated key-value store on the real group layer, in the simulator.
 
-Each simulated node runs what an application process would run on top of its core: the group
-layer (``gcs.groups.GroupState`` with the scenario's quorum rules), one primary-component
-member of group ``kv``, the state-transfer machine (``gcs.transfer.Transfer``) and a store
-(``gcs.sim.kvlog.KvReplica``). ``KvHost`` is the world's host with those pieces attached: it
-feeds the core's configurations and deliveries to the group layer, the group layer's events to
+Each simulated node runs what an application process would run on top of its core: the group layer
+(``gcs.groups.state.GroupState`` with the scenario's quorum rules), one primary-component member of
+group ``kv``, the state-transfer machine (``gcs.transfer.machine.Transfer``) and a store
+(``gcs.sim.workloads.kvlog.KvReplica``). ``KvHost`` is the world's host with those pieces attached:
+it feeds the core's configurations and deliveries to the group layer, the group layer's events to
 the machine, the machine's actions to the store and back to the core as records — the same
 composition ``gcs.Node`` + ``gcs.join_with_state`` make over asyncio, minus the sockets.
 
@@ -24,7 +24,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from gcs.errors import MessageTooLarge, SendQueueFull
-from gcs.groups import (
+from gcs.groups.state import (
     ANNOUNCE_GROUP,
     AnnounceNeeded,
     Emit,
@@ -37,16 +37,25 @@ from gcs.groups import (
     Quorum,
     encode_directed,
 )
-from gcs.quorum import QuorumRules
-from gcs.sim import history as h
+from gcs.history import events as h
+from gcs.quorum.rules import QuorumRules
 from gcs.sim.checkers.kv import check_kv_acked, check_kv_converged, check_kv_history
 from gcs.sim.checkers.quorum import check_quorum, check_quorum_agreement
 from gcs.sim.checkers.verdict import Verdict as CheckerVerdict
-from gcs.sim.kvlog import Ack, Apply, Final, Install, KvLog, KvReplica, Verdict, VerdictEnd
 from gcs.sim.scenario import Scenario
+from gcs.sim.workloads.kvlog import (
+    Ack,
+    Apply,
+    Final,
+    Install,
+    KvLog,
+    KvReplica,
+    Verdict,
+    VerdictEnd,
+)
 from gcs.sim.world import Host, World
 from gcs.totem.effects import Configuration, ConfigurationKind, Deliver, Effect
-from gcs.transfer import (
+from gcs.transfer.machine import (
     MAGIC,
     Action,
     Cancel,
@@ -59,8 +68,8 @@ from gcs.transfer import (
     Transfer,
     encode_chunk,
 )
-from gcs.transfer import Deliver as Give
-from gcs.transfer import Install as Replace
+from gcs.transfer.machine import Deliver as Give
+from gcs.transfer.machine import Install as Replace
 from gcs.wire.frames import Mcast, Record, RecordFlags, RingId
 
 __all__ = ["GROUP", "KvHost", "KvWorkload", "install_kv"]

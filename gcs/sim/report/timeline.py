@@ -25,8 +25,8 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from gcs.sim import history as h
-from gcs.sim.metrics import QUANTILES, quantile
+from gcs.history import events as h
+from gcs.sim.report.metrics import QUANTILES, quantile
 
 __all__ = [
     "FaultPeriod",

@@ -1,7 +1,7 @@
 """A member's handle on one group: send, iterate the ordered stream, leave (RFC 0006 §4-§6).
 
-Why a module of its own: the same ``Group`` class is handed out by an embedded ``gcs.Node`` and
-by a daemon client (``gcs.client.Client``), each through the small ``GroupOwner`` protocol, so
+Why a module of its own: the same ``Group`` class is handed out by an embedded ``gcs.Node`` and by a
+daemon client (``gcs.daemon.client.Client``), each through the small ``GroupOwner`` protocol, so
 application code and its exceptions are the same in both modes (RFC 0006 §10). The checks every
 ``join`` makes live here for the same reason.
 """
@@ -13,12 +13,12 @@ import enum
 from collections.abc import AsyncIterator
 from typing import Protocol
 
+from gcs.api.outbox import Ticket
+from gcs.api.stream import ErrorFactory, EventStream
 from gcs.errors import GroupClosed, InvalidArgument, MessageTooLarge, NotMember, NotSupported
-from gcs.grouprecords import directed_overhead
-from gcs.quorum import Quorum
-from gcs.runtime.outbox import Ticket
-from gcs.runtime.stream import ErrorFactory, EventStream
-from gcs.views import Member, Message, View
+from gcs.groups.records import directed_overhead
+from gcs.groups.views import Member, Message, View
+from gcs.quorum.rules import Quorum
 from gcs.wire.frames import Record, RecordFlags
 
 __all__ = ["Group", "GroupOwner"]
@@ -33,7 +33,7 @@ class _GroupState(enum.Enum):
 
 class GroupOwner(Protocol):
     """What a ``Group`` needs from whoever made it: an embedded ``Node``, or a daemon client
-    (``gcs.client.Client``), so both hand out the same ``Group`` type (RFC 0006 §10)."""
+    (``gcs.daemon.client.Client``), so both hand out the same ``Group`` type (RFC 0006 §10)."""
 
     node_id: int
 

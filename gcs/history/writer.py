@@ -5,7 +5,7 @@ real sockets (loopback, network namespaces with iptables faults) should be judge
 checkers, not by a second, weaker set of test assertions. The checkers read only a history:
 starts, submits, originations, deliveries, configurations, state changes, persisted ring seqs,
 ends. This module writes those events from the runtime, one JSON object per line, exactly as
-``gcs.sim.history.History.to_jsonl`` does, and ``gcs.sim.history.load_jsonl`` reads them back.
+``gcs.history.events.History.to_jsonl`` does, and ``gcs.history.events.load_jsonl`` reads them back.
 The runtime must not import the simulator (an import-linter contract), so the schema and the
 workload payload format are restated here; ``tests/runtime/test_history.py`` checks that both
 sides agree.
@@ -44,13 +44,13 @@ from pathlib import Path
 from typing import Any
 
 from gcs.errors import InvariantViolation
-from gcs.runtime.recorder import InputKind
+from gcs.history.recorder import InputKind
 from gcs.totem.effects import Configuration, Deliver, Effect, Multicast, Trace
 from gcs.wire.frames import Mcast, Record, RecordFlags, RingId
 
 __all__ = ["HistoryWriter", "decode_workload", "next_incarnation"]
 
-_PAYLOAD_HEADER = struct.Struct(">IIQ")  # node, incarnation, counter (gcs.sim.history)
+_PAYLOAD_HEADER = struct.Struct(">IIQ")  # node, incarnation, counter (gcs.history.events)
 _KIND = int(RecordFlags.KIND_MASK)
 _DATA = int(RecordFlags.DATA)
 _POSITION = int(RecordFlags.FRAGMENT_MASK)
@@ -62,7 +62,7 @@ MsgIdTuple = tuple[int, int, int]
 
 
 def decode_workload(data: bytes) -> MsgIdTuple | None:
-    """(node, incarnation, counter) of a workload payload, or None (``gcs.sim.history``)."""
+    """(node, incarnation, counter) of a workload payload, or None (``gcs.history.events``)."""
     size = _PAYLOAD_HEADER.size
     if len(data) < size:
         return None

@@ -24,8 +24,8 @@ from typing import Any
 
 import cbor2
 
-from gcs.groups import Member
-from gcs.sim.history import MsgId
+from gcs.groups.state import Member
+from gcs.history.events import MsgId
 from gcs.wire.frames import RingId
 
 __all__ = [

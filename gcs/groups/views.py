@@ -1,7 +1,7 @@
 """The values a group member receives: members, view ids, views, reasons, messages (RFC 0006 §3).
 
-Why a module of their own: they are the application's vocabulary, shared by the group layer
-that computes them (``gcs.groups``), the API and daemon protocol that carry them, and the state
+Why a module of their own: they are the application's vocabulary, shared by the group layer that
+computes them (``gcs.groups.state``), the API and daemon protocol that carry them, and the state
 transfer built on them; none of those needs the group layer's machinery to name a ``View``.
 """
 

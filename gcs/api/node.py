@@ -10,7 +10,7 @@ A ``Node`` is this process as a member of the ring (embedded mode)::
             ...
 
 Layering. ``Node`` composes the runtime driver (``gcs.runtime.driver``: socket, core, timer),
-the pure group layer (``gcs.groups``), the outbox (flow control and tickets) and one bounded
+the pure group layer (``gcs.groups.state``), the outbox (flow control and tickets) and one bounded
 ``EventStream`` per joined member. The driver calls the ``Listener`` methods below with the
 core's deliveries and configurations; they only update state and append to streams, so no
 application code runs inside a protocol step and the token never waits for a reader.
@@ -36,6 +36,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
+from gcs.api.group import Group, GroupOwner, _check_join, _check_join_modes, _GroupState
+from gcs.api.outbox import Outbox, Ticket
 from gcs.config import Config
 from gcs.errors import (
     ConfigError,
@@ -45,8 +47,7 @@ from gcs.errors import (
     NodeClosed,
     NodeFailed,
 )
-from gcs.group import Group, GroupOwner, _check_join, _check_join_modes, _GroupState
-from gcs.groups import (
+from gcs.groups.state import (
     ANNOUNCE_GROUP,
     AnnounceNeeded,
     Emit,
@@ -64,13 +65,12 @@ from gcs.groups import (
     ViewReason,
     encode_directed,
 )
+from gcs.history.recorder import FlightRecorder, write_dump
+from gcs.history.writer import HistoryWriter, next_incarnation
 from gcs.runtime.driver import Driver, RuntimeStatistics
 from gcs.runtime.endpoint import family_of, open_endpoint, resolve
-from gcs.runtime.history import HistoryWriter, next_incarnation
 from gcs.runtime.loop import check_loop
-from gcs.runtime.outbox import Outbox, Ticket
 from gcs.runtime.persist import StateStore
-from gcs.runtime.recorder import FlightRecorder, write_dump
 from gcs.runtime.tap import Tap
 from gcs.totem.effects import Configuration, ConfigurationKind, Deliver
 from gcs.totem.node import Node as Core
@@ -154,7 +154,7 @@ class Node:
     """One member of the ring, in this process (embedded mode). See the module docstring.
 
     ``history``: append this node's history, in the simulator's schema, to that JSONL file
-    (``gcs.runtime.history``), so a run of real processes can be judged by the simulator's
+    (``gcs.history.writer``), so a run of real processes can be judged by the simulator's
     checkers. For test workloads; it costs a write per protocol step.
     """
 
@@ -375,7 +375,7 @@ class Node:
     def history_incarnation(self) -> int | None:
         """The incarnation number this node records its history under (None: not recording).
 
-        Workload payloads must carry it (``gcs.sim.history.encode_payload``).
+        Workload payloads must carry it (``gcs.history.events.encode_payload``).
         """
         return None if self._history is None else self._history.incarnation
 
@@ -453,7 +453,7 @@ class Node:
     ) -> Path:
         """Write the flight recorder to ``path`` (default: state dir or the temp dir).
 
-        Replay it with ``gcs.runtime.recorder.replay(path)`` or ``gcs simulate replay-node``.
+        Replay it with ``gcs.history.recorder.replay(path)`` or ``gcs simulate replay-node``.
         """
         recorder = self._recorder
         if recorder is None or not recorder.enabled:

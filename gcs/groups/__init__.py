@@ -1,0 +1,6 @@
+"""The group layer: named process groups over the one ring (RFC 0006 §3).
+
+``state`` (``GroupState``: group views as a pure function of the delivered stream), ``records``
+(the layer's own record payloads), ``views`` (the values members receive). Nothing is imported
+here: importing the layer's vocabulary must not pull in its machinery.
+"""
