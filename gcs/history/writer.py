@@ -7,7 +7,7 @@ starts, submits, originations, deliveries, configurations, state changes, persis
 ends. This module writes those events from the runtime, one JSON object per line, exactly as
 ``gcs.history.events.History.to_jsonl`` does, and ``gcs.history.events.load_jsonl`` reads them back.
 The runtime must not import the simulator (an import-linter contract), so the schema and the
-workload payload format are restated here; ``tests/runtime/test_history.py`` checks that both
+workload payload format are restated here; ``tests/history/test_writer.py`` checks that both
 sides agree.
 
 What is recorded (a ``Tap``, ``gcs.runtime.tap``): ``Start`` (the stored ring seq), ``Submit``

@@ -13,7 +13,7 @@ node's membership state and next deadline afterwards. Everything is JSON:
 * times are integer nanoseconds.
 
 The helpers here are shared by tests/totem/test_traces.py (replay) and
-protocol/traces/make_traces.py (generation); nothing in ``gcs`` imports them.
+tools/make_traces.py (generation); nothing in ``gcs`` imports them.
 """
 
 from __future__ import annotations

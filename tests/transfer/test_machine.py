@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from gcs.groups.state import Member, Message, Reason, View, ViewId, ViewReason
 from gcs.transfer.machine import MAGIC, Transfer, escape
 from gcs.wire.frames import Record, RecordFlags, RingId
-from tests.statetransfer.harness import Replica, TransferModel
+from tests.transfer.harness import Replica, TransferModel
 
 DATA = int(RecordFlags.DATA)
 

@@ -1,6 +1,6 @@
 """Generate protocol/vectors/*.json, the language-neutral test vectors of RFC 0002 and RFC 0005.
 
-Run ``python tests/wire/make_vectors.py --write`` after a deliberate format change; without
+Run ``python tools/make_vectors.py --write`` after a deliberate format change; without
 ``--write`` it only checks that the committed files match what it would write (exit 1 if not).
 Everything here is deterministic: fixed keys, fixed boot ids, no randomness, so the output is
 byte-for-byte reproducible. tests/wire/test_vectors.py checks the committed files against the
@@ -54,7 +54,7 @@ from gcs.wire.seal import (
     seal_datagram,
 )
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 VECTORS = ROOT / "protocol" / "vectors"
 CDDL_PATH = ROOT / "protocol" / "messages.cddl"
 

@@ -10,8 +10,8 @@ implementation in any language: the subject's inputs are all in the file.
 No randomness reaches the traces: ``join_jitter_ns`` is 0, so the core never draws from its
 rng, and the network has a constant latency and no random loss.
 
-    python protocol/traces/make_traces.py           # check the committed files (exit 1 if stale)
-    python protocol/traces/make_traces.py --write   # rewrite them after a deliberate change
+    python tools/make_traces.py           # check the committed files (exit 1 if stale)
+    python tools/make_traces.py --write   # rewrite them after a deliberate change
 
 This is data tooling, not part of the ``gcs`` package.
 """
@@ -24,7 +24,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from gcs.wire.frames import Frame, OrfToken  # noqa: E402
