@@ -30,11 +30,12 @@ from gcs.errors import (
 )
 
 if TYPE_CHECKING:
-    from gcs.api.node import Group, Node, NodeStatistics, RingView
+    from gcs.api.group import Group
+    from gcs.api.node import Node, NodeStatistics, RingView
     from gcs.api.outbox import Ticket
     from gcs.config import Config
     from gcs.daemon.client import Client, connect
-    from gcs.groups.state import Member, Message, Reason, View, ViewId, ViewReason
+    from gcs.groups.views import Member, Message, Reason, View, ViewId, ViewReason
     from gcs.quorum.rules import Quorum, QuorumOptions, QuorumReason
     from gcs.runtime.loop import run
     from gcs.transfer.group import StateGroup, StateHandler, join_with_state
@@ -44,22 +45,22 @@ __version__ = "0.1.0"
 _LAZY = {
     "Client": "gcs.daemon.client",
     "Config": "gcs.config",
-    "Group": "gcs.api.node",
-    "Member": "gcs.groups.state",
-    "Message": "gcs.groups.state",
+    "Group": "gcs.api.group",
+    "Member": "gcs.groups.views",
+    "Message": "gcs.groups.views",
     "Node": "gcs.api.node",
     "NodeStatistics": "gcs.api.node",
     "Quorum": "gcs.quorum.rules",
     "QuorumOptions": "gcs.quorum.rules",
     "QuorumReason": "gcs.quorum.rules",
-    "Reason": "gcs.groups.state",
+    "Reason": "gcs.groups.views",
     "RingView": "gcs.api.node",
     "StateGroup": "gcs.transfer.group",
     "StateHandler": "gcs.transfer.group",
     "Ticket": "gcs.api.outbox",
-    "View": "gcs.groups.state",
-    "ViewId": "gcs.groups.state",
-    "ViewReason": "gcs.groups.state",
+    "View": "gcs.groups.views",
+    "ViewId": "gcs.groups.views",
+    "ViewReason": "gcs.groups.views",
     "connect": "gcs.daemon.client",
     "join_with_state": "gcs.transfer.group",
     "run": "gcs.runtime.loop",

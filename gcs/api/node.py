@@ -31,12 +31,19 @@ import os
 import random
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
-from gcs.api.group import Group, GroupOwner, _check_join, _check_join_modes, _GroupState
+from gcs.api.group import (
+    Group,
+    GroupPort,
+    Membership,
+    MemberState,
+    check_join,
+    check_join_modes,
+)
 from gcs.api.outbox import Outbox, Ticket
 from gcs.config import Config
 from gcs.errors import (
@@ -47,26 +54,13 @@ from gcs.errors import (
     NodeClosed,
     NodeFailed,
 )
-from gcs.groups.state import (
-    ANNOUNCE_GROUP,
-    AnnounceNeeded,
-    Emit,
-    GroupState,
-    LmsTimer,
-    Member,
-    MemberClosed,
-    Message,
-    Output,
-    PersistQuorum,
-    Quorum,
-    Reason,
-    View,
-    ViewId,
-    ViewReason,
-    encode_directed,
-)
+from gcs.groups.records import ANNOUNCE_GROUP, encode_directed
+from gcs.groups.state import AnnounceNeeded, Emit, GroupState, MemberClosed, Output
+from gcs.groups.views import Member
 from gcs.history.recorder import FlightRecorder, write_dump
 from gcs.history.writer import HistoryWriter, next_incarnation
+from gcs.quorum.primary import LmsTimer, PersistQuorum
+from gcs.quorum.rules import Quorum
 from gcs.runtime.driver import Driver, RuntimeStatistics
 from gcs.runtime.endpoint import family_of, open_endpoint, resolve
 from gcs.runtime.loop import check_loop
@@ -79,21 +73,7 @@ from gcs.wire.channel import Channel, ChannelStatistics
 from gcs.wire.frames import Record, RecordFlags, RingId
 from gcs.wire.seal import load_key
 
-__all__ = [
-    "Group",
-    "GroupOwner",
-    "Member",
-    "Message",
-    "Node",
-    "NodeStatistics",
-    "Quorum",
-    "Reason",
-    "RingView",
-    "Ticket",
-    "View",
-    "ViewId",
-    "ViewReason",
-]
+__all__ = ["Node", "NodeStatistics", "RingView"]
 
 _LOG = logging.getLogger("gcs")
 _HANDLE_COUNTER_BITS = 20
@@ -155,25 +135,33 @@ class Node:
 
     ``history``: append this node's history, in the simulator's schema, to that JSONL file
     (``gcs.history.writer``), so a run of real processes can be judged by the simulator's
-    checkers. For test workloads; it costs a write per protocol step.
+    checkers. For test workloads; it costs a write per protocol step. ``taps``: observers of
+    what the runtime feeds the core and what it returns (``gcs.runtime.tap``; the daemon's
+    status view is one).
     """
 
     supports_send_to = True
     """``Group.send_to`` works on groups of this node (and of a daemon client, RFC 0006 API-27)."""
 
-    def __init__(self, config: Config, *, history: str | os.PathLike[str] | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        history: str | os.PathLike[str] | None = None,
+        taps: Sequence[Tap] = (),
+    ) -> None:
         if not isinstance(config, Config):
             raise TypeError(f"gcs.Node needs a gcs.Config, got {type(config).__name__}")
         self.config = config
         self._history_path = history
         self._history: HistoryWriter | None = None
-        self._taps: list[Tap] = []
+        self._taps = tuple(taps)
         self.node_id = config.node_id
         self.boot_id = 0
         self._state = _State.NEW
         self._failure: BaseException | None = None
         self._ring: RingView | None = None
-        self._members: dict[tuple[str, int], Group] = {}
+        self._members: dict[tuple[str, int], Membership] = {}
         self._handles = 0
         self._slow = 0
         self._changed: asyncio.Event | None = None
@@ -188,6 +176,14 @@ class Node:
         self._channel: Channel | None = None
         self._recorder: FlightRecorder | None = None
         self._store: StateStore | None = None
+        self._port = GroupPort(
+            config.node_id,
+            config.max_message_bytes,
+            self._check_running,
+            self._send,
+            self._send_to,
+            self._leave_member,
+        )
 
     def __repr__(self) -> str:
         ring = None if self._ring is None else self._ring.ring_id
@@ -310,8 +306,8 @@ class Node:
         for timer in self._lms_timers:
             timer.cancel()
         self._lms_timers.clear()
-        for group in list(self._members.values()):
-            group._end("node closed", error if failed else None)  # iterators stop cleanly
+        for membership in list(self._members.values()):
+            membership.end("node closed", error if failed else None)  # iterators stop cleanly
         self._members.clear()
         if self._outbox is not None:
             self._outbox.fail_all(error)
@@ -332,17 +328,17 @@ class Node:
         A join still waiting for its first view fails now with ``NodeClosed``; its member
         leaves like the others (its join record may already be on the ring).
         """
-        groups = list(self._members.values())
+        members = list(self._members.values())
         try:
-            for group in groups:
-                if group._state is _GroupState.JOINING:
-                    self._leave_member(group)
-                    group._end("node closed", self._closed_error)
-                elif group._state is _GroupState.MEMBER:
-                    group._begin_leave()
+            for membership in members:
+                if membership.state is MemberState.JOINING:
+                    self._leave_member(membership)
+                    membership.end("node closed", self._closed_error)
+                elif membership.state is MemberState.MEMBER:
+                    membership.begin_leave()
         except NodeClosed:
             return  # the driver is gone (its socket failed): nothing can be sent any more
-        pending = [g._left for g in groups if g._state is _GroupState.LEAVING]
+        pending = [m.left for m in members if m.state is MemberState.LEAVING]
         if pending:
             timeout = 2 * self.config.token_timeout_ms / 1000
             await asyncio.wait(pending, timeout=timeout)
@@ -379,12 +375,6 @@ class Node:
         """
         return None if self._history is None else self._history.incarnation
 
-    def _add_tap(self, tap: Tap) -> None:
-        """Report the driver's inputs and effects to ``tap`` (before ``start``; the daemon)."""
-        if self._driver is not None:
-            raise RuntimeError("taps must be added before the node starts")
-        self._taps.append(tap)
-
     async def join(
         self,
         name: str,
@@ -405,27 +395,24 @@ class Node:
         for ``gcs.join_with_state``, which resolves them). Raises ``TypeError`` /
         ``InvalidArgument`` for a bad name or combination, ``NodeClosed`` when closed.
         """
-        bound = _check_join(name, queue_size, self.config.subscriber_queue)
-        _check_join_modes(primary, quorum_events, uncommitted)
+        bound = check_join(name, queue_size, self.config.subscriber_queue)
+        check_join_modes(primary, quorum_events, uncommitted)
         self._check_running()
         assert self._outbox is not None
-        group = Group(self, name, self._new_handle(), bound)
-        self._members[(name, group.member.handle)] = group
+        membership = Membership(self, self._port, name, self._new_handle(), bound)
+        handle = membership.member.handle
+        self._members[(name, handle)] = membership
         self._groups.add_local(
-            name,
-            group.member.handle,
-            primary=primary,
-            quorum_events=quorum_events,
-            tails=uncommitted,
+            name, handle, primary=primary, quorum_events=quorum_events, tails=uncommitted
         )
-        self._outbox.control(Record(name, group.member.handle, int(RecordFlags.JOIN), b""))
+        self._outbox.control(Record(name, handle, int(RecordFlags.JOIN), b""))
         try:
-            await asyncio.shield(group._active)
+            await asyncio.shield(membership.active)
         except asyncio.CancelledError:
-            if group._state is _GroupState.JOINING:
-                group._begin_leave()  # undo: the join is already on its way
+            if membership.state is MemberState.JOINING:
+                membership.begin_leave()  # undo: the join is already on its way
             raise
-        return group
+        return membership.group
 
     def statistics(self) -> NodeStatistics:
         """Core, channel and runtime counters: drops by reason, loop lag, queues, ..."""
@@ -469,7 +456,7 @@ class Node:
 
     # ------------------------------------------------------------------ internals for Group
 
-    def _check_running(self, *, for_group: bool = False) -> None:
+    def _check_running(self, for_group: bool = False) -> None:
         if self._state is _State.FAILED:
             raise self._failure_error()
         if self._state is not _State.RUNNING:
@@ -489,13 +476,13 @@ class Node:
         record = Record(ANNOUNCE_GROUP, handle, int(RecordFlags.DATA), encoded)
         return await self._send(record, safe)
 
-    def _leave_member(self, group: Group) -> None:
+    def _leave_member(self, membership: Membership) -> None:
         assert self._outbox is not None
-        handle = group.member.handle
-        why = f"member {group.member} of {group.name!r} left"
-        self._outbox.cancel_member(group.name, handle, lambda: GroupClosed(why))
+        name, handle = membership.name, membership.member.handle
+        why = f"member {membership.member} of {name!r} left"
+        self._outbox.cancel_member(name, handle, lambda: GroupClosed(why))
         if self._state is _State.RUNNING or self._state is _State.CLOSING:
-            self._outbox.control(Record(group.name, handle, int(RecordFlags.LEAVE), b""))
+            self._outbox.control(Record(name, handle, int(RecordFlags.LEAVE), b""))
 
     def _new_handle(self) -> int:
         self._handles += 1
@@ -535,13 +522,13 @@ class Node:
         for out in outputs:
             if type(out) is Emit:
                 for handle in out.handles:
-                    group = members.get((out.group, handle))
-                    if group is not None and not group._push(out.event):
-                        self._slow_consumer(group)
+                    membership = members.get((out.group, handle))
+                    if membership is not None and not membership.push(out.event):
+                        self._slow_consumer(membership)
             elif type(out) is MemberClosed:
-                group = members.pop((out.group, out.handle), None)
-                if group is not None:
-                    group._end("left")
+                membership = members.pop((out.group, out.handle), None)
+                if membership is not None:
+                    membership.end("left")
             elif type(out) is AnnounceNeeded:
                 assert self._outbox is not None
                 self._outbox.request_announcement()
@@ -588,20 +575,17 @@ class Node:
         finally:
             self._quorum_writing = False
 
-    def _slow_consumer(self, group: Group) -> None:
+    def _slow_consumer(self, membership: Membership) -> None:
         """Cut off a reader that fell behind its bound: it leaves the group (decision 7)."""
         self._slow += 1
         _LOG.warning(
             "node %d: member %s of %r fell more than its queue bound behind and was closed",
             self.node_id,
-            group.member,
-            group.name,
+            membership.member,
+            membership.name,
         )
-        was_member = group._state in (_GroupState.MEMBER, _GroupState.JOINING)
-        group._state = _GroupState.CLOSED
-        group._closed_why = "slow consumer"
-        if was_member:
-            self._leave_member(group)
+        if membership.cut_off("slow consumer"):
+            self._leave_member(membership)
 
     # ------------------------------------------------------------------ Listener (driver side)
 
@@ -639,8 +623,8 @@ class Node:
             return
         self._failure = exc
         self._state = _State.FAILED
-        for group in list(self._members.values()):
-            group._end("node failed", self._failure_error, abort=True)
+        for membership in list(self._members.values()):
+            membership.end("node failed", self._failure_error, abort=True)
         if self._outbox is not None:
             self._outbox.fail_all(self._failure_error)
         self._notify()

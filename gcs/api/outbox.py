@@ -19,16 +19,17 @@ raises ``InvariantViolation`` (fail-stop).
 from __future__ import annotations
 
 import asyncio
+import copy
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from gcs.api.stream import ErrorFactory, YieldBudget
-from gcs.errors import InvariantViolation, SendQueueFull
+from gcs.errors import GcsError, InvariantViolation, SendQueueFull
 from gcs.groups.state import GroupState
 from gcs.wire.frames import Record, RecordFlags
 
-__all__ = ["Outbox", "Ticket"]
+__all__ = ["Outbox", "Ticket", "copy_error"]
 
 _KIND = int(RecordFlags.KIND_MASK)
 _PENDING, _DELIVERED, _FAILED = 0, 1, 2
@@ -39,15 +40,24 @@ class Ticket:
 
     ``delivered()`` returns once this node delivered the message (in the total order, in the
     view it was originated in; RFC 0006 §4). It raises ``NodeClosed`` if the node closed first,
-    or the node's failure if it failed.
+    or the node's failure if it failed. A daemon client's ticket asks the daemon instead: it is
+    made with ``confirm``, a coroutine function that returns once the daemon's node delivered the
+    message (or raises why it will not).
     """
 
-    __slots__ = ("_error", "_state", "_waiters", "group", "safe", "size")
+    __slots__ = ("_confirm", "_error", "_state", "_waiters", "group", "safe", "size")
 
-    def __init__(self, group: str, size: int, safe: bool) -> None:
+    def __init__(
+        self,
+        group: str,
+        size: int,
+        safe: bool,
+        confirm: Callable[[], Awaitable[object]] | None = None,
+    ) -> None:
         self.group = group
         self.size = size
         self.safe = safe
+        self._confirm = confirm
         self._state = _PENDING
         self._error: ErrorFactory | None = None
         self._waiters: list[asyncio.Future[None]] | None = None  # made by the first waiter
@@ -61,6 +71,8 @@ class Ticket:
         return self._state != _PENDING
 
     async def delivered(self) -> None:
+        if self._state == _PENDING and self._confirm is not None:
+            await self._ask(self._confirm)
         if self._state == _PENDING:
             waiter = asyncio.get_running_loop().create_future()
             if self._waiters is None:
@@ -76,6 +88,15 @@ class Ticket:
             assert self._error is not None
             raise self._error()
 
+    async def _ask(self, confirm: Callable[[], Awaitable[object]]) -> None:
+        try:
+            await confirm()
+        except GcsError as exc:
+            failure = exc
+            self._settle(_FAILED, lambda: copy_error(failure))
+        else:
+            self._settle(_DELIVERED)
+
     def _settle(self, state: int, error: ErrorFactory | None = None) -> None:
         if self._state != _PENDING:
             return
@@ -86,6 +107,15 @@ class Ticket:
                 if not waiter.done():
                     waiter.set_result(None)
             self._waiters.clear()
+
+
+def copy_error(error: GcsError) -> GcsError:
+    """A copy of ``error`` for one more caller (raising one instance everywhere would chain
+    every caller's traceback onto it)."""
+    try:
+        return copy.copy(error)
+    except TypeError:  # an exception class whose __init__ does not take its own args
+        return GcsError(str(error))
 
 
 @dataclass(slots=True)

@@ -45,7 +45,7 @@ from typing import Any
 
 import gcs
 from gcs.errors import SlowConsumer
-from gcs.groups.state import Message, View
+from gcs.groups.views import Message, View
 from gcs.totem.effects import Configuration
 
 __all__ = [

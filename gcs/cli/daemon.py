@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
     from gcs.config import Config
     from gcs.daemon.client import Client
-    from gcs.groups.state import Message, View
+    from gcs.groups.views import Message, View
 
     _Subparsers: TypeAlias = argparse._SubParsersAction[argparse.ArgumentParser]
 
@@ -185,7 +185,7 @@ def _cmd_listen(args: argparse.Namespace) -> int:
 
 
 async def _listen(config: Config, name: str, as_json: bool, count: int) -> int:
-    from gcs.groups.state import Message
+    from gcs.groups.views import Message
 
     async with await _connect(config) as client:
         group = await client.join(name)
@@ -202,7 +202,7 @@ async def _listen(config: Config, name: str, as_json: bool, count: int) -> int:
 
 
 def _event_json(event: Message | View) -> str:
-    from gcs.groups.state import Message
+    from gcs.groups.views import Message
 
     if isinstance(event, Message):
         row: dict[str, Any] = {
@@ -236,7 +236,7 @@ def _event_json(event: Message | View) -> str:
 
 
 def _event_text(event: Message | View) -> str:
-    from gcs.groups.state import Message
+    from gcs.groups.views import Message
 
     if isinstance(event, Message):
         data = event.data.decode("utf-8", errors="replace")

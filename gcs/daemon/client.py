@@ -3,7 +3,7 @@
 Why. Many local processes can share one ring membership the way corosync CPG clients share
 one corosync (RFC 0006 §10): the daemon is the ring member, and each client's members are
 ordinary members of the daemon's groups. ``connect(path)`` hands out the very ``gcs.Group``
-class an embedded ``gcs.Node`` does (``Client`` implements ``gcs.api.node.GroupOwner``), so
+class an embedded ``gcs.Node`` does (``Client`` is a ``gcs.api.group.GroupOwner``), so
 application code is the same in both modes and catches the same exceptions.
 
 How. One task reads the socket and routes each frame as it arrives: replies settle the request
@@ -22,18 +22,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import copy
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from gcs import __version__
-from gcs.api.group import Group, _check_join, _check_join_modes
+from gcs.api.group import Group, GroupPort, Membership, check_join, check_join_modes
 from gcs.api.node import RingView
-from gcs.api.outbox import _DELIVERED, _FAILED, Ticket
+from gcs.api.outbox import Ticket, copy_error
 from gcs.daemon import protocol as proto
 from gcs.daemon.protocol import ControlProtocolError
 from gcs.errors import (
@@ -43,11 +42,11 @@ from gcs.errors import (
     NodeClosed,
     SlowConsumer,
 )
-from gcs.groups.state import Member, Message
+from gcs.groups.views import Member, Message
 from gcs.quorum.rules import Quorum
 from gcs.wire.frames import Record
 
-__all__ = ["Client", "RemoteTicket", "connect"]
+__all__ = ["Client", "connect"]
 
 _LOG = logging.getLogger("gcs.client")
 OnReply = Callable[[dict[str, Any]], Any]
@@ -60,28 +59,6 @@ def connect(path: str | os.PathLike[str]) -> Client:
     Raises ``DaemonUnavailable`` (on entry, or from ``start()``) when no daemon listens there.
     """
     return Client(path)
-
-
-class RemoteTicket(Ticket):
-    """A send accepted by the daemon; ``delivered()`` asks the daemon to report its delivery."""
-
-    __slots__ = ("_client", "_send_id")
-
-    def __init__(self, client: Client, send_id: int, group: str, size: int, safe: bool) -> None:
-        super().__init__(group, size, safe)
-        self._client = client
-        self._send_id = send_id
-
-    async def delivered(self) -> None:
-        if not self.done():
-            try:
-                await self._client._request("delivered", {"send": self._send_id})
-            except GcsError as exc:
-                failure = exc
-                self._settle(_FAILED, lambda: _fresh(failure))
-            else:
-                self._settle(_DELIVERED)
-        await super().delivered()
 
 
 class Client:
@@ -103,7 +80,7 @@ class Client:
         self._task: asyncio.Task[None] | None = None
         self._next_id = 0
         self._pending: dict[int, tuple[asyncio.Future[Any], OnReply | None]] = {}
-        self._members: dict[int, Group] = {}
+        self._members: dict[int, Membership] = {}
         self._limit = proto.HELLO_LIMIT
         self._closed: GcsError | None = None
         self._clean = False
@@ -169,11 +146,11 @@ class Client:
         if self._writer is None or self._closed is not None:
             await self._shutdown()
             return
-        groups = [g for g in self._members.values() if not g.closed]
-        for group in groups:
-            if not group.closed:
-                group._begin_leave()
-        pending = [g._left for g in groups]
+        members = [m for m in self._members.values() if not m.group.closed]
+        for membership in members:
+            if not membership.group.closed:
+                membership.begin_leave()
+        pending = [m.left for m in members]
         if pending:
             await asyncio.wait(pending, timeout=5)
         self._fail(NodeClosed(f"client of {self.path} closed"), clean=True)
@@ -218,32 +195,32 @@ class Client:
         Same contract and options as ``gcs.Node.join`` (quorum verdicts, primary-component
         mode and its uncommitted tails are the daemon node's, RFC 0008).
         """
-        bound = _check_join(name, queue_size, self.subscriber_queue)
-        _check_join_modes(primary, quorum_events, uncommitted)
+        bound = check_join(name, queue_size, self.subscriber_queue)
+        check_join_modes(primary, quorum_events, uncommitted)
         self._check_running()
         fields: dict[str, Any] = {"group": name, "queue_size": bound}
         modes = {"primary": primary, "quorum_events": quorum_events, "uncommitted": uncommitted}
         fields.update((key, True) for key, wanted in modes.items() if wanted)
 
-        def on_reply(ok: dict[str, Any]) -> Group:
+        def on_reply(ok: dict[str, Any]) -> Membership:
             handle = proto.field(ok, "handle", int)
-            group = Group(self, name, handle, bound)
-            self._members[handle] = group
-            return group
+            membership = Membership(self, self._port(), name, handle, bound)
+            self._members[handle] = membership
+            return membership
 
         _, request = self._start_request("join", fields, on_reply)
         try:
-            group: Group = await asyncio.shield(request)
+            membership: Membership = await asyncio.shield(request)
         except asyncio.CancelledError:
             request.add_done_callback(_leave_if_joined)
             raise
         try:
-            await asyncio.shield(group._active)
+            await asyncio.shield(membership.active)
         except asyncio.CancelledError:
-            if not group.closed:
-                group._begin_leave()
+            if not membership.group.closed:
+                membership.begin_leave()
             raise
-        return group
+        return membership.group
 
     async def status(self) -> dict[str, Any]:
         """The daemon's status map (what ``gcs status --json`` prints, RFC 0006 §10.4)."""
@@ -260,11 +237,22 @@ class Client:
 
     # ------------------------------------------------------------------ internals for Group
 
-    def _check_running(self, *, for_group: bool = False) -> None:
+    def _port(self) -> GroupPort:
+        """What this client's members call (``gcs.api.group``)."""
+        return GroupPort(
+            self.node_id,
+            self._max_message_bytes,
+            self._check_running,
+            self._send,
+            self._send_to,
+            self._leave_member,
+        )
+
+    def _check_running(self, for_group: bool = False) -> None:
         if self._closed is not None:
             if for_group and self._clean:
                 raise GroupClosed(f"client of {self.path} is closed ({self._closed})")
-            raise _fresh(self._closed)
+            raise copy_error(self._closed)
         if self._writer is None:
             raise NodeClosed(f"client of {self.path} was never started")
 
@@ -272,7 +260,7 @@ class Client:
         fields = {"handle": record.handle, "data": record.data, "safe": safe}
         send_id, request = self._start_request("send", fields)
         await request
-        return RemoteTicket(self, send_id, record.group, len(record.data), safe)
+        return Ticket(record.group, len(record.data), safe, self._confirm(send_id))
 
     async def _send_to(
         self, group: str, handle: int, to: Member, payload: bytes, safe: bool
@@ -280,12 +268,16 @@ class Client:
         fields = {"handle": handle, "data": payload, "safe": safe, "to": proto.member_to_wire(to)}
         send_id, request = self._start_request("send", fields)
         await request
-        return RemoteTicket(self, send_id, group, len(payload), safe)
+        return Ticket(group, len(payload), safe, self._confirm(send_id))
 
-    def _leave_member(self, group: Group) -> None:
+    def _confirm(self, send_id: int) -> Callable[[], Awaitable[object]]:
+        """How a ticket learns of its delivery: it asks the daemon (RFC 0006 §10.2)."""
+        return lambda: self._request("delivered", {"send": send_id})
+
+    def _leave_member(self, membership: Membership) -> None:
         if self._closed is not None:
             return
-        _, request = self._start_request("leave", {"handle": group.member.handle})
+        _, request = self._start_request("leave", {"handle": membership.member.handle})
         request.add_done_callback(_retrieve)
 
     # ------------------------------------------------------------------ requests
@@ -295,7 +287,7 @@ class Client:
     ) -> tuple[int, asyncio.Future[Any]]:
         """Write one request; its id and the future its reply settles."""
         if self._closed is not None:
-            raise _fresh(self._closed)
+            raise copy_error(self._closed)
         assert self._writer is not None
         self._next_id += 1
         req_id = self._next_id
@@ -321,8 +313,8 @@ class Client:
             raise ControlProtocolError("a reply carries neither ok nor error")
         result = on_reply(ok) if on_reply is not None else ok
         if future.done():  # its waiter was cancelled; a joined member must not linger
-            if isinstance(result, Group):
-                result._begin_leave()
+            if isinstance(result, Membership):
+                result.begin_leave()
             return
         future.set_result(result)
 
@@ -372,18 +364,18 @@ class Client:
 
     def _member_event(self, event: str, item: dict[str, Any]) -> None:
         handle = proto.field(item, "handle", int)
-        group = self._members.get(handle)
-        if group is None:
+        membership = self._members.get(handle)
+        if membership is None:
             return  # a member this client already cut off or forgot
         if event == "end":
             del self._members[handle]
             failure = item.get("error")
             if failure is None:
-                group._end("left")
+                membership.end("left")
             else:
                 error = proto.error_from_wire(failure)
                 why = "slow consumer" if isinstance(error, SlowConsumer) else str(error)
-                group._end(why, lambda: _fresh(error))
+                membership.end(why, lambda: copy_error(error))
             return
         value: Message | Quorum | Any
         if event == "msg":
@@ -392,19 +384,19 @@ class Client:
             value = proto.quorum_from_wire(item.get("quorum"))
         else:
             value = proto.view_from_wire(item.get("view"))
-        if not group._push(value):
-            self._slow_consumer(handle, group)
+        if not membership.push(value):
+            self._slow_consumer(handle, membership)
 
-    def _slow_consumer(self, handle: int, group: Group) -> None:
+    def _slow_consumer(self, handle: int, membership: Membership) -> None:
         """The application fell behind this member's bound: cut it off, leave on the daemon."""
         _LOG.warning(
             "member %s of %r fell more than its queue bound behind and was closed",
-            group.member,
-            group.name,
+            membership.member,
+            membership.name,
         )
         del self._members[handle]
-        group._end("slow consumer")
-        self._leave_member(group)
+        membership.end("slow consumer")
+        self._leave_member(membership)
 
     def _fail(self, error: GcsError, *, clean: bool = False) -> None:
         """The connection is over: every request and member ends with ``error``."""
@@ -414,23 +406,14 @@ class Client:
         self._clean = clean
         for future, _ in self._pending.values():
             if not future.done():
-                future.set_exception(_fresh(error))
+                future.set_exception(copy_error(error))
                 future.exception()  # retrieved here: its waiter may be gone
         self._pending.clear()
-        for group in list(self._members.values()):
-            group._end("node closed", None if clean else (lambda: _fresh(error)))
+        for membership in list(self._members.values()):
+            membership.end("node closed", None if clean else (lambda: copy_error(error)))
         self._members.clear()
         if self._writer is not None:
             self._writer.close()
-
-
-def _fresh(error: GcsError) -> GcsError:
-    """A copy of ``error`` for one more caller (raising one instance everywhere would chain
-    every caller's traceback onto it)."""
-    try:
-        return copy.copy(error)
-    except TypeError:  # an exception class whose __init__ does not take its own args
-        return GcsError(str(error))
 
 
 def _ring_view(item: object) -> RingView:
@@ -447,6 +430,6 @@ def _leave_if_joined(future: asyncio.Future[Any]) -> None:
     """A cancelled join whose reply still arrived: leave the member it created."""
     if future.cancelled() or future.exception() is not None:
         return
-    group = future.result()
-    if isinstance(group, Group) and not group.closed:
-        group._begin_leave()
+    membership = future.result()
+    if isinstance(membership, Membership) and not membership.group.closed:
+        membership.begin_leave()

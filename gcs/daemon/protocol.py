@@ -30,7 +30,7 @@ from typing import Any
 import cbor2
 
 from gcs import errors
-from gcs.groups.state import Member, Message, Reason, View, ViewId, ViewReason
+from gcs.groups.views import Member, Message, Reason, View, ViewId, ViewReason
 from gcs.quorum.rules import Quorum, QuorumReason
 from gcs.wire.frames import RingId
 

@@ -83,11 +83,9 @@ class Daemon:
     ) -> None:
         self.config = config
         self.path = socket_path(config)
-        self.node = Node(config, history=history)
         self.changes = ChangeLog()
         self.rates = Rates()
-        self.node._add_tap(self.changes)
-        self.node._add_tap(_RingTap(self))
+        self.node = Node(config, history=history, taps=(self.changes, _RingTap(self)))
         self.server = ControlServer(self.node, self.path, self.status, self._dump)
         self.metrics = None if metrics_port is None else MetricsServer(self.status, metrics_port)
         self.started = time.monotonic()

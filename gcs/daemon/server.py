@@ -35,12 +35,13 @@ from pathlib import Path
 from typing import Any
 
 from gcs import __version__
-from gcs.api.node import Group, Node
+from gcs.api.group import Group
+from gcs.api.node import Node
 from gcs.api.outbox import Ticket
 from gcs.daemon import protocol as proto
 from gcs.daemon.protocol import ControlProtocolError, encode, error_to_wire, field
 from gcs.errors import GcsError, GroupClosed, NodeClosed
-from gcs.groups.state import Member, Message
+from gcs.groups.views import Member, Message
 from gcs.quorum.rules import Quorum
 
 __all__ = ["ControlServer", "prepare_socket_path"]

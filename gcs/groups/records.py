@@ -23,6 +23,7 @@ __all__ = [
     "decode_announcement_ext",
     "decode_directed",
     "directed_overhead",
+    "valid_group_name",
     "encode_announcement",
     "encode_directed",
 ]
@@ -76,7 +77,7 @@ def decode_announcement_ext(
         if not (type(entry) is list and len(entry) == 2):
             return None
         name, handles = entry
-        if not (_valid_group(name) and type(handles) is list and handles):
+        if not (valid_group_name(name) and type(handles) is list and handles):
             return None
         if not all(_is_u64(h) and h > 0 for h in handles) or name in out:
             return None
@@ -101,7 +102,7 @@ def decode_directed(data: bytes) -> tuple[str, Member, bytes] | None:
         group = data[head:end].decode("utf-8")
     except UnicodeDecodeError:
         return None
-    if len(data) < end or not _valid_group(group) or node == 0 or handle == 0:
+    if len(data) < end or not valid_group_name(group) or node == 0 or handle == 0:
         return None
     return group, Member(node, handle), data[end:]
 
@@ -115,5 +116,6 @@ def _is_u64(value: object) -> bool:
     return type(value) is int and 0 <= value <= _U64
 
 
-def _valid_group(name: object) -> bool:
+def valid_group_name(name: object) -> bool:
+    """An application group name: 1..255 bytes of UTF-8 (``""`` is the layer's own group)."""
     return type(name) is str and 1 <= len(name.encode("utf-8", "surrogatepass")) <= 255

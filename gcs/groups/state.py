@@ -45,13 +45,10 @@ from dataclasses import dataclass, field, replace
 
 from gcs.groups.records import (
     ANNOUNCE_GROUP,
-    ANNOUNCE_VERSION,
-    _valid_group,
-    decode_announcement,
     decode_announcement_ext,
     decode_directed,
     encode_announcement,
-    encode_directed,
+    valid_group_name,
 )
 from gcs.groups.views import Member, Message, Reason, View, ViewId, ViewReason
 from gcs.quorum.primary import (
@@ -70,26 +67,14 @@ from gcs.totem.effects import Configuration, ConfigurationKind, Deliver, ReasonK
 from gcs.wire.frames import Record, RecordFlags, RingId
 
 __all__ = [
-    "ANNOUNCE_GROUP",
-    "ANNOUNCE_VERSION",
+    "PRIMARY",
+    "QUORUM_EVENTS",
+    "TAILS",
     "AnnounceNeeded",
     "Emit",
     "GroupState",
-    "LmsTimer",
-    "Member",
     "MemberClosed",
-    "Message",
     "Output",
-    "PersistQuorum",
-    "Quorum",
-    "Reason",
-    "View",
-    "ViewId",
-    "ViewReason",
-    "decode_announcement",
-    "decode_directed",
-    "encode_announcement",
-    "encode_directed",
 ]
 
 _LOG = logging.getLogger("gcs.groups")
@@ -380,7 +365,7 @@ class GroupState:
                     self._on_announcement(deliver.sender, record.data, view_id, out)
                 else:
                     self.ignored_records += 1
-            elif record.handle == 0 or not _valid_group(record.group):
+            elif record.handle == 0 or not valid_group_name(record.group):
                 self.ignored_records += 1
             elif kind == _JOIN:
                 self._on_join(Member(deliver.sender, record.handle), record.group, view_id, out)

@@ -43,10 +43,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from gcs.api.node import Group
+from gcs.api.group import Group
 from gcs.api.outbox import Ticket
 from gcs.errors import GcsError, NotSupported, StateTransferFailed
-from gcs.groups.state import Member, Message, View
+from gcs.groups.views import Member, Message, View
 from gcs.quorum.rules import Quorum
 from gcs.transfer.machine import (
     CHUNK_BYTES,

@@ -66,7 +66,7 @@ from typing import Any
 
 import cbor2
 
-from gcs.groups.state import Member, Message, View, ViewId
+from gcs.groups.views import Member, Message, View, ViewId
 from gcs.quorum.rules import Quorum
 from gcs.wire.frames import RingId
 

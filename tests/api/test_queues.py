@@ -9,7 +9,8 @@ import pytest
 import gcs
 from gcs.api.outbox import Outbox
 from gcs.api.stream import EventStream
-from gcs.groups.state import ANNOUNCE_GROUP, GroupState
+from gcs.groups.records import ANNOUNCE_GROUP
+from gcs.groups.state import GroupState
 from gcs.wire.frames import Record, RecordFlags
 
 JOIN = int(RecordFlags.JOIN)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from gcs.daemon import protocol as proto
-from gcs.groups.state import Member, Message, ViewId
+from gcs.groups.views import Member, Message, ViewId
 from gcs.quorum.rules import Quorum, QuorumReason
 from gcs.wire.frames import RingId
 

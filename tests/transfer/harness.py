@@ -14,7 +14,9 @@ from dataclasses import dataclass, field
 
 import cbor2
 
-from gcs.groups.state import ANNOUNCE_GROUP, Emit, Member, Message, Output, encode_directed
+from gcs.groups.records import ANNOUNCE_GROUP, encode_directed
+from gcs.groups.state import Emit, Output
+from gcs.groups.views import Member, Message
 from gcs.transfer.machine import (
     CHUNK_BYTES,
     MAGIC,

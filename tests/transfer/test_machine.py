@@ -8,7 +8,7 @@ import itertools
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gcs.groups.state import Member, Message, Reason, View, ViewId, ViewReason
+from gcs.groups.views import Member, Message, Reason, View, ViewId, ViewReason
 from gcs.transfer.machine import MAGIC, Transfer, escape
 from gcs.wire.frames import Record, RecordFlags, RingId
 from tests.transfer.harness import Replica, TransferModel

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import pytest
 
 import gcs
-from gcs.groups.state import Member
+from gcs.groups.views import Member
 from tests.runtime.cluster import configs, running, wait_until
 
 

@@ -24,21 +24,12 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from gcs.errors import MessageTooLarge, SendQueueFull
-from gcs.groups.state import (
-    ANNOUNCE_GROUP,
-    AnnounceNeeded,
-    Emit,
-    GroupState,
-    LmsTimer,
-    Member,
-    Message,
-    Output,
-    PersistQuorum,
-    Quorum,
-    encode_directed,
-)
+from gcs.groups.records import ANNOUNCE_GROUP, encode_directed
+from gcs.groups.state import AnnounceNeeded, Emit, GroupState, Output
+from gcs.groups.views import Member, Message
 from gcs.history import events as h
-from gcs.quorum.rules import QuorumRules
+from gcs.quorum.primary import LmsTimer, PersistQuorum
+from gcs.quorum.rules import Quorum, QuorumRules
 from gcs.sim.checkers.kv import check_kv_acked, check_kv_converged, check_kv_history
 from gcs.sim.checkers.quorum import check_quorum, check_quorum_agreement
 from gcs.sim.checkers.verdict import Verdict as CheckerVerdict

@@ -24,7 +24,7 @@ from typing import Any
 
 import cbor2
 
-from gcs.groups.state import Member
+from gcs.groups.views import Member
 from gcs.history.events import MsgId
 from gcs.wire.frames import RingId
 
