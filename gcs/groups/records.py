@@ -14,7 +14,7 @@ import cbor2
 
 from gcs.groups.views import Member
 from gcs.quorum.primary import CONTROL_DIRECTED
-from gcs.wire.frames import RingId
+from gcs.wire.frames import Record, RecordFlags, RingId
 
 __all__ = [
     "ANNOUNCE_GROUP",
@@ -22,6 +22,7 @@ __all__ = [
     "decode_announcement",
     "decode_announcement_ext",
     "decode_directed",
+    "directed_record",
     "directed_overhead",
     "valid_group_name",
     "encode_announcement",
@@ -32,6 +33,7 @@ ANNOUNCE_GROUP = ""
 """The reserved group name of announcement records (application groups are 1..255 bytes)."""
 ANNOUNCE_VERSION = 1
 _U64 = (1 << 64) - 1
+_DATA = int(RecordFlags.DATA)
 _DIRECTED = struct.Struct(">BIQB")  # type, destination node, destination handle, group length
 
 
@@ -89,6 +91,12 @@ def encode_directed(group: str, to: Member, payload: bytes) -> bytes:
     """A point-to-point control record's data: type, destination member, group, payload."""
     name = group.encode("utf-8")
     return _DIRECTED.pack(CONTROL_DIRECTED, to.node, to.handle, len(name)) + name + payload
+
+
+def directed_record(group: str, handle: int, to: Member, payload: bytes) -> Record:
+    """The record a point-to-point message travels in: a DATA record of the reserved group, under
+    the sending member's handle (so a leave of that member withdraws it too)."""
+    return Record(ANNOUNCE_GROUP, handle, _DATA, encode_directed(group, to, payload))
 
 
 def decode_directed(data: bytes) -> tuple[str, Member, bytes] | None:

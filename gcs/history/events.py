@@ -1,13 +1,17 @@
-"""The simulator's history: what every process incarnation did, in the order it did it.
+"""The history of a run: what every process incarnation did, in the order it did it.
 
-Checkers read only this (never core internals), so the same checkers judge simulator runs and
-histories recorded from real processes (RFC 0004 §11, brief §10). Each process incarnation is
-modelled separately: a restarted node is a new process with the same node id and a higher
-``incarnation`` (brief §10 preamble).
+This module is the one schema of a history. The simulator records its runs in it
+(``gcs.sim.world``), a real node writes its own in it (``gcs.history.writer``), and the
+checkers read only it (never core internals), so the same checkers judge simulated runs and
+runs of real processes (RFC 0004 §11, RFC 0007 §3). Each process incarnation is modelled
+separately: a restarted node is a new process with the same node id and a higher
+``incarnation``.
 
 A message is identified by ``MsgId`` = (sender node, sender incarnation, counter): the workload
 puts these three numbers in the first 16 bytes of every payload (see ``encode_payload``), so a
-checker can verify integrity from the delivered bytes alone.
+checker can verify integrity from the delivered bytes alone. Which records of an mcast are
+workload messages, and which message each originated mcast carries, is decided here too
+(``workload_ids``, ``Originations``), so the simulator and the runtime count them alike.
 """
 
 from __future__ import annotations
@@ -15,11 +19,11 @@ from __future__ import annotations
 import json
 import os
 import struct
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, NamedTuple
 
-from gcs.wire.frames import RingId
+from gcs.wire.frames import Mcast, Record, RecordFlags, RingId
 
 __all__ = [
     "Conf",
@@ -33,16 +37,30 @@ __all__ = [
     "MsgId",
     "Originate",
     "PAYLOAD_HEADER",
+    "Originations",
     "Persist",
+    "RecordFilter",
     "Start",
     "State",
     "Submit",
+    "application_record",
     "decode_payload",
     "encode_payload",
     "load_jsonl",
+    "to_json",
+    "workload_ids",
 ]
 
 PAYLOAD_HEADER = struct.Struct(">IIQ")  # sender node, sender incarnation, counter
+_KIND = int(RecordFlags.KIND_MASK)
+_DATA = int(RecordFlags.DATA)
+_POSITION = int(RecordFlags.FRAGMENT_MASK)
+_WHOLE = int(RecordFlags.WHOLE)
+_FIRST = int(RecordFlags.FIRST)
+_LAST = int(RecordFlags.LAST)
+
+RecordFilter = Callable[[Record], bool]
+"""Which records of an mcast are workload messages (None where one is needed: all of them)."""
 
 
 class MsgId(NamedTuple):
@@ -76,6 +94,76 @@ def decode_payload(data: bytes) -> MsgId | None:
     if encode_payload(msg_id, len(data)) != data:
         return None
     return msg_id
+
+
+def application_record(record: Record) -> bool:
+    """A record an application sent: kind DATA in a named group. The group layer's own records
+    (joins, leaves, and everything in the reserved group ``""``) are not workload messages."""
+    return record.flags & _KIND == _DATA and record.group != ""
+
+
+def workload_ids(
+    records: Iterable[Record],
+    accept: RecordFilter | None = None,
+    known: Mapping[bytes, MsgId] | None = None,
+) -> tuple[tuple[MsgId, ...], int]:
+    """The message ids of the workload ``records`` of a delivery, and how many did not decode.
+
+    ``known`` maps payloads already seen to their ids (a lookup instead of a decode, and a
+    payload whose bytes changed on the way misses and is decoded, and caught, in full).
+    """
+    ids: list[MsgId] = []
+    corrupt = 0
+    for record in records:
+        if accept is not None and not accept(record):
+            continue
+        msg_id = None if known is None else known.get(record.data)
+        if msg_id is None:
+            msg_id = decode_payload(record.data)
+        if msg_id is None:
+            corrupt += 1
+        else:
+            ids.append(msg_id)
+    return tuple(ids), corrupt
+
+
+class Originations:
+    """Which workload messages each new mcast of one process carries (the EVS send event).
+
+    A retransmission of an mcast already seen, and an mcast re-sent inside another in
+    recovery, originate nothing (``of`` returns None). A fragmented message is originated by the
+    mcast that carries its *last* fragment, the one whose seq its delivery reports.
+    """
+
+    __slots__ = ("_accept", "_fragment", "_last")
+
+    def __init__(self, accept: RecordFilter | None = None) -> None:
+        self._accept = accept
+        self._last: dict[RingId, int] = {}
+        self._fragment: MsgId | None = None
+
+    def of(self, mcast: Mcast) -> tuple[MsgId, ...] | None:
+        if mcast.encapsulated is not None:
+            return None
+        if mcast.seq <= self._last.get(mcast.ring_id, 0):
+            return None  # a retransmission of one of this process's mcasts
+        self._last[mcast.ring_id] = mcast.seq
+        accept = self._accept
+        ids: list[MsgId] = []
+        for record in mcast.records:
+            if accept is not None and not accept(record):
+                continue
+            position = record.flags & _POSITION
+            if position == _WHOLE:
+                msg_id = decode_payload(record.data)
+                if msg_id is not None:
+                    ids.append(msg_id)
+            elif position == _FIRST and len(record.data) >= PAYLOAD_HEADER.size:
+                self._fragment = MsgId(*PAYLOAD_HEADER.unpack_from(record.data))
+            elif position == _LAST and self._fragment is not None:
+                ids.append(self._fragment)
+                self._fragment = None
+        return tuple(ids)
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,18 +322,14 @@ class History:
     def to_jsonl(self) -> Iterator[str]:
         """One JSON object per line; ``type`` names the event class.
 
-        Ring ids are ``[rep, seq]`` and message ids ``[node, incarnation, counter]``, the form
-        ``gcs.history.writer`` writes too. Fields are taken one level deep on purpose:
-        ``dataclasses.asdict`` would turn a ``RingId`` into a dict the reader does not expect.
+        Each line is ``to_json`` of one event.
         """
         for event in self.events:
-            row = {name: getattr(event, name) for name in _FIELD_NAMES[type(event)]}
-            row["type"] = type(event).__name__
-            yield json.dumps(row, sort_keys=True, default=_json_default)
+            yield to_json(event)
 
     @classmethod
     def from_jsonl(cls, lines: Iterable[str]) -> History:
-        """Rebuild a history from ``to_jsonl`` lines (or the runtime's, ``gcs.history.writer``).
+        """Rebuild a history from ``to_jsonl`` lines (or a real node's, ``gcs.history.writer``).
 
         Blank lines are skipped. Raises ``ValueError`` naming the line for anything that is not
         an event of this schema.
@@ -259,6 +343,18 @@ class History:
             except (ValueError, KeyError, TypeError) as exc:
                 raise ValueError(f"history line {number}: {exc}") from exc
         return cls(events)
+
+
+def to_json(event: Event) -> str:
+    """One event as one line of JSON; ``type`` names the event class.
+
+    Ring ids are ``[rep, seq]`` and message ids ``[node, incarnation, counter]``. Fields are
+    taken one level deep on purpose: ``dataclasses.asdict`` would turn a ``RingId`` into a dict
+    the reader does not expect.
+    """
+    row = {name: getattr(event, name) for name in _FIELD_NAMES[type(event)]}
+    row["type"] = type(event).__name__
+    return json.dumps(row, sort_keys=True, default=_json_default)
 
 
 def load_jsonl(*paths: str | os.PathLike[str]) -> History:

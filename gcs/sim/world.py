@@ -36,15 +36,9 @@ from gcs.totem.effects import (
     Trace,
 )
 from gcs.totem.node import Node as Core
-from gcs.wire.frames import Frame, Mcast, MembJoin, Record, RecordFlags, RingId
+from gcs.wire.frames import Frame, Mcast, MembJoin, Record
 
 __all__ = ["DropRule", "Host", "Store", "Transport", "World"]
-
-# Plain ints: IntFlag arithmetic and Enum class attributes are slow in CPython 3.11.
-_POSITION = int(RecordFlags.FRAGMENT_MASK)
-_WHOLE = int(RecordFlags.WHOLE)
-_FIRST = int(RecordFlags.FIRST)
-_LAST = int(RecordFlags.LAST)
 
 
 class Transport:
@@ -117,8 +111,7 @@ class Host:
     clock: Clock = field(default_factory=Clock)
     window_open: bool = True
     counter: int = 0
-    last_origin: dict[RingId, int] = field(default_factory=dict)
-    frag_msg: h.MsgId | None = None
+    originations: h.Originations = field(default_factory=h.Originations)
     state: str = "down"
     config: str = ""
 
@@ -144,8 +137,7 @@ class Host:
         self.transport = w.transport_factory(self.node_id, self.store.boots)
         self.window_open = True
         self.counter = 0
-        self.last_origin = {}
-        self.frag_msg = None
+        self.originations = h.Originations(w.workload_filter)
         self.timer_at = None
         self.paused_until = 0
         self.deferred = []
@@ -340,51 +332,19 @@ class Host:
             w.at(max(w.now, self.clock.to_global(deadline)), self.on_timer, self.timer_gen)
 
     def _note_origin(self, mcast: Mcast) -> None:
-        if mcast.encapsulated is not None:
-            return
-        last = self.last_origin.get(mcast.ring_id, 0)
-        if mcast.seq <= last:
-            return  # a retransmission of our own mcast
-        self.last_origin[mcast.ring_id] = mcast.seq
-        ids: list[h.MsgId] = []
-        for record in mcast.records:
-            position = record.flags & _POSITION
-            if position == _WHOLE:
-                msg_id = h.decode_payload(record.data)
-                if msg_id is not None:
-                    ids.append(msg_id)
-            elif position == _FIRST:
-                node, inc, counter = h.PAYLOAD_HEADER.unpack_from(record.data)
-                self.frag_msg = h.MsgId(node, inc, counter)
-            elif position == _LAST and self.frag_msg is not None:
-                ids.append(self.frag_msg)
-                self.frag_msg = None
+        ids = self.originations.of(mcast)
+        if ids is None:
+            return  # a retransmission of our own mcast, or one re-sent in recovery
         w = self.world
         w.record(
             h.Originate(
-                w.now,
-                self.node_id,
-                self.incarnation,
-                mcast.ring_id,
-                mcast.seq,
-                mcast.safe,
-                tuple(ids),
+                w.now, self.node_id, self.incarnation, mcast.ring_id, mcast.seq, mcast.safe, ids
             )
         )
 
     def _note_delivery(self, effect: Deliver) -> None:
-        ids: list[h.MsgId] = []
-        corrupt = 0
         w = self.world
-        known = w.payload_ids
-        for record in effect.records:
-            msg_id = known.get(record.data)
-            if msg_id is None:
-                msg_id = h.decode_payload(record.data)
-            if msg_id is None:
-                corrupt += 1
-            else:
-                ids.append(msg_id)
+        ids, corrupt = h.workload_ids(effect.records, w.workload_filter, w.payload_ids)
         w.record(
             h.Deliver(
                 w.now,
@@ -396,7 +356,7 @@ class Host:
                 effect.seq,
                 effect.sender,
                 effect.safe,
-                tuple(ids),
+                ids,
                 corrupt,
             )
         )
@@ -463,6 +423,8 @@ class World:
         # Payload bytes -> message id, filled at submission: delivery then needs a dict lookup,
         # and a payload whose bytes changed on the way misses and is decoded (and caught) in full.
         self.payload_ids: dict[bytes, h.MsgId] = {}
+        self.workload_filter: h.RecordFilter | None = None
+        """Which records are workload messages (None: every record, the ring-level workload)."""
 
     def drops_frame(self, frame: Frame) -> bool:
         """Frame-type-aware loss (token loss, commit-token loss): a nemesis tool."""

@@ -61,7 +61,7 @@ from gcs.transfer.machine import (
 )
 from gcs.transfer.machine import Deliver as Give
 from gcs.transfer.machine import Install as Replace
-from gcs.wire.frames import Mcast, Record, RecordFlags, RingId
+from gcs.wire.frames import Record, RecordFlags, RingId
 
 __all__ = ["GROUP", "KvHost", "KvWorkload", "install_kv"]
 
@@ -99,6 +99,7 @@ def install_kv(world: World, scenario: Scenario) -> KvWorkload:
     """The kv workload of ``scenario`` in ``world`` (before it starts)."""
     w = scenario.workload
     workload = KvWorkload(world, scenario.quorum_rules(), w.keys)
+    world.workload_filter = is_write
     workload.install(w.rate, w.sizes, int(w.start_s * S), int(scenario.duration_s * S))
     return workload
 
@@ -408,74 +409,9 @@ class KvHost(Host):
             self.kv.on_configuration(effect)
 
     def _note_delivery(self, effect: Deliver) -> None:
-        """As the base host, but group-layer and state-transfer records are not workload."""
-        ids: list[h.MsgId] = []
-        corrupt = 0
-        w = self.world
-        known = w.payload_ids
-        for record in effect.records:
-            if not is_write(record):
-                continue
-            msg_id = known.get(record.data)
-            if msg_id is None:
-                msg_id = h.decode_payload(record.data)
-            if msg_id is None:
-                corrupt += 1
-            else:
-                ids.append(msg_id)
-        w.record(
-            h.Deliver(
-                w.now,
-                self.node_id,
-                self.incarnation,
-                effect.config.kind.value,
-                effect.config.ring_id,
-                effect.origin,
-                effect.seq,
-                effect.sender,
-                effect.safe,
-                tuple(ids),
-                corrupt,
-            )
-        )
-        w.delivered += len(ids)
+        Host._note_delivery(self, effect)
         if self.kv is not None and effect.records:
             self.kv.on_deliver(effect)
-
-    def _note_origin(self, mcast: Mcast) -> None:
-        """As the base host, counting only workload writes as messages."""
-        if mcast.encapsulated is not None:
-            return
-        last = self.last_origin.get(mcast.ring_id, 0)
-        if mcast.seq <= last:
-            return
-        self.last_origin[mcast.ring_id] = mcast.seq
-        ids: list[h.MsgId] = []
-        for record in mcast.records:
-            if not is_write(record):
-                continue
-            position = record.flags & _POSITION
-            if position == _WHOLE:
-                msg_id = h.decode_payload(record.data)
-                if msg_id is not None:
-                    ids.append(msg_id)
-            elif position == _FIRST:
-                self.frag_msg = h.MsgId(*h.PAYLOAD_HEADER.unpack_from(record.data))
-            elif position == _LAST and self.frag_msg is not None:
-                ids.append(self.frag_msg)
-                self.frag_msg = None
-        w = self.world
-        w.record(
-            h.Originate(
-                w.now,
-                self.node_id,
-                self.incarnation,
-                mcast.ring_id,
-                mcast.seq,
-                mcast.safe,
-                tuple(ids),
-            )
-        )
 
     def _down(self) -> None:
         kv = self.kv
