@@ -9,11 +9,14 @@ A ``Node`` is this process as a member of the ring (embedded mode)::
         async for event in group:                   # messages and views, one ordered stream
             ...
 
-Layering. ``Node`` composes the runtime driver (``gcs.runtime.driver``: socket, core, timer),
-the pure group layer (``gcs.groups.state``), the outbox (flow control and tickets) and one bounded
-``EventStream`` per joined member. The driver calls the ``Listener`` methods below with the
-core's deliveries and configurations; they only update state and append to streams, so no
-application code runs inside a protocol step and the token never waits for a reader.
+Layering. ``Node`` composes the runtime driver (``gcs.runtime.driver``: socket, core, one timer),
+the group layer's driver (``gcs.groups.driver``: group state, the queue of records in front of
+the core, the group timers), the outbox (``gcs.api.outbox``: sends waiting for flow control, and
+their tickets) and one bounded ``EventStream`` per joined member. A message goes down once —
+``Group.send`` → outbox → group driver → runtime driver → core — and a delivery comes up once:
+runtime driver → group driver → this node's ``Application`` methods below, which only update
+state and append to streams, so no application code runs inside a protocol step and the token
+never waits for a reader.
 
 Errors (all in ``gcs.errors``): ``ConfigError`` at start, ``InvalidArgument`` / ``TypeError``
 for bad arguments, ``MessageTooLarge``, ``NotMember`` (the member is leaving), ``GroupClosed``
@@ -44,7 +47,7 @@ from gcs.api.group import (
     check_join,
     check_join_modes,
 )
-from gcs.api.outbox import Outbox, Ticket
+from gcs.api.outbox import Outbox, PendingSend, Ticket
 from gcs.config import Config
 from gcs.errors import (
     ConfigError,
@@ -54,23 +57,23 @@ from gcs.errors import (
     NodeClosed,
     NodeFailed,
 )
-from gcs.groups.records import ANNOUNCE_GROUP, encode_directed
-from gcs.groups.state import AnnounceNeeded, Emit, GroupState, MemberClosed, Output
-from gcs.groups.views import Member
+from gcs.groups.driver import GroupDriver
+from gcs.groups.records import directed_record
+from gcs.groups.state import GroupState
+from gcs.groups.views import Member, Message, View
 from gcs.history.recorder import FlightRecorder, write_dump
 from gcs.history.writer import HistoryWriter, next_incarnation
-from gcs.quorum.primary import LmsTimer, PersistQuorum
 from gcs.quorum.rules import Quorum
 from gcs.runtime.driver import Driver, RuntimeStatistics
 from gcs.runtime.endpoint import family_of, open_endpoint, resolve
 from gcs.runtime.loop import check_loop
 from gcs.runtime.persist import StateStore
 from gcs.runtime.tap import Tap
-from gcs.totem.effects import Configuration, ConfigurationKind, Deliver
+from gcs.totem.effects import Configuration, ConfigurationKind
 from gcs.totem.node import Node as Core
 from gcs.totem.stats import Statistics
 from gcs.wire.channel import Channel, ChannelStatistics
-from gcs.wire.frames import Record, RecordFlags, RingId
+from gcs.wire.frames import Record, RingId
 from gcs.wire.seal import load_key
 
 __all__ = ["Node", "NodeStatistics", "RingView"]
@@ -167,11 +170,11 @@ class Node:
         self._changed: asyncio.Event | None = None
         self._tasks: set[asyncio.Task[object]] = set()
         self._driver: Driver | None = None
-        self._groups = GroupState(config.node_id, config.quorum_rules())
-        self._lms_timers: set[asyncio.TimerHandle] = set()
+        state = GroupState(config.node_id, config.quorum_rules())
+        self._groups: GroupDriver[PendingSend] = GroupDriver(state, self._submit, self)
+        self._outbox = Outbox(self._groups)
         self._quorum_wanted: int | None = None
         self._quorum_writing = False
-        self._outbox: Outbox | None = None
         self._core: Core | None = None
         self._channel: Channel | None = None
         self._recorder: FlightRecorder | None = None
@@ -231,7 +234,7 @@ class Node:
         self._store = store = StateStore(cfg.state_dir, cfg.node_id)
         stored = await loop.run_in_executor(None, store.open)
         self.boot_id = stored.boot_id
-        tracker = self._groups.quorum_tracker
+        tracker = self._groups.state.quorum_tracker
         if tracker is not None:
             tracker.restore(await loop.run_in_executor(None, store.read_quorum_votes))
         key = None
@@ -265,7 +268,9 @@ class Node:
             key=key,
             capacity=cfg.recorder_inputs,
         )
-        self._driver = driver = Driver(loop, core, channel, recorder, store, self, peers)
+        self._driver = driver = Driver(
+            loop, core, channel, recorder, store, self._groups, peers, on_failure=self._on_failure
+        )
         if self._history_path is not None:
             path = self._history_path
             try:
@@ -276,7 +281,6 @@ class Node:
             driver.add_tap(self._history)
         for tap in self._taps:
             driver.add_tap(tap)
-        self._outbox = Outbox(driver.submit, self._groups)
         endpoint = await open_endpoint(
             loop,
             bind,
@@ -298,19 +302,16 @@ class Node:
             return
         failed = self._state is _State.FAILED
         self._state = _State.CLOSING
+        self._groups.cancel_timers()  # a leaving node makes no more quorum decisions
         if not failed:
             await self._leave_all_groups()
             if self._driver is not None:
                 self._driver.leave()
         error = self._failure_error if failed else self._closed_error
-        for timer in self._lms_timers:
-            timer.cancel()
-        self._lms_timers.clear()
         for membership in list(self._members.values()):
             membership.end("node closed", error if failed else None)  # iterators stop cleanly
         self._members.clear()
-        if self._outbox is not None:
-            self._outbox.fail_all(error)
+        self._outbox.fail_all(error)
         if self._driver is not None:
             await self._driver.close()
         if self._tasks:
@@ -361,7 +362,7 @@ class Node:
         While a configuration that added nodes waits for their announcements, this is a
         provisional value with ``pending=True`` (and ``quorate=False``).
         """
-        return self._groups.quorum
+        return self._groups.state.quorum
 
     @property
     def max_message_bytes(self) -> int:
@@ -398,14 +399,12 @@ class Node:
         bound = check_join(name, queue_size, self.config.subscriber_queue)
         check_join_modes(primary, quorum_events, uncommitted)
         self._check_running()
-        assert self._outbox is not None
         membership = Membership(self, self._port, name, self._new_handle(), bound)
         handle = membership.member.handle
         self._members[(name, handle)] = membership
-        self._groups.add_local(
+        self._groups.join(
             name, handle, primary=primary, quorum_events=quorum_events, tails=uncommitted
         )
-        self._outbox.control(Record(name, handle, int(RecordFlags.JOIN), b""))
         try:
             await asyncio.shield(membership.active)
         except asyncio.CancelledError:
@@ -418,8 +417,8 @@ class Node:
         """Core, channel and runtime counters: drops by reason, loop lag, queues, ..."""
         if self._core is None or self._channel is None or self._driver is None:
             raise NodeClosed(f"node {self.node_id} was never started")
-        outbox = self._outbox
-        tracker = self._groups.quorum_tracker
+        groups = self._groups
+        tracker = groups.state.quorum_tracker
         return NodeStatistics(
             node_id=self.node_id,
             state=self._state.value,
@@ -427,12 +426,12 @@ class Node:
             channel=self._channel.statistics(),
             runtime=self._driver.statistics(),
             members=len(self._members),
-            sends_waiting=0 if outbox is None else outbox.waiting,
-            records_in_flight=0 if outbox is None else outbox.in_flight,
+            sends_waiting=groups.waiting,
+            records_in_flight=groups.in_flight,
             slow_consumers=self._slow,
-            group_records_ignored=self._groups.ignored_records,
+            group_records_ignored=groups.state.ignored_records,
             messages_not_quorate=0 if tracker is None else tracker.filtered,
-            directed_undeliverable=self._groups.undeliverable,
+            directed_undeliverable=groups.state.undeliverable,
         )
 
     async def dump_flight_recorder(
@@ -465,24 +464,26 @@ class Node:
             raise NodeClosed(f"node {self.node_id} is {self._state.value}")
 
     async def _send(self, record: Record, safe: bool) -> Ticket:
-        assert self._outbox is not None
         return await self._outbox.send(record, safe)
 
     async def _send_to(
         self, group: str, handle: int, to: Member, payload: bytes, safe: bool
     ) -> Ticket:
-        """A point-to-point record travels as a control record of the announcement group."""
-        encoded = encode_directed(group, to, payload)
-        record = Record(ANNOUNCE_GROUP, handle, int(RecordFlags.DATA), encoded)
-        return await self._send(record, safe)
+        return await self._outbox.send(directed_record(group, handle, to, payload), safe)
+
+    def _submit(self, record: Record, safe: bool) -> None:
+        """Where the group driver's records go: into the core, through the runtime driver."""
+        if self._driver is None:
+            raise NodeClosed(f"node {self.node_id} was never started")
+        self._driver.submit(record, safe)
 
     def _leave_member(self, membership: Membership) -> None:
-        assert self._outbox is not None
         name, handle = membership.name, membership.member.handle
         why = f"member {membership.member} of {name!r} left"
-        self._outbox.cancel_member(name, handle, lambda: GroupClosed(why))
         if self._state is _State.RUNNING or self._state is _State.CLOSING:
-            self._outbox.control(Record(name, handle, int(RecordFlags.LEAVE), b""))
+            self._outbox.leave(name, handle, lambda: GroupClosed(why))
+        else:
+            self._outbox.cancel_member(name, handle, lambda: GroupClosed(why))
 
     def _new_handle(self) -> int:
         self._handles += 1
@@ -517,45 +518,39 @@ class Node:
         if self._changed is not None:
             self._changed.set()
 
-    def _apply(self, outputs: list[Output]) -> None:
+    # ------------------------------------------------------------------ Application (upcalls)
+
+    def on_ring(self, configuration: Configuration) -> None:
+        """The group driver's upcall: the ring configuration this node is in changed."""
+        self._ring = RingView(
+            ring_id=configuration.ring_id,
+            members=configuration.members,
+            transitional=configuration.kind is ConfigurationKind.TRANSITIONAL,
+            joined=configuration.joined,
+            left=configuration.left,
+            reason=str(configuration.reason),
+        )
+        self._notify()
+
+    def on_event(
+        self, group: str, handles: tuple[int, ...], event: View | Message | Quorum
+    ) -> None:
+        """The group driver's upcall: append ``event`` to these local members' streams."""
         members = self._members
-        for out in outputs:
-            if type(out) is Emit:
-                for handle in out.handles:
-                    membership = members.get((out.group, handle))
-                    if membership is not None and not membership.push(out.event):
-                        self._slow_consumer(membership)
-            elif type(out) is MemberClosed:
-                membership = members.pop((out.group, out.handle), None)
-                if membership is not None:
-                    membership.end("left")
-            elif type(out) is AnnounceNeeded:
-                assert self._outbox is not None
-                self._outbox.request_announcement()
-            elif type(out) is LmsTimer:
-                self._start_lms_window(out)
-            elif type(out) is PersistQuorum:
-                self._persist_quorum(out.expected_votes)
+        for handle in handles:
+            membership = members.get((group, handle))
+            if membership is not None and not membership.push(event):
+                self._slow_consumer(membership)
 
-    # ------------------------------------------------------------------ quorum (RFC 0008 §3)
+    def on_member_closed(self, group: str, handle: int) -> None:
+        """The group driver's upcall: a local member's leave was delivered."""
+        membership = self._members.pop((group, handle), None)
+        if membership is not None:
+            membership.end("left")
 
-    def _start_lms_window(self, timer: LmsTimer) -> None:
-        """last_man_standing: propose lowering expected votes if the ring lasts the window."""
-        loop = asyncio.get_running_loop()
-        handle: asyncio.TimerHandle | None = None
-
-        def fire() -> None:
-            if handle is not None:
-                self._lms_timers.discard(handle)
-            record = self._groups.lms_record(timer.ring_id)
-            if record is not None and self._state is _State.RUNNING and self._outbox is not None:
-                self._outbox.control(record)
-
-        handle = loop.call_later(timer.delay_ns / 1e9, fire)
-        self._lms_timers.add(handle)
-
-    def _persist_quorum(self, expected_votes: int) -> None:
-        """Store last_man_standing's expected votes off the loop; the latest value wins."""
+    def on_persist_quorum(self, expected_votes: int) -> None:
+        """The group driver's upcall: store last_man_standing's expected votes, off the loop;
+        the latest value wins."""
         self._quorum_wanted = expected_votes
         if not self._quorum_writing and self._store is not None:
             self._quorum_writing = True
@@ -587,37 +582,9 @@ class Node:
         if membership.cut_off("slow consumer"):
             self._leave_member(membership)
 
-    # ------------------------------------------------------------------ Listener (driver side)
+    # ------------------------------------------------------------------ failure
 
-    def on_deliver(self, deliver: Deliver) -> None:
-        outbox = self._outbox
-        if deliver.sender == self.node_id and outbox is not None:
-            for record in deliver.records:
-                outbox.own_delivered(record)
-        if deliver.records:
-            self._apply(self._groups.on_deliver(deliver))
-
-    def on_configuration(self, configuration: Configuration) -> None:
-        self._ring = RingView(
-            ring_id=configuration.ring_id,
-            members=configuration.members,
-            transitional=configuration.kind is ConfigurationKind.TRANSITIONAL,
-            joined=configuration.joined,
-            left=configuration.left,
-            reason=str(configuration.reason),
-        )
-        self._apply(self._groups.on_configuration(configuration))
-        self._notify()
-
-    def on_send_window(self, is_open: bool) -> None:
-        if self._outbox is not None:
-            self._outbox.set_window(is_open)
-
-    def after_effects(self) -> None:
-        if self._outbox is not None and self._state in (_State.RUNNING, _State.CLOSING):
-            self._outbox.drain()
-
-    def on_failure(self, exc: BaseException) -> None:
+    def _on_failure(self, exc: BaseException) -> None:
         """Fail-stop (decision 8): every pending and later call raises; dump the recorder."""
         if self._state is _State.FAILED:
             return
@@ -625,8 +592,7 @@ class Node:
         self._state = _State.FAILED
         for membership in list(self._members.values()):
             membership.end("node failed", self._failure_error, abort=True)
-        if self._outbox is not None:
-            self._outbox.fail_all(self._failure_error)
+        self._outbox.fail_all(self._failure_error)
         self._notify()
         if self._recorder is not None and self._recorder.enabled:
             task = asyncio.get_running_loop().create_task(self._dump_after_failure(exc))

@@ -51,10 +51,11 @@ def register(subparsers: Any) -> None:
     swarm_p.add_argument("--nodes", type=int, default=0, help="fix the cluster size")
     swarm_p.add_argument(
         "--workload",
-        choices=("messages", "kv"),
+        choices=("messages", "groups", "kv"),
         default="messages",
-        help="messages: the ring-level workload; kv: a replicated key-value store with quorum "
-        "rules drawn per seed, judged also by the quorum and kv checkers (RFC 0008 §7)",
+        help="messages: the ring-level workload; groups: the same, sent by group members "
+        "through the group layer; kv: a replicated key-value store with quorum rules drawn per "
+        "seed, judged also by the quorum and kv checkers (RFC 0008 §7)",
     )
     swarm_p.add_argument("--show", action="store_true", help="print each drawn scenario")
     swarm_p.set_defaults(func=_cmd_swarm)

@@ -19,6 +19,7 @@ from gcs.sim.nemesis import heal_all, install_nemesis
 from gcs.sim.report.metrics import Metrics, compute_metrics
 from gcs.sim.scenario import Scenario
 from gcs.sim.transport import ChannelTransport
+from gcs.sim.workloads.groups import install_groups
 from gcs.sim.workloads.kv import KvWorkload, install_kv
 from gcs.sim.workloads.messages import install_workload
 from gcs.sim.world import Transport, World
@@ -98,10 +99,13 @@ def run(
         offset = int(spread.random() * scenario.start_spread_ms * MS)
         world.at(offset, world.start, node)
     kv: KvWorkload | None = None
-    if scenario.workload.kind == "kv":
-        kv = install_kv(world, scenario)
-    else:
-        install_workload(world, scenario)
+    match scenario.workload.kind:
+        case "kv":
+            kv = install_kv(world, scenario)
+        case "groups":
+            install_groups(world, scenario)
+        case _:
+            install_workload(world, scenario)
     install_nemesis(world, scenario)
     end_ns = int(scenario.duration_s * S)
     quiet_ns = _quiet_from(scenario, end_ns)

@@ -1,4 +1,5 @@
-"""EventStream (bounded, never blocks the writer) and Outbox (flow control and tickets)."""
+"""EventStream (bounded, never blocks the writer) and Outbox (waiting sends and tickets, over the
+group driver's queue)."""
 
 from __future__ import annotations
 
@@ -7,13 +8,15 @@ import asyncio
 import pytest
 
 import gcs
-from gcs.api.outbox import Outbox
+from gcs.api.outbox import Outbox, PendingSend
 from gcs.api.stream import EventStream
+from gcs.groups.driver import GroupDriver
 from gcs.groups.records import ANNOUNCE_GROUP
 from gcs.groups.state import GroupState
-from gcs.wire.frames import Record, RecordFlags
+from gcs.totem.effects import ConfigId, ConfigurationKind, Deliver
+from gcs.wire.frames import Record, RecordFlags, RingId
 
-JOIN = int(RecordFlags.JOIN)
+RING = RingId(seq=8, rep=1)
 
 
 async def test_stream_delivers_in_order_then_ends() -> None:
@@ -69,47 +72,71 @@ class FakeCore:
         self.queued.append(record)
 
 
+class NoApplication:
+    def on_ring(self, configuration: object) -> None: ...
+    def on_event(self, group: str, handles: tuple[int, ...], event: object) -> None: ...
+    def on_member_closed(self, group: str, handle: int) -> None: ...
+    def on_persist_quorum(self, expected_votes: int) -> None: ...
+
+
+def outbox_over(core: FakeCore) -> tuple[Outbox, GroupDriver[PendingSend]]:
+    driver: GroupDriver[PendingSend] = GroupDriver(GroupState(1), core.submit, NoApplication())
+    driver.after_effects(0)  # the core has started
+    return Outbox(driver), driver
+
+
 def data(i: int) -> Record:
     return Record("g", 1, 0, str(i).encode())
 
 
-async def test_sends_wait_in_fifo_order_and_control_goes_first() -> None:
+def deliver_own(driver: GroupDriver[PendingSend], records: list[Record]) -> None:
+    config = ConfigId(ConfigurationKind.REGULAR, RING)
+    driver.on_deliver(0, Deliver(config, RING, 1, 1, False, tuple(records)))
+
+
+async def test_sends_wait_in_fifo_order_and_settle_on_their_own_delivery() -> None:
     core = FakeCore(room=1)
-    outbox = Outbox(core.submit, GroupState(1))
+    outbox, driver = outbox_over(core)
     first = await outbox.send(data(0), False)
     waiting = [asyncio.ensure_future(outbox.send(data(i), False)) for i in (1, 2)]
     await asyncio.sleep(0)
-    assert outbox.waiting == 2
-    outbox.control(Record("h", 5, JOIN, b""))  # refused too: the queue is full
-    core.room = 2
-    outbox.drain()
-    assert [r.group for r in core.queued] == ["g", "h"], "control before waiting data"
+    assert driver.waiting == 2 and not any(w.done() for w in waiting)
     core.room = 10
-    outbox.set_window(False)
-    outbox.drain()
-    assert outbox.waiting == 2, "a closed window holds data back"
-    outbox.set_window(True)
-    outbox.drain()
+    driver.after_effects(0)
     tickets = await asyncio.gather(*waiting)
-    assert [r.data for r in core.queued if r.group == "g"] == [b"0", b"1", b"2"]
-    for record in core.queued:
-        outbox.own_delivered(record)
+    assert [r.data for r in core.queued] == [b"0", b"1", b"2"]
+    assert not first.done()
+    deliver_own(driver, core.queued)
     assert first.done() and all(t.done() for t in tickets)
     await first.delivered()
 
 
-async def test_own_deliveries_out_of_order_are_an_invariant_violation() -> None:
-    core = FakeCore(room=5)
-    outbox = Outbox(core.submit, GroupState(1))
-    await outbox.send(data(0), False)
-    await outbox.send(data(1), False)
-    with pytest.raises(gcs.InvariantViolation, match="RT-1"):
-        outbox.own_delivered(data(1))
+async def test_a_refused_send_raises_to_its_sender() -> None:
+    core = FakeCore(room=1)
+    outbox, driver = outbox_over(core)
+
+    def closed(record: Record, safe: bool) -> None:
+        raise gcs.NodeClosed("closed")
+
+    driver._submit = closed
+    with pytest.raises(gcs.NodeClosed):
+        await outbox.send(data(0), False)
+
+
+async def test_a_cancelled_send_is_withdrawn() -> None:
+    core = FakeCore(room=0)
+    outbox, driver = outbox_over(core)
+    sender = asyncio.ensure_future(outbox.send(data(0), False))
+    await asyncio.sleep(0)
+    sender.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await sender
+    assert driver.waiting == 0
 
 
 async def test_leaving_and_closing_fail_what_is_waiting() -> None:
     core = FakeCore(room=1)
-    outbox = Outbox(core.submit, GroupState(1))
+    outbox, _ = outbox_over(core)
     sent = await outbox.send(data(0), False)
     waiting = asyncio.ensure_future(outbox.send(data(1), False))
     await asyncio.sleep(0)
@@ -125,14 +152,14 @@ async def test_leaving_fails_the_members_waiting_point_to_point_sends() -> None:
     """A ``send_to`` travels in the announcement group under the member's handle; a leave of
     that member fails it too, and leaves other members' sends alone."""
     core = FakeCore(room=1)
-    outbox = Outbox(core.submit, GroupState(1))
+    outbox, _ = outbox_over(core)
     await outbox.send(data(0), False)
     directed = Record(ANNOUNCE_GROUP, 1, int(RecordFlags.DATA), b"to one member")
     other = Record(ANNOUNCE_GROUP, 2, int(RecordFlags.DATA), b"another member's")
     mine = asyncio.ensure_future(outbox.send(directed, False))
     theirs = asyncio.ensure_future(outbox.send(other, False))
     await asyncio.sleep(0)
-    outbox.cancel_member("g", 1, lambda: gcs.GroupClosed("left"))
+    outbox.leave("g", 1, lambda: gcs.GroupClosed("left"))
     with pytest.raises(gcs.GroupClosed):
         await asyncio.wait_for(mine, 5)
     assert not theirs.done()
@@ -140,9 +167,9 @@ async def test_leaving_fails_the_members_waiting_point_to_point_sends() -> None:
 
 
 async def test_tight_loops_over_send_and_get_still_let_the_loop_run() -> None:
-    """``await`` that completes at once must still yield now and then (brief §8.3)."""
+    """``await`` that completes at once must still yield now and then (RFC 0006 §4)."""
     core = FakeCore(room=10_000)
-    outbox = Outbox(core.submit, GroupState(1))
+    outbox, _ = outbox_over(core)
     ran: list[str] = []
     asyncio.get_running_loop().call_soon(ran.append, "send")
     for sent in range(1, 1000):

@@ -1,12 +1,13 @@
 """The ``kv`` workload: a replicated key-value store on the real group layer, in the simulator.
 
-Each simulated node runs what an application process would run on top of its core: the group layer
-(``gcs.groups.state.GroupState`` with the scenario's quorum rules), one primary-component member of
-group ``kv``, the state-transfer machine (``gcs.transfer.machine.Transfer``) and a store
-(``gcs.sim.workloads.kvlog.KvReplica``). ``KvHost`` is the world's host with those pieces attached:
-it feeds the core's configurations and deliveries to the group layer, the group layer's events to
-the machine, the machine's actions to the store and back to the core as records — the same
-composition ``gcs.Node`` + ``gcs.join_with_state`` make over asyncio, minus the sockets.
+Each simulated node runs what an application process would run on top of its core: the group
+layer (``gcs.sim.layer.GroupLayer``, the group layer's one driver, with the scenario's quorum
+rules), one primary-component member of group ``kv``, the state-transfer machine
+(``gcs.transfer.machine.Transfer``) and a store (``gcs.sim.workloads.kvlog.KvReplica``).
+``KvNode`` is that application, one per host incarnation: it feeds its member's events to the
+machine, and executes the machine's actions on the store and as records sent through the group
+layer — the same composition ``gcs.Node`` + ``gcs.join_with_state`` make over asyncio, minus
+the sockets.
 
 Writes are safe workload messages (their bytes name their ``MsgId``, so the ring-level
 checkers judge them like any workload), sent at the scenario's rate by nodes whose replica holds
@@ -20,19 +21,17 @@ merge — not a blind overwrite — reconciles it. The ``kv`` and ``quorum`` che
 from __future__ import annotations
 
 import random
-from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import assert_never
 
-from gcs.errors import MessageTooLarge, SendQueueFull
-from gcs.groups.records import ANNOUNCE_GROUP, encode_directed
-from gcs.groups.state import AnnounceNeeded, Emit, GroupState, Output
-from gcs.groups.views import Member, Message
+from gcs.groups.records import directed_record
+from gcs.groups.views import Member, Message, View
 from gcs.history import events as h
-from gcs.quorum.primary import LmsTimer, PersistQuorum
 from gcs.quorum.rules import Quorum, QuorumRules
 from gcs.sim.checkers.kv import check_kv_acked, check_kv_converged, check_kv_history
 from gcs.sim.checkers.quorum import check_quorum, check_quorum_agreement
 from gcs.sim.checkers.verdict import Verdict as CheckerVerdict
+from gcs.sim.layer import GroupLayer
 from gcs.sim.scenario import Scenario
 from gcs.sim.workloads.kvlog import (
     Ack,
@@ -45,7 +44,7 @@ from gcs.sim.workloads.kvlog import (
     VerdictEnd,
 )
 from gcs.sim.world import Host, World
-from gcs.totem.effects import Configuration, ConfigurationKind, Deliver, Effect
+from gcs.totem.effects import Configuration, ConfigurationKind, Deliver
 from gcs.transfer.machine import (
     MAGIC,
     Action,
@@ -61,19 +60,16 @@ from gcs.transfer.machine import (
 )
 from gcs.transfer.machine import Deliver as Give
 from gcs.transfer.machine import Install as Replace
-from gcs.wire.frames import Record, RecordFlags, RingId
+from gcs.wire.frames import Record, RecordFlags
 
-__all__ = ["GROUP", "KvHost", "KvWorkload", "install_kv"]
+__all__ = ["GROUP", "KvNode", "KvWorkload", "install_kv", "is_write"]
 
 GROUP = "kv"
 CHUNK_BYTES = 512
 """Snapshot chunks stay below a frame, so only workload records are ever fragmented."""
-MS = 1_000_000
 S = 1_000_000_000
 _KIND = int(RecordFlags.KIND_MASK)
-_DATA, _JOIN = int(RecordFlags.DATA), int(RecordFlags.JOIN)
-_POSITION = int(RecordFlags.FRAGMENT_MASK)
-_WHOLE, _FIRST, _LAST = int(RecordFlags.WHOLE), int(RecordFlags.FIRST), int(RecordFlags.LAST)
+_DATA = int(RecordFlags.DATA)
 
 
 def is_write(record: Record) -> bool:
@@ -99,7 +95,6 @@ def install_kv(world: World, scenario: Scenario) -> KvWorkload:
     """The kv workload of ``scenario`` in ``world`` (before it starts)."""
     w = scenario.workload
     workload = KvWorkload(world, scenario.quorum_rules(), w.keys)
-    world.workload_filter = is_write
     workload.install(w.rate, w.sizes, int(w.start_s * S), int(scenario.duration_s * S))
     return workload
 
@@ -115,12 +110,11 @@ class KvWorkload:
         self.disks: dict[int, KvDisk] = {n: KvDisk() for n in world.nodes}
 
     def install(self, rate: float, sizes: tuple[int, ...], start_ns: int, end_ns: int) -> None:
-        """Put ``KvHost``s in the world (before it starts) and schedule each node's writes."""
+        """Run a ``KvNode`` above every host incarnation and schedule each node's writes."""
         world = self.world
+        world.workload_filter = is_write
+        world.layer_factory = lambda host: KvNode(host, self)
         for node in world.nodes:
-            host = KvHost(world, node)
-            host.workload = self
-            world.hosts[node] = host
             rng = world.seeds.child("workload").rng(f"kv/{node}")
             if rate > 0:
                 world.at(start_ns, self._arrival, node, rng, rate, sizes, end_ns)
@@ -131,10 +125,10 @@ class KvWorkload:
         world = self.world
         if world.now >= end_ns:
             return
-        host = world.hosts[node]
+        kv = world.hosts[node].upper
         size = sizes[0] if len(sizes) == 1 else rng.choice(sizes)
-        if isinstance(host, KvHost) and host.kv is not None:
-            host.kv.write(size)
+        if isinstance(kv, KvNode):
+            kv.write(size)
         gap = max(1, int(rng.expovariate(rate) * S))
         world.at(world.now + gap, self._arrival, node, rng, rate, sizes, end_ns)
 
@@ -153,9 +147,9 @@ class KvWorkload:
     def finish(self) -> None:
         """Record every live replica's final state for the convergence check."""
         for host in self.world.hosts.values():
-            if isinstance(host, KvHost) and host.kv is not None and host.core is not None:
-                kv = host.kv
-                verdict = kv.groups.quorum
+            kv = host.upper
+            if isinstance(kv, KvNode) and host.core is not None:
+                verdict = kv.state.quorum
                 self.log.finals.append(
                     Final(
                         host.node_id,
@@ -169,15 +163,13 @@ class KvWorkload:
                 )
 
 
-class KvNode:
+class KvNode(GroupLayer):
     """One incarnation's application on one host (see the module docstring)."""
 
-    def __init__(self, host: KvHost, workload: KvWorkload) -> None:
-        self.host = host
-        self.workload = workload
-        self.incarnation = host.incarnation
+    def __init__(self, host: Host, workload: KvWorkload) -> None:
         disk = workload.disks[host.node_id]
-        self.groups = GroupState(host.node_id, workload.rules, disk.expected_votes)
+        super().__init__(host, workload.rules, disk.expected_votes)
+        self.workload = workload
         handle = ((host.store.boots & ((1 << 44) - 1)) << 20) | 1
         self.member = Member(host.node_id, handle)
         self.replica = KvReplica(workload.keys)
@@ -191,41 +183,27 @@ class KvNode:
             restore=disk.meta if restored else None,
         )
         self.installed = restored
-        self.control: deque[Record] = deque()
-        self.data: deque[tuple[Record, bool, h.MsgId | None]] = deque()
-        self.announce = False
-        self.draining = False
-        self.retry_armed = False
+        self.writes = 0
+        """The counter of this incarnation's last write (``MsgId``)."""
         self.verdict: Quorum | None = None
-        self.groups.add_local(GROUP, handle, primary=True, tails=True)
-        self.control.append(Record(GROUP, handle, _JOIN, b""))
+        self.driver.join(GROUP, handle, primary=True, tails=True)
 
-    # ------------------------------------------------------------------ the core's effects
+    # ------------------------------------------------------------------ the ring, the verdicts
 
-    def on_configuration(self, conf: Configuration) -> None:
-        if conf.kind is ConfigurationKind.TRANSITIONAL:
-            self._end_verdict()
-        self._outputs(self.groups.on_configuration(conf))
-
-    def on_deliver(self, deliver: Deliver) -> None:
-        self._outputs(self.groups.on_deliver(deliver))
-
-    def _outputs(self, outputs: list[Output]) -> None:
-        for out in outputs:
-            if type(out) is Emit:
-                if out.group == GROUP and self.member.handle in out.handles:
-                    self._act(self.machine.feed(out.event))
-            elif type(out) is AnnounceNeeded:
-                self.announce = True
-            elif type(out) is LmsTimer:
-                world = self.host.world
-                world.at(world.now + out.delay_ns, self.host.lms_due, self.incarnation, out.ring_id)
-            elif type(out) is PersistQuorum:
-                self.workload.disks[self.host.node_id].expected_votes = out.expected_votes
+    def on_configuration(self, now_ns: int, configuration: Configuration) -> None:
+        super().on_configuration(now_ns, configuration)
         self._note_verdict()
 
+    def on_deliver(self, now_ns: int, deliver: Deliver) -> None:
+        super().on_deliver(now_ns, deliver)
+        self._note_verdict()
+
+    def on_ring(self, configuration: Configuration) -> None:
+        if configuration.kind is ConfigurationKind.TRANSITIONAL:
+            self._end_verdict()
+
     def _note_verdict(self) -> None:
-        tracker = self.groups.quorum_tracker
+        tracker = self.state.quorum_tracker
         verdict = None if tracker is None else tracker.verdict
         if verdict is None or verdict is self.verdict:
             return
@@ -248,38 +226,60 @@ class KvNode:
         w = self.host.world
         self.workload.log.events.append(VerdictEnd(w.now, self.host.node_id, self.incarnation))
 
+    # ------------------------------------------------------------------ the group layer's calls
+
+    def on_event(
+        self, group: str, handles: tuple[int, ...], event: View | Message | Quorum
+    ) -> None:
+        if group == GROUP and self.member.handle in handles:
+            self._act(self.machine.feed(event))
+
+    def on_member_closed(self, group: str, handle: int) -> None:
+        """Never for the kv member while its incarnation runs: it does not leave."""
+
+    def on_persist_quorum(self, expected_votes: int) -> None:
+        self.workload.disks[self.host.node_id].expected_votes = expected_votes
+
+    def down(self) -> None:
+        """The incarnation ends: the replica's state and its lineage stay on the disk."""
+        if self.installed:
+            disk = self.workload.disks[self.host.node_id]
+            disk.state, disk.lineage = self.replica.snapshot(), self.machine.lineage
+            disk.meta = self.machine.export()
+        self._end_verdict()
+
     # ------------------------------------------------------------------ the machine's actions
 
     def _act(self, actions: list[Action]) -> None:
         for action in actions:
-            kind = type(action)
-            if kind is Give:
-                self._give(action.event)  # type: ignore[union-attr]
-            elif kind is Snapshot:
-                data = self.replica.snapshot()
-                self._act(self.machine.snapshot_taken(action.key, data))  # type: ignore[union-attr]
-            elif kind is Replace:
-                self.replica.install(action.state)  # type: ignore[union-attr]
-                self._log_install("transfer")
-            elif kind is Merge:
-                self.replica.install(KvReplica.merge(action.sides))  # type: ignore[union-attr]
-                self._log_install("merge")
-            elif kind is Installed:
-                self.installed = True
-            elif kind is Send:
-                send = action
-                assert isinstance(send, Send)
-                record = Record(GROUP, self.member.handle, _DATA, send.data)
-                self.data.append((record, send.safe, None))
-            elif kind is Stream:
-                assert isinstance(action, Stream)
-                self._stream(action)
-            elif kind is Cancel:
-                assert isinstance(action, Cancel)
-                mark = MAGIC + b"\x02" + action.key
-                self.data = deque(item for item in self.data if mark not in item[0].data)
-            elif kind is Fail:
-                pass  # a needer's buffer limit: not reached by this workload
+            match action:
+                case Give(event=event):
+                    self._give(event)
+                case Snapshot(key=key):
+                    self._act(self.machine.snapshot_taken(key, self.replica.snapshot()))
+                case Replace(state=state):
+                    self.replica.install(state)
+                    self._log_install("transfer")
+                case Merge(sides=sides):
+                    self.replica.install(KvReplica.merge(sides))
+                    self._log_install("merge")
+                case Installed():
+                    self.installed = True
+                case Send(data=data, safe=safe):
+                    self.driver.send(Record(GROUP, self.member.handle, _DATA, data), safe)
+                case Stream():
+                    self._stream(action)
+                case Cancel(key=key):
+                    self._cancel(key)
+                case Fail():
+                    pass  # a needer's buffer limit: not reached by this workload
+                case _:
+                    assert_never(action)
+
+    def _cancel(self, key: bytes) -> None:
+        """Withdraw the chunks of round ``key`` still waiting to be sent."""
+        mark = MAGIC + b"\x02" + key
+        self.driver.withdraw(lambda record, _: mark in record.data)
 
     def _give(self, event: object) -> None:
         if type(event) is not Message:
@@ -307,134 +307,27 @@ class KvNode:
         data = stream.data
         count = max(1, -(-len(data) // CHUNK_BYTES))
         targets: tuple[Member | None, ...] = stream.to if stream.to is not None else (None,)
+        handle = self.member.handle
         for dest in targets:
             for i in range(count):
                 piece = data[i * CHUNK_BYTES : (i + 1) * CHUNK_BYTES]
                 msg = encode_chunk(stream.key, stream.owner, dest, i, count, piece)
                 if dest is None:
-                    record = Record(GROUP, self.member.handle, _DATA, msg)
+                    record = Record(GROUP, handle, _DATA, msg)
                 else:
-                    direct = encode_directed(GROUP, dest, msg)
-                    record = Record(ANNOUNCE_GROUP, self.member.handle, _DATA, direct)
-                self.data.append((record, stream.safe, None))
+                    record = directed_record(GROUP, handle, dest, msg)
+                self.driver.send(record, stream.safe)
 
     # ------------------------------------------------------------------ sending
 
     def write(self, size: int) -> None:
         """The application writes: a safe workload message, once this replica has the state."""
-        if not self.installed or self.host.world.now < self.host.paused_until:
-            return
         host = self.host
-        msg_id = h.MsgId(host.node_id, host.incarnation, host.counter + len(self._writes()) + 1)
+        if not self.installed or host.world.now < host.paused_until:
+            return
+        self.writes += 1
+        msg_id = h.MsgId(host.node_id, host.incarnation, self.writes)
         data = h.encode_payload(msg_id, size)
         host.world.payload_ids[data] = msg_id
-        self.data.append((Record(GROUP, self.member.handle, _DATA, data), True, msg_id))
-        self.drain()
-
-    def _writes(self) -> list[h.MsgId]:
-        return [m for _, _, m in self.data if m is not None]
-
-    def drain(self) -> None:
-        """Submit what may go: control first (joins, announcements, LMS), then data."""
-        if self.draining:
-            return
-        self.draining = True
-        try:
-            self._drain()
-        finally:
-            self.draining = False
-
-    def _drain(self) -> None:
-        host = self.host
-        if self.announce:
-            record = self.groups.announcement()
-            if record is not None and not self._submit(record, False):
-                return self._retry()
-            self.announce = False
-        while self.control:
-            if not self._submit(self.control[0], False):
-                return self._retry()
-            self.groups.note_submitted(self.control.popleft())
-        while self.data and host.window_open and host.core is not None:
-            record, safe, msg_id = self.data[0]
-            if not self._submit(record, safe, msg_id):
-                return self._retry()
-            self.data.popleft()
-        return None
-
-    def _submit(self, record: Record, safe: bool, msg_id: h.MsgId | None = None) -> bool:
-        """Hand one record to the core; a write is recorded as submitted before its effects."""
-        host = self.host
-        core = host.core
-        w = host.world
-        if core is None or w.now < host.paused_until:
-            return False
-        try:
-            effects = core.submit(host.clock.local(w.now), record, safe=safe)
-        except (SendQueueFull, MessageTooLarge):
-            return False
-        if msg_id is not None:
-            host.counter = msg_id.counter
-            size = len(record.data)
-            w.record(h.Submit(w.now, host.node_id, host.incarnation, msg_id, safe, size))
-        host._execute(effects)
-        return True
-
-    def _retry(self) -> None:
-        if not self.retry_armed:
-            self.retry_armed = True
-            w = self.host.world
-            w.at(w.now + MS, self.host.kick, self.incarnation)
-
-
-@dataclass(slots=True, eq=False)
-class KvHost(Host):
-    """A host that runs the key-value service on its core (see the module docstring)."""
-
-    kv: KvNode | None = None
-    workload: KvWorkload | None = field(default=None, repr=False)
-
-    def _execute(self, effects: list[Effect]) -> None:
-        kv = self.kv
-        stale = kv is None or kv.incarnation != self.incarnation
-        if self.core is not None and self.workload is not None and stale:
-            self.kv = KvNode(self, self.workload)
-        Host._execute(self, effects)
-        if self.kv is not None and self.core is not None:
-            self.kv.drain()
-
-    def _execute_rare(self, effect: Effect) -> None:
-        Host._execute_rare(self, effect)
-        if type(effect) is Configuration and self.kv is not None:
-            self.kv.on_configuration(effect)
-
-    def _note_delivery(self, effect: Deliver) -> None:
-        Host._note_delivery(self, effect)
-        if self.kv is not None and effect.records:
-            self.kv.on_deliver(effect)
-
-    def _down(self) -> None:
-        kv = self.kv
-        if kv is not None and self.workload is not None:
-            disk = self.workload.disks[self.node_id]
-            if kv.installed:
-                disk.state, disk.lineage = kv.replica.snapshot(), kv.machine.lineage
-                disk.meta = kv.machine.export()
-            kv._end_verdict()
-        self.kv = None
-        Host._down(self)
-
-    def kick(self, incarnation: int) -> None:
-        kv = self.kv
-        if kv is not None and kv.incarnation == incarnation and self.core is not None:
-            kv.retry_armed = False
-            kv.drain()
-
-    def lms_due(self, incarnation: int, ring: RingId) -> None:
-        kv = self.kv
-        if kv is None or kv.incarnation != incarnation or self.core is None:
-            return
-        record = kv.groups.lms_record(ring)
-        if record is not None:
-            kv.control.append(record)
-            kv.drain()
+        self.driver.send(Record(GROUP, self.member.handle, _DATA, data), True)
+        self._retry_if_blocked()
