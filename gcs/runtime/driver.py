@@ -473,10 +473,15 @@ class Driver:
             if index >= 0:
                 recorder.done(index, len(effects))
             for effect in effects:
-                if isinstance(effect, Send):
-                    self._send(effect.frame, effect.dest)
-                elif isinstance(effect, Multicast):
-                    self._multicast(effect.frame, effect.dests)
+                match effect:
+                    case Send(dest=dest, frame=frame):
+                        self._send(frame, dest)
+                    case Multicast(frame=frame, dests=dests):
+                        self._multicast(frame, dests)
+                    case Deliver() | Configuration() | PersistRingSeq() | SendWindow() | Trace():
+                        pass  # a failed node delivers, installs and stores nothing more
+                    case _:
+                        assert_never(effect)
         except Exception:  # the core is already broken; the others will time it out
             _LOG.debug("node %d: could not send a leave after the failure", self._core.me)
         if self._endpoint is not None:

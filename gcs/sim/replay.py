@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, assert_never
 
 from gcs.history import events as h
 from gcs.sim.report.figures import CounterProbe, probe_for
@@ -124,9 +124,11 @@ def describe(event: h.Event) -> str:
         case h.Originate():
             ids = ", ".join(str(i) for i in event.msg_ids)
             return f"originate ring {event.ring_id} seq {event.seq} [{ids}]"
-        case _:
+        case h.Deliver():
             ids = ", ".join(str(i) for i in event.msg_ids)
             return f"deliver {event.config_kind} seq {event.seq} from n{event.sender} [{ids}]"
+        case _:
+            assert_never(event)
 
 
 def replay(
