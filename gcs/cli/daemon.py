@@ -87,7 +87,7 @@ def _register_node(subparsers: _Subparsers) -> None:
         type=int,
         default=None,
         metavar="PORT",
-        help="serve Prometheus text metrics on 127.0.0.1:PORT (0: any free port)",
+        help="serve Prometheus metrics on 127.0.0.1:PORT (0: any free port; needs gcs[metrics])",
     )
     parser.add_argument(
         "--log-level",

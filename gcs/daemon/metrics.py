@@ -1,27 +1,48 @@
-"""Prometheus text exposition of a daemon's status, on a loopback HTTP port (optional).
+"""Prometheus metrics of a daemon, on a loopback HTTP port (optional: the ``metrics`` extra).
 
-Why this small: an operator's monitoring should see token rotation time, throughput,
-retransmissions and drops by reason without a new dependency. The format is Prometheus' text
-exposition format (version 0.0.4): ``# HELP`` / ``# TYPE`` lines and one sample per line. The
-server answers ``GET /metrics`` (and ``GET /``) with it, anything else with 404, and binds to
-loopback only: the figures name the cluster's nodes and are nobody else's business.
+Why ``prometheus_client``: it is how Python services expose metrics, so operators get what they
+expect without gcs writing a format or an HTTP server by hand — the text format and OpenMetrics
+(by the scrape's ``Accept`` header), and next to gcs's own figures the standard ``process_*``
+(CPU seconds, resident memory, open descriptors) and ``python_*`` metrics. It is an optional
+extra (``pip install 'gcs[metrics]'``); without it ``--metrics-port`` is refused with one line
+that says so.
+
+The figures are the status map's (``gcs.daemon.status.build_status``), each with the labels
+``node`` and ``cluster``: ring size and seq, operational, token rotation time, delivered messages
+and bytes, retransmissions, configurations, event-loop lag, clients, group members, drops by
+reason and the duration of the last membership change. The library serves them from its own
+thread; the status map is built on the event loop (the node's state belongs to it) for each
+scrape. The server binds to loopback only: the figures name the cluster's nodes and are nobody
+else's business.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import concurrent.futures
 import logging
-from collections.abc import Callable
-from typing import Any
+import threading
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["MetricsServer", "render"]
+from gcs.errors import ConfigError
+
+if TYPE_CHECKING:
+    from wsgiref.simple_server import WSGIServer
+
+    from prometheus_client.metrics_core import Metric
+
+__all__ = ["MetricsServer"]
 
 _LOG = logging.getLogger("gcs.daemon.metrics")
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+SCRAPE_TIMEOUT_S = 5.0
+"""How long a scrape waits for the event loop to build the status map."""
+LABELS = ("node", "cluster")
 
-# (metric name, type, help, key in the status map or a function of it)
-_SIMPLE: tuple[tuple[str, str, str, Callable[[dict[str, Any]], Any]], ...] = (
+Status = dict[str, Any]
+
+# (metric name, type, help, value from the status map; None: not measured yet)
+_SIMPLE: tuple[tuple[str, str, str, Callable[[Status], float | None]], ...] = (
     ("gcs_up", "gauge", "1 while the node runs", lambda s: 1),
     ("gcs_ring_members", "gauge", "nodes in the current ring", lambda s: len(s["members"])),
     ("gcs_ring_seq", "gauge", "seq of the current ring id", lambda s: _ring_seq(s["ring_id"])),
@@ -38,37 +59,37 @@ _SIMPLE: tuple[tuple[str, str, str, Callable[[dict[str, Any]], Any]], ...] = (
         lambda s: None if s["token_rotation_ms"] is None else s["token_rotation_ms"] / 1000,
     ),
     (
-        "gcs_delivered_messages_total",
+        "gcs_delivered_messages",
         "counter",
         "application messages delivered by this node",
         lambda s: s["delivered_messages"],
     ),
     (
-        "gcs_delivered_bytes_total",
+        "gcs_delivered_bytes",
         "counter",
         "application bytes delivered by this node",
         lambda s: s["delivered_bytes"],
     ),
     (
-        "gcs_mcasts_retransmitted_total",
+        "gcs_mcasts_retransmitted",
         "counter",
         "mcasts this node retransmitted",
         lambda s: s["retransmissions"]["mcasts"],
     ),
     (
-        "gcs_retransmit_requests_total",
+        "gcs_retransmit_requests",
         "counter",
         "retransmissions this node requested",
         lambda s: s["retransmissions"]["requested"],
     ),
     (
-        "gcs_tokens_retransmitted_total",
+        "gcs_tokens_retransmitted",
         "counter",
         "tokens this node retransmitted",
         lambda s: s["retransmissions"]["tokens"],
     ),
     (
-        "gcs_configurations_total",
+        "gcs_configurations",
         "counter",
         "configurations (views) this node installed",
         lambda s: s["counters"].get("configurations", 0),
@@ -97,72 +118,102 @@ def _ring_seq(ring_id: str) -> int:
         return 0
 
 
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+def families(status: Status) -> Iterator[Metric]:
+    """The metric families of one status map (counters are exposed with ``_total``)."""
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-
-def render(status: dict[str, Any]) -> str:
-    """The exposition text for one status map (``gcs.daemon.status.build_status``)."""
-    labels = f'node="{status["node_id"]}",cluster="{_escape(status["cluster_name"])}"'
-    lines: list[str] = []
+    labels = [str(status["node_id"]), str(status["cluster_name"])]
     for name, kind, text, get in _SIMPLE:
         value = get(status)
         if value is None:
             continue
-        lines += [f"# HELP {name} {text}", f"# TYPE {name} {kind}", f"{name}{{{labels}}} {value}"]
-    lines += ["# HELP gcs_drops_total inputs dropped, by reason", "# TYPE gcs_drops_total counter"]
+        family_type = CounterMetricFamily if kind == "counter" else GaugeMetricFamily
+        family = family_type(name, text, labels=LABELS)
+        family.add_metric(labels, value)
+        yield family
+    drops = CounterMetricFamily(
+        "gcs_drops", "inputs dropped, by reason", labels=(*LABELS, "reason")
+    )
     for reason, count in sorted(status["drops"].items()):
-        lines.append(f'gcs_drops_total{{{labels},reason="{_escape(reason)}"}} {count}')
+        drops.add_metric([*labels, reason], count)
+    yield drops
     changes = status["view_changes"]
     durations = [c["duration_ms"] for c in changes if c["kind"] == "regular" and c["duration_ms"]]
     if durations:
-        lines += [
-            "# HELP gcs_last_view_change_seconds duration of the last membership change",
-            "# TYPE gcs_last_view_change_seconds gauge",
-            f"gcs_last_view_change_seconds{{{labels}}} {durations[-1] / 1000}",
-        ]
-    return "\n".join(lines) + "\n"
+        last = GaugeMetricFamily(
+            "gcs_last_view_change_seconds",
+            "duration of the last membership change",
+            labels=LABELS,
+        )
+        last.add_metric(labels, durations[-1] / 1000)
+        yield last
+
+
+class _StatusCollector:
+    """A ``prometheus_client`` collector: builds the status map on the loop at each scrape."""
+
+    def __init__(self, status: Callable[[], Status], loop: asyncio.AbstractEventLoop) -> None:
+        self._status = status
+        self._loop = loop
+
+    def collect(self) -> Iterator[Metric]:
+        result: concurrent.futures.Future[Status] = concurrent.futures.Future()
+
+        def build() -> None:
+            try:
+                result.set_result(self._status())
+            except Exception as exc:
+                result.set_exception(exc)
+
+        try:
+            self._loop.call_soon_threadsafe(build)
+            status = result.result(timeout=SCRAPE_TIMEOUT_S)
+        except (RuntimeError, TimeoutError) as exc:  # the loop closed, or is stuck
+            _LOG.warning("metrics scrape without gcs figures: %r", exc)
+            return
+        yield from families(status)
 
 
 class MetricsServer:
-    """A minimal HTTP/1.0 responder for ``/metrics`` on 127.0.0.1."""
+    """``prometheus_client``'s HTTP server on 127.0.0.1, with gcs's collector (module docstring).
 
-    def __init__(self, status: Callable[[], dict[str, Any]], port: int, host: str = "127.0.0.1"):
+    Raises ``ConfigError`` when the ``metrics`` extra (``prometheus_client``) is not installed.
+    """
+
+    def __init__(self, status: Callable[[], Status], port: int, host: str = "127.0.0.1") -> None:
+        try:
+            import prometheus_client  # noqa: F401
+        except ImportError:
+            raise ConfigError(
+                "--metrics-port", "needs prometheus_client: pip install 'gcs[metrics]'"
+            ) from None
         self._status = status
         self.port = port
         self.host = host
-        self._server: asyncio.AbstractServer | None = None
+        self._server: WSGIServer | None = None
+        self._thread: threading.Thread | None = None
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(self._handle, self.host, self.port)
-        sockets = self._server.sockets
-        if sockets:
-            self.port = sockets[0].getsockname()[1]
+        from prometheus_client import (
+            GC_COLLECTOR,
+            PLATFORM_COLLECTOR,
+            PROCESS_COLLECTOR,
+            CollectorRegistry,
+            start_http_server,
+        )
+
+        registry = CollectorRegistry(auto_describe=False)
+        for standard in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
+            registry.register(standard)
+        registry.register(_StatusCollector(self._status, asyncio.get_running_loop()))
+        self._server, self._thread = start_http_server(self.port, self.host, registry)
+        self.port = self._server.server_port
 
     async def close(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._server.wait_closed(), 2)
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            request = await asyncio.wait_for(reader.readline(), 5)
-            while (await asyncio.wait_for(reader.readline(), 5)).strip():
-                pass  # headers: not needed
-            parts = request.decode("latin-1").split()
-            if len(parts) >= 2 and parts[0] == "GET" and parts[1] in ("/metrics", "/"):
-                body = render(self._status()).encode()
-                head = f"HTTP/1.0 200 OK\r\nContent-Type: {CONTENT_TYPE}\r\n"
-            else:
-                body = b"not found\n"
-                head = "HTTP/1.0 404 Not Found\r\nContent-Type: text/plain\r\n"
-            head += f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
-            writer.write(head.encode() + body)
-            await writer.drain()
-        except (TimeoutError, ConnectionError, UnicodeError) as exc:
-            _LOG.debug("metrics request failed: %s", exc)
-        except Exception:
-            _LOG.exception("metrics request failed")
-        finally:
-            writer.close()
+        server, self._server = self._server, None
+        if server is not None:
+            # shutdown() waits for the serving thread's poll loop: not on the event loop.
+            await asyncio.get_running_loop().run_in_executor(None, server.shutdown)
+            server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=2)
