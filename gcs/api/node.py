@@ -571,7 +571,7 @@ class Node:
             self._quorum_writing = False
 
     def _slow_consumer(self, membership: Membership) -> None:
-        """Cut off a reader that fell behind its bound: it leaves the group (decision 7)."""
+        """Cut off a reader that fell behind its bound: it leaves the group (RFC 0006 API-18)."""
         self._slow += 1
         _LOG.warning(
             "node %d: member %s of %r fell more than its queue bound behind and was closed",
@@ -585,7 +585,7 @@ class Node:
     # ------------------------------------------------------------------ failure
 
     def _on_failure(self, exc: BaseException) -> None:
-        """Fail-stop (decision 8): every pending and later call raises; dump the recorder."""
+        """Fail-stop (RFC 0006 §7): every pending and later call raises; dump the recorder."""
         if self._state is _State.FAILED:
             return
         self._failure = exc

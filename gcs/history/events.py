@@ -203,7 +203,7 @@ class Submit(_Base):
 class Originate(_Base):
     """The core assigned a seq on ring ``ring_id`` to an mcast carrying these messages.
 
-    This is the EVS "send" event (ARCHITECTURE.md decision 6). A fragmented message is
+    This is the EVS "send" event (RFC 0006 §4.3, RFC 0003 ORD-4.6-2). A fragmented message is
     originated once per fragment; ``msg_ids`` lists a message only in the mcast that carries its
     *last* fragment (the one whose seq its delivery reports).
     """
