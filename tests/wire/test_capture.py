@@ -16,7 +16,15 @@ from typing import Any
 
 import pytest
 
-from gcs.wire.frames import Mcast
+from gcs.wire.frames import (
+    Mcast,
+    MembCommitToken,
+    MembJoin,
+    MembLeave,
+    MembMergeDetect,
+    OrfToken,
+    TokenHoldCancel,
+)
 
 from . import observer
 from .make_vectors import VECTORS
@@ -106,3 +114,49 @@ def test_any_change_to_the_recorded_run_is_caught(name: str) -> None:
     found = observer.observe(doc)
     for label, changed in _mutations(doc):
         assert observer.compare(found, changed), f"{label} was not caught"
+
+
+@pytest.mark.parametrize("name", sorted(DOCS))
+def test_each_frame_type_goes_where_the_transport_table_says_trn_5_1(name: str) -> None:
+    """RFC 0009 §5 on the wire: tokens to the next member, mcasts and hold-cancels to the other
+    members, joins and leaves to every other configured node (the dead one too), merge-detects
+    to nodes outside the sender's ring. Only the firewall of the run removes copies: node 3's
+    datagrams to node 2 between the drop step and the kill."""
+    doc = DOCS[name]
+    seen, _ = observer.open_all(doc)
+    nodes = {int(n) for n in doc["params"]["nodes"]}
+    members = {
+        (s.frame.ring_id.rep, s.frame.ring_id.seq): [m.node_id for m in s.frame.members]
+        for s in seen
+        if isinstance(s.frame, MembCommitToken)
+    }
+    steps = {s["step"].split(";")[0]: s["before_datagram"] for s in doc["script"]}
+    drop = next(i for step, i in steps.items() if step.startswith("iptables drops"))
+    kill = next(i for step, i in steps.items() if step.startswith("kill -9"))
+    copies: dict[bytes, list[int]] = {}
+    for s, d in zip(seen, doc["datagrams"], strict=True):
+        copies.setdefault(bytes.fromhex(d["datagram"])[8:32], []).append(s.index)
+    by_index = {s.index: s for s in seen}
+    kinds = set()
+    for indexes in copies.values():
+        first = by_index[indexes[0]]
+        src, frame = first.src, first.frame
+        dsts = {by_index[i].dst for i in indexes}
+        kinds.add(type(frame).__name__)
+        if isinstance(frame, OrfToken | Mcast | TokenHoldCancel | MembMergeDetect):
+            ring = members.get((frame.ring_id.rep, frame.ring_id.seq), [frame.ring_id.rep])
+        if isinstance(frame, OrfToken):
+            assert dsts == {ring[(ring.index(src) + 1) % len(ring)]}
+        elif isinstance(frame, MembCommitToken):
+            ids = [m.node_id for m in frame.members]
+            assert dsts == {ids[(ids.index(src) + 1) % len(ids)]}
+        elif isinstance(frame, MembJoin | MembLeave):
+            assert dsts == nodes - {src}
+        elif isinstance(frame, MembMergeDetect):
+            assert dsts and dsts <= nodes - set(ring)
+        else:
+            want = set(ring) - {src}
+            if src == 3 and drop <= indexes[0] < kill:
+                want -= {2}
+            assert dsts == want, (indexes, frame)
+    assert kinds >= {"OrfToken", "MembCommitToken", "MembJoin", "Mcast", "MembMergeDetect"}
