@@ -145,7 +145,7 @@ class Boot:
         self.source = source
         """Where its first datagram came from (None if the driver did not say)."""
         self.home = home
-        """Its first datagram came from the sender's configured address (or either is unknown)."""
+        """A datagram of it came from the sender's configured address (or either is unknown)."""
         self.jump: tuple[int, int, int] | None = None
         """An epoch jump waiting for confirmation: (epoch, first heard, highest counter)."""
 
@@ -203,8 +203,28 @@ class Admission:
         self.fallbacks = 0
 
     def _home(self, sender: int, source: Hashable | None) -> bool:
+        """Whether a first datagram from ``source`` makes a boot of ``sender`` at home."""
         expected = None if self.addresses is None else self.addresses.get(sender)
         return expected is None or source is None or source == expected
+
+    def _at_home(self, sender: int, source: Hashable | None) -> bool:
+        """Whether ``source`` is, for certain, ``sender``'s configured address."""
+        expected = None if self.addresses is None else self.addresses.get(sender)
+        return expected is not None and source == expected
+
+    def _came_home(self, sender: int, boot_id: int, boot: Boot, verdict: int) -> int:
+        """A boot first seen from elsewhere has now authenticated from its configured address.
+
+        At home from now on (a node's first datagram after a restart may well reach this
+        receiver replayed from elsewhere, ahead of its own); if that makes it the preferred
+        boot, this datagram is accepted after all.
+        """
+        boot.home = True
+        peer = self._peers[sender]
+        peer.preferred = max(peer.boots, key=lambda b: (peer.boots[b].home, b))
+        if boot_id != peer.preferred:
+            return verdict
+        return {SHADOWED: RESUME, SHADOWED_JUMP: JUMP}.get(verdict, verdict)
 
     # ------------------------------------------------------------ before cryptography
 
@@ -297,6 +317,8 @@ class Admission:
                 self._shadowed(sender, boot_id, source)
         else:
             boot.heard_ns = now_ns
+            if not boot.home and self._at_home(sender, source):
+                verdict = self._came_home(sender, boot_id, boot, verdict)
             if verdict in (SHADOWED, SHADOWED_JUMP):
                 if window is None and verdict == SHADOWED:
                     # Follow its epochs (nothing is accepted: the window stays empty), so

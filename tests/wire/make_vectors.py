@@ -471,6 +471,12 @@ def _sequences() -> list[tuple[str, str, dict[str, Any], list[Step]]]:
           (20, d(1, 0, 1), "shadowed_boot", ELSEWHERE), (5000, d(1, 0, 2), "shadowed_boot",
           ELSEWHERE), (5010, d(0, 0, 1), "accept", HOME), (5020, d(2), "accept", HOME),
           (9000, d(1, 0, 3), "old_boot", ELSEWHERE)]),
+        ("restart-seen-first-elsewhere", "a restart whose first datagram arrives from another "
+         "address (replayed there, say) is shadowed until one arrives from the configured "
+         "address; from then on it is at home, preferred, and accepted", homes,
+         [(0, d(), "accept", HOME), (10, d(1, 0, 5), "shadowed_boot", ELSEWHERE),
+          (20, d(1, 0, 0), "accept", HOME), (30, d(0, 0, 1), "shadowed_boot", HOME),
+          (40, d(1, 0, 6), "accept", ELSEWHERE), (50, d(1, 0, 5), "accept", HOME)]),
         ("one-boot-two-addresses", "a boot seen from a second address is accepted (addresses "
          "are reported, not trusted)", homes,
          [(0, d(), "accept", HOME), (10, d(0, 0, 1), "accept", ELSEWHERE),

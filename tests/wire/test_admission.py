@@ -115,6 +115,18 @@ def test_a_third_boot_keeps_the_one_at_home_then_the_one_heard_last_sec_19() -> 
     assert outcome(ch, sealed(0, 0, 2), 2000) == "accept"  # boot 2 silent: boot 0 is back
 
 
+def test_a_restart_first_heard_from_elsewhere_is_at_home_once_heard_from_home_sec_19() -> None:
+    """An on-path party can replay a restarted node's first datagram (a token it sent to
+    another node) from its own address, ahead of the node's own: that must not make the new
+    boot look like an impostor for good."""
+    ch = receiver(addresses=True)
+    assert outcome(ch, sealed(0), 0, HOME) == "accept"
+    assert outcome(ch, sealed(1, 0, 3), 1, ELSEWHERE) == "shadowed_boot"
+    assert outcome(ch, sealed(1, 0, 4), 2, HOME) == "accept"
+    assert outcome(ch, sealed(1, 0, 3), 3, HOME) == "accept"  # dropped before, so not a replay
+    assert outcome(ch, sealed(0, 0, 1), 4, HOME) == "shadowed_boot"  # the old boot, live or not
+
+
 def test_a_forged_newer_boot_moves_no_state_and_is_not_a_duplicate_sec_10_sec_20() -> None:
     ch = receiver()
     assert outcome(ch, sealed(0), 0) == "accept"
