@@ -313,6 +313,12 @@ def format_status(s: dict[str, Any]) -> str:
     drops = s.get("drops") or {}
     dropped = ", ".join(f"{r} {n}" for r, n in drops.items()) if drops else "none"
     lines.append(f"  drops         {dropped}")
+    for d in s.get("duplicate_sightings") or []:
+        boots, where = d["boots"], d["addresses"]
+        lines.append(
+            f"  DUPLICATE ID  node {d['node']}: boot {boots[0]} from {where[0]} and boot "
+            f"{boots[1]} from {where[1]} (of {s['duplicate_node_id']} seen)"
+        )
     lines.append("  view changes (newest last):")
     for c in s.get("view_changes", [])[-10:]:
         took = "" if c["duration_ms"] is None else f" after {c['duration_ms']:.0f} ms"

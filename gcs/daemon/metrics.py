@@ -85,6 +85,18 @@ _SIMPLE: tuple[tuple[str, str, str, Callable[[dict[str, Any]], Any]], ...] = (
         "largest event-loop lag measured",
         lambda s: s["loop_lag_ms"]["max"] / 1000,
     ),
+    (
+        "gcs_duplicate_node_id_total",
+        "counter",
+        "two processes seen sending under one node id (per id and pair of boots or addresses)",
+        lambda s: s["duplicate_node_id"],
+    ),
+    (
+        "gcs_boot_fallbacks_total",
+        "counter",
+        "times a peer's other boot was accepted again because its preferred boot fell silent",
+        lambda s: s["boot_fallbacks"],
+    ),
     ("gcs_clients", "gauge", "clients connected to the control socket", lambda s: s["clients"]),
     ("gcs_group_members", "gauge", "local group members", lambda s: s["group_members"]),
 )

@@ -38,8 +38,10 @@ class DropReason(enum.StrEnum):
     SEALED_UNEXPECTED = "sealed_unexpected"  # an AEAD suite received by an unkeyed channel
     LOOPBACK = "loopback"  # carries this node's own id (multicast loopback or a reflection)
     UNKNOWN_SENDER = "unknown_sender"  # sender id 0, or not in the configured peers
-    OLD_BOOT = "old_boot"  # boot id older than the newest authenticated one from that sender
+    OLD_BOOT = "old_boot"  # a boot older than the newest authenticated one and no longer kept
+    SHADOWED_BOOT = "shadowed_boot"  # a kept boot while the sender's preferred boot is heard
     OLD_EPOCH = "old_epoch"  # key epoch older than the two newest seen from that sender boot
+    EPOCH_JUMP = "epoch_jump"  # an epoch the sender cannot have reached (SEC-21)
     REPLAY = "replay"  # counter already accepted, or too far behind the replay window
     AUTH = "auth"  # the AEAD tag did not verify (wrong key, forgery, corruption)
 

@@ -67,6 +67,8 @@ BOOT = 1_700_000_000_000  # a boot id as a node without a state dir makes it (ms
 
 R8 = RingId(seq=8, rep=1)
 R12 = RingId(seq=12, rep=1)
+SILENCE_NS = 1_000_000_000  # the receivers' silence_ns (RFC 0005 SEC-19, SEC-21)
+MS = 1_000_000
 
 # ---------------------------------------------------------------- JSON <-> frames
 
@@ -516,8 +518,13 @@ def noncanonical_vectors() -> dict[str, Any]:
 # ---------------------------------------------------------------- invalid datagrams
 
 
-def _recv(keyed: bool = True, peers: list[int] | None = None) -> dict[str, Any]:
-    return {"node_id": RECEIVER, "keyed": keyed, "peers": peers}
+def _recv(
+    keyed: bool = True, peers: list[int] | None = None, addresses: dict[str, str] | None = None
+) -> dict[str, Any]:
+    spec = {"node_id": RECEIVER, "keyed": keyed, "peers": peers, "silence_ns": SILENCE_NS}
+    if addresses is not None:
+        spec["addresses"] = addresses
+    return spec
 
 
 def _with_header(datagram: bytes, offset: int, value: bytes) -> bytes:
@@ -568,6 +575,11 @@ def _invalid_datagrams() -> list[tuple[str, str, dict[str, Any], list[bytes], st
         ("old-epoch", "epoch 4 after epochs 5 and 6", _recv(),
          [seal(body, aes, 1, epoch=5), seal(body, aes, 1, epoch=6), seal(body, aes, 1, epoch=4)],
          "old_epoch"),
+        ("epoch-jump", "epoch 5 straight after epoch 0: one datagram is not believed (SEC-21)",
+         _recv(), [seal(body, aes, 1), seal(body, aes, 1, epoch=5)], "epoch_jump"),
+        ("epoch-jump-third-live", "epochs 0, 1, 2 in one instant: 2 would evict a live epoch",
+         _recv(), [seal(body, aes, 1), seal(body, aes, 1, epoch=1), seal(body, aes, 1, epoch=2)],
+         "epoch_jump"),
         ("suite-change", "ChaCha20 datagram in a boot and epoch that used AES-256-GCM", _recv(),
          [good, seal(body, Suite.CHACHA20_POLY1305, 1, counter=1)], "bad_suite"),
         ("header-mismatch", "sealed frame whose cluster id differs from the header's", _recv(),
@@ -598,6 +610,107 @@ def _two_fault_datagrams(
         ("two-faults-replay-and-forged", "counter 0 again, with a forged tag", _recv(),
          [good, forged], "replay"),
     ]  # fmt: skip
+
+
+# ---------------------------------------------------------------- datagram sequences in time
+
+Step = tuple[int, bytes, str] | tuple[int, bytes, str, str]
+"""(time in ms, datagram, "accept" or the drop reason[, source address])."""
+HOME = "10.0.0.1:5405"  # node 1's configured address in the address vectors
+ELSEWHERE = "10.0.0.4:5405"
+
+
+def _sequences() -> list[tuple[str, str, dict[str, Any], list[Step]]]:
+    """(name, description, receiver, steps): the rules of RFC 0005 SEC-19 and SEC-21."""
+    body = encode_frame(MembMergeDetect(1, R8), CLUSTER_ID)
+    aes = Suite.AES_256_GCM
+    homes = _recv(addresses={"1": HOME})
+
+    def d(boot: int = 0, epoch: int = 0, counter: int = 0) -> bytes:
+        return seal(body, aes, 1, boot_id=BOOT + boot, epoch=epoch, counter=counter)
+
+    return [
+        ("impostor-elsewhere", "a newer boot from another address than node 1's configured "
+         "one never takes over from the boot at that address, live or silent; a restart at "
+         "the configured address is accepted at once and forgets the impostor", homes,
+         [(0, d(), "accept", HOME), (10, d(1), "shadowed_boot", ELSEWHERE),
+          (20, d(1, 0, 1), "shadowed_boot", ELSEWHERE), (5000, d(1, 0, 2), "shadowed_boot",
+          ELSEWHERE), (5010, d(0, 0, 1), "accept", HOME), (5020, d(2), "accept", HOME),
+          (9000, d(1, 0, 3), "old_boot", ELSEWHERE)]),
+        ("restart-seen-first-elsewhere", "a restart whose first datagram arrives from another "
+         "address (replayed there, say) is shadowed until one arrives from the configured "
+         "address; from then on it is at home, preferred, and accepted", homes,
+         [(0, d(), "accept", HOME), (10, d(1, 0, 5), "shadowed_boot", ELSEWHERE),
+          (20, d(1, 0, 0), "accept", HOME), (30, d(0, 0, 1), "shadowed_boot", HOME),
+          (40, d(1, 0, 6), "accept", ELSEWHERE), (50, d(1, 0, 5), "accept", HOME)]),
+        ("one-boot-two-addresses", "a boot seen from a second address is accepted (addresses "
+         "are reported, not trusted)", homes,
+         [(0, d(), "accept", HOME), (10, d(0, 0, 1), "accept", ELSEWHERE),
+          (20, d(0, 0, 2), "accept", HOME)]),
+    ] + [(name, text, _recv(), steps) for name, text, steps in [
+        ("boot-fallback", "a newer boot shadows the older one while it is live; once it has "
+         "been silent for silence_ns the older boot is accepted again, the newer wins again "
+         "as soon as it speaks, and the older boot's replay state was kept all along",
+         [(0, d(), "accept"), (100, d(1), "accept"), (600, d(0, 0, 1), "shadowed_boot"),
+          (1099, d(0, 0, 2), "shadowed_boot"), (1100, d(0, 0, 3), "accept"),
+          (1300, d(1, 0, 1), "accept"), (1400, d(0, 0, 4), "shadowed_boot"),
+          (2400, d(0, 0, 0), "replay"), (2500, d(0, 0, 5), "accept")]),
+        ("boot-kept-is-the-live-one", "a third boot keeps the more recently heard of the two "
+         "before it; the other is refused for ever, silent or not",
+         [(0, d(), "accept"), (100, d(1), "accept"), (1200, d(0, 0, 1), "accept"),
+          (1300, d(2), "accept"), (3000, d(1, 0, 1), "old_boot"),
+          (3000, d(0, 0, 2), "accept")]),
+        ("restarts", "each restart (a newer boot) is accepted at once; the boot before it is "
+         "kept but shadowed while the new one is live, the one before that is forgotten",
+         [(0, d(), "accept"), (1, d(1), "accept"), (2, d(1, 0, 1), "accept"),
+          (3, d(2), "accept"), (4, d(0, 0, 1), "old_boot"), (5, d(1, 0, 2), "shadowed_boot")]),
+        ("epoch-step", "the next epoch opens while the previous is kept; a third epoch opens "
+         "once the lowest kept has been silent for silence_ns, and then the lowest is old",
+         [(0, d(), "accept"), (100, d(0, 1), "accept"), (200, d(0, 0, 1), "accept"),
+          (700, d(0, 2), "epoch_jump"), (1200, d(0, 2, 1), "accept"),
+          (1300, d(0, 0, 2), "old_epoch"), (1400, d(0, 1, 1), "accept")]),
+        ("epoch-jump-confirmed", "a jump is believed when the same epoch authenticates again "
+         "silence_ns after it was first heard, with a higher counter, while the newest kept "
+         "epoch stayed silent; the first datagram was dropped, so it is accepted once later",
+         [(0, d(), "accept"), (500, d(0, 3), "epoch_jump"), (1000, d(0, 3, 1), "epoch_jump"),
+          (1600, d(0, 3, 2), "accept"), (1700, d(0, 3, 0), "accept"),
+          (1800, d(0, 3, 0), "replay"), (1900, d(0, 0, 1), "accept")]),
+        ("epoch-jump-while-live", "a jump is never believed while the sender's newest kept "
+         "epoch is live, however long it has been heard",
+         [(0, d(), "accept"), (500, d(0, 3), "epoch_jump"), (1200, d(0, 0, 1), "accept"),
+          (1600, d(0, 3, 1), "epoch_jump"), (1700, d(0, 0, 2), "accept")]),
+        ("epoch-jump-single", "one authentic datagram far ahead, even from a sender silent for "
+         "long, changes nothing the sender's real epoch needs",
+         [(0, d(), "accept"), (5000, d(0, 7), "epoch_jump"), (5100, d(0, 0, 1), "accept"),
+          (5200, d(0, 1), "accept"), (6300, d(0, 2), "accept")]),
+        ("epoch-steps-ahead-while-live", "epochs 1 and 2 injected while epoch 0 is live: 1 is "
+         "the next epoch and opens, 2 would evict the live 0 and is refused",
+         [(0, d(), "accept"), (10, d(0, 1), "accept"), (20, d(0, 2), "epoch_jump"),
+          (30, d(0, 0, 1), "accept")]),
+    ]]  # fmt: skip
+
+
+def sequence_vectors() -> dict[str, Any]:
+    vectors = []
+    for name, description, receiver, steps in _sequences():
+        channel = receiver_channel(receiver)
+        rows = []
+        for at_ms, datagram, result, *where in steps:
+            source = where[0] if where else None
+            got = _reason_of(lambda c=channel, d=datagram, t=at_ms, s=source: c.open(d, t * MS, s))
+            if (got or "accept") != result:
+                raise SystemExit(f"sequence {name} at {at_ms} ms: the channel says {got}")
+            row = {"time_ns": at_ms * MS, "datagram": datagram.hex(), "result": result}
+            rows.append({**row, "source": source} if where else row)
+        vectors.append(
+            {"name": name, "description": description, "receiver": receiver, "steps": rows}
+        )
+    return {
+        "description": "Datagrams in time: open each step's datagram at its time_ns (a monotonic "
+        "clock) on one fresh receiver, in order; each is accepted or dropped with the reason",
+        "params": _params(),
+        "vectors": vectors,
+    }
 
 
 # ---------------------------------------------------------------- key schedule
@@ -681,7 +794,15 @@ def receiver_channel(spec: dict[str, Any]) -> Any:
     from gcs.wire.channel import Channel
 
     key = TEST_KEY if spec["keyed"] else None
-    return Channel(spec["node_id"], 1, CLUSTER_NAME, key, peers=spec["peers"])
+    return Channel(
+        spec["node_id"],
+        1,
+        CLUSTER_NAME,
+        key,
+        peers=spec["peers"],
+        silence_ns=spec.get("silence_ns", SILENCE_NS),
+        addresses={int(n): a for n, a in spec.get("addresses", {}).items()},
+    )
 
 
 def _reason_of(action: Any) -> str | None:
@@ -779,6 +900,7 @@ def build() -> dict[str, str]:
         "invalid-frames.json": invalid_frame_vectors(),
         "noncanonical-frames.json": noncanonical_vectors(),
         "invalid-datagrams.json": invalid_datagram_vectors(),
+        "datagram-sequences.json": sequence_vectors(),
         "key-schedule.json": key_schedule(),
     }
     return {name: json.dumps(doc, indent=2) + "\n" for name, doc in docs.items()}

@@ -52,6 +52,7 @@ VALID = load("frames.json")
 INVALID_FRAMES = load("invalid-frames.json")
 INVALID_DATAGRAMS = load("invalid-datagrams.json")
 NONCANONICAL = load("noncanonical-frames.json")
+SEQUENCES = load("datagram-sequences.json")
 KEYS = load("key-schedule.json")
 PARAMS = VALID["params"]
 CID = PARAMS["cluster_id"]
@@ -66,7 +67,7 @@ def test_params_are_consistent() -> None:
     assert cluster_id_for(PARAMS["cluster_name"]) == CID
     limits = WireLimits(**PARAMS["limits"])
     assert limits == WireLimits()
-    for doc in (INVALID_FRAMES, INVALID_DATAGRAMS, NONCANONICAL):
+    for doc in (INVALID_FRAMES, INVALID_DATAGRAMS, NONCANONICAL, SEQUENCES):
         assert doc["params"] == PARAMS
 
 
@@ -218,9 +219,25 @@ def test_invalid_datagram_vector_fails_with_its_reason(vector: dict[str, Any]) -
     assert channel.drops[DropReason(vector["reason"])] == 1
 
 
+@pytest.mark.parametrize("vector", SEQUENCES["vectors"], ids=ids(SEQUENCES))
+def test_datagram_sequence_vector_sec_19_sec_21(vector: dict[str, Any]) -> None:
+    """Boots and epochs in time: each step accepted or dropped exactly as published."""
+    channel = receiver_channel(vector["receiver"])
+    for n, step in enumerate(vector["steps"]):
+        datagram = bytes.fromhex(step["datagram"])
+        try:
+            channel.open(datagram, step["time_ns"], step.get("source"))
+            got = "accept"
+        except FrameError as exc:
+            got = exc.reason.value
+        assert got == step["result"], f"step {n} at {step['time_ns']} ns"
+
+
 def test_invalid_datagrams_cover_every_datagram_level_reason() -> None:
     reasons = {DropReason(v["reason"]) for v in INVALID_DATAGRAMS["vectors"]}
     reasons |= {DropReason(v["reason"]) for v in INVALID_FRAMES["vectors"]}
+    steps = [step for v in SEQUENCES["vectors"] for step in v["steps"]]
+    reasons |= {DropReason(step["result"]) for step in steps if step["result"] != "accept"}
     assert reasons == set(DropReason)
 
 
@@ -258,7 +275,7 @@ def test_every_requirement_is_defined_once_and_tested() -> None:
     rfcs = VECTORS.parents[1] / "RFCs"
     text = (rfcs / "0002-wire-format.md").read_text() + (rfcs / "0005-security.md").read_text()
     defined = re.findall(r"\*\*((?:WIRE|SEC)-\d+)\.\*\*", text)
-    assert len(defined) == 18 + 18
+    assert len(defined) == 18 + 21
     defined += re.findall(r"\*\*\[((?:WIRE|SEC)-\d+-\d+)\]\*\*", text)
     assert len(defined) == len(set(defined))
     tests = "".join(p.read_text() for p in Path(__file__).parent.glob("test_*.py"))
