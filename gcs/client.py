@@ -47,10 +47,13 @@ from gcs.quorum import Quorum
 from gcs.runtime.outbox import _DELIVERED, _FAILED, Ticket
 from gcs.wire.frames import Record
 
-__all__ = ["Client", "RemoteTicket", "connect"]
+__all__ = ["REFUSED", "Client", "RemoteTicket", "connect"]
 
 _LOG = logging.getLogger("gcs.client")
 OnReply = Callable[[dict[str, Any]], Any]
+REFUSED = "refused: "
+"""How the ``problem`` of a ``DaemonUnavailable`` begins when a running daemon refused the
+connection (its client limit, RFC 0006 API-28) rather than nothing listening on the path."""
 
 
 def connect(path: str | os.PathLike[str]) -> Client:
@@ -359,6 +362,10 @@ class Client:
         elif event == "closing":
             reason = str(item.get("reason", "shutting down"))
             failure = item.get("error")
+            if type(failure) is dict and failure.get("type") == "DaemonUnavailable":
+                message = f"{REFUSED}{reason}: {failure.get('message', '')}"
+                self._fail(DaemonUnavailable(self.path, message))  # API-28: beyond its limit
+                return
             error = (
                 proto.error_from_wire(failure)
                 if failure is not None

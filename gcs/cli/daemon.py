@@ -49,13 +49,15 @@ def _load(args: argparse.Namespace) -> Config:
 
 
 async def _connect(config: Config) -> Client:
-    from gcs.client import connect
+    from gcs.client import REFUSED, connect
     from gcs.daemon.runner import socket_path
 
     client = connect(socket_path(config))
     try:
         await client.start()
     except DaemonUnavailable as exc:
+        if exc.problem.startswith(REFUSED):
+            raise  # a daemon runs, but serves its maximum of clients: starting one won't help
         raise DaemonUnavailable(
             exc.path, f"{exc.problem} (start it with: gcs node --config FILE)"
         ) from None

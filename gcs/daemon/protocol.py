@@ -37,6 +37,7 @@ from gcs.wire.frames import RingId
 __all__ = [
     "HELLO_LIMIT",
     "LENGTH",
+    "MIN_FRAME_LIMIT",
     "PROTOCOL_VERSION",
     "ControlProtocolError",
     "decode",
@@ -56,8 +57,12 @@ __all__ = [
 
 PROTOCOL_VERSION = 1
 LENGTH = struct.Struct(">I")
-HELLO_LIMIT = 1 << 20
-"""Largest frame either side accepts before the hello exchange settled the real limit."""
+HELLO_LIMIT = 64 * 1024
+"""Largest frame either side accepts before the hello exchange settled the real limit (a hello
+and its reply are a few hundred bytes; a client that has not greeted may not make the daemon
+buffer more, API-22)."""
+MIN_FRAME_LIMIT = 1 << 20
+"""The smallest limit after the hello, whatever ``max_message_bytes`` (status replies)."""
 FRAME_SLACK = 64 * 1024
 """Room for a message's map around its data (keys, member, view id)."""
 
@@ -70,7 +75,7 @@ class ControlProtocolError(errors.GcsError):
 
 def frame_limit(max_message_bytes: int) -> int:
     """The largest frame a side accepts once it knows the node's ``max_message_bytes``."""
-    return max(HELLO_LIMIT, max_message_bytes + FRAME_SLACK)
+    return max(MIN_FRAME_LIMIT, max_message_bytes + FRAME_SLACK)
 
 
 def encode(item: Mapping[str, Any]) -> bytes:

@@ -37,7 +37,10 @@ from typing import Any
 from gcs import __version__
 from gcs.api import Group, Node
 from gcs.daemon import protocol as proto
+from gcs.daemon.fdbudget import own_client_cap
+from gcs.daemon.listener import BACKLOG, Listener, open_stream
 from gcs.daemon.protocol import ControlProtocolError, encode, error_to_wire, field
+from gcs.daemon.throttle import ThrottledLog
 from gcs.errors import GcsError, GroupClosed, NodeClosed
 from gcs.groups import Member, Message
 from gcs.quorum import Quorum
@@ -72,7 +75,14 @@ def prepare_socket_path(path: Path) -> None:
 
 
 class ControlServer:
-    """The Unix-socket server: accepts clients, tracks them, broadcasts ring changes."""
+    """The Unix-socket server: admits clients within limits, tracks them, broadcasts rings.
+
+    Limits (RFC 0006 API-28): at most ``Config.max_clients`` clients at once, fewer when the
+    descriptor limit demands (``gcs.daemon.fdbudget``); a connection beyond that gets one
+    ``closing`` frame (reason ``too many clients``) and is closed; a client that sends no
+    ``hello`` within ``Config.hello_timeout_ms`` is closed (reason ``hello timeout``). Both are
+    logged once, then summarised (``gcs.daemon.throttle``).
+    """
 
     def __init__(
         self,
@@ -85,21 +95,43 @@ class ControlServer:
         self.path = path
         self._status = status
         self._dump = dump
-        self._server: asyncio.AbstractServer | None = None
+        self._listener: Listener | None = None
         self.connections: set[Connection] = set()
         self.background: set[asyncio.Task[Any]] = set()
         self._closing: dict[str, Any] | None = None
         self._accepted = 0
+        self.hello_timeout_s = node.config.hello_timeout_ms / 1000
+        self.hello_timeouts = ThrottledLog(_LOG, logging.WARNING, "clients closed without hello")
+
+    @property
+    def cap(self) -> int:
+        """Clients served at once (0 before ``start``)."""
+        return 0 if self._listener is None else self._listener.cap
 
     async def start(self) -> None:
         prepare_socket_path(self.path)
+        limit = own_client_cap(self.node.config.max_clients)
+        if limit.lowered:
+            _LOG.warning("control socket: %s", limit.describe())
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         old_umask = os.umask(0o177)  # the socket is created 0600: only this user may connect
         try:
-            self._server = await asyncio.start_unix_server(
-                self._accept, path=os.fspath(self.path), limit=1 << 16
-            )
+            sock.bind(os.fspath(self.path))
+            sock.listen(BACKLOG)
+        except OSError as exc:
+            sock.close()
+            raise GcsError(f"cannot listen on control socket {self.path}: {exc}") from None
         finally:
             os.umask(old_umask)
+        self._listener = Listener(
+            sock,
+            cap=limit.cap,
+            serve=self._serve,
+            refuse=self._refuse,
+            logger=_LOG,
+            name="control socket",
+            cap_reason=limit.describe(),
+        )
 
     def spawn(self, coro: Awaitable[Any]) -> asyncio.Task[Any]:
         """Run ``coro`` in the background; the server waits for these at close."""
@@ -108,18 +140,46 @@ class ControlServer:
         task.add_done_callback(self.background.discard)
         return task
 
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def _serve(self, sock: socket.socket) -> None:
         self._accepted += 1
-        conn = Connection(self, reader, writer, self._accepted)
-        if self._closing is not None:
-            conn.push({"ev": "closing", **self._closing})
-            writer.close()
-            return
-        self.connections.add(conn)
+        self.spawn(self._connection(sock, self._accepted))
+
+    def _refuse(self, sock: socket.socket, served: int) -> None:
+        """Beyond the cap: one ``closing`` frame (it fits any socket buffer), then close."""
+        refusal = {
+            "ev": "closing",
+            "reason": "too many clients",
+            "error": {
+                "type": "DaemonUnavailable",
+                "message": f"it serves {served} clients, its maximum; try again later",
+            },
+        }
+        with contextlib.suppress(OSError):
+            sock.send(encode(refusal))
+        sock.close()
+
+    async def _connection(self, sock: socket.socket, number: int) -> None:
+        listener = self._listener
+        assert listener is not None
         try:
-            await conn.run()
+            try:
+                reader, writer = await open_stream(sock, 1 << 16)
+            except OSError as exc:
+                sock.close()
+                _LOG.debug("client #%d went away before it was served: %s", number, exc)
+                return
+            conn = Connection(self, reader, writer, number)
+            if self._closing is not None:
+                conn.push({"ev": "closing", **self._closing})
+                writer.close()
+                return
+            self.connections.add(conn)
+            try:
+                await conn.run()
+            finally:
+                self.connections.discard(conn)
         finally:
-            self.connections.discard(conn)
+            listener.release()
 
     def status(self) -> dict[str, Any]:
         return self._status()
@@ -135,8 +195,8 @@ class ControlServer:
     def begin_close(self, reason: str, error: BaseException | None = None) -> None:
         """Tell every client the daemon is going away; accept nobody new."""
         self._closing = {"reason": reason, "error": None if error is None else error_to_wire(error)}
-        if self._server is not None:
-            self._server.close()
+        if self._listener is not None:
+            self._listener.close()
         for conn in list(self.connections):
             conn.push({"ev": "closing", **self._closing})
 
@@ -146,10 +206,9 @@ class ControlServer:
             await conn.finish()
         if self.background:
             await asyncio.wait(list(self.background), timeout=5)
-        if self._server is not None:
-            self._server.close()
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._server.wait_closed(), 2)
+        if self._listener is not None:
+            self._listener.close()
+        self.hello_timeouts.close()
         with contextlib.suppress(OSError):
             self.path.unlink()
 
@@ -180,6 +239,9 @@ class Connection:
         self.tickets: dict[int, Ticket] = {}
         self.ticket_order: deque[int] = deque()
         self.sender: asyncio.Task[None] | None = None
+        self.hello_timer: asyncio.TimerHandle | None = asyncio.get_running_loop().call_later(
+            server.hello_timeout_s, self._hello_expired
+        )
 
     # ------------------------------------------------------------------ I/O
 
@@ -217,6 +279,19 @@ class Connection:
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
+    def _hello_expired(self) -> None:
+        """No hello in time: a client that never greets holds a place and a descriptor."""
+        self.hello_timer = None
+        if self.ready or self.closed:
+            return
+        timeout_ms = self.node.config.hello_timeout_ms
+        self.server.hello_timeouts.note(
+            f"{self.label} sent no hello within {timeout_ms} ms: closed"
+        )
+        error = ControlProtocolError(f"no hello within hello_timeout_ms ({timeout_ms} ms)")
+        self.push({"ev": "closing", "reason": "hello timeout", "error": error_to_wire(error)})
+        self.writer.close()  # the reader sees the end of the stream and run() finishes
+
     # ------------------------------------------------------------------ requests
 
     def dispatch(self, item: dict[str, Any]) -> None:
@@ -249,6 +324,9 @@ class Connection:
         if isinstance(client, str) and client:
             self.label = f"client #{self.label.rsplit('#', 1)[1]} ({client[:64]})"
         self.ready = True
+        if self.hello_timer is not None:
+            self.hello_timer.cancel()
+            self.hello_timer = None
         self.limit = proto.frame_limit(node.max_message_bytes)
         ring = node.view
         self.reply(
@@ -432,6 +510,9 @@ class Connection:
         if self.closed:
             return
         self.closed = True
+        if self.hello_timer is not None:
+            self.hello_timer.cancel()
+            self.hello_timer = None
         for task in [*self.tasks, *self.pumps.values()]:
             task.cancel()
         if self.sender is not None:
