@@ -273,16 +273,14 @@ class Client:
 
     async def _send(self, record: Record, safe: bool) -> Ticket:
         fields = {"handle": record.handle, "data": record.data, "safe": safe}
-        send_id, request = self._start_request("send", fields)
-        await request
+        send_id = proto.field(await self._request("send", fields), "send", int)
         return RemoteTicket(self, send_id, record.group, len(record.data), safe)
 
     async def _send_to(
         self, group: str, handle: int, to: Member, payload: bytes, safe: bool
     ) -> Ticket:
         fields = {"handle": handle, "data": payload, "safe": safe, "to": proto.member_to_wire(to)}
-        send_id, request = self._start_request("send", fields)
-        await request
+        send_id = proto.field(await self._request("send", fields), "send", int)
         return RemoteTicket(self, send_id, group, len(payload), safe)
 
     def _leave_member(self, group: Group) -> None:

@@ -55,7 +55,9 @@ __all__ = [
     "view_to_wire",
 ]
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
+"""2: ``send`` replies carry the connection's number for the send, which ``delivered`` names
+(1 named the send request's id, which the daemon could not tell apart from other requests')."""
 LENGTH = struct.Struct(">I")
 HELLO_LIMIT = 64 * 1024
 """Largest frame either side accepts before the hello exchange settled the real limit (a hello

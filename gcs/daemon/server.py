@@ -41,10 +41,10 @@ from gcs.daemon.fdbudget import own_client_cap
 from gcs.daemon.listener import BACKLOG, Listener, open_stream
 from gcs.daemon.protocol import ControlProtocolError, encode, error_to_wire, field
 from gcs.daemon.throttle import ThrottledLog
-from gcs.errors import GcsError, GroupClosed, NodeClosed
+from gcs.errors import ConfigError, GcsError, GroupClosed, InvalidArgument, NodeClosed
 from gcs.groups import Member, Message
 from gcs.quorum import Quorum
-from gcs.runtime.outbox import Ticket
+from gcs.runtime.outbox import _DELIVERED, Ticket
 
 __all__ = ["ControlServer", "prepare_socket_path"]
 
@@ -58,7 +58,14 @@ def prepare_socket_path(path: Path) -> None:
     """Make the socket's directory; remove a stale socket; refuse one a live daemon owns."""
     if len(os.fsencode(path)) > UNIX_PATH_MAX:
         raise GcsError(f"control socket path {path} is longer than {UNIX_PATH_MAX} bytes")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        problem = f"its directory {path.parent} exists and is not a directory"
+        raise ConfigError("control_socket", problem) from None
+    except OSError as exc:
+        problem = f"cannot create its directory {path.parent}: {exc.strerror or exc}"
+        raise ConfigError("control_socket", problem) from None
     if not path.exists() and not path.is_symlink():
         return
     probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -236,6 +243,8 @@ class Connection:
         self.tasks: set[asyncio.Task[Any]] = set()
         self.sends: deque[tuple[int, int, bytes, bool, Member | None]] = deque()
         self.send_ready = asyncio.Event()
+        self.sent = 0
+        """Sends accepted so far: the ``send`` number of the next accepted one is this + 1."""
         self.tickets: dict[int, Ticket] = {}
         self.ticket_order: deque[int] = deque()
         self.sender: asyncio.Task[None] | None = None
@@ -404,24 +413,32 @@ class Connection:
             except GcsError as exc:
                 self.fail(req_id, exc)
                 continue
-            self._keep_ticket(req_id, ticket)
-            self.reply(req_id)
+            self.sent += 1
+            self._keep_ticket(self.sent, ticket)
+            self.reply(req_id, {"send": self.sent})
 
-    def _keep_ticket(self, req_id: int, ticket: Ticket) -> None:
-        """Remember a ticket for a later ``delivered`` request; forget delivered ones.
+    def _keep_ticket(self, number: int, ticket: Ticket) -> None:
+        """Remember send ``number``'s ticket for a later ``delivered``; forget delivered ones.
 
         Own deliveries settle tickets in submission order, so the delivered ones are at the
-        front; a ticket no longer here was delivered (failures end the connection).
+        front. Only delivered tickets are forgotten (a failed one stays to report its error),
+        so a number up to ``sent`` that is not here was delivered: exact, in bounded memory.
         """
         order, tickets = self.ticket_order, self.tickets
-        while order and tickets[order[0]].done():
+        while order and tickets[order[0]]._state == _DELIVERED:
             del tickets[order.popleft()]
-        tickets[req_id] = ticket
-        order.append(req_id)
+        tickets[number] = ticket
+        order.append(number)
 
     def on_delivered(self, req_id: int, item: dict[str, Any]) -> None:
-        send_id = field(item, "send", int)
-        ticket = self.tickets.get(send_id)
+        number = field(item, "send", int)
+        if not 1 <= number <= self.sent:
+            error = InvalidArgument(
+                f"send {number} is not a send of this connection (it made {self.sent})"
+            )
+            self.fail(req_id, error)
+            return
+        ticket = self.tickets.get(number)
         if ticket is None:
             self.reply(req_id)  # forgotten because it was delivered (see _keep_ticket)
             return
@@ -438,8 +455,8 @@ class Connection:
     def on_leave(self, req_id: int, item: dict[str, Any]) -> None:
         handle = field(item, "handle", int)
         group = self.members.get(handle)
-        if group is None:
-            self.reply(req_id)  # already gone: leaving a closed group does nothing
+        if group is None:  # never joined here, or its stream already ended (its "end" was sent)
+            self.fail(req_id, GroupClosed(f"member {handle:x} is not joined on this connection"))
             return
         self.spawn(self._leave(req_id, handle, group))
 
