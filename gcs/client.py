@@ -340,12 +340,12 @@ class Client:
                 if length > self._limit:
                     raise ControlProtocolError(f"frame of {length} bytes exceeds {self._limit}")
                 item = proto.decode(await reader.readexactly(length))
+                if self._closed is not None:
+                    return  # closed meanwhile: its requests were settled then (see _fail)
                 if "re" in item:
                     self._on_reply(item)
                 else:
                     self._on_event(item)
-                if self._closed is not None:
-                    return
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
         except ControlProtocolError as exc:

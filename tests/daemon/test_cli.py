@@ -8,9 +8,10 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -188,6 +189,64 @@ def test_an_unusable_state_dir_is_one_line_naming_it(tmp_path: Path, case: str) 
     assert done.returncode == 1, done.stderr
     assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr, done.stderr
     assert done.stderr.startswith(f"gcs node: {setting}: "), done.stderr
+
+
+class _Pipe:
+    """A process's stdout lines, read by a thread (so a test can wait for one with a deadline)."""
+
+    def __init__(self, proc: subprocess.Popen[str]) -> None:
+        assert proc.stdout is not None
+        self.lines: list[str] = []
+        stdout = proc.stdout
+        threading.Thread(target=lambda: self.lines.extend(stdout), daemon=True).start()
+
+    def data(self) -> list[str]:
+        rows = [json.loads(line) for line in list(self.lines)]
+        return [r["data"] for r in rows if r["type"] == "message"]
+
+
+def _wait(what: str, predicate: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + WAIT_S
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def test_send_dash_streams_lines_as_they_arrive(
+    cluster: tuple[list[Path], list[subprocess.Popen[bytes]]],
+) -> None:
+    """``tail -f log | gcs send ... -``: each line goes out when it is complete, not at EOF."""
+    paths, _ = cluster
+    listen = [*GCS, "listen", "--config", str(paths[1]), "--group", "g", "--json", "--count", "3"]
+    listener = subprocess.Popen(listen, stdout=subprocess.PIPE, text=True)
+    send = [*GCS, "send", "--config", str(paths[0]), "--group", "g", "-"]
+    sender = subprocess.Popen(
+        send, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    assert sender.stdin is not None
+    try:
+        received = _Pipe(listener)
+        _wait_status(paths[1], lambda s: s["group_members"] == 1)
+        sender.stdin.write("first\n")
+        sender.stdin.flush()
+        _wait("the first line to be delivered while stdin is open", lambda: received.data() != [])
+        assert sender.poll() is None and received.data() == ["first"]
+        sender.stdin.write("second\nthird")  # the last line has no newline: sent at EOF
+        sender.stdin.close()
+        code = sender.wait(timeout=WAIT_S)
+        assert sender.stdout is not None and sender.stderr is not None
+        assert code == 0, sender.stderr.read()
+        assert "sent 3 message(s)" in sender.stdout.read()
+        assert listener.wait(timeout=WAIT_S) == 0
+        assert received.data() == ["first", "second", "third"]
+    finally:
+        for proc in (sender, listener):
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            for stream in (proc.stdin, proc.stdout, proc.stderr):
+                if stream is not None and not stream.closed:
+                    stream.close()
 
 
 def _exchange(sock: socket.socket, item: dict[str, Any]) -> dict[str, Any]:
