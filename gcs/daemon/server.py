@@ -7,9 +7,12 @@ RFC 0006 §3-§6 holds for it unchanged; this module only carries requests in an
 
 Per connection:
 
-* a reader decodes frames and dispatches them; nothing it does waits, so a request that must
-  wait (a join for its first view, a send for flow control, a leave for its delivery) never
-  delays the requests behind it;
+* a reader decodes frames and dispatches them; no request it dispatches waits, so a request
+  that must wait (a join for its first view, a send for flow control, a leave for its delivery)
+  never delays the requests behind it. The reader itself waits only when the client is too far
+  ahead — too many requests unanswered, too many send bytes queued, too many reply bytes
+  unread (``Connection._wait_for_room``, API-28) — so a client's pipelining is bounded by its
+  own socket, not by the daemon's memory;
 * one sender task submits the connection's sends in the order they arrived, so a client's
   messages keep their order (FIFO per sender) and wait for flow control exactly as an embedded
   ``group.send`` would;
@@ -50,7 +53,10 @@ __all__ = ["ControlServer", "prepare_socket_path"]
 
 _LOG = logging.getLogger("gcs.daemon")
 WRITE_HIGH_WATER = 256 * 1024
-"""Bytes queued on a client's socket before its pumps wait for the client to read."""
+"""Bytes queued on a client's socket before its pumps wait for the client to read (and before
+the daemon reads its next request, API-28)."""
+MAX_OUTSTANDING = 1024
+"""A connection's requests awaiting their replies before the daemon reads no more of them."""
 UNIX_PATH_MAX = 107
 
 
@@ -242,6 +248,11 @@ class Connection:
         self.pumps: dict[int, asyncio.Task[None]] = {}
         self.tasks: set[asyncio.Task[Any]] = set()
         self.sends: deque[tuple[int, int, bytes, bool, Member | None]] = deque()
+        self.send_bytes = 0
+        """Data bytes in ``sends`` (bounded by ``send_queue_bytes`` through ``_room``)."""
+        self.outstanding = 0
+        """Requests read whose reply is not sent yet (bounded by ``MAX_OUTSTANDING``)."""
+        self.room = asyncio.Event()
         self.send_ready = asyncio.Event()
         self.sent = 0
         """Sends accepted so far: the ``send`` number of the next accepted one is this + 1."""
@@ -261,15 +272,41 @@ class Connection:
         self.writer.write(encode(item))
 
     def reply(self, req_id: int, result: dict[str, Any] | None = None) -> None:
+        self._replied()
         self.push({"re": req_id, "ok": result or {}})
 
     def fail(self, req_id: int, exc: BaseException) -> None:
+        self._replied()
         self.push({"re": req_id, "error": error_to_wire(exc)})
+
+    def _replied(self) -> None:
+        self.outstanding -= 1
+        self.room.set()
+
+    async def _wait_for_room(self) -> None:
+        """Read the next request only when the client is not ahead of the daemon (API-28).
+
+        A client that pipelines requests without reading the replies, or more sends than flow
+        control lets through, is slowed by its own socket's buffer instead of growing the
+        daemon's memory: the daemon stops reading while the client has ``MAX_OUTSTANDING``
+        requests unanswered, its sends waiting for flow control exceed ``send_queue_bytes``,
+        or more than ``WRITE_HIGH_WATER`` bytes for it wait in the socket's buffer.
+        """
+        bound = self.node.config.send_queue_bytes
+        while True:
+            if self.writer.transport.get_write_buffer_size() > WRITE_HIGH_WATER:
+                await self.writer.drain()
+            elif self.outstanding >= MAX_OUTSTANDING or self.send_bytes > bound:
+                self.room.clear()
+                await self.room.wait()
+            else:
+                return
 
     async def run(self) -> None:
         """Read requests until the client goes away, then leave its members."""
         try:
             while True:
+                await self._wait_for_room()
                 header = await self.reader.readexactly(proto.LENGTH.size)
                 (length,) = proto.LENGTH.unpack(header)
                 if length > self.limit:
@@ -306,6 +343,7 @@ class Connection:
     def dispatch(self, item: dict[str, Any]) -> None:
         req_id = field(item, "id", int)
         op = field(item, "op", str)
+        self.outstanding += 1  # until reply() or fail() answers it (API-23: exactly once)
         if not self.ready and op != "hello":
             error = ControlProtocolError(f"the first request must be hello, not {op!r}")
             self.fail(req_id, error)
@@ -391,6 +429,7 @@ class Connection:
         safe = field(item, "safe", bool)
         to = proto.member_from_wire(item["to"]) if "to" in item else None
         self.sends.append((req_id, handle, data, safe, to))
+        self.send_bytes += len(data)
         self.send_ready.set()
         if self.sender is None:
             self.sender = asyncio.ensure_future(self._send_loop())
@@ -402,6 +441,8 @@ class Connection:
                 self.send_ready.clear()
                 await self.send_ready.wait()
             req_id, handle, data, safe, to = self.sends.popleft()
+            self.send_bytes -= len(data)
+            self.room.set()
             group = self.members.get(handle)
             try:
                 if group is None:

@@ -158,3 +158,81 @@ async def test_accept_out_of_descriptors_backs_off_and_logs_once_api_28(
         client.close()
         for conn in served:
             conn.close()
+
+
+async def test_the_metrics_port_has_limits_too_api_28(monkeypatch: pytest.MonkeyPatch) -> None:
+    """At most METRICS_CONNECTIONS requests at once (more are closed at once), and a request
+    that does not arrive whole within the timeout is cut off, freeing its place."""
+    from gcs.daemon import metrics
+    from gcs.daemon.fdbudget import METRICS_CONNECTIONS
+
+    monkeypatch.setattr(metrics, "REQUEST_TIMEOUT_S", 0.5)
+    status = {"node_id": 1, "cluster_name": "c", "members": [1], "ring_id": "1.4"}
+    server = metrics.MetricsServer(lambda: dict(status, **_STATUS_REST), 0)
+    await server.start()
+    try:
+        idle = [
+            await asyncio.open_connection("127.0.0.1", server.port)
+            for _ in range(METRICS_CONNECTIONS)
+        ]
+        for _, writer in idle:
+            writer.write(b"GET /metrics HTTP/1.0\r\n")  # and never the end of the headers
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        assert await asyncio.wait_for(reader.read(), 5) == b"", "one more is closed at once"
+        writer.close()
+        for idle_reader, _ in idle:
+            assert await asyncio.wait_for(idle_reader.read(), 5) == b"", "cut off after 0.5 s"
+        for _, idle_writer in idle:
+            idle_writer.close()
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(b"GET /metrics HTTP/1.0\r\n\r\n")
+        reply = await asyncio.wait_for(reader.read(), 5)
+        assert reply.startswith(b"HTTP/1.0 200 OK") and b"gcs_up" in reply
+        writer.close()
+    finally:
+        await server.close()
+
+
+_STATUS_REST = {
+    "state": "operational",
+    "token_rotation_ms": None,
+    "delivered_messages": 0,
+    "delivered_bytes": 0,
+    "retransmissions": {"mcasts": 0, "requested": 0, "tokens": 0},
+    "counters": {},
+    "loop_lag_ms": {"last": 0.0, "max": 0.0},
+    "clients": 0,
+    "group_members": 0,
+    "drops": {},
+    "view_changes": [],
+}
+
+
+async def test_a_client_that_does_not_read_its_replies_is_slowed_by_its_socket_api_28(
+    tmp_path: Path,
+) -> None:
+    """5,000 pipelined status requests, replies unread: the daemon stops reading instead of
+    queueing megabytes of replies, and still answers every request exactly once."""
+    from gcs.daemon.server import MAX_OUTSTANDING, WRITE_HIGH_WATER
+
+    count = 5000
+    async with running_daemons(tmp_path, 1) as daemons:
+        reader, writer = await asyncio.open_unix_connection(str(daemons[0].path))
+        try:
+            hello = {"op": "hello", "id": 0, "version": proto.PROTOCOL_VERSION}
+            requests = [hello, *({"op": "status", "id": i} for i in range(1, count))]
+            writer.write(b"".join(proto.encode(r) for r in requests))
+            await asyncio.sleep(1.0)
+            (conn,) = daemons[0].server.connections
+            buffered = conn.writer.transport.get_write_buffer_size()
+            assert buffered <= WRITE_HIGH_WATER + 64 * 1024, f"{buffered} bytes of replies queued"
+            assert conn.outstanding <= MAX_OUTSTANDING
+            replies: list[object] = []
+            while len(replies) < count:
+                frame = await asyncio.wait_for(_read_frame(reader), 10)
+                if "re" in frame:  # ring events may come in between
+                    replies.append(frame["re"])
+            assert replies == list(range(count)), "every request answered once, in order"
+        finally:
+            writer.close()
+            await writer.wait_closed()
