@@ -331,7 +331,9 @@ def format_status(s: dict[str, Any]) -> str:
         f"  retransmitted {rtr['mcasts']} mcasts, {rtr['requested']} requested, "
         f"{rtr['tokens']} tokens",
         f"  loop lag      last {lag['last']:.2f} ms, max {lag['max']:.2f} ms",
-        f"  clients       {s['clients']} ({s['group_members']} group members)",
+        f"  clients       {s['clients']} of at most {s.get('client_limit', '?')} "
+        f"({s['group_members']} group members; {s.get('clients_refused', 0)} refused, "
+        f"{s.get('hello_timeouts', 0)} without hello)",
     ]
     drops = s.get("drops") or {}
     dropped = ", ".join(f"{r} {n}" for r, n in drops.items()) if drops else "none"

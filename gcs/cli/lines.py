@@ -4,7 +4,7 @@ Why a thread doing ``os.read``: standard input may be a pipe, a terminal or a re
 only a blocking read works on all three (the event loop cannot watch a regular file, and making
 a terminal non-blocking would change it for the shell too). The thread holds no Python-level
 lock while it waits (unlike ``sys.stdin.buffer``), so the process can exit while it is blocked;
-it is a daemon thread for that reason.
+it is a daemon thread for that reason, and lives until end of file or the end of the process.
 
 Backpressure: the thread hands chunks over through a queue of ``AHEAD`` chunks, and the
 consumer takes the next line only when it is ready for it (``gcs send`` after the daemon
@@ -15,6 +15,7 @@ accepted the previous message, i.e. after flow control), so at most ``AHEAD`` ch
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import os
 import threading
 from collections.abc import AsyncIterator
@@ -38,8 +39,8 @@ def _reader(
             chunk = exc
         try:
             asyncio.run_coroutine_threadsafe(queue.put(chunk), loop).result()
-        except RuntimeError:
-            return  # the loop is gone: nobody wants more lines
+        except (RuntimeError, concurrent.futures.CancelledError):
+            return  # the loop is gone or closing: nobody wants more lines
         if not isinstance(chunk, bytes) or not chunk:
             return
 

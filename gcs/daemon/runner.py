@@ -122,6 +122,7 @@ class Daemon:
         status = build_status(
             self.node, self.changes, self.rates, self.started, len(self.server.connections)
         )
+        status.update(self.server.limits())
         status["control_socket"] = os.fspath(self.path)
         status["metrics_port"] = None if self.metrics is None else self.metrics.port
         return status

@@ -121,6 +121,15 @@ class ControlServer:
         """Clients served at once (0 before ``start``)."""
         return 0 if self._listener is None else self._listener.cap
 
+    def limits(self) -> dict[str, int]:
+        """The status map's view of API-28: the cap and how many clients it turned away."""
+        listener = self._listener
+        return {
+            "client_limit": self.cap,
+            "clients_refused": 0 if listener is None else listener.refusals.total,
+            "hello_timeouts": self.hello_timeouts.total,
+        }
+
     async def start(self) -> None:
         prepare_socket_path(self.path)
         limit = own_client_cap(self.node.config.max_clients)

@@ -43,7 +43,9 @@ async def test_clients_beyond_max_clients_are_refused_with_a_typed_error_api_28(
         await served[1].close()
         await wait_until(lambda: len(daemon.server.connections) == 2)
         late = await client_of(daemon)  # a freed place is served again
-        assert (await late.status())["clients"] == 3
+        status = await late.status()
+        assert status["clients"] == 3 and status["client_limit"] == 3
+        assert status["clients_refused"] == 10 and status["hello_timeouts"] == 0
         for client in (late, served[0], served[2]):
             await client.close()
 
@@ -87,6 +89,7 @@ async def test_a_client_without_hello_is_closed_after_the_timeout_api_28(
         assert any("sent no hello within 300 ms" in r.getMessage() for r in caplog.records)
         await wait_until(lambda: not daemon.server.connections)
         client = await client_of(daemon)  # its place is free again
+        assert (await client.status())["hello_timeouts"] == 1
         await client.close()
 
 
