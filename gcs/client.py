@@ -9,13 +9,17 @@ application code is the same in both modes and catches the same exceptions.
 How. One task reads the socket and routes each frame as it arrives: replies settle the request
 that waits for them, events go to their member's bounded ``EventStream``. A join's reply
 registers its ``Group`` *before* the next frame is read, so the member's first view — which the
-daemon sends right after the reply — always finds it. The reader never waits for the
-application: a member whose reader falls more than its bound behind is cut off with
-``SlowConsumer`` here and leaves on the daemon, as an embedded member would.
+daemon sends right after the reply — always finds it. Once the client is closed the reader
+routes nothing more: the close settled every outstanding request itself, so a reply still on
+its way (a leave's, right behind the member's ``end``) is not a reply to an unknown request.
+The reader never waits for the application: a member whose reader falls more than its bound
+behind is cut off with ``SlowConsumer`` here and leaves on the daemon, as an embedded member
+would.
 
 Sends wait for the daemon's reply, which comes once the record is queued on the ring (after
 flow control): ``await group.send()`` means the same thing in both modes. A ticket's
-``delivered()`` asks the daemon, which answers when the node delivered the message.
+``delivered()`` asks the daemon about the send's number (from the send's reply, API-29),
+and the daemon answers when the node delivered the message.
 """
 
 from __future__ import annotations

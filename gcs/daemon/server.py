@@ -193,7 +193,7 @@ class ControlServer:
             conn = Connection(self, reader, writer, number)
             if self._closing is not None:
                 conn.push({"ev": "closing", **self._closing})
-                writer.close()
+                conn.disconnected()  # closes it, and stops its hello timer
                 return
             self.connections.add(conn)
             try:
