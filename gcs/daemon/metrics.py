@@ -10,15 +10,21 @@ loopback only: the figures name the cluster's nodes and are nobody else's busine
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
+import socket
 from collections.abc import Callable
 from typing import Any
+
+from gcs.daemon.fdbudget import METRICS_CONNECTIONS
+from gcs.daemon.listener import BACKLOG, Listener, open_stream
 
 __all__ = ["MetricsServer", "render"]
 
 _LOG = logging.getLogger("gcs.daemon.metrics")
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+REQUEST_TIMEOUT_S = 5.0
+REQUEST_LIMIT = 8 * 1024
+"""Longest request line or header line read (longer ones end the request)."""
 
 # (metric name, type, help, key in the status map or a function of it)
 _SIMPLE: tuple[tuple[str, str, str, Callable[[dict[str, Any]], Any]], ...] = (
@@ -137,31 +143,60 @@ def render(status: dict[str, Any]) -> str:
 
 
 class MetricsServer:
-    """A minimal HTTP/1.0 responder for ``/metrics`` on 127.0.0.1."""
+    """A minimal HTTP/1.0 responder for ``/metrics`` on 127.0.0.1.
+
+    Any local user can reach a loopback port, so it has the control socket's limits (RFC 0006
+    API-28): at most ``METRICS_CONNECTIONS`` requests at once (more are closed at once; their
+    descriptors come from the daemon's reserve), and each request must arrive whole within
+    ``REQUEST_TIMEOUT_S`` (a client that trickles header lines is cut off).
+    """
 
     def __init__(self, status: Callable[[], dict[str, Any]], port: int, host: str = "127.0.0.1"):
         self._status = status
         self.port = port
         self.host = host
-        self._server: asyncio.AbstractServer | None = None
+        self._listener: Listener | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(self._handle, self.host, self.port)
-        sockets = self._server.sockets
-        if sockets:
-            self.port = sockets[0].getsockname()[1]
+        sock = socket.create_server((self.host, self.port), backlog=BACKLOG)
+        self.port = sock.getsockname()[1]
+        self._listener = Listener(
+            sock,
+            cap=METRICS_CONNECTIONS,
+            serve=self._serve,
+            refuse=lambda conn, _: conn.close(),
+            logger=_LOG,
+            name="metrics",
+        )
 
     async def close(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._server.wait_closed(), 2)
+        if self._listener is not None:
+            self._listener.close()
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=2)
+
+    def _serve(self, sock: socket.socket) -> None:
+        task = asyncio.ensure_future(self._connection(sock))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _connection(self, sock: socket.socket) -> None:
+        assert self._listener is not None
+        try:
+            reader, writer = await open_stream(sock, REQUEST_LIMIT)
+        except OSError:
+            sock.close()
+            self._listener.release()
+            return
+        try:
+            await self._handle(reader, writer)
+        finally:
+            self._listener.release()
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            request = await asyncio.wait_for(reader.readline(), 5)
-            while (await asyncio.wait_for(reader.readline(), 5)).strip():
-                pass  # headers: not needed
+            request = await asyncio.wait_for(_read_head(reader), REQUEST_TIMEOUT_S)
             parts = request.decode("latin-1").split()
             if len(parts) >= 2 and parts[0] == "GET" and parts[1] in ("/metrics", "/"):
                 body = render(self._status()).encode()
@@ -171,10 +206,18 @@ class MetricsServer:
                 head = "HTTP/1.0 404 Not Found\r\nContent-Type: text/plain\r\n"
             head += f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
             writer.write(head.encode() + body)
-            await writer.drain()
-        except (TimeoutError, ConnectionError, UnicodeError) as exc:
+            await asyncio.wait_for(writer.drain(), REQUEST_TIMEOUT_S)
+        except (TimeoutError, ConnectionError, UnicodeError, ValueError) as exc:
             _LOG.debug("metrics request failed: %s", exc)
         except Exception:
             _LOG.exception("metrics request failed")
         finally:
             writer.close()
+
+
+async def _read_head(reader: asyncio.StreamReader) -> bytes:
+    """The request line; the header lines after it are read and ignored."""
+    request = await reader.readline()
+    while (await reader.readline()).strip():
+        pass
+    return request
