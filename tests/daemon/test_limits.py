@@ -206,6 +206,8 @@ _STATUS_REST = {
     "loop_lag_ms": {"last": 0.0, "max": 0.0},
     "clients": 0,
     "group_members": 0,
+    "duplicate_node_id": 0,
+    "boot_fallbacks": 0,
     "drops": {},
     "view_changes": [],
 }
