@@ -33,6 +33,8 @@ accelerated                false               pass the token before multicastin
 send_queue_bytes           4 MiB               bound of the send queue (backpressure)
 state_dir                  none                where ring seq and boot id are stored durably
 control_socket             none                the daemon's local control socket
+max_clients                256                 daemon clients at once (fewer if fds are short)
+hello_timeout_ms           5000                a daemon client with no hello by then is closed
 multicast                  none                "group:port" to send mcasts by IP multicast
 subscriber_queue           10000               events a group subscriber may fall behind
 socket_buffer_bytes        4 MiB               SO_RCVBUF / SO_SNDBUF requested
@@ -167,6 +169,8 @@ class Config:
     accelerated: bool = _TOTEM_DEFAULTS["accelerated"]
     state_dir: str | os.PathLike[str] | None = None
     control_socket: str | os.PathLike[str] | None = None
+    max_clients: int = 256
+    hello_timeout_ms: int = 5000
     multicast: str | None = None
     subscriber_queue: int = 10_000
     socket_buffer_bytes: int = 4 * MIB
@@ -394,6 +398,8 @@ _INT_RANGES: tuple[tuple[str, int, int], ...] = (
     ("subscriber_queue", 1, 1 << 30),
     ("socket_buffer_bytes", 0, 1 << 31),
     ("recorder_inputs", 0, 1 << 30),
+    ("max_clients", 1, 1 << 20),
+    ("hello_timeout_ms", 1, _HOUR_MS),
 )
 
 

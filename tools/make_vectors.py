@@ -67,6 +67,8 @@ BOOT = 1_700_000_000_000  # a boot id as a node without a state dir makes it (ms
 
 R8 = RingId(seq=8, rep=1)
 R12 = RingId(seq=12, rep=1)
+SILENCE_NS = 1_000_000_000  # the receivers' silence_ns (RFC 0005 SEC-19, SEC-21)
+MS = 1_000_000
 
 # ---------------------------------------------------------------- JSON <-> frames
 
@@ -303,7 +305,7 @@ def _invalid_frames() -> list[tuple[str, str, bytes, str, str]]:
         ("top-level-int", "a bare integer", _d(7), "shape", "rejects"),
         ("empty-array", "an empty array", _d([]), "shape", "rejects"),
         ("version-2", "frame version 2", _d([2, _C, 2, 1, [1, 8]]), "bad_version", "rejects"),
-        ("wrong-cluster", "another cluster's id", _d([1, _C ^ 1, 2, 1, [1, 8]]),
+        ("other-cluster-id", "another cluster's id", _d([1, _C ^ 1, 2, 1, [1, 8]]),
          "wrong_cluster", "accepts"),
         ("unknown-type", "type code 7", _d([1, _C, 7, 1, [1, 8]]), "unknown_type", "rejects"),
         ("type-as-bool", "type code true", _d([1, _C, True, 1, [1, 8]]), "unknown_type",
@@ -312,7 +314,7 @@ def _invalid_frames() -> list[tuple[str, str, bytes, str, str]]:
          "rejects"),
         ("extra-field", "merge detect with a sixth element", _d([1, _C, 2, 1, [1, 8], 0]),
          "shape", "rejects"),
-        ("sender-zero", "node id 0", _d([1, _C, 2, 0, [1, 8]]), "range", "rejects"),
+        ("merge-sender-zero", "node id 0", _d([1, _C, 2, 0, [1, 8]]), "range", "rejects"),
         ("sender-2^32", "node id 2^32", _d([1, _C, 2, 1 << 32, [1, 8]]), "range", "rejects"),
         ("rep-zero", "ring id whose representative is 0", _d([1, _C, 2, 1, [0, 8]]), "range",
          "rejects"),
@@ -367,14 +369,162 @@ def _invalid_frames() -> list[tuple[str, str, bytes, str, str]]:
          "not_canonical", "accepts"),
         ("fail-set-zero", "fail_set naming node 0", _d([1, _C, 3, 1, [1], [0], 8]), "range",
          "rejects"),
+        *_more_invalid_frames(),
     ]  # fmt: skip
+
+
+def _ring_rep(rep: bytes) -> bytes:
+    """A token whose one rtr entry has ``rep`` (already encoded) as its ring's representative:
+    that value is enclosed by four arrays (frame, rtr list, entry, ring id), the deepest path."""
+    rtr = _arr(1, _arr(2, _arr(2, rep, _d(8)), _d(3)))
+    return _arr(12, *(_d(x) for x in _tok()[:11]), rtr)
+
+
+def _more_invalid_frames() -> list[tuple[str, str, bytes, str, str]]:
+    """Rows of RFC 0002 §8.2 settled for implementers: depth, forms, limits, single faults."""
+    inner = [4, [1, 8], 17, False, [_REC], None]
+    return [
+        ("break-outside", "a break byte where a data item belongs", b"\x82\x01\xff", "cbor",
+         "rejects"),
+        ("indefinite-bytes", "record data as an indefinite-length byte string",
+         _arr(9, *(_d(x) for x in _mc(records=[])[:7]),
+              _arr(1, _arr(4, _d("g"), _d(1), _d(0), b"\x5f\x41x\xff")), _d(None)),
+         "cbor", "rejects"),
+        ("simple-two-byte-false", "retrans_flg as false in the two-byte form (f8 14)",
+         _arr(12, *(_d(x) for x in _tok()[:10]), b"\xf8\x14", _d([])), "cbor", "rejects"),
+        ("depth-5-integer", "an integer enclosed by five arrays: [1] as a ring's representative",
+         _ring_rep(_d([1])), "cbor", "rejects"),
+        ("depth-4-empty-array", "an empty array enclosed by four arrays is well-formed; as a "
+         "representative it is the wrong type", _ring_rep(_d([])), "type", "rejects"),
+        ("array-for-integer", "token_seq as an array", _d([1, _C, 0, [1, 8], [5], 40, 37, 0, 0,
+         0, False, []]), "type", "rejects"),
+        ("map-for-bool", "retrans_flg as a map", _d(_tok(retrans={})), "type", "rejects"),
+        ("type-as-array", "the type code as an array", _d([1, _C, [2], 1, [1, 8]]),
+         "unknown_type", "rejects"),
+        ("version-as-text", "the version as text", _d(["1", _C, 2, 1, [1, 8]]), "bad_version",
+         "rejects"),
+        ("inner-encapsulated-integer", "an encapsulated mcast whose own encapsulated is 5",
+         _d(_mc(records=[], inner=[4, [1, 8], 17, False, [_REC], 5])), "encapsulation",
+         "rejects"),
+        ("data-over-limit", "17 bytes of record data at a receiver whose limit is 16",
+         _d(_mc(records=[["g", 1, 0, bytes(17)]])), "too_large", "accepts"),
+        ("too-many-members", "a commit token of 3 members at a receiver whose limit is 2",
+         _d([1, _C, 4, [1, 12], 0, 0, [[n, [1, 8], 0, 0, False] for n in (1, 2, 3)]]),
+         "too_many", "accepts"),
+        # Two faults each: the reason is the first in the order of RFC 0002 §8.1.
+        ("two-faults-oversized-garbage", "1,553 bytes that are not CBOR: the size comes first",
+         b"\xff" * 1553, "too_large", "rejects"),
+        ("two-faults-tag-then-end", "a tag, then the input ends: the tag comes first",
+         _arr(5, _d(1), _d(_C), _d(2), _d(1), _arr(2, _d(1), b"\xc2")), "cbor", "rejects"),
+        ("two-faults-trailing-after-map", "a map (shape) followed by a byte: trailing first",
+         _d({1: 2}) + b"\x00", "trailing_bytes", "rejects"),
+        ("two-faults-length-then-version", "a one-element array holding version 2",
+         _d([2]), "shape", "rejects"),
+        ("two-faults-version-and-cluster", "version 2 and another cluster's id",
+         _d([2, _C ^ 1, 2, 1, [1, 8]]), "bad_version", "rejects"),
+        ("two-faults-ring-then-token-seq", "a null ring id, then token_seq true",
+         _d([1, _C, 0, None, True, 40, 37, 0, 0, 0, False, []]), "shape", "rejects"),
+        ("two-faults-rtr-ring-then-seq", "an rtr entry with a null ring id and seq true",
+         _d(_tok(rtr=[[None, True]])), "shape", "rejects"),
+        ("two-faults-too-many-and-bad-entry", "65 rtr entries (limit 64), the first malformed",
+         _d(_tok(rtr=[None] + [[[1, 8], s] for s in range(64)])), "too_many", "rejects"),
+        ("two-faults-set-then-ring-seq", "proc_set out of order, then ring_seq -1",
+         _d([1, _C, 3, 1, [2, 1], [], -1]), "not_canonical", "rejects"),
+        ("two-faults-set-zero-out-of-order", "proc_set [3, 0]: 0 is out of range before it "
+         "is out of order", _d([1, _C, 3, 1, [3, 0], [], 8]), "range", "rejects"),
+        ("two-faults-member-ring-then-aru", "a member entry with a null old ring id and aru "
+         "true", _d([1, _C, 4, [1, 12], 0, 0, [[1, None, True, 0, False]]]), "shape",
+         "rejects"),
+        ("two-faults-group-then-flags", "a 256-byte group name and flags 32",
+         _d(_mc(records=[["é" * 128, 1, 32, b""]])), "too_large", "rejects"),
+        ("two-faults-flags-then-data", "a SAFE bit on an agreed record whose data is text",
+         _d(_mc(records=[["g", 1, 16, "x"]])), "safe_mismatch", "rejects"),
+        ("two-faults-encapsulated-integer-with-records", "encapsulated is 5 and records is not "
+         "empty: the form of encapsulated comes before the relation", _d(_mc(inner=5)), "shape",
+         "rejects"),
+        ("two-faults-records-then-encapsulated", "an encapsulating mcast with a record of the "
+         "wrong shape", _d(_mc(records=[["g"]], inner=inner)), "shape", "rejects"),
+    ]  # fmt: skip
+
+
+# Vectors decoded with limits other than the defaults (RFC 0002 §7): the limit they exceed.
+_VECTOR_LIMITS = {
+    "data-over-limit": {"max_record_data_bytes": 16},
+    "too-many-members": {"max_nodes": 2},
+}
+
+
+# ---------------------------------------------------------------- non-canonical, accepted
+
+
+def _long(major: int, value: int, width: int) -> bytes:
+    """An integer or length head in a longer form than needed (1, 2, 4 or 8 argument bytes)."""
+    info = {1: 24, 2: 25, 4: 26, 8: 27}[width]
+    return bytes([major << 5 | info]) + value.to_bytes(width, "big")
+
+
+def _noncanonical_frames() -> list[tuple[str, str, bytes, Frame]]:
+    """(name, description, cbor, frame): encodings no sender makes that receivers accept."""
+    merge = MembMergeDetect(1, R8)
+    ring = _arr(2, _d(1), _d(8))
+    record = Record("g", 1, RecordFlags.DATA | RecordFlags.SAFE, b"x")
+    mcast = Mcast(3, R8, 9, True, (record,))
+    head = (_d(1), _d(_C), _d(1), _d(3), ring, _d(9), _d(True))
+    return [
+        ("int-in-two-bytes", "sender 1 as 18 01", _arr(5, _d(1), _d(_C), _d(2),
+         _long(0, 1, 1), ring), merge),
+        ("int-in-nine-bytes", "ring seq 8 in the eight-byte form", _arr(5, _d(1), _d(_C), _d(2),
+         _d(1), _arr(2, _d(1), _long(0, 8, 8))), merge),
+        ("cluster-id-in-nine-bytes", "the cluster id in the eight-byte form", _arr(5, _d(1),
+         _long(0, _C, 8), _d(2), _d(1), ring), merge),
+        ("type-code-in-two-bytes", "type code 2 as 18 02", _arr(5, _d(1), _d(_C),
+         _long(0, 2, 1), _d(1), ring), merge),
+        ("array-length-in-two-bytes", "the frame's array head as 98 05", _long(4, 5, 1) +
+         _d(1) + _d(_C) + _d(2) + _d(1) + ring, merge),
+        ("string-lengths-long", "a group name length as 78 01 and data length as 59 00 01; "
+         "flags 16 as 18 10 is already shortest",
+         _arr(9, *head, _arr(1, _arr(4, _long(3, 1, 1) + b"g", _d(1), _d(16),
+              _long(2, 1, 2) + b"x")), _d(None)), mcast),
+        ("empty-list-long", "an empty rtr list as 98 00", _arr(12, *(_d(x) for x in _tok()[:11]),
+         _long(4, 0, 1)), OrfToken(R8, 5, 40, 37, 0, 0, 0, False, ())),
+    ]  # fmt: skip
+
+
+def noncanonical_vectors() -> dict[str, Any]:
+    from gcs.wire.codec import decode_frame
+
+    vectors = []
+    for name, description, data, frame in _noncanonical_frames():
+        canonical = encode_frame(frame, CLUSTER_ID)
+        if decode_frame(data, CLUSTER_ID) != frame or data == canonical:
+            raise SystemExit(f"non-canonical vector {name} does not decode to its frame")
+        vectors.append(
+            {
+                "name": name,
+                "description": description,
+                "cbor": data.hex(),
+                "frame": frame_to_json(frame),
+                "canonical": canonical.hex(),
+            }
+        )
+    return {
+        "description": "Encodings no sender produces (RFC 0002 WIRE-2) that every receiver "
+        "accepts (WIRE-5-1): cbor decodes to frame, and frame encodes to canonical",
+        "params": _params(),
+        "vectors": vectors,
+    }
 
 
 # ---------------------------------------------------------------- invalid datagrams
 
 
-def _recv(keyed: bool = True, peers: list[int] | None = None) -> dict[str, Any]:
-    return {"node_id": RECEIVER, "keyed": keyed, "peers": peers}
+def _recv(
+    keyed: bool = True, peers: list[int] | None = None, addresses: dict[str, str] | None = None
+) -> dict[str, Any]:
+    spec = {"node_id": RECEIVER, "keyed": keyed, "peers": peers, "silence_ns": SILENCE_NS}
+    if addresses is not None:
+        spec["addresses"] = addresses
+    return spec
 
 
 def _with_header(datagram: bytes, offset: int, value: bytes) -> bytes:
@@ -425,13 +575,142 @@ def _invalid_datagrams() -> list[tuple[str, str, dict[str, Any], list[bytes], st
         ("old-epoch", "epoch 4 after epochs 5 and 6", _recv(),
          [seal(body, aes, 1, epoch=5), seal(body, aes, 1, epoch=6), seal(body, aes, 1, epoch=4)],
          "old_epoch"),
+        ("epoch-jump", "epoch 5 straight after epoch 0: one datagram is not believed (SEC-21)",
+         _recv(), [seal(body, aes, 1), seal(body, aes, 1, epoch=5)], "epoch_jump"),
+        ("epoch-jump-third-live", "epochs 0, 1, 2 in one instant: 2 would evict a live epoch",
+         _recv(), [seal(body, aes, 1), seal(body, aes, 1, epoch=1), seal(body, aes, 1, epoch=2)],
+         "epoch_jump"),
         ("suite-change", "ChaCha20 datagram in a boot and epoch that used AES-256-GCM", _recv(),
          [good, seal(body, Suite.CHACHA20_POLY1305, 1, counter=1)], "bad_suite"),
         ("header-mismatch", "sealed frame whose cluster id differs from the header's", _recv(),
          [seal(other_cluster, aes, 1)], "header_mismatch"),
         ("sealed-garbage", "authentic datagram whose plaintext is not a frame", _recv(),
          [seal(b"\xff\xff", aes, 1)], "cbor"),
+        *_two_fault_datagrams(good, body),
     ]  # fmt: skip
+
+
+def _two_fault_datagrams(
+    good: bytes, body: bytes
+) -> list[tuple[str, str, dict[str, Any], list[bytes], str]]:
+    """Two faults each: the reason is the first in the order of RFC 0005 SEC-11."""
+    aes = Suite.AES_256_GCM
+    forged = seal(body, aes, 1, counter=0)[:-1] + b"\x00"
+    return [
+        ("two-faults-too-large-and-bad-magic", "1,601 bytes starting XC", _recv(),
+         [b"XC" + good[2:] + bytes(1601 - len(good))], "too_large"),
+        ("two-faults-short-and-bad-magic", "20 bytes starting XC", _recv(),
+         [b"XC" + good[2:20]], "truncated"),
+        ("two-faults-magic-and-version", "magic XC and version 2", _recv(),
+         [b"XC\x02" + good[3:]], "bad_magic"),
+        ("two-faults-suite-and-sender-zero", "suite 9 from sender 0", _recv(),
+         [_with_header(seal(body, aes, 0), 3, b"\x09")], "bad_suite"),
+        ("two-faults-loopback-and-unknown-peer", "the receiver's own id, not in its peer list",
+         _recv(True, [1, 2, 3]), [seal(body, aes, RECEIVER)], "loopback"),
+        ("two-faults-replay-and-forged", "counter 0 again, with a forged tag", _recv(),
+         [good, forged], "replay"),
+    ]  # fmt: skip
+
+
+# ---------------------------------------------------------------- datagram sequences in time
+
+Step = tuple[int, bytes, str] | tuple[int, bytes, str, str]
+"""(time in ms, datagram, "accept" or the drop reason[, source address])."""
+HOME = "10.0.0.1:5405"  # node 1's configured address in the address vectors
+ELSEWHERE = "10.0.0.4:5405"
+
+
+def _sequences() -> list[tuple[str, str, dict[str, Any], list[Step]]]:
+    """(name, description, receiver, steps): the rules of RFC 0005 SEC-19 and SEC-21."""
+    body = encode_frame(MembMergeDetect(1, R8), CLUSTER_ID)
+    aes = Suite.AES_256_GCM
+    homes = _recv(addresses={"1": HOME})
+
+    def d(boot: int = 0, epoch: int = 0, counter: int = 0) -> bytes:
+        return seal(body, aes, 1, boot_id=BOOT + boot, epoch=epoch, counter=counter)
+
+    return [
+        ("impostor-elsewhere", "a newer boot from another address than node 1's configured "
+         "one never takes over from the boot at that address, live or silent; a restart at "
+         "the configured address is accepted at once and forgets the impostor", homes,
+         [(0, d(), "accept", HOME), (10, d(1), "shadowed_boot", ELSEWHERE),
+          (20, d(1, 0, 1), "shadowed_boot", ELSEWHERE), (5000, d(1, 0, 2), "shadowed_boot",
+          ELSEWHERE), (5010, d(0, 0, 1), "accept", HOME), (5020, d(2), "accept", HOME),
+          (9000, d(1, 0, 3), "old_boot", ELSEWHERE)]),
+        ("restart-seen-first-elsewhere", "a restart whose first datagram arrives from another "
+         "address (replayed there, say) is shadowed until one arrives from the configured "
+         "address; from then on it is at home, preferred, and accepted", homes,
+         [(0, d(), "accept", HOME), (10, d(1, 0, 5), "shadowed_boot", ELSEWHERE),
+          (20, d(1, 0, 0), "accept", HOME), (30, d(0, 0, 1), "shadowed_boot", HOME),
+          (40, d(1, 0, 6), "accept", ELSEWHERE), (50, d(1, 0, 5), "accept", HOME)]),
+        ("one-boot-two-addresses", "a boot seen from a second address is accepted (addresses "
+         "are reported, not trusted)", homes,
+         [(0, d(), "accept", HOME), (10, d(0, 0, 1), "accept", ELSEWHERE),
+          (20, d(0, 0, 2), "accept", HOME)]),
+    ] + [(name, text, _recv(), steps) for name, text, steps in [
+        ("boot-fallback", "a newer boot shadows the older one while it is live; once it has "
+         "been silent for silence_ns the older boot is accepted again, the newer wins again "
+         "as soon as it speaks, and the older boot's replay state was kept all along",
+         [(0, d(), "accept"), (100, d(1), "accept"), (600, d(0, 0, 1), "shadowed_boot"),
+          (1099, d(0, 0, 2), "shadowed_boot"), (1100, d(0, 0, 3), "accept"),
+          (1300, d(1, 0, 1), "accept"), (1400, d(0, 0, 4), "shadowed_boot"),
+          (2400, d(0, 0, 0), "replay"), (2500, d(0, 0, 5), "accept")]),
+        ("boot-kept-is-the-live-one", "a third boot keeps the more recently heard of the two "
+         "before it; the other is refused for ever, silent or not",
+         [(0, d(), "accept"), (100, d(1), "accept"), (1200, d(0, 0, 1), "accept"),
+          (1300, d(2), "accept"), (3000, d(1, 0, 1), "old_boot"),
+          (3000, d(0, 0, 2), "accept")]),
+        ("restarts", "each restart (a newer boot) is accepted at once; the boot before it is "
+         "kept but shadowed while the new one is live, the one before that is forgotten",
+         [(0, d(), "accept"), (1, d(1), "accept"), (2, d(1, 0, 1), "accept"),
+          (3, d(2), "accept"), (4, d(0, 0, 1), "old_boot"), (5, d(1, 0, 2), "shadowed_boot")]),
+        ("epoch-step", "the next epoch opens while the previous is kept; a third epoch opens "
+         "once the lowest kept has been silent for silence_ns, and then the lowest is old",
+         [(0, d(), "accept"), (100, d(0, 1), "accept"), (200, d(0, 0, 1), "accept"),
+          (700, d(0, 2), "epoch_jump"), (1200, d(0, 2, 1), "accept"),
+          (1300, d(0, 0, 2), "old_epoch"), (1400, d(0, 1, 1), "accept")]),
+        ("epoch-jump-confirmed", "a jump is believed when the same epoch authenticates again "
+         "silence_ns after it was first heard, with a higher counter, while the newest kept "
+         "epoch stayed silent; the first datagram was dropped, so it is accepted once later",
+         [(0, d(), "accept"), (500, d(0, 3), "epoch_jump"), (1000, d(0, 3, 1), "epoch_jump"),
+          (1600, d(0, 3, 2), "accept"), (1700, d(0, 3, 0), "accept"),
+          (1800, d(0, 3, 0), "replay"), (1900, d(0, 0, 1), "accept")]),
+        ("epoch-jump-while-live", "a jump is never believed while the sender's newest kept "
+         "epoch is live, however long it has been heard",
+         [(0, d(), "accept"), (500, d(0, 3), "epoch_jump"), (1200, d(0, 0, 1), "accept"),
+          (1600, d(0, 3, 1), "epoch_jump"), (1700, d(0, 0, 2), "accept")]),
+        ("epoch-jump-single", "one authentic datagram far ahead, even from a sender silent for "
+         "long, changes nothing the sender's real epoch needs",
+         [(0, d(), "accept"), (5000, d(0, 7), "epoch_jump"), (5100, d(0, 0, 1), "accept"),
+          (5200, d(0, 1), "accept"), (6300, d(0, 2), "accept")]),
+        ("epoch-steps-ahead-while-live", "epochs 1 and 2 injected while epoch 0 is live: 1 is "
+         "the next epoch and opens, 2 would evict the live 0 and is refused",
+         [(0, d(), "accept"), (10, d(0, 1), "accept"), (20, d(0, 2), "epoch_jump"),
+          (30, d(0, 0, 1), "accept")]),
+    ]]  # fmt: skip
+
+
+def sequence_vectors() -> dict[str, Any]:
+    vectors = []
+    for name, description, receiver, steps in _sequences():
+        channel = receiver_channel(receiver)
+        rows = []
+        for at_ms, datagram, result, *where in steps:
+            source = where[0] if where else None
+            got = _reason_of(lambda c=channel, d=datagram, t=at_ms, s=source: c.open(d, t * MS, s))
+            if (got or "accept") != result:
+                raise SystemExit(f"sequence {name} at {at_ms} ms: the channel says {got}")
+            row = {"time_ns": at_ms * MS, "datagram": datagram.hex(), "result": result}
+            rows.append({**row, "source": source} if where else row)
+        vectors.append(
+            {"name": name, "description": description, "receiver": receiver, "steps": rows}
+        )
+    return {
+        "description": "Datagrams in time: open each step's datagram at its time_ns (a monotonic "
+        "clock) on one fresh receiver, in order; each is accepted or dropped with the reason",
+        "params": _params(),
+        "vectors": vectors,
+    }
 
 
 # ---------------------------------------------------------------- key schedule
@@ -515,7 +794,15 @@ def receiver_channel(spec: dict[str, Any]) -> Any:
     from gcs.wire.channel import Channel
 
     key = TEST_KEY if spec["keyed"] else None
-    return Channel(spec["node_id"], 1, CLUSTER_NAME, key, peers=spec["peers"])
+    return Channel(
+        spec["node_id"],
+        1,
+        CLUSTER_NAME,
+        key,
+        peers=spec["peers"],
+        silence_ns=spec.get("silence_ns", SILENCE_NS),
+        addresses={int(n): a for n, a in spec.get("addresses", {}).items()},
+    )
 
 
 def _reason_of(action: Any) -> str | None:
@@ -533,22 +820,25 @@ def invalid_frame_vectors() -> dict[str, Any]:
 
     vectors = []
     for name, description, data, reason, cddl in _invalid_frames():
-        got = _reason_of(lambda data=data: decode_frame(data, CLUSTER_ID))
+        overrides = _VECTOR_LIMITS.get(name)
+        limits = WireLimits(**(overrides or {}))
+        got = _reason_of(lambda data=data, limits=limits: decode_frame(data, CLUSTER_ID, limits))
         if got != reason:
             raise SystemExit(f"invalid frame {name}: the decoder says {got}, the table {reason}")
         gap = cddl == "rejects" and cddl_accepts(data)
         if cddl == "accepts" and not cddl_accepts(data):
             raise SystemExit(f"invalid frame {name}: marked cddl=accepts but pycddl rejects it")
-        vectors.append(
-            {
-                "name": name,
-                "description": description,
-                "cbor": data.hex(),
-                "reason": reason,
-                "cddl": cddl,
-                "pycddl_gap": gap,
-            }
-        )
+        vector: dict[str, Any] = {
+            "name": name,
+            "description": description,
+            "cbor": data.hex(),
+            "reason": reason,
+            "cddl": cddl,
+            "pycddl_gap": gap,
+        }
+        if overrides:
+            vector["limits"] = overrides
+        vectors.append(vector)
     return {
         "description": "CBOR frames every decoder must refuse, with the drop reason; cddl says "
         "whether protocol/messages.cddl rules the value out (rejects) or the rule lies beyond "
@@ -608,7 +898,9 @@ def build() -> dict[str, str]:
     docs = {
         "frames.json": valid,
         "invalid-frames.json": invalid_frame_vectors(),
+        "noncanonical-frames.json": noncanonical_vectors(),
         "invalid-datagrams.json": invalid_datagram_vectors(),
+        "datagram-sequences.json": sequence_vectors(),
         "key-schedule.json": key_schedule(),
     }
     return {name: json.dumps(doc, indent=2) + "\n" for name, doc in docs.items()}

@@ -257,6 +257,8 @@ class Node:
             key,
             peers=totem.nodes,
             limits=totem.wire_limits(),
+            silence_ns=totem.token_timeout_ns,
+            addresses={node: addr[:2] for node, addr in peers.items()},
         )
         seed = int.from_bytes(os.urandom(8), "big")  # the core's only randomness; recorded
         self._core = core = Core(totem, random.Random(seed))

@@ -59,6 +59,10 @@ class Ticket:
         """True once delivered (or failed)."""
         return self._state != _PENDING
 
+    def failed(self) -> bool:
+        """True once it failed: the node closed or failed before delivering it."""
+        return self._state == _FAILED
+
     async def delivered(self) -> None:
         if self._state == _PENDING and self._confirm is not None:
             await self._ask(self._confirm)

@@ -9,13 +9,17 @@ application code is the same in both modes and catches the same exceptions.
 How. One task reads the socket and routes each frame as it arrives: replies settle the request
 that waits for them, events go to their member's bounded ``EventStream``. A join's reply
 registers its ``Group`` *before* the next frame is read, so the member's first view — which the
-daemon sends right after the reply — always finds it. The reader never waits for the
-application: a member whose reader falls more than its bound behind is cut off with
-``SlowConsumer`` here and leaves on the daemon, as an embedded member would.
+daemon sends right after the reply — always finds it. Once the client is closed the reader
+routes nothing more: the close settled every outstanding request itself, so a reply still on
+its way (a leave's, right behind the member's ``end``) is not a reply to an unknown request.
+The reader never waits for the application: a member whose reader falls more than its bound
+behind is cut off with ``SlowConsumer`` here and leaves on the daemon, as an embedded member
+would.
 
 Sends wait for the daemon's reply, which comes once the record is queued on the ring (after
 flow control): ``await group.send()`` means the same thing in both modes. A ticket's
-``delivered()`` asks the daemon, which answers when the node delivered the message.
+``delivered()`` asks the daemon about the send's number (from the send's reply, API-29),
+and the daemon answers when the node delivered the message.
 """
 
 from __future__ import annotations
@@ -46,10 +50,13 @@ from gcs.groups.views import Member, Message
 from gcs.quorum.rules import Quorum
 from gcs.wire.frames import Record
 
-__all__ = ["Client", "connect"]
+__all__ = ["REFUSED", "Client", "connect"]
 
 _LOG = logging.getLogger("gcs.client")
 OnReply = Callable[[dict[str, Any]], Any]
+REFUSED = "refused: "
+"""How the ``problem`` of a ``DaemonUnavailable`` begins when a running daemon refused the
+connection (its client limit, RFC 0006 API-28) rather than nothing listening on the path."""
 
 
 def connect(path: str | os.PathLike[str]) -> Client:
@@ -258,16 +265,14 @@ class Client:
 
     async def _send(self, record: Record, safe: bool) -> Ticket:
         fields = {"handle": record.handle, "data": record.data, "safe": safe}
-        send_id, request = self._start_request("send", fields)
-        await request
+        send_id = proto.field(await self._request("send", fields), "send", int)
         return Ticket(record.group, len(record.data), safe, self._confirm(send_id))
 
     async def _send_to(
         self, group: str, handle: int, to: Member, payload: bytes, safe: bool
     ) -> Ticket:
         fields = {"handle": handle, "data": payload, "safe": safe, "to": proto.member_to_wire(to)}
-        send_id, request = self._start_request("send", fields)
-        await request
+        send_id = proto.field(await self._request("send", fields), "send", int)
         return Ticket(group, len(payload), safe, self._confirm(send_id))
 
     def _confirm(self, send_id: int) -> Callable[[], Awaitable[object]]:
@@ -331,12 +336,12 @@ class Client:
                 if length > self._limit:
                     raise ControlProtocolError(f"frame of {length} bytes exceeds {self._limit}")
                 item = proto.decode(await reader.readexactly(length))
+                if self._closed is not None:
+                    return  # closed meanwhile: its requests were settled then (see _fail)
                 if "re" in item:
                     self._on_reply(item)
                 else:
                     self._on_event(item)
-                if self._closed is not None:
-                    return
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
         except ControlProtocolError as exc:
@@ -351,6 +356,10 @@ class Client:
         elif event == "closing":
             reason = str(item.get("reason", "shutting down"))
             failure = item.get("error")
+            if type(failure) is dict and failure.get("type") == "DaemonUnavailable":
+                message = f"{REFUSED}{reason}: {failure.get('message', '')}"
+                self._fail(DaemonUnavailable(self.path, message))  # API-28: beyond its limit
+                return
             error = (
                 proto.error_from_wire(failure)
                 if failure is not None

@@ -1,47 +1,55 @@
 """Prometheus metrics of a daemon, on a loopback HTTP port (optional: the ``metrics`` extra).
 
 Why ``prometheus_client``: it is how Python services expose metrics, so operators get what they
-expect without gcs writing a format or an HTTP server by hand — the text format and OpenMetrics
-(by the scrape's ``Accept`` header), and next to gcs's own figures the standard ``process_*``
-(CPU seconds, resident memory, open descriptors) and ``python_*`` metrics. It is an optional
-extra (``pip install 'gcs[metrics]'``); without it ``--metrics-port`` is refused with one line
-that says so.
+expect without gcs writing an exposition format by hand — the text format, or OpenMetrics when
+the scrape's ``Accept`` header asks for it — and next to gcs's own figures the standard
+``process_*`` (CPU seconds, resident memory, open descriptors) and ``python_*`` metrics. It is an
+optional extra (``pip install 'gcs[metrics]'``); without it ``--metrics-port`` is refused with
+one line that says so.
 
 The figures are the status map's (``gcs.daemon.status.build_status``), each with the labels
 ``node`` and ``cluster``: ring size and seq, operational, token rotation time, delivered messages
-and bytes, retransmissions, configurations, event-loop lag, clients, group members, drops by
-reason and the duration of the last membership change. The library serves them from its own
-thread; the status map is built on the event loop (the node's state belongs to it) for each
-scrape. The server binds to loopback only: the figures name the cluster's nodes and are nobody
-else's business.
+and bytes, retransmissions, configurations, event-loop lag, duplicate node ids and boot
+fallbacks (RFC 0005 SEC-20), clients, group members, drops by reason and the duration of the
+last membership change. The collector runs on the event loop, where the node's state lives.
+
+Why gcs still answers the HTTP requests itself: any local user can reach a loopback port, so the
+metrics port has the control socket's limits (RFC 0006 API-28), which the library's threaded
+server does not offer: at most ``METRICS_CONNECTIONS`` requests at once (more are closed at once;
+their descriptors come from the daemon's reserve), and each request must arrive whole within
+``REQUEST_TIMEOUT_S`` (a client that trickles header lines is cut off). The server answers
+``GET /metrics`` (and ``GET /``), anything else with 404, and binds to loopback only: the figures
+name the cluster's nodes and are nobody else's business.
 """
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import logging
-import threading
+import socket
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
+from gcs.daemon.fdbudget import METRICS_CONNECTIONS
+from gcs.daemon.listener import BACKLOG, Listener, open_stream
 from gcs.errors import ConfigError
 
 if TYPE_CHECKING:
-    from wsgiref.simple_server import WSGIServer
-
     from prometheus_client.metrics_core import Metric
+    from prometheus_client.registry import CollectorRegistry
 
-__all__ = ["MetricsServer"]
+__all__ = ["MetricsServer", "families"]
 
 _LOG = logging.getLogger("gcs.daemon.metrics")
-SCRAPE_TIMEOUT_S = 5.0
-"""How long a scrape waits for the event loop to build the status map."""
+REQUEST_TIMEOUT_S = 5.0
+REQUEST_LIMIT = 8 * 1024
+"""Longest request line or header line read (longer ones end the request)."""
 LABELS = ("node", "cluster")
 
 Status = dict[str, Any]
 
-# (metric name, type, help, value from the status map; None: not measured yet)
+# (metric name, type, help, value from the status map; None: not measured yet). Counters are
+# named without ``_total``: the exposition adds it.
 _SIMPLE: tuple[tuple[str, str, str, Callable[[Status], float | None]], ...] = (
     ("gcs_up", "gauge", "1 while the node runs", lambda s: 1),
     ("gcs_ring_members", "gauge", "nodes in the current ring", lambda s: len(s["members"])),
@@ -106,6 +114,18 @@ _SIMPLE: tuple[tuple[str, str, str, Callable[[Status], float | None]], ...] = (
         "largest event-loop lag measured",
         lambda s: s["loop_lag_ms"]["max"] / 1000,
     ),
+    (
+        "gcs_duplicate_node_id",
+        "counter",
+        "two processes seen sending under one node id (per id and pair of boots or addresses)",
+        lambda s: s["duplicate_node_id"],
+    ),
+    (
+        "gcs_boot_fallbacks",
+        "counter",
+        "times a peer's other boot was accepted again because its preferred boot fell silent",
+        lambda s: s["boot_fallbacks"],
+    ),
     ("gcs_clients", "gauge", "clients connected to the control socket", lambda s: s["clients"]),
     ("gcs_group_members", "gauge", "local group members", lambda s: s["group_members"]),
 )
@@ -119,7 +139,7 @@ def _ring_seq(ring_id: str) -> int:
 
 
 def families(status: Status) -> Iterator[Metric]:
-    """The metric families of one status map (counters are exposed with ``_total``)."""
+    """The metric families of one status map (``gcs.daemon.status.build_status``)."""
     from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
     labels = [str(status["node_id"]), str(status["cluster_name"])]
@@ -150,70 +170,112 @@ def families(status: Status) -> Iterator[Metric]:
 
 
 class _StatusCollector:
-    """A ``prometheus_client`` collector: builds the status map on the loop at each scrape."""
+    """A ``prometheus_client`` collector of the status map (called on the event loop)."""
 
-    def __init__(self, status: Callable[[], Status], loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, status: Callable[[], Status]) -> None:
         self._status = status
-        self._loop = loop
 
     def collect(self) -> Iterator[Metric]:
-        result: concurrent.futures.Future[Status] = concurrent.futures.Future()
+        yield from families(self._status())
 
-        def build() -> None:
-            try:
-                result.set_result(self._status())
-            except Exception as exc:
-                result.set_exception(exc)
 
-        try:
-            self._loop.call_soon_threadsafe(build)
-            status = result.result(timeout=SCRAPE_TIMEOUT_S)
-        except (RuntimeError, TimeoutError) as exc:  # the loop closed, or is stuck
-            _LOG.warning("metrics scrape without gcs figures: %r", exc)
-            return
-        yield from families(status)
+def _registry(status: Callable[[], Status]) -> CollectorRegistry:
+    """gcs's figures and the library's process, platform and garbage-collector metrics."""
+    from prometheus_client import (
+        GC_COLLECTOR,
+        PLATFORM_COLLECTOR,
+        PROCESS_COLLECTOR,
+        CollectorRegistry,
+    )
+
+    registry = CollectorRegistry(auto_describe=False)
+    for standard in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
+        registry.register(standard)
+    registry.register(_StatusCollector(status))
+    return registry
 
 
 class MetricsServer:
-    """``prometheus_client``'s HTTP server on 127.0.0.1, with gcs's collector (module docstring).
+    """The metrics port (see the module docstring); ``ConfigError`` without the extra."""
 
-    Raises ``ConfigError`` when the ``metrics`` extra (``prometheus_client``) is not installed.
-    """
-
-    def __init__(self, status: Callable[[], Status], port: int, host: str = "127.0.0.1") -> None:
+    def __init__(self, status: Callable[[], Status], port: int, host: str = "127.0.0.1"):
         try:
-            import prometheus_client  # noqa: F401
+            self._registry = _registry(status)
         except ImportError:
             raise ConfigError(
                 "--metrics-port", "needs prometheus_client: pip install 'gcs[metrics]'"
             ) from None
-        self._status = status
         self.port = port
         self.host = host
-        self._server: WSGIServer | None = None
-        self._thread: threading.Thread | None = None
+        self._listener: Listener | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
-        from prometheus_client import (
-            GC_COLLECTOR,
-            PLATFORM_COLLECTOR,
-            PROCESS_COLLECTOR,
-            CollectorRegistry,
-            start_http_server,
+        sock = socket.create_server((self.host, self.port), backlog=BACKLOG)
+        self.port = sock.getsockname()[1]
+        self._listener = Listener(
+            sock,
+            cap=METRICS_CONNECTIONS,
+            serve=self._serve,
+            refuse=lambda conn, _: conn.close(),
+            logger=_LOG,
+            name="metrics",
         )
 
-        registry = CollectorRegistry(auto_describe=False)
-        for standard in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
-            registry.register(standard)
-        registry.register(_StatusCollector(self._status, asyncio.get_running_loop()))
-        self._server, self._thread = start_http_server(self.port, self.host, registry)
-        self.port = self._server.server_port
-
     async def close(self) -> None:
-        server, self._server = self._server, None
-        if server is not None:
-            # shutdown() waits for the serving thread's poll loop: not on the event loop.
-            await asyncio.get_running_loop().run_in_executor(None, server.shutdown)
-            server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=2)
+        if self._listener is not None:
+            self._listener.close()
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=2)
+
+    def _serve(self, sock: socket.socket) -> None:
+        task = asyncio.ensure_future(self._connection(sock))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _connection(self, sock: socket.socket) -> None:
+        assert self._listener is not None
+        try:
+            reader, writer = await open_stream(sock, REQUEST_LIMIT)
+        except OSError:
+            sock.close()
+            self._listener.release()
+            return
+        try:
+            await self._handle(reader, writer)
+        finally:
+            self._listener.release()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        from prometheus_client.exposition import choose_encoder
+
+        try:
+            request, accept = await asyncio.wait_for(_read_head(reader), REQUEST_TIMEOUT_S)
+            parts = request.decode("latin-1").split()
+            if len(parts) >= 2 and parts[0] == "GET" and parts[1] in ("/metrics", "/"):
+                encode, content_type = choose_encoder(accept)
+                body = encode(self._registry)
+                head = f"HTTP/1.0 200 OK\r\nContent-Type: {content_type}\r\n"
+            else:
+                body = b"not found\n"
+                head = "HTTP/1.0 404 Not Found\r\nContent-Type: text/plain\r\n"
+            head += f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+            writer.write(head.encode() + body)
+            await asyncio.wait_for(writer.drain(), REQUEST_TIMEOUT_S)
+        except (TimeoutError, ConnectionError, UnicodeError, ValueError) as exc:
+            _LOG.debug("metrics request failed: %s", exc)
+        except Exception:
+            _LOG.exception("metrics request failed")
+        finally:
+            writer.close()
+
+
+async def _read_head(reader: asyncio.StreamReader) -> tuple[bytes, str]:
+    """The request line and the ``Accept`` header (other header lines are read and ignored)."""
+    request = await reader.readline()
+    accept = ""
+    while line := (await reader.readline()).strip():
+        name, _, value = line.decode("latin-1").partition(":")
+        if name.strip().lower() == "accept":
+            accept = value.strip()
+    return request, accept

@@ -201,7 +201,8 @@ class Driver:
 
     # ------------------------------------------------------------------ inputs
 
-    def datagram_received(self, data: bytes) -> None:
+    def datagram_received(self, data: bytes, addr: SockAddr | None = None) -> None:
+        """One datagram from the socket; ``addr`` (its source) only names duplicate node ids."""
         counts = self._counts
         counts["datagrams_received"] += 1
         counts["bytes_received"] += len(data)
@@ -210,7 +211,8 @@ class Driver:
         if not self._started:
             counts["before_start"] += 1
             return
-        opened = self._channel.receive(data)
+        source = None if addr is None else addr[:2]  # (host, port), as the channel's addresses
+        opened = self._channel.receive(data, self.now_ns(), source)
         if opened is None:
             return  # counted by the channel, by reason
         src, frame = opened

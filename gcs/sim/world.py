@@ -54,7 +54,7 @@ class Transport:
     def seal(self, frame: Frame) -> Any:
         return frame
 
-    def open(self, src: int, payload: Any) -> tuple[int, Frame] | None:
+    def open(self, src: int, payload: Any, now_ns: int) -> tuple[int, Frame] | None:
         return src, payload
 
     def size(self, payload: Any) -> int:
@@ -147,7 +147,7 @@ class Host:
         self.incarnation += 1
         # As the runtime does: boot ids and, without a stored ring seq, the start-up ring seq
         # take the (virtual) wall clock in ms as a floor, so both keep increasing across a
-        # restart that lost its disk (RFC 0004 §2.1, RFC 0005 §4).
+        # restart that lost its disk (RFC 0004 §2.1, RFC 0005 §7).
         clock_ms = w.now // 1_000_000
         self.store.boots = max(self.store.boots + 1, clock_ms)
         stored = self.store.ring_seq
@@ -225,11 +225,12 @@ class Host:
 
     def _receive(self, src: int, payload: Any) -> None:
         assert self.transport is not None and self.core is not None
-        opened = self.transport.open(src, payload)
+        now = self.clock.local(self.world.now)
+        opened = self.transport.open(src, payload, now)
         if opened is None:
             return
         try:
-            effects = self.core.receive(self.clock.local(self.world.now), opened[0], opened[1])
+            effects = self.core.receive(now, opened[0], opened[1])
         except InvariantViolation as exc:
             self._invariant(exc)
             return

@@ -156,7 +156,7 @@ async def test_protocol_errors_api_22_23(tmp_path: Path) -> None:
         writer.close()
         await writer.wait_closed()
         reader, writer = await asyncio.open_unix_connection(str(daemons[0].path))
-        hello = await exchange(writer, reader, {"op": "hello", "id": 1, "version": 1})
+        hello = await exchange(writer, reader, {"op": "hello", "id": 1, "version": 2})
         assert hello["ok"]["node_id"] == 1  # type: ignore[index]
         bad = await exchange(writer, reader, {"op": "join", "id": 2, "group": 7})
         assert bad["error"]["type"] == "ControlProtocolError"  # type: ignore[index]
