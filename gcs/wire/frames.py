@@ -20,6 +20,7 @@ __all__ = [
     "FRAME_TYPES",
     "Frame",
     "FrameType",
+    "LinkProbe",
     "MembCommitToken",
     "MembJoin",
     "MembLeave",
@@ -32,6 +33,7 @@ __all__ = [
     "RingId",
     "RtrEntry",
     "TokenHoldCancel",
+    "WireFrame",
 ]
 
 
@@ -45,6 +47,7 @@ class FrameType(enum.IntEnum):
     MEMB_COMMIT_TOKEN = 4
     TOKEN_HOLD_CANCEL = 5
     MEMB_LEAVE = 6
+    LINK_PROBE = 7
 
 
 class RecordFlags(enum.IntFlag):
@@ -234,11 +237,32 @@ class TokenHoldCancel:
     ring_id: RingId
 
 
+@dataclass(frozen=True, slots=True)
+class LinkProbe:
+    """A link heartbeat (RFC 0002 §4.7, RFC 0009 §10): a transport frame, never a core input.
+
+    A node with several links sends one to a peer on one link, from that link's socket to the
+    peer's address on it; the peer answers a probe (``reply`` false) at once, on the same link,
+    with the same ``link`` and ``seq`` and ``reply`` true. ``hears`` says whether the sender
+    currently hears the receiver on this link (its receive direction is up), so that a link cut
+    in one direction is down at both ends.
+    """
+
+    link: int
+    seq: int
+    reply: bool
+    hears: bool
+
+
 Frame = (
     OrfToken | Mcast | MembJoin | MembLeave | MembCommitToken | MembMergeDetect | TokenHoldCancel
 )
+"""The frames of the protocol core (RFC 0003, RFC 0004): what ``gcs.totem`` takes and makes."""
 
-FRAME_TYPES: dict[type[Frame], FrameType] = {
+WireFrame = Frame | LinkProbe
+"""Every frame a datagram can carry: the core's, and the drivers' own link probes."""
+
+FRAME_TYPES: dict[type[WireFrame], FrameType] = {
     OrfToken: FrameType.ORF_TOKEN,
     Mcast: FrameType.MCAST,
     MembMergeDetect: FrameType.MEMB_MERGE_DETECT,
@@ -246,4 +270,5 @@ FRAME_TYPES: dict[type[Frame], FrameType] = {
     MembCommitToken: FrameType.MEMB_COMMIT_TOKEN,
     TokenHoldCancel: FrameType.TOKEN_HOLD_CANCEL,
     MembLeave: FrameType.MEMB_LEAVE,
+    LinkProbe: FrameType.LINK_PROBE,
 }

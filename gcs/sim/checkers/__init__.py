@@ -28,6 +28,7 @@ internals, so they judge simulator runs and histories recorded from real process
 | liveness | 23 (and 13's liveness part) | [P §4.1] termination |
 | no_spurious_change | 24 | |
 | gather_bound | 25 | |
+| link_failover | (RFC 0009 §10) | a scenario's ``[expect]``: no view change, cut latency |
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ from gcs.sim.checkers.integrity import (
     check_origination_state,
     check_streams,
 )
+from gcs.sim.checkers.links import check_link_failover
 from gcs.sim.checkers.liveness import check_gather_bound, check_liveness, check_no_spurious_change
 from gcs.sim.checkers.order import (
     check_agreed_prefix,
@@ -78,6 +80,7 @@ __all__ = [
     "check_delivery_location",
     "check_gather_bound",
     "check_identity",
+    "check_link_failover",
     "check_liveness",
     "check_no_creation",
     "check_no_duplicates",

@@ -49,6 +49,9 @@ class CheckParams:
     (visible in its ``State`` events), any member of the old ring, since the paper's obligation
     set (brief §4.4) is not recorded. False turns the rule off; causality (§10.14) still
     catches a skipped message that the later one depends on.
+
+    ``link_failover``: (no view change expected, latency bound in ns or 0) from a link-cut
+    scenario's ``[expect]`` table (``gcs.sim.checkers.links``). None: not judged.
     """
 
     quiet_from_ns: int | None = None
@@ -59,6 +62,7 @@ class CheckParams:
     submit_cutoff_ns: int | None = None
     gather_bound: int | None = None
     strict_transitional_gap: bool = True
+    link_failover: tuple[bool, int] | None = None
 
     def is_wiped(self, proc: Proc) -> bool:
         return self.all_restarts_wiped or proc in self.wiped
