@@ -121,6 +121,7 @@ def _new_episode(n: Node, reason: ChangeReason) -> None:
     n.suspects = set()
     n.left_nodes = set()
     n.adopted_from = {}
+    n.went_alone_from = set()
     n.probed = None
     n.join_round = 0
     n.counters.gather_entries += 1
@@ -296,7 +297,7 @@ def _join_in_operational(n: Node, now_ns: int, join: MembJoin) -> None:
 
 def _stale(n: Node, join: MembJoin) -> bool:
     """Sent before its sender's last change as I know it (MEM-3.3-1): from a ring-mate, before
-    our ring formed; from a node I parted from, during the change that parted us."""
+    our ring formed; from a node I went alone from, during the change in which I did."""
     q, ring = join.sender, n.ring
     if q in ring.members:
         return join.ring_seq < ring.ring_id.seq
@@ -344,6 +345,7 @@ def _excluded_by(n: Node, join: MembJoin, alive: set[int]) -> None:
     gone = {q}
     if q in n.ring.members and join.fail_set & alive == {n.me}:
         gone |= n.proc_set - n.fail_set - {n.me}
+        n.went_alone_from |= gone
     n.fail_set |= gone
     n.suspects.add(q)
 
@@ -525,12 +527,13 @@ def keep_out_excluded(n: Node, now_ns: int, members: tuple[int, ...]) -> None:
     another ring are ignored while this ring lasts, at most ``exclusion_penalty_max_ns``: the
     member whose own observation excluded it brings it back, when it hears it.
 
-    *Parted* (MEM-3.3-1): every excluded node, with the seq of the ring the change began from.
-    A join of theirs carrying no higher ring seq was sent during that change, before they
-    installed anything since: it is news from the change that parted us, not an invitation.
+    *Parted* (MEM-3.3-5): if this node went alone (MEM-8.4-1), the nodes it left, with the seq
+    of the ring the change began from. They gave up on it; a join of theirs carrying no higher
+    ring seq was sent during that change, before they installed a ring of their own: it was on
+    its way while the change ended, not an invitation.
     """
     old_seq = n.ring.ring_id.seq
-    n.parted = dict.fromkeys(n.fail_set, old_seq)
+    n.parted = dict.fromkeys(n.went_alone_from & n.fail_set, old_seq)
     n.kept_out_until = {}
     cfg = n.config
     if not cfg.exclusion_hysteresis:

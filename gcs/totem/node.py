@@ -98,10 +98,12 @@ class Node:
         self.left_nodes: set[int] = set()
         self.join_round = 0
         self.penalties: dict[int, membership.Penalty] = {}
-        # One-way links (RFC 0004 §8.4): whose word each fail-set entry was taken on; nodes kept
-        # out of the installed ring; nodes it parted from, with the ring seq they parted at;
-        # the probe (the sender of the evidence probed about, and when the next may go).
+        # One-way links (RFC 0004 §8.4): whose word each fail-set entry was taken on; the nodes
+        # it went alone from in this change; nodes kept out of the installed ring; nodes it went
+        # alone from in the last change, with the ring seq they parted at; the probe (the sender
+        # of the evidence probed about, and when the next may go).
         self.adopted_from: dict[int, int] = {}
+        self.went_alone_from: set[int] = set()
         self.kept_out_until: dict[int, int] = {}
         self.parted: dict[int, int] = {}
         self.probed: int | None = None
