@@ -113,7 +113,9 @@ def test_a_one_way_link_costs_one_change_and_the_excluded_node_is_kept_out() -> 
     c.start()
     c.run_until(heal_ns - MS)
     assert c.core(3).kept_out(1, c.world.now) and not c.core(2).kept_out(1, c.world.now)
-    assert c.core(3).kept_out_until[1] > heal_ns
+    until = c.core(3).kept_out_until[1]
+    assert until > heal_ns and not c.core(3).kept_out(1, until)
+    assert until - c.core(3).config.exclusion_penalty_max_ns < 3000 * MS  # from installation
     # After the start-up singleton and the first ring 1.8 of all three:
     majority = [conf for conf in c.configurations(3) if conf[0] == "regular"][2:]
     assert [conf[2] for conf in majority] == [(2, 3)], majority
