@@ -519,13 +519,17 @@ def penalize_excluded(n: Node, now_ns: int) -> None:
         n.trace("penalty", node=node, duration_ns=duration, count=count)
 
 
-def keep_out_excluded(n: Node, now_ns: int, members: tuple[int, ...]) -> None:
+def keep_out_excluded(n: Node, now_ns: int, trans: tuple[int, ...]) -> None:
     """What the excluded may do next, decided at installation with ``F`` as it was for the change.
 
     *Kept out* (MEM-8.4-2): a node this node could hear, excluded on the current word of a
-    member of the new ring (that member could not hear it). Its joins and its evidence of
-    another ring are ignored while this ring lasts, at most ``exclusion_penalty_max_ns``: the
-    member whose own observation excluded it brings it back, when it hears it.
+    member of its transitional configuration ``trans`` (who came from the same ring, and could
+    not hear it). Its joins and its evidence of another ring are ignored while this ring lasts,
+    at most ``exclusion_penalty_max_ns``: the member whose own observation excluded it brings it
+    back, when it hears it. Words from members that came from another ring do not count: such
+    a member may carry, from a change it never finished, this very node's earlier verdict, and
+    two nodes taking each other's word would keep the node out with nobody to bring it back
+    (big-ring seed 172).
 
     *Parted* (MEM-3.3-5): if this node went alone (MEM-8.4-1), the nodes it left, with the seq
     of the ring the change began from. They gave up on it; a join of theirs carrying no higher
@@ -540,6 +544,6 @@ def keep_out_excluded(n: Node, now_ns: int, members: tuple[int, ...]) -> None:
         return
     until = now_ns + cfg.exclusion_penalty_max_ns
     for node in sorted(n.fail_set - n.left_nodes):
-        if n.adopted_from.get(node) in members and node in n.heard:
+        if n.adopted_from.get(node) in trans and node in n.heard:
             n.kept_out_until[node] = until
             n.trace("kept_out", node=node, on_word_of=n.adopted_from[node])
