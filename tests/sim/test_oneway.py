@@ -1,8 +1,8 @@
-"""The one-way fault figures (gcs.sim.oneway, RFC 0007 SIM-7-3) on hand-built histories."""
+"""The one-way fault figures (gcs.sim.report.oneway, RFC 0007 SIM-7-3) on hand-built histories."""
 
 from __future__ import annotations
 
-from gcs.sim.oneway import one_way_faults
+from gcs.sim.report.oneway import one_way_faults
 from tests.sim.histories import HistoryBuilder, ring
 
 S = 1_000_000_000

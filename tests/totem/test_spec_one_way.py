@@ -4,7 +4,7 @@ MEM-8.4-2 (kept out), MEM-8.4-3 (probes)."""
 
 from __future__ import annotations
 
-from gcs.sim.oneway import one_way_faults
+from gcs.sim.report.oneway import one_way_faults
 from gcs.sim.run import run
 from gcs.sim.scenario import load_scenario
 from gcs.totem.config import TotemConfig
