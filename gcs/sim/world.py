@@ -121,6 +121,7 @@ class Host:
     frag_msg: h.MsgId | None = None
     state: str = "down"
     config: str = ""
+    members: tuple[int, ...] = ()
 
     @property
     def alive(self) -> bool:
@@ -291,6 +292,7 @@ class Host:
         match effect:
             case Configuration():
                 self.config = f"{effect.kind.value}:{effect.ring_id}"
+                self.members = effect.members
                 w.record(
                     h.Conf(
                         w.now,
@@ -475,6 +477,19 @@ class World:
 
     def record(self, event: h.Event) -> None:
         self.history.append(event)
+
+    def converged(self) -> bool:
+        """Every live core is OPERATIONAL in one regular configuration of exactly the live
+        nodes (RFC 0007 SIM-5-4: a run does not end in the middle of a reformation)."""
+        live = [host for host in self.hosts.values() if host.alive]
+        if not live:
+            return True
+        nodes = tuple(host.node_id for host in live)
+        first = live[0]
+        return first.config.startswith("regular:") and all(
+            host.state == "operational" and host.config == first.config and host.members == nodes
+            for host in live
+        )
 
     def at(self, time_ns: int, action: Callable[..., None], *args: Any) -> None:
         """Schedule ``action(*args)`` at virtual time ``time_ns`` (never in the past)."""

@@ -2,9 +2,11 @@
 
 Each mutation below breaks one rule of the protocol in a way a careless implementation might
 (skipping the transitional configuration, trusting the token's aru after one visit for safe
-delivery, not re-sending old-ring messages in recovery, forgetting the persisted ring seq). The
-simulator must report a violation of the guarantee that rule protects, by name, on at least one
-of a couple of seeds of an ordinary scenario. If a mutation goes unnoticed, the checkers (or the
+delivery, not re-sending old-ring messages in recovery, forgetting the persisted ring seq) or
+breaks liveness (rings that never merge, messages lost at a view change, a core that loses its
+own token). The simulator
+must report a violation of the guarantee that rule protects, by name, on at least one of a
+couple of seeds of an ordinary scenario. If a mutation goes unnoticed, the checkers (or the
 scenarios) are too weak, and this test fails.
 """
 
@@ -21,8 +23,9 @@ import pytest
 import gcs.totem.node as node_module
 from gcs.sim.run import run
 from gcs.sim.scenario import load_scenario
-from gcs.totem import ordering, recovery
-from gcs.totem.effects import ConfigurationKind
+from gcs.totem import membership, ordering, recovery
+from gcs.totem.effects import ConfigurationKind, MembState
+from gcs.wire.frames import OrfToken
 
 SCENARIOS = Path(__file__).parents[2] / "simulations" / "scenarios"
 
@@ -71,11 +74,53 @@ def forget_ring_seq() -> AbstractContextManager[Any]:
     return mock.patch.object(node_module.Node, "start", start)
 
 
+def never_merge() -> AbstractContextManager[Any]:
+    """Ignore every sign of another ring (merge-detects, foreign mcasts, joins while
+    OPERATIONAL): after a heal or a restart the rings never merge, the cluster never converges
+    (a liveness bug, RFC 0007 SIM-6-2)."""
+
+    def ignore(n: Any, now_ns: int, *args: Any) -> None:
+        return None
+
+    return mock.patch.multiple(membership, foreign_sender=ignore, _join_in_operational=ignore)
+
+
+def drop_send_queue_at_install() -> AbstractContextManager[Any]:
+    """Lose the messages still queued when a new ring is installed: never originated."""
+    original = recovery._operational_enter
+
+    def operational_enter(n: Any, now_ns: int) -> None:
+        original(n, now_ns)
+        n.sendq._entries.clear()
+        n.sendq._offset = 0
+        n.sendq.bytes = 0
+
+    return mock.patch.object(recovery, "_operational_enter", operational_enter)
+
+
+def swallow_tokens() -> AbstractContextManager[Any]:
+    """A token whose token_seq is a multiple of 97 is neither processed nor forwarded, nor any
+    retransmission of it: the ring loses its token every twenty rotations or so with no help
+    from the network. In a lossless quiet phase nothing excuses the reformations that follow
+    (RFC 0007 SIM-6-2)."""
+    original = ordering._process_token
+
+    def process(n: Any, now_ns: int, ring: Any, token: OrfToken) -> None:
+        if n.state is MembState.OPERATIONAL and token.token_seq % 97 == 0:
+            return
+        original(n, now_ns, ring, token)
+
+    return mock.patch.object(ordering, "_process_token", process)
+
+
 CASES: list[tuple[Callable[[], AbstractContextManager[Any]], str, str]] = [
     (skip_transitional, "crash-restart", "change_shape"),
     (early_safe, "partition-merge", "safe"),
     (no_recovery_retransmit, "crash-restart", "virtual_synchrony"),
     (forget_ring_seq, "crash-restart", "ring_ids"),
+    (never_merge, "crash-restart", "liveness"),
+    (drop_send_queue_at_install, "crash-restart", "liveness"),
+    (swallow_tokens, "steady", "no_spurious_change"),
 ]
 
 
