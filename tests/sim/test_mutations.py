@@ -2,9 +2,9 @@
 
 Each mutation below breaks one rule of the protocol in a way a careless implementation might
 (skipping the transitional configuration, trusting the token's aru after one visit for safe
-delivery, not re-sending old-ring messages in recovery, forgetting the persisted ring seq) or
-breaks liveness (rings that never merge, messages lost at a view change, a core that loses its
-own token). The simulator
+delivery, not re-sending old-ring messages in recovery, forgetting the persisted ring seq,
+installing before every member holds every re-sent message) or breaks liveness (rings that
+never merge, messages lost at a view change, a core that loses its own token). The simulator
 must report a violation of the guarantee that rule protects, by name, on at least one of a
 couple of seeds of an ordinary scenario. If a mutation goes unnoticed, the checkers (or the
 scenarios) are too weak, and this test fails.
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -23,6 +24,7 @@ import pytest
 import gcs.totem.node as node_module
 from gcs.sim.run import run
 from gcs.sim.scenario import load_scenario
+from gcs.sim.swarm import draw_scenario
 from gcs.totem import membership, ordering, recovery
 from gcs.totem.effects import ConfigurationKind, MembState
 from gcs.wire.frames import OrfToken
@@ -74,6 +76,17 @@ def forget_ring_seq() -> AbstractContextManager[Any]:
     return mock.patch.object(node_module.Node, "start", start)
 
 
+def install_before_all_resends() -> AbstractContextManager[Any]:
+    """Install the new ring without waiting for the token's aru to reach the install seq
+    (RFC 0004 §6.3): a member may install before it holds every re-sent old-ring message."""
+    original = recovery.on_token
+
+    def on_token(n: Any, now_ns: int, received: OrfToken, token: OrfToken) -> OrfToken:
+        return original(n, now_ns, replace(received, aru=1 << 62), token)
+
+    return mock.patch.object(recovery, "on_token", on_token)
+
+
 def never_merge() -> AbstractContextManager[Any]:
     """Ignore every sign of another ring (merge-detects, foreign mcasts, joins while
     OPERATIONAL): after a heal or a restart the rings never merge, the cluster never converges
@@ -118,6 +131,7 @@ CASES: list[tuple[Callable[[], AbstractContextManager[Any]], str, str]] = [
     (early_safe, "partition-merge", "safe"),
     (no_recovery_retransmit, "crash-restart", "virtual_synchrony"),
     (forget_ring_seq, "crash-restart", "ring_ids"),
+    (install_before_all_resends, "recovery-phase", "virtual_synchrony"),
     (never_merge, "crash-restart", "liveness"),
     (drop_send_queue_at_install, "crash-restart", "liveness"),
     (swallow_tokens, "steady", "no_spurious_change"),
@@ -142,6 +156,20 @@ def test_mutation_is_caught(
     with mutation():
         failing = _failing_checkers(scenario, iter((1, 2)))
     assert checker in failing, f"{mutation.__name__} went unnoticed by {checker}: {failing}"
+
+
+def test_early_install_is_caught_within_30_swarm_seeds() -> None:
+    """Issue 12 item 8: the default swarm's recovery nemesis (RFC 0007 §4.2) loses and delays
+    recovery re-sends, so a core that installs before every member holds them fails a run
+    within the first 30 seeds (the whole swarm passes without the mutation)."""
+    with install_before_all_resends():
+        for seed in range(1, 31):
+            result = run(draw_scenario(seed), seed)
+            caught = sorted(v.name for v in result.verdicts if v.valid is False)
+            if caught:
+                print(f"caught by swarm seed {seed}: {caught}")
+                return
+    pytest.fail("install_before_all_resends passed swarm seeds 1..30")
 
 
 def test_unmutated_core_passes_the_same_runs() -> None:
