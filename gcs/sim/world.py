@@ -492,7 +492,7 @@ class World:
     def frame_fates(
         self, state: str, frame: Frame, dests: tuple[int, ...]
     ) -> tuple[tuple[int, ...], list[tuple[int, int]]]:
-        """Apply the nemesis's frame rules to one transmission (RFC 0007 §4.2).
+        """Apply the nemesis's frame rules to one transmission (RFC 0007 SIM-4-4).
 
         Per destination, in order, each matching rule draws once from its stream until one
         hits; the hit copy is dropped, or delayed by that rule's ``delay_ns``. Returns the
