@@ -33,12 +33,14 @@ accelerated                false               pass the token before multicastin
 send_queue_bytes           4 MiB               bound of the send queue (backpressure)
 state_dir                  none                where ring seq and boot id are stored durably
 control_socket             none                the daemon's local control socket
+max_clients                256                 daemon clients at once (fewer if fds are short)
+hello_timeout_ms           5000                a daemon client with no hello by then is closed
 multicast                  none                "group:port" to send mcasts by IP multicast
 subscriber_queue           10000               events a group subscriber may fall behind
 socket_buffer_bytes        4 MiB               SO_RCVBUF / SO_SNDBUF requested
 recorder_inputs            10000               flight-recorder inputs kept (0 disables it)
 votes                      1 per node          node id -> quorum votes (TOML: in [[nodes]])
-quorum                     see below           the [quorum] table (gcs.quorum.QuorumOptions)
+quorum                     see below           the [quorum] table (gcs.quorum.rules.QuorumOptions)
 =========================  ==================  ============================================
 
 The ``[quorum]`` table (RFC 0008 §3; corosync votequorum's names and meanings):
@@ -74,7 +76,7 @@ from types import MappingProxyType
 from typing import Any
 
 from gcs.errors import ConfigError
-from gcs.quorum import MAX_VOTES, QuorumOptions, QuorumRules
+from gcs.quorum.rules import MAX_VOTES, QuorumOptions, QuorumRules
 from gcs.totem.config import MS, TotemConfig
 
 __all__ = ["Config", "NodeAddress", "parse_address"]
@@ -167,6 +169,8 @@ class Config:
     accelerated: bool = _TOTEM_DEFAULTS["accelerated"]
     state_dir: str | os.PathLike[str] | None = None
     control_socket: str | os.PathLike[str] | None = None
+    max_clients: int = 256
+    hello_timeout_ms: int = 5000
     multicast: str | None = None
     subscriber_queue: int = 10_000
     socket_buffer_bytes: int = 4 * MIB
@@ -394,6 +398,8 @@ _INT_RANGES: tuple[tuple[str, int, int], ...] = (
     ("subscriber_queue", 1, 1 << 30),
     ("socket_buffer_bytes", 0, 1 << 31),
     ("recorder_inputs", 0, 1 << 30),
+    ("max_clients", 1, 1 << 20),
+    ("hello_timeout_ms", 1, _HOUR_MS),
 )
 
 

@@ -10,21 +10,21 @@ user can fix — a bad config, no daemon on the socket — are one line, never a
 from __future__ import annotations
 
 import argparse
-import asyncio
 import base64
 import json
 import logging
 import sys
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
-from gcs.errors import DaemonUnavailable
+from gcs.errors import DaemonUnavailable, GcsError
 
 if TYPE_CHECKING:
     from typing import TypeAlias
 
-    from gcs.client import Client
     from gcs.config import Config
-    from gcs.groups import Message, View
+    from gcs.daemon.client import Client
+    from gcs.groups.views import Message, View
 
     _Subparsers: TypeAlias = argparse._SubParsersAction[argparse.ArgumentParser]
 
@@ -49,13 +49,15 @@ def _load(args: argparse.Namespace) -> Config:
 
 
 async def _connect(config: Config) -> Client:
-    from gcs.client import connect
+    from gcs.daemon.client import REFUSED, connect
     from gcs.daemon.runner import socket_path
 
     client = connect(socket_path(config))
     try:
         await client.start()
     except DaemonUnavailable as exc:
+        if exc.problem.startswith(REFUSED):
+            raise  # a daemon runs, but serves its maximum of clients: starting one won't help
         raise DaemonUnavailable(
             exc.path, f"{exc.problem} (start it with: gcs node --config FILE)"
         ) from None
@@ -87,7 +89,7 @@ def _register_node(subparsers: _Subparsers) -> None:
         type=int,
         default=None,
         metavar="PORT",
-        help="serve Prometheus text metrics on 127.0.0.1:PORT (0: any free port)",
+        help="serve Prometheus metrics on 127.0.0.1:PORT (0: any free port; needs gcs[metrics])",
     )
     parser.add_argument(
         "--log-level",
@@ -129,7 +131,10 @@ def _register_send(subparsers: _Subparsers) -> None:
         "send",
         help="multicast a message to a group through the running node",
         description="Join GROUP through the node's daemon, multicast MESSAGE (or, with -, each "
-        "line of standard input as one message), wait until the node delivered them, and leave.",
+        "line of standard input as one message, sent as soon as the line is complete: "
+        "`tail -f log | gcs send ... -` works), wait until the node delivered them, and leave. "
+        "With -, a line is read only once the node accepted the one before (flow control), "
+        "and the command ends at end of input.",
     )
     _config_arg(parser)
     parser.add_argument("--group", required=True, help="group name")
@@ -140,22 +145,40 @@ def _register_send(subparsers: _Subparsers) -> None:
 
 def _cmd_send(args: argparse.Namespace) -> int:
     config = _load(args)
-    if args.message == "-":
-        payloads = [line.rstrip("\n").encode() for line in sys.stdin]
-    else:
-        payloads = [args.message.encode()]
-    return _run(_send(config, args.group, payloads, args.safe))
+    message = None if args.message == "-" else args.message.encode()
+    return _run(_send(config, args.group, message, args.safe))
 
 
-async def _send(config: Config, name: str, payloads: list[bytes], safe: bool) -> int:
+async def _send(config: Config, name: str, message: bytes | None, safe: bool) -> int:
+    """Send ``message``, or each line of standard input (None) as it arrives (backpressure:
+    the next line is taken once the daemon accepted this one, so a closed send window stops
+    the reading)."""
     async with await _connect(config) as client:
         group = await client.join(name)
-        tickets = [await group.send(data, safe=safe) for data in payloads]
-        await asyncio.gather(*(t.delivered() for t in tickets))
+        count = 0
+        last = None
+        async for data in _payloads(message, client.max_message_bytes):
+            last = await group.send(data, safe=safe)
+            count += 1
+        if last is not None:
+            await last.delivered()  # own messages are delivered in order: all of them are
         await group.leave()
     kind = "safe " if safe else ""
-    print(f"sent {len(payloads)} {kind}message(s) to {name!r} via node {client.node_id}")
+    print(f"sent {count} {kind}message(s) to {name!r} via node {client.node_id}")
     return 0
+
+
+async def _payloads(message: bytes | None, limit: int) -> AsyncIterator[bytes]:
+    from gcs.cli.lines import read_lines
+
+    if message is not None:
+        yield message
+        return
+    try:
+        async for line in read_lines(0, limit):
+            yield line
+    except OSError as exc:
+        raise GcsError(f"cannot read standard input: {exc.strerror or exc}") from None
 
 
 # ---------------------------------------------------------------------- gcs listen
@@ -185,7 +208,7 @@ def _cmd_listen(args: argparse.Namespace) -> int:
 
 
 async def _listen(config: Config, name: str, as_json: bool, count: int) -> int:
-    from gcs.groups import Message
+    from gcs.groups.views import Message
 
     async with await _connect(config) as client:
         group = await client.join(name)
@@ -202,7 +225,7 @@ async def _listen(config: Config, name: str, as_json: bool, count: int) -> int:
 
 
 def _event_json(event: Message | View) -> str:
-    from gcs.groups import Message
+    from gcs.groups.views import Message
 
     if isinstance(event, Message):
         row: dict[str, Any] = {
@@ -236,7 +259,7 @@ def _event_json(event: Message | View) -> str:
 
 
 def _event_text(event: Message | View) -> str:
-    from gcs.groups import Message
+    from gcs.groups.views import Message
 
     if isinstance(event, Message):
         data = event.data.decode("utf-8", errors="replace")
@@ -308,11 +331,19 @@ def format_status(s: dict[str, Any]) -> str:
         f"  retransmitted {rtr['mcasts']} mcasts, {rtr['requested']} requested, "
         f"{rtr['tokens']} tokens",
         f"  loop lag      last {lag['last']:.2f} ms, max {lag['max']:.2f} ms",
-        f"  clients       {s['clients']} ({s['group_members']} group members)",
+        f"  clients       {s['clients']} of at most {s.get('client_limit', '?')} "
+        f"({s['group_members']} group members; {s.get('clients_refused', 0)} refused, "
+        f"{s.get('hello_timeouts', 0)} without hello)",
     ]
     drops = s.get("drops") or {}
     dropped = ", ".join(f"{r} {n}" for r, n in drops.items()) if drops else "none"
     lines.append(f"  drops         {dropped}")
+    for d in s.get("duplicate_sightings") or []:
+        boots, where = d["boots"], d["addresses"]
+        lines.append(
+            f"  DUPLICATE ID  node {d['node']}: boot {boots[0]} from {where[0]} and boot "
+            f"{boots[1]} from {where[1]} (of {s['duplicate_node_id']} seen)"
+        )
     lines.append("  view changes (newest last):")
     for c in s.get("view_changes", [])[-10:]:
         took = "" if c["duration_ms"] is None else f" after {c['duration_ms']:.0f} ms"

@@ -1,7 +1,7 @@
 """The daemon client protocol's codec: frames, requests, replies, events (RFC 0006 §10).
 
 Pure and asyncio-free, so the normative text, the daemon (``gcs.daemon.server``) and the client
-(``gcs.client``) share one definition and it can be tested without sockets.
+(``gcs.daemon.client``) share one definition and it can be tested without sockets.
 
 A frame is a 4-byte big-endian length followed by that many bytes of deterministic CBOR
 (RFC 8949 §4.2.1) encoding one map with text keys. Requests carry ``op`` and ``id``; each gets
@@ -30,13 +30,14 @@ from typing import Any
 import cbor2
 
 from gcs import errors
-from gcs.groups import Member, Message, Reason, View, ViewId, ViewReason
-from gcs.quorum import Quorum, QuorumReason
+from gcs.groups.views import Member, Message, Reason, View, ViewId, ViewReason
+from gcs.quorum.rules import Quorum, QuorumReason
 from gcs.wire.frames import RingId
 
 __all__ = [
     "HELLO_LIMIT",
     "LENGTH",
+    "MIN_FRAME_LIMIT",
     "PROTOCOL_VERSION",
     "ControlProtocolError",
     "decode",
@@ -54,10 +55,16 @@ __all__ = [
     "view_to_wire",
 ]
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
+"""2: ``send`` replies carry the connection's number for the send, which ``delivered`` names
+(1 named the send request's id, which the daemon could not tell apart from other requests')."""
 LENGTH = struct.Struct(">I")
-HELLO_LIMIT = 1 << 20
-"""Largest frame either side accepts before the hello exchange settled the real limit."""
+HELLO_LIMIT = 64 * 1024
+"""Largest frame either side accepts before the hello exchange settled the real limit (a hello
+and its reply are a few hundred bytes; a client that has not greeted may not make the daemon
+buffer more, API-22)."""
+MIN_FRAME_LIMIT = 1 << 20
+"""The smallest limit after the hello, whatever ``max_message_bytes`` (status replies)."""
 FRAME_SLACK = 64 * 1024
 """Room for a message's map around its data (keys, member, view id)."""
 
@@ -70,7 +77,7 @@ class ControlProtocolError(errors.GcsError):
 
 def frame_limit(max_message_bytes: int) -> int:
     """The largest frame a side accepts once it knows the node's ``max_message_bytes``."""
-    return max(HELLO_LIMIT, max_message_bytes + FRAME_SLACK)
+    return max(MIN_FRAME_LIMIT, max_message_bytes + FRAME_SLACK)
 
 
 def encode(item: Mapping[str, Any]) -> bytes:
@@ -332,7 +339,7 @@ def ring_to_wire(
 def ring_from_wire(
     item: object,
 ) -> tuple[RingId, tuple[int, ...], bool, tuple[int, ...], tuple[int, ...], str]:
-    """The fields of a ``gcs.RingView`` (the caller builds it: this module avoids gcs.api)."""
+    """The fields of a ``gcs.RingView`` (the caller builds it: this module avoids gcs.api.node)."""
     if type(item) is not dict:
         raise ControlProtocolError("malformed ring view")
     ring_id = item.get("ring_id")

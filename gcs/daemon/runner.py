@@ -25,16 +25,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-from gcs.api import Node
+from gcs.api.node import Node
 from gcs.config import Config
 from gcs.daemon import protocol as proto
 from gcs.daemon.metrics import MetricsServer
 from gcs.daemon.server import ControlServer, prepare_socket_path
 from gcs.daemon.status import ChangeLog, Rates, build_status
-from gcs.runtime.recorder import InputKind
+from gcs.errors import ConfigError
+from gcs.history.recorder import InputKind
 from gcs.totem.effects import Configuration, ConfigurationKind, Effect
 
-__all__ = ["Daemon", "socket_path"]
+__all__ = ["Daemon", "check_state_dir", "socket_path"]
 
 _LOG = logging.getLogger("gcs.daemon")
 SAMPLE_S = 1.0
@@ -51,6 +52,25 @@ def socket_path(config: Config) -> Path:
         return Path(config.state_dir) / "gcs.sock"
     runtime_dir = os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()
     return Path(runtime_dir) / f"gcs-{config.cluster_name}-{config.node_id}.sock"
+
+
+def check_state_dir(config: Config) -> None:
+    """Create ``state_dir`` if needed; ``ConfigError`` naming it if it cannot be used.
+
+    Checked before anything else starts, so a directory that is a file, cannot be created or
+    is not writable is one line naming the setting, not a traceback from deep inside.
+    """
+    if config.state_dir is None:
+        return
+    path = Path(config.state_dir)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise ConfigError("state_dir", f"{path} exists and is not a directory") from None
+    except OSError as exc:
+        raise ConfigError("state_dir", f"cannot create {path}: {exc.strerror or exc}") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise ConfigError("state_dir", f"{path} is not writable by this user")
 
 
 class _RingTap:
@@ -83,11 +103,9 @@ class Daemon:
     ) -> None:
         self.config = config
         self.path = socket_path(config)
-        self.node = Node(config, history=history)
         self.changes = ChangeLog()
         self.rates = Rates()
-        self.node._add_tap(self.changes)
-        self.node._add_tap(_RingTap(self))
+        self.node = Node(config, history=history, taps=(self.changes, _RingTap(self)))
         self.server = ControlServer(self.node, self.path, self.status, self._dump)
         self.metrics = None if metrics_port is None else MetricsServer(self.status, metrics_port)
         self.started = time.monotonic()
@@ -102,6 +120,7 @@ class Daemon:
         status = build_status(
             self.node, self.changes, self.rates, self.started, len(self.server.connections)
         )
+        status.update(self.server.limits())
         status["control_socket"] = os.fspath(self.path)
         status["metrics_port"] = None if self.metrics is None else self.metrics.port
         return status
@@ -115,6 +134,7 @@ class Daemon:
         """Serve until SIGTERM/SIGINT (exit code 0) or a fail-stop of the node (1)."""
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
+        check_state_dir(self.config)
         prepare_socket_path(self.path)  # refuse early if another daemon owns the socket
         await self.node.start()
         sampler = self._loop.create_task(self._sample())

@@ -7,9 +7,12 @@ RFC 0006 §3-§6 holds for it unchanged; this module only carries requests in an
 
 Per connection:
 
-* a reader decodes frames and dispatches them; nothing it does waits, so a request that must
-  wait (a join for its first view, a send for flow control, a leave for its delivery) never
-  delays the requests behind it;
+* a reader decodes frames and dispatches them; no request it dispatches waits, so a request
+  that must wait (a join for its first view, a send for flow control, a leave for its delivery)
+  never delays the requests behind it. The reader itself waits only when the client is too far
+  ahead — too many requests unanswered, too many send bytes queued, too many reply bytes
+  unread (``Connection._wait_for_room``, API-28) — so a client's pipelining is bounded by its
+  own socket, not by the daemon's memory;
 * one sender task submits the connection's sends in the order they arrived, so a client's
   messages keep their order (FIFO per sender) and wait for flow control exactly as an embedded
   ``group.send`` would;
@@ -35,19 +38,26 @@ from pathlib import Path
 from typing import Any
 
 from gcs import __version__
-from gcs.api import Group, Node
+from gcs.api.group import Group
+from gcs.api.node import Node
+from gcs.api.outbox import Ticket
 from gcs.daemon import protocol as proto
+from gcs.daemon.fdbudget import own_client_cap
+from gcs.daemon.listener import BACKLOG, Listener, open_stream
 from gcs.daemon.protocol import ControlProtocolError, encode, error_to_wire, field
-from gcs.errors import GcsError, GroupClosed, NodeClosed
-from gcs.groups import Member, Message
-from gcs.quorum import Quorum
-from gcs.runtime.outbox import Ticket
+from gcs.daemon.throttle import ThrottledLog
+from gcs.errors import ConfigError, GcsError, GroupClosed, InvalidArgument, NodeClosed
+from gcs.groups.views import Member, Message
+from gcs.quorum.rules import Quorum
 
 __all__ = ["ControlServer", "prepare_socket_path"]
 
 _LOG = logging.getLogger("gcs.daemon")
 WRITE_HIGH_WATER = 256 * 1024
-"""Bytes queued on a client's socket before its pumps wait for the client to read."""
+"""Bytes queued on a client's socket before its pumps wait for the client to read (and before
+the daemon reads its next request, API-28)."""
+MAX_OUTSTANDING = 1024
+"""A connection's requests awaiting their replies before the daemon reads no more of them."""
 UNIX_PATH_MAX = 107
 
 
@@ -55,7 +65,14 @@ def prepare_socket_path(path: Path) -> None:
     """Make the socket's directory; remove a stale socket; refuse one a live daemon owns."""
     if len(os.fsencode(path)) > UNIX_PATH_MAX:
         raise GcsError(f"control socket path {path} is longer than {UNIX_PATH_MAX} bytes")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        problem = f"its directory {path.parent} exists and is not a directory"
+        raise ConfigError("control_socket", problem) from None
+    except OSError as exc:
+        problem = f"cannot create its directory {path.parent}: {exc.strerror or exc}"
+        raise ConfigError("control_socket", problem) from None
     if not path.exists() and not path.is_symlink():
         return
     probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -72,7 +89,14 @@ def prepare_socket_path(path: Path) -> None:
 
 
 class ControlServer:
-    """The Unix-socket server: accepts clients, tracks them, broadcasts ring changes."""
+    """The Unix-socket server: admits clients within limits, tracks them, broadcasts rings.
+
+    Limits (RFC 0006 API-28): at most ``Config.max_clients`` clients at once, fewer when the
+    descriptor limit demands (``gcs.daemon.fdbudget``); a connection beyond that gets one
+    ``closing`` frame (reason ``too many clients``) and is closed; a client that sends no
+    ``hello`` within ``Config.hello_timeout_ms`` is closed (reason ``hello timeout``). Both are
+    logged once, then summarised (``gcs.daemon.throttle``).
+    """
 
     def __init__(
         self,
@@ -85,21 +109,52 @@ class ControlServer:
         self.path = path
         self._status = status
         self._dump = dump
-        self._server: asyncio.AbstractServer | None = None
+        self._listener: Listener | None = None
         self.connections: set[Connection] = set()
         self.background: set[asyncio.Task[Any]] = set()
         self._closing: dict[str, Any] | None = None
         self._accepted = 0
+        self.hello_timeout_s = node.config.hello_timeout_ms / 1000
+        self.hello_timeouts = ThrottledLog(_LOG, logging.WARNING, "clients closed without hello")
+
+    @property
+    def cap(self) -> int:
+        """Clients served at once (0 before ``start``)."""
+        return 0 if self._listener is None else self._listener.cap
+
+    def limits(self) -> dict[str, int]:
+        """The status map's view of API-28: the cap and how many clients it turned away."""
+        listener = self._listener
+        return {
+            "client_limit": self.cap,
+            "clients_refused": 0 if listener is None else listener.refusals.total,
+            "hello_timeouts": self.hello_timeouts.total,
+        }
 
     async def start(self) -> None:
         prepare_socket_path(self.path)
+        limit = own_client_cap(self.node.config.max_clients)
+        if limit.lowered:
+            _LOG.warning("control socket: %s", limit.describe())
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         old_umask = os.umask(0o177)  # the socket is created 0600: only this user may connect
         try:
-            self._server = await asyncio.start_unix_server(
-                self._accept, path=os.fspath(self.path), limit=1 << 16
-            )
+            sock.bind(os.fspath(self.path))
+            sock.listen(BACKLOG)
+        except OSError as exc:
+            sock.close()
+            raise GcsError(f"cannot listen on control socket {self.path}: {exc}") from None
         finally:
             os.umask(old_umask)
+        self._listener = Listener(
+            sock,
+            cap=limit.cap,
+            serve=self._serve,
+            refuse=self._refuse,
+            logger=_LOG,
+            name="control socket",
+            cap_reason=limit.describe(),
+        )
 
     def spawn(self, coro: Awaitable[Any]) -> asyncio.Task[Any]:
         """Run ``coro`` in the background; the server waits for these at close."""
@@ -108,18 +163,46 @@ class ControlServer:
         task.add_done_callback(self.background.discard)
         return task
 
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def _serve(self, sock: socket.socket) -> None:
         self._accepted += 1
-        conn = Connection(self, reader, writer, self._accepted)
-        if self._closing is not None:
-            conn.push({"ev": "closing", **self._closing})
-            writer.close()
-            return
-        self.connections.add(conn)
+        self.spawn(self._connection(sock, self._accepted))
+
+    def _refuse(self, sock: socket.socket, served: int) -> None:
+        """Beyond the cap: one ``closing`` frame (it fits any socket buffer), then close."""
+        refusal = {
+            "ev": "closing",
+            "reason": "too many clients",
+            "error": {
+                "type": "DaemonUnavailable",
+                "message": f"it serves {served} clients, its maximum; try again later",
+            },
+        }
+        with contextlib.suppress(OSError):
+            sock.send(encode(refusal))
+        sock.close()
+
+    async def _connection(self, sock: socket.socket, number: int) -> None:
+        listener = self._listener
+        assert listener is not None
         try:
-            await conn.run()
+            try:
+                reader, writer = await open_stream(sock, 1 << 16)
+            except OSError as exc:
+                sock.close()
+                _LOG.debug("client #%d went away before it was served: %s", number, exc)
+                return
+            conn = Connection(self, reader, writer, number)
+            if self._closing is not None:
+                conn.push({"ev": "closing", **self._closing})
+                conn.disconnected()  # closes it, and stops its hello timer
+                return
+            self.connections.add(conn)
+            try:
+                await conn.run()
+            finally:
+                self.connections.discard(conn)
         finally:
-            self.connections.discard(conn)
+            listener.release()
 
     def status(self) -> dict[str, Any]:
         return self._status()
@@ -135,8 +218,8 @@ class ControlServer:
     def begin_close(self, reason: str, error: BaseException | None = None) -> None:
         """Tell every client the daemon is going away; accept nobody new."""
         self._closing = {"reason": reason, "error": None if error is None else error_to_wire(error)}
-        if self._server is not None:
-            self._server.close()
+        if self._listener is not None:
+            self._listener.close()
         for conn in list(self.connections):
             conn.push({"ev": "closing", **self._closing})
 
@@ -146,10 +229,9 @@ class ControlServer:
             await conn.finish()
         if self.background:
             await asyncio.wait(list(self.background), timeout=5)
-        if self._server is not None:
-            self._server.close()
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._server.wait_closed(), 2)
+        if self._listener is not None:
+            self._listener.close()
+        self.hello_timeouts.close()
         with contextlib.suppress(OSError):
             self.path.unlink()
 
@@ -176,10 +258,20 @@ class Connection:
         self.pumps: dict[int, asyncio.Task[None]] = {}
         self.tasks: set[asyncio.Task[Any]] = set()
         self.sends: deque[tuple[int, int, bytes, bool, Member | None]] = deque()
+        self.send_bytes = 0
+        """Data bytes in ``sends`` (bounded by ``send_queue_bytes`` through ``_room``)."""
+        self.outstanding = 0
+        """Requests read whose reply is not sent yet (bounded by ``MAX_OUTSTANDING``)."""
+        self.room = asyncio.Event()
         self.send_ready = asyncio.Event()
+        self.sent = 0
+        """Sends accepted so far: the ``send`` number of the next accepted one is this + 1."""
         self.tickets: dict[int, Ticket] = {}
         self.ticket_order: deque[int] = deque()
         self.sender: asyncio.Task[None] | None = None
+        self.hello_timer: asyncio.TimerHandle | None = asyncio.get_running_loop().call_later(
+            server.hello_timeout_s, self._hello_expired
+        )
 
     # ------------------------------------------------------------------ I/O
 
@@ -190,15 +282,41 @@ class Connection:
         self.writer.write(encode(item))
 
     def reply(self, req_id: int, result: dict[str, Any] | None = None) -> None:
+        self._replied()
         self.push({"re": req_id, "ok": result or {}})
 
     def fail(self, req_id: int, exc: BaseException) -> None:
+        self._replied()
         self.push({"re": req_id, "error": error_to_wire(exc)})
+
+    def _replied(self) -> None:
+        self.outstanding -= 1
+        self.room.set()
+
+    async def _wait_for_room(self) -> None:
+        """Read the next request only when the client is not ahead of the daemon (API-28).
+
+        A client that pipelines requests without reading the replies, or more sends than flow
+        control lets through, is slowed by its own socket's buffer instead of growing the
+        daemon's memory: the daemon stops reading while the client has ``MAX_OUTSTANDING``
+        requests unanswered, its sends waiting for flow control exceed ``send_queue_bytes``,
+        or more than ``WRITE_HIGH_WATER`` bytes for it wait in the socket's buffer.
+        """
+        bound = self.node.config.send_queue_bytes
+        while True:
+            if self.writer.transport.get_write_buffer_size() > WRITE_HIGH_WATER:
+                await self.writer.drain()
+            elif self.outstanding >= MAX_OUTSTANDING or self.send_bytes > bound:
+                self.room.clear()
+                await self.room.wait()
+            else:
+                return
 
     async def run(self) -> None:
         """Read requests until the client goes away, then leave its members."""
         try:
             while True:
+                await self._wait_for_room()
                 header = await self.reader.readexactly(proto.LENGTH.size)
                 (length,) = proto.LENGTH.unpack(header)
                 if length > self.limit:
@@ -217,11 +335,25 @@ class Connection:
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
+    def _hello_expired(self) -> None:
+        """No hello in time: a client that never greets holds a place and a descriptor."""
+        self.hello_timer = None
+        if self.ready or self.closed:
+            return
+        timeout_ms = self.node.config.hello_timeout_ms
+        self.server.hello_timeouts.note(
+            f"{self.label} sent no hello within {timeout_ms} ms: closed"
+        )
+        error = ControlProtocolError(f"no hello within hello_timeout_ms ({timeout_ms} ms)")
+        self.push({"ev": "closing", "reason": "hello timeout", "error": error_to_wire(error)})
+        self.writer.close()  # the reader sees the end of the stream and run() finishes
+
     # ------------------------------------------------------------------ requests
 
     def dispatch(self, item: dict[str, Any]) -> None:
         req_id = field(item, "id", int)
         op = field(item, "op", str)
+        self.outstanding += 1  # until reply() or fail() answers it (API-23: exactly once)
         if not self.ready and op != "hello":
             error = ControlProtocolError(f"the first request must be hello, not {op!r}")
             self.fail(req_id, error)
@@ -249,6 +381,9 @@ class Connection:
         if isinstance(client, str) and client:
             self.label = f"client #{self.label.rsplit('#', 1)[1]} ({client[:64]})"
         self.ready = True
+        if self.hello_timer is not None:
+            self.hello_timer.cancel()
+            self.hello_timer = None
         self.limit = proto.frame_limit(node.max_message_bytes)
         ring = node.view
         self.reply(
@@ -304,6 +439,7 @@ class Connection:
         safe = field(item, "safe", bool)
         to = proto.member_from_wire(item["to"]) if "to" in item else None
         self.sends.append((req_id, handle, data, safe, to))
+        self.send_bytes += len(data)
         self.send_ready.set()
         if self.sender is None:
             self.sender = asyncio.ensure_future(self._send_loop())
@@ -315,6 +451,8 @@ class Connection:
                 self.send_ready.clear()
                 await self.send_ready.wait()
             req_id, handle, data, safe, to = self.sends.popleft()
+            self.send_bytes -= len(data)
+            self.room.set()
             group = self.members.get(handle)
             try:
                 if group is None:
@@ -326,24 +464,32 @@ class Connection:
             except GcsError as exc:
                 self.fail(req_id, exc)
                 continue
-            self._keep_ticket(req_id, ticket)
-            self.reply(req_id)
+            self.sent += 1
+            self._keep_ticket(self.sent, ticket)
+            self.reply(req_id, {"send": self.sent})
 
-    def _keep_ticket(self, req_id: int, ticket: Ticket) -> None:
-        """Remember a ticket for a later ``delivered`` request; forget delivered ones.
+    def _keep_ticket(self, number: int, ticket: Ticket) -> None:
+        """Remember send ``number``'s ticket for a later ``delivered``; forget delivered ones.
 
         Own deliveries settle tickets in submission order, so the delivered ones are at the
-        front; a ticket no longer here was delivered (failures end the connection).
+        front. Only delivered tickets are forgotten (a failed one stays to report its error),
+        so a number up to ``sent`` that is not here was delivered: exact, in bounded memory.
         """
         order, tickets = self.ticket_order, self.tickets
-        while order and tickets[order[0]].done():
+        while order and tickets[order[0]].done() and not tickets[order[0]].failed():
             del tickets[order.popleft()]
-        tickets[req_id] = ticket
-        order.append(req_id)
+        tickets[number] = ticket
+        order.append(number)
 
     def on_delivered(self, req_id: int, item: dict[str, Any]) -> None:
-        send_id = field(item, "send", int)
-        ticket = self.tickets.get(send_id)
+        number = field(item, "send", int)
+        if not 1 <= number <= self.sent:
+            error = InvalidArgument(
+                f"send {number} is not a send of this connection (it made {self.sent})"
+            )
+            self.fail(req_id, error)
+            return
+        ticket = self.tickets.get(number)
         if ticket is None:
             self.reply(req_id)  # forgotten because it was delivered (see _keep_ticket)
             return
@@ -360,8 +506,8 @@ class Connection:
     def on_leave(self, req_id: int, item: dict[str, Any]) -> None:
         handle = field(item, "handle", int)
         group = self.members.get(handle)
-        if group is None:
-            self.reply(req_id)  # already gone: leaving a closed group does nothing
+        if group is None:  # never joined here, or its stream already ended (its "end" was sent)
+            self.fail(req_id, GroupClosed(f"member {handle:x} is not joined on this connection"))
             return
         self.spawn(self._leave(req_id, handle, group))
 
@@ -432,6 +578,9 @@ class Connection:
         if self.closed:
             return
         self.closed = True
+        if self.hello_timer is not None:
+            self.hello_timer.cancel()
+            self.hello_timer = None
         for task in [*self.tasks, *self.pumps.values()]:
             task.cancel()
         if self.sender is not None:

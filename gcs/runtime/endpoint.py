@@ -36,14 +36,14 @@ _warned: set[tuple[int, int, int]] = set()
 
 
 class _Protocol(asyncio.DatagramProtocol):
-    """Hands every datagram to the driver; counts the errors the kernel reports."""
+    """Hands every datagram and its source address to the driver; counts the kernel's errors."""
 
-    def __init__(self, on_datagram: Callable[[bytes], None]) -> None:
+    def __init__(self, on_datagram: Callable[[bytes, SockAddr], None]) -> None:
         self.on_datagram = on_datagram
         self.errors = 0
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
-        self.on_datagram(data)
+        self.on_datagram(data, addr)
 
     def error_received(self, exc: Exception) -> None:
         # ICMP port unreachable from a peer that is down, ENOBUFS on a full send buffer: the
@@ -116,7 +116,7 @@ async def open_endpoint(
     loop: asyncio.AbstractEventLoop,
     bind: SockAddr,
     family: int,
-    on_datagram: Callable[[bytes], None],
+    on_datagram: Callable[[bytes, SockAddr], None],
     *,
     buffer_bytes: int,
     multicast: SockAddr | None = None,

@@ -2,10 +2,9 @@
 
 Why it matters. Ring ids must increase across restarts (a node that comes back with an old ring
 seq could form a ring whose id was already used, corosync's commit 3675dace), so the core emits
-``PersistRingSeq`` and does not install a ring until the driver confirms the write
-(ARCHITECTURE.md decision 2). The boot id must strictly increase across restarts too, because
-the AEAD nonce is a counter per (sender, boot id, epoch) and receivers drop datagrams of an older
-boot (decision 3).
+``PersistRingSeq`` and does not install a ring until the driver confirms the write (RFC 0004
+§2.3). The boot id must strictly increase across restarts too, because the AEAD nonce is a
+counter per (sender, boot id, epoch) and receivers drop datagrams of an older boot (RFC 0005 §7).
 
 How. Each value is one small text file written atomically: a temporary file in the same
 directory, ``fsync``, ``rename`` over the old file, then ``fsync`` of the directory so the
@@ -13,9 +12,10 @@ rename itself is durable. The writes run in the default executor (an ``fsync`` c
 on a busy disk, longer than a token timeout, corosync#520); ``RingSeqWriter`` serialises them and
 confirms each seq on the loop. A ``lock`` file (``flock``) stops two nodes sharing a directory.
 
-Boot ids are ``max(stored + 1, wall-clock milliseconds)``: the stored counter makes them
-increase even if the clock steps back, and the clock keeps them increasing if the directory is
-wiped. Without a state dir only the clock is available (kept increasing within the process).
+Boot ids are ``max(stored + 1, wall-clock milliseconds)``, written durably before the node
+seals anything (RFC 0005 §7.3): the stored counter makes them increase even if the clock steps
+back, and the clock keeps them increasing if the directory is wiped; only both at once defeat
+it. Without a state dir only the clock is available (kept increasing within the process).
 """
 
 from __future__ import annotations

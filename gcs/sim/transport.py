@@ -34,13 +34,16 @@ class ChannelTransport(Transport):
             SIM_KEY if sealed else None,
             peers=config.nodes,
             limits=config.wire_limits(),
+            silence_ns=config.token_timeout_ns,
         )
 
     def seal(self, frame: Frame) -> Any:
         return self.channel.seal(frame)
 
-    def open(self, src: int, payload: Any) -> tuple[int, Frame] | None:
-        return self.channel.receive(payload)
+    def open(self, src: int, payload: Any, now_ns: int) -> tuple[int, Frame] | None:
+        # The simulated network has node ids, not addresses: a source in the sense of
+        # Channel.receive would name the link, and duplicates are not simulated.
+        return self.channel.receive(payload, now_ns)
 
     def size(self, payload: Any) -> int:
         return len(payload)

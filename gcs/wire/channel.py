@@ -1,4 +1,4 @@
-"""The Channel: frames in, sealed datagrams out, and back (ARCHITECTURE.md decisions 1 and 3).
+"""The Channel: frames in, sealed datagrams out, and back (RFC 0005).
 
 A ``Channel`` is everything one node needs to put frames on the network and take them off it,
 with no I/O, clock or randomness of its own: both drivers (the asyncio runtime and the simulator)
@@ -10,24 +10,39 @@ destination. It owns the send counter and moves to the next key epoch before the
 limit (RFC 0005 §6). A retransmission is a new ``seal`` call: re-sending old datagram bytes is a
 replay, and receivers drop it.
 
-Receiving: ``open(datagram)`` checks, in this order (RFC 0005 §8) — size, header, cluster, suite,
-sender, boot id, epoch, replay window — all before any cryptography, then authenticates, then
-advances the state (newest boot, epoch windows, replay bitmap), then decodes the frame. State
-only ever moves on an authenticated datagram, so a forger can make a node drop forged datagrams
-and nothing else. ``receive`` is the driver's entry point: it never raises, counts every drop by
-reason and logs the first drop of each reason once.
+Receiving: ``open(datagram, now_ns, source)`` checks, in this order (RFC 0005 §8) — size,
+header, cluster, suite, sender, boot id, epoch, replay window — all before any cryptography,
+then authenticates, then advances the state (boots, epoch windows, replay bitmap, when each was
+last heard), then decodes the frame. State only ever moves on an authenticated datagram, so a
+forger can make a node drop forged datagrams and nothing else. ``receive`` is the driver's entry
+point: it never raises, counts every drop by reason and logs the first drop of each reason once.
+
+Time and addresses come in as arguments, like everything else: ``now_ns`` (the driver's
+monotonic clock) lets a receiver tell a sender's live boot or epoch from a silent one, which is
+what keeps one stray event from being remembered for ever (RFC 0005 §7.1, §8.3: a duplicate node
+id, a datagram from an epoch the sender could not have reached); ``source`` (the datagram's
+address, any hashable, or None) tells a boot at its node's configured address from one
+elsewhere, and names both when one node id sends from two places. The rules themselves live in
+``gcs.wire.admission``.
 """
 
 from __future__ import annotations
 
 import logging
 import struct
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Hashable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
 from cryptography.exceptions import InvalidTag
 
+from gcs.wire.admission import (
+    ACCEPT,
+    DEFAULT_SILENCE_NS,
+    REPLAY_WINDOW,
+    Admission,
+    DuplicateSighting,
+)
 from gcs.wire.codec import U32_MAX, U64_MAX, cluster_id_for, decode_body, encode_frame
 from gcs.wire.errors import DropReason, EncodeError, FrameError
 from gcs.wire.frames import Frame
@@ -46,67 +61,16 @@ from gcs.wire.seal import (
     seal_datagram,
 )
 
-__all__ = ["REPLAY_WINDOW", "Channel", "ChannelStatistics"]
+__all__ = ["REPLAY_WINDOW", "Channel", "ChannelStatistics", "DuplicateSighting"]
 
 _LOG = logging.getLogger("gcs.wire")
 # Enum members bound once: attribute access on an Enum class is slow in CPython 3.11.
 _UNKEYED = int(Suite.NONE)
 _MISMATCH = DropReason.HEADER_MISMATCH
 
-REPLAY_WINDOW = 4096
-"""Counters a receiver remembers behind the highest one accepted, per (sender, boot, epoch)."""
-
-_WINDOW_MASK = (1 << REPLAY_WINDOW) - 1
 _EPOCH_COUNTER = struct.Struct(">IQ")
 _SUITE_CODES = frozenset(int(s) for s in Suite)
-
-
-class _Window:
-    """Anti-replay state of one (sender, boot id, epoch), and the cipher that goes with it.
-
-    ``bitmap`` bit i set means counter ``top - i`` was accepted (bit 0 is ``top`` itself). A
-    Python int is the bitmap: shifting 4,096 bits is a few machine words of work.
-    """
-
-    __slots__ = ("aead", "bitmap", "suite", "top")
-
-    def __init__(self, suite: int, aead: Aead | None) -> None:
-        self.suite = suite
-        self.aead = aead
-        self.top = -1
-        self.bitmap = 0
-
-    def seen(self, counter: int) -> str | None:
-        """Why ``counter`` must be refused (a detail string), or None if it is fresh."""
-        if counter > self.top:
-            return None
-        behind = self.top - counter
-        if behind >= REPLAY_WINDOW:
-            return f"counter {counter} is {behind} behind the newest, outside the window"
-        if self.bitmap >> behind & 1:
-            return f"counter {counter} was already accepted"
-        return None
-
-    def accept(self, counter: int) -> None:
-        """Record ``counter`` (already checked with ``seen`` and authenticated)."""
-        if counter > self.top:
-            shift = counter - self.top
-            self.bitmap = (
-                ((self.bitmap << shift) | 1) & _WINDOW_MASK if shift < REPLAY_WINDOW else 1
-            )
-            self.top = counter
-        else:
-            self.bitmap |= 1 << (self.top - counter)
-
-
-class _Peer:
-    """What a receiver knows about one sender: its newest boot id and up to two epoch windows."""
-
-    __slots__ = ("boot_id", "windows")
-
-    def __init__(self, boot_id: int) -> None:
-        self.boot_id = boot_id
-        self.windows: dict[int, _Window] = {}
+_ACCEPT = ACCEPT
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +89,13 @@ class ChannelStatistics:
     """How many times the send side moved to a new epoch (and subkey)."""
     derivations: int
     """Subkeys derived so far (send and receive)."""
+    duplicate_node_id: int = 0
+    """Distinct duplicate-node-id sightings (SEC-20): one per node id and pair of boots or
+    addresses, however many datagrams showed it."""
+    boot_fallbacks: int = 0
+    """Times a sender's older kept boot was accepted again because its newer one fell silent."""
+    duplicates: tuple[DuplicateSighting, ...] = ()
+    """The most recent sightings (at most 8), oldest first."""
 
     @property
     def dropped_total(self) -> int:
@@ -139,6 +110,13 @@ class Channel:
     demos only (it logs a warning saying so). With a key, ``suite`` picks the sending suite
     (AES-256-GCM by default); a keyed receiver accepts either AEAD suite, so a cluster can move
     from one to the other a node at a time.
+
+    ``silence_ns`` is how long a sender's boot or epoch must go unheard before the receiver
+    believes it is gone (RFC 0005 SEC-19, SEC-21); the drivers pass the token timeout. A caller
+    that never passes ``now_ns`` lives at time 0, where nothing is ever silent: older boots stay
+    refused, and a sender may not move past two epochs (tests that rotate epochs pass a clock).
+    ``addresses`` maps peer ids to the source each should send from, in the form the driver
+    passes as ``source``: a boot from elsewhere never takes over from one at that address.
     """
 
     def __init__(
@@ -151,6 +129,8 @@ class Channel:
         peers: Collection[int] | None = None,
         limits: WireLimits = WireLimits(),  # noqa: B008 (frozen, shared safely)
         epoch_frames: int | None = None,
+        silence_ns: int = DEFAULT_SILENCE_NS,
+        addresses: Mapping[int, Hashable] | None = None,
     ) -> None:
         if type(node_id) is not int or not 0 < node_id <= U32_MAX:
             raise ValueError(f"node_id must be in 1..2^32-1, got {node_id!r}")
@@ -169,7 +149,7 @@ class Channel:
         self._send_aead = self._aead(self.suite, node_id, boot_id, 0)
         # Everything in the header but epoch and counter is fixed for the channel's life.
         self._prefix = pack_header(self.suite, self.cluster_id, node_id, boot_id, 0, 0)[:20]
-        self._peers_state: dict[int, _Peer] = {}
+        self._admission = Admission(node_id, silence_ns, addresses)
         self._drops: dict[DropReason, int] = dict.fromkeys(DropReason, 0)
         self._logged: set[DropReason] = set()
         self._sealed = 0
@@ -215,14 +195,16 @@ class Channel:
 
     # ------------------------------------------------------------ receiving
 
-    def receive(self, datagram: bytes) -> tuple[int, Frame] | None:
+    def receive(
+        self, datagram: bytes, now_ns: int = 0, source: Hashable | None = None
+    ) -> tuple[int, Frame] | None:
         """``open`` for drivers: never raises; a dropped datagram returns None.
 
         Every drop is counted by reason (``drops``); the first drop of each reason is logged at
         WARNING with its detail, later ones only counted, so a flood cannot flood the log.
         """
         try:
-            return self.open(datagram)
+            return self.open(datagram, now_ns, source)
         except FrameError as exc:
             if exc.reason not in self._logged:
                 self._logged.add(exc.reason)
@@ -235,20 +217,24 @@ class Channel:
                 )
             return None
 
-    def open(self, datagram: bytes) -> tuple[int, Frame]:
+    def open(
+        self, datagram: bytes, now_ns: int = 0, source: Hashable | None = None
+    ) -> tuple[int, Frame]:
         """Authenticate and decode one datagram: ``(sender id, frame)``, or raise ``FrameError``.
 
-        The sender id is the authenticated one from the clear header (for an unkeyed channel, a
-        claim). Drops are counted here too, so ``statistics()`` is right whichever entry point a
-        driver uses.
+        ``now_ns`` is the driver's monotonic clock (never going backwards); ``source`` where the
+        datagram came from, in the form of ``addresses`` (the runtime passes (host, port)). The
+        sender id returned is the authenticated one from the clear header (for an unkeyed
+        channel, a claim). Drops are counted here too, so ``statistics()`` is right whichever
+        entry point a driver uses.
         """
         try:
-            return self._open(datagram)
+            return self._open(datagram, now_ns, source)
         except FrameError as exc:
             self._drops[exc.reason] += 1
             raise
 
-    def _open(self, datagram: bytes) -> tuple[int, Frame]:
+    def _open(self, datagram: bytes, now_ns: int, source: Hashable | None) -> tuple[int, Frame]:
         size = len(datagram)
         if size > self.limits.max_datagram_bytes:
             raise FrameError(DropReason.TOO_LARGE, f"datagram of {size} bytes")
@@ -267,7 +253,10 @@ class Channel:
             self._check_suite(suite)
         if suite != _UNKEYED and size < HEADER_BYTES + TAG_BYTES:
             raise FrameError(DropReason.TRUNCATED, f"sealed datagram of {size} bytes has no tag")
-        window = self._window_for(suite, sender, boot_id, epoch, counter)
+        self._check_sender(sender)
+        window, boot, verdict = self._admission.check(
+            suite, sender, boot_id, epoch, counter, now_ns, source
+        )
         if suite == _UNKEYED:
             body = datagram[HEADER_BYTES:]
             aead = None
@@ -279,9 +268,20 @@ class Channel:
                 body = aead.decrypt(nonce_for(header), datagram[HEADER_BYTES:], header)
             except InvalidTag:
                 raise FrameError(DropReason.AUTH, f"tag did not verify (node {sender})") from None
-        if window is None:
-            window = self._new_window(suite, aead, sender, boot_id, epoch)
-        window.accept(counter)
+        if verdict is _ACCEPT and window is not None and boot is not None and source == boot.source:
+            window.accept(counter, now_ns)  # the common case, inline
+            boot.heard_ns = now_ns
+        else:
+            self._admission.commit(
+                verdict,
+                window,
+                boot,
+                suite,
+                aead,
+                (sender, boot_id, epoch, counter),
+                now_ns,
+                source,
+            )
         frame = decode_body(body, self.cluster_id, self.limits, _MISMATCH, _MISMATCH)
         self._opened += 1
         return sender, frame
@@ -295,50 +295,12 @@ class Channel:
         if suite not in AEAD_SUITES:
             raise FrameError(DropReason.UNSEALED, "suite 0 (unkeyed) at a keyed channel")
 
-    def _window_for(
-        self, suite: int, sender: int, boot_id: int, epoch: int, counter: int
-    ) -> _Window | None:
-        """The existing replay window for these header fields, or None if there is none yet.
-
-        Raises for datagrams refused before any cryptography: own or unknown sender, old boot,
-        old epoch, replayed counter, or a suite change within one boot.
-        """
+    def _check_sender(self, sender: int) -> None:
+        """Refuse our own id (a reflection) and ids that are not configured peers."""
         if sender == self.node_id:
             raise FrameError(DropReason.LOOPBACK, "datagram carries this node's own id")
         if sender == 0 or (self.peers is not None and sender not in self.peers):
             raise FrameError(DropReason.UNKNOWN_SENDER, f"node {sender} is not a configured peer")
-        peer = self._peers_state.get(sender)
-        if peer is None or boot_id > peer.boot_id:
-            return None
-        if boot_id < peer.boot_id:
-            raise FrameError(
-                DropReason.OLD_BOOT, f"node {sender} boot {boot_id} < newest {peer.boot_id}"
-            )
-        window = peer.windows.get(epoch)
-        if window is None:
-            if len(peer.windows) >= 2 and epoch < min(peer.windows):
-                raise FrameError(DropReason.OLD_EPOCH, f"node {sender} epoch {epoch}")
-            return None
-        if window.suite != suite:
-            raise FrameError(DropReason.BAD_SUITE, f"node {sender} changed suite within a boot")
-        why = window.seen(counter)
-        if why is not None:
-            raise FrameError(DropReason.REPLAY, f"node {sender}: {why}")
-        return window
-
-    def _new_window(
-        self, suite: int, aead: Aead | None, sender: int, boot_id: int, epoch: int
-    ) -> _Window:
-        """Start tracking an authenticated (sender, boot, epoch); forget what it supersedes."""
-        peer = self._peers_state.get(sender)
-        if peer is None or boot_id > peer.boot_id:
-            peer = _Peer(boot_id)  # a newer boot: the old boot's windows are dropped with it
-            self._peers_state[sender] = peer
-        window = _Window(suite, aead)
-        peer.windows[epoch] = window
-        if len(peer.windows) > 2:
-            del peer.windows[min(peer.windows)]
-        return window
 
     # ------------------------------------------------------------ counters
 
@@ -361,6 +323,9 @@ class Channel:
             epoch=self._epoch,
             epoch_changes=self._epoch_changes,
             derivations=0 if self._keys is None else self._keys.derivations,
+            duplicate_node_id=self._admission.duplicates,
+            boot_fallbacks=self._admission.fallbacks,
+            duplicates=tuple(self._admission.recent),
         )
 
 

@@ -15,6 +15,13 @@ item. Anything wrong raises ``FrameError`` with a ``DropReason``; nothing else e
 the input (WIRE-15). The checker does not know protocol rules (whether a fail set is a subset of
 a proc set, whether a seq makes sense): that is the core's job.
 
+Which reason. A frame with several faults is dropped for the first one in the order of RFC 0002
+§8 (WIRE-8-1): the size, then the CBOR item in byte order (``gcs.wire.wellformed`` names that
+fault when cbor2 refuses the bytes, because cbor2's own order differs), trailing bytes, the
+three-element prefix, and then the fields depth-first in element order, each value's checks in
+the order form, range, limit, content, relation to earlier values. Every slow path below visits
+fields in exactly that order, so conformance suites can compare reasons.
+
 Speed. Decoding is on the receive hot path. Each field group is checked with one boolean
 expression over the unpacked values; only when it fails does a slower function work out which
 field was wrong and why, so error reporting costs nothing on good frames. Records and ring ids,
@@ -50,6 +57,7 @@ from gcs.wire.frames import (
     TokenHoldCancel,
 )
 from gcs.wire.limits import WIRE_VERSION, WireLimits
+from gcs.wire.wellformed import MAX_CBOR_DEPTH, first_fault
 
 __all__ = [
     "CLUSTER_ID_LABEL",
@@ -69,8 +77,6 @@ MAX_CLUSTER_NAME_BYTES = 255
 CLUSTER_ID_LABEL = b"gcs/1 cluster id\x00"
 """Prefix hashed with the cluster name to get the cluster id (RFC 0005 §4.1)."""
 
-MAX_CBOR_DEPTH = 4
-"""Deepest nesting any frame needs: frame > rtr list > rtr entry > ring id (RFC 0002 §8.1)."""
 
 # Size budget for packing (RFC 0002 §7.1): an encoded mcast is at most its fixed part plus, per
 # record, RECORD_FIXED_BYTES_MAX + the group's UTF-8 bytes + the data bytes. Worst cases (largest
@@ -223,11 +229,12 @@ def _fail(reason: DropReason, detail: str) -> NoReturn:
     raise FrameError(reason, detail)
 
 
-def _check_fields(where: str, names: str, kinds: str, values: tuple[Any, ...]) -> NoReturn:
-    """Slow path: find the first bad scalar among ``values`` and raise the precise reason.
+def _scalars(where: str, names: str, kinds: str, values: tuple[Any, ...]) -> None:
+    """Slow path: raise the precise reason for the first bad scalar among ``values``, in order.
 
     ``kinds`` has one letter per field: ``u`` u64, ``n`` node id (1..2^32-1), ``z`` node id or 0,
-    ``b`` bool. Only called once the fast combined check has already failed.
+    ``b`` bool. Each field is checked for its type first, then its range (WIRE-6, WIRE-8); a
+    field that should hold a scalar and holds an array or a map is a ``type`` fault too.
     """
     for name, kind, value in zip(names.split(), kinds, values, strict=True):
         expected = bool if kind == "b" else int
@@ -239,6 +246,11 @@ def _check_fields(where: str, names: str, kinds: str, values: tuple[Any, ...]) -
             _fail(DropReason.RANGE, f"{where}.{name}: {value} not in 0..2^32-1")
         if kind == "u" and value < 0:
             _fail(DropReason.RANGE, f"{where}.{name}: {value} is negative")
+
+
+def _check_fields(where: str, names: str, kinds: str, values: tuple[Any, ...]) -> NoReturn:
+    """``_scalars`` once the fast combined check has failed: one of ``values`` must be bad."""
+    _scalars(where, names, kinds, values)
     _fail(DropReason.RANGE, f"{where}: invalid field")  # unreachable if the fast check is exact
 
 
@@ -347,10 +359,11 @@ def _rtr_entry(value: Any) -> RtrEntry:
     if type(value) is not list or len(value) != 2:
         _shape_error("orf_token.rtr[]", value, 2)
     ring, seq = value
+    ring_id = _ring("orf_token.rtr[].ring_id", ring)
     if type(seq) is not int or seq < 0:
         _check_fields("orf_token.rtr[]", "seq", "u", (seq,))
     entry = _new(RtrEntry)
-    _SET_RTR_RING(entry, _ring("orf_token.rtr[].ring_id", ring))
+    _SET_RTR_RING(entry, ring_id)
     _SET_RTR_SEQ(entry, seq)
     return entry
 
@@ -360,6 +373,7 @@ _TOKEN_NAMES = "token_seq seq aru aru_id fcc backlog retrans_flg"
 
 def _dec_token(item: list[Any], limits: WireLimits) -> OrfToken:
     _, _, _, ring, token_seq, seq, aru, aru_id, fcc, backlog, retrans_flg, rtr = item
+    ring_id = _ring("orf_token.ring_id", ring)
     if not (
         type(token_seq) is type(seq) is type(aru) is type(aru_id) is type(fcc) is int
         and type(backlog) is int
@@ -369,7 +383,6 @@ def _dec_token(item: list[Any], limits: WireLimits) -> OrfToken:
     ):
         values = (token_seq, seq, aru, aru_id, fcc, backlog, retrans_flg)
         _check_fields("orf_token", _TOKEN_NAMES, "uuuzuub", values)
-    ring_id = _ring("orf_token.ring_id", ring)
     if type(rtr) is not list:
         _shape_error("orf_token.rtr", rtr)
     if len(rtr) > limits.max_rtr_entries:
@@ -423,21 +436,20 @@ def _records(where: str, items: Any, safe: bool, limits: WireLimits) -> tuple[Re
 
 
 def _bad_record(where: str, rec: list[Any], safe: bool, limits: WireLimits) -> NoReturn:
-    """Slow path for ``_records``: name the first problem of one record."""
+    """Slow path for ``_records``: name the first problem of one record, in element order."""
     group, handle, flags, data = rec
     if type(group) is not str:
         _fail(DropReason.TYPE, f"{where}.group: expected text")
-    if type(data) is not bytes:
-        _fail(DropReason.TYPE, f"{where}.data: expected bytes")
-    if not (type(handle) is type(flags) is int and handle >= 0 and flags >= 0):
-        _check_fields(where, "handle flags", "uu", (handle, flags))
+    if len(group.encode()) > limits.max_group_bytes:
+        _fail(DropReason.TOO_LARGE, f"{where}.group: more than {limits.max_group_bytes} bytes")
+    _scalars(where, "handle flags", "uu", (handle, flags))
     if flags & ~RecordFlags.SAFE.value not in _FLAGS_UNSAFE:
         _fail(DropReason.RANGE, f"{where}.flags: undefined bits or kind in {flags:#x}")
     if bool(flags & RecordFlags.SAFE) != safe:
         _fail(DropReason.SAFE_MISMATCH, f"{where}.flags: SAFE bit differs from mcast.safe={safe}")
-    if len(data) > limits.max_record_data_bytes:
-        _fail(DropReason.TOO_LARGE, f"{where}.data: {len(data)} > {limits.max_record_data_bytes}")
-    _fail(DropReason.TOO_LARGE, f"{where}.group: more than {limits.max_group_bytes} UTF-8 bytes")
+    if type(data) is not bytes:
+        _fail(DropReason.TYPE, f"{where}.data: expected bytes")
+    _fail(DropReason.TOO_LARGE, f"{where}.data: {len(data)} > {limits.max_record_data_bytes}")
 
 
 def _mcast(
@@ -458,17 +470,19 @@ def _mcast(
         and 0 < sender <= U32_MAX
         and seq >= 0
     ):
-        _check_fields(where, "sender seq safe", "nub", (sender, seq, safe))
-    ring_id = _ring("mcast.ring_id" if outer else "mcast.encapsulated.ring_id", ring)
+        _scalars(where, "sender", "n", (sender,))
+        _ring(f"{where}.ring_id", ring)
+        _check_fields(where, "seq safe", "ub", (seq, safe))
+    ring_id = _ring(f"{where}.ring_id", ring)
     recs = _records(where, records, safe, limits)
     if inner is None:
         return _new_mcast(sender, ring_id, seq, safe, recs, None)
     if not outer:
         _fail(DropReason.ENCAPSULATION, "mcast.encapsulated: encapsulation nests one level only")
-    if recs:
-        _fail(DropReason.ENCAPSULATION, "mcast: an encapsulating mcast carries no records")
     if type(inner) is not list or len(inner) != _MCAST_WIDTH:
         _shape_error("mcast.encapsulated", inner, _MCAST_WIDTH)
+    if recs:
+        _fail(DropReason.ENCAPSULATION, "mcast: an encapsulating mcast carries no records")
     i_sender, i_ring, i_seq, i_safe, i_records, i_inner = inner
     encapsulated = _mcast(False, i_sender, i_ring, i_seq, i_safe, i_records, i_inner, limits)
     return _new_mcast(sender, ring_id, seq, safe, recs, encapsulated)
@@ -501,7 +515,10 @@ def _dec_join(item: list[Any], limits: WireLimits) -> MembJoin | MembLeave:
     _, _, code, sender, proc, fail, ring_seq = item
     where = "memb_join" if code == FrameType.MEMB_JOIN else "memb_leave"
     if not (type(sender) is type(ring_seq) is int and 0 < sender <= U32_MAX and ring_seq >= 0):
-        _check_fields(where, "sender ring_seq", "nu", (sender, ring_seq))
+        _scalars(where, "sender", "n", (sender,))
+        _node_set(f"{where}.proc_set", proc, limits)
+        _node_set(f"{where}.fail_set", fail, limits)
+        _check_fields(where, "ring_seq", "u", (ring_seq,))
     proc_set = _node_set(f"{where}.proc_set", proc, limits)
     fail_set = _node_set(f"{where}.fail_set", fail, limits)
     if code == FrameType.MEMB_JOIN:
@@ -524,8 +541,10 @@ def _member(value: Any) -> MemberEntry:
         and aru >= 0
         and high_delivered >= 0
     ):
-        values = (node_id, aru, high_delivered, received_flg)
-        _check_fields(where, "node_id aru high_delivered received_flg", "nuub", values)
+        _scalars(where, "node_id", "n", (node_id,))
+        _ring(f"{where}.old_ring_id", old_ring)
+        values = (aru, high_delivered, received_flg)
+        _check_fields(where, "aru high_delivered received_flg", "uub", values)
     old_ring_id = _ring(f"{where}.old_ring_id", old_ring)
     return MemberEntry(node_id, old_ring_id, aru, high_delivered, received_flg)
 
@@ -533,9 +552,9 @@ def _member(value: Any) -> MemberEntry:
 def _dec_commit(item: list[Any], limits: WireLimits) -> MembCommitToken:
     _, _, _, ring, token_seq, memb_index, members = item
     where = "memb_commit_token"
+    ring_id = _ring(f"{where}.ring_id", ring)
     if not (type(token_seq) is type(memb_index) is int and token_seq >= 0 and memb_index >= 0):
         _check_fields(where, "token_seq memb_index", "uu", (token_seq, memb_index))
-    ring_id = _ring(f"{where}.ring_id", ring)
     if type(members) is not list:
         _shape_error(f"{where}.members", members)
     if len(members) > limits.max_nodes:
@@ -553,6 +572,18 @@ def _dec_sender_ring(item: list[Any], limits: WireLimits) -> MembMergeDetect | T
     if is_merge:
         return MembMergeDetect(sender, ring_id)
     return TokenHoldCancel(sender, ring_id)
+
+
+def _cbor_refused(data: bytes | bytearray | memoryview, exc: Exception) -> NoReturn:
+    """cbor2 refused ``data``: name the first fault in byte order, as RFC 0002 §8 orders them.
+
+    cbor2's own order differs (it reads a tag's content before refusing the tag), so its error
+    only says *that* something is wrong; ``first_fault`` says what, and where.
+    """
+    fault = first_fault(data)
+    if fault is None:  # cbor2 refused an item the format allows: never seen, fuzzed for
+        _fail(DropReason.CBOR, f"not a valid CBOR item for this format: {exc}")
+    _fail(*fault)
 
 
 _Decoder = Callable[[list[Any], WireLimits], Frame]
@@ -603,10 +634,8 @@ def decode_body(
         item = cbor2.CBORDecoder(
             fp, semantic_decoders=_EVERY_TAG, max_depth=MAX_CBOR_DEPTH, allow_indefinite=False
         ).decode()
-    except cbor2.CBORDecodeEOF:
-        _fail(DropReason.TRUNCATED, "CBOR item ends after the last byte")
     except Exception as exc:  # cbor2 may raise ValueError, OverflowError, RecursionError, ...
-        _fail(DropReason.CBOR, f"not a valid CBOR item for this format: {exc}")
+        _cbor_refused(data, exc)
     if fp.tell() != size:
         _fail(DropReason.TRAILING_BYTES, f"{size - fp.tell()} bytes after the frame")
     if type(item) is not list or len(item) < 3:

@@ -4,7 +4,7 @@ The wire layer faces the network, so every refusal must be cheap to produce, imp
 with a bug, and countable. ``FrameError`` is the *only* exception that decoding and opening raise,
 whatever the input bytes (RFC 0002 §8, WIRE-15); its ``reason`` is a member of the closed
 ``DropReason`` enum so drop counters, logs, test vectors and other implementations all use the
-same vocabulary (the registry is RFC 0002 §8.2 and RFC 0005 §9).
+same vocabulary (the registry is RFC 0002 §8.3; the checks that produce each are §8.2).
 
 ``EncodeError`` is the opposite direction: the local program asked to send something the format
 cannot carry (a frame too large for the datagram limit, an object that is not a frame). That is a
@@ -23,8 +23,8 @@ class DropReason(enum.StrEnum):
     """Every reason a received datagram is dropped (RFC 0002 §8.2, RFC 0005 §9).
 
     The values are the strings used in test vectors, statistics and log lines; they are part of
-    the specification and MUST NOT be renamed. Checks run in the order given in RFC 0005 §8, so
-    the reason reported for a datagram with several faults is deterministic.
+    the specification and MUST NOT be renamed. Checks run in the order of the table in RFC 0002
+    §8.2 (WIRE-8-1), so the reason reported for bytes with several faults is deterministic.
     """
 
     # Datagram level (clear header and sealing, RFC 0005).
@@ -38,8 +38,10 @@ class DropReason(enum.StrEnum):
     SEALED_UNEXPECTED = "sealed_unexpected"  # an AEAD suite received by an unkeyed channel
     LOOPBACK = "loopback"  # carries this node's own id (multicast loopback or a reflection)
     UNKNOWN_SENDER = "unknown_sender"  # sender id 0, or not in the configured peers
-    OLD_BOOT = "old_boot"  # boot id older than the newest authenticated one from that sender
+    OLD_BOOT = "old_boot"  # a boot older than the newest authenticated one and no longer kept
+    SHADOWED_BOOT = "shadowed_boot"  # a kept boot while the sender's preferred boot is heard
     OLD_EPOCH = "old_epoch"  # key epoch older than the two newest seen from that sender boot
+    EPOCH_JUMP = "epoch_jump"  # an epoch the sender cannot have reached (SEC-21)
     REPLAY = "replay"  # counter already accepted, or too far behind the replay window
     AUTH = "auth"  # the AEAD tag did not verify (wrong key, forgery, corruption)
 

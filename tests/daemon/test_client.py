@@ -123,7 +123,7 @@ async def test_daemon_shutdown_ends_the_clients_streams(tmp_path: Path) -> None:
 
 
 async def test_status_and_flight_recorder_through_the_socket(tmp_path: Path) -> None:
-    from gcs.runtime.recorder import replay
+    from gcs.history.recorder import replay
 
     async with running_daemons(tmp_path, 2) as daemons, gcs.connect(daemons[1].path) as client:
         group = await client.join("g")
@@ -156,7 +156,7 @@ async def test_protocol_errors_api_22_23(tmp_path: Path) -> None:
         writer.close()
         await writer.wait_closed()
         reader, writer = await asyncio.open_unix_connection(str(daemons[0].path))
-        hello = await exchange(writer, reader, {"op": "hello", "id": 1, "version": 1})
+        hello = await exchange(writer, reader, {"op": "hello", "id": 1, "version": 2})
         assert hello["ok"]["node_id"] == 1  # type: ignore[index]
         bad = await exchange(writer, reader, {"op": "join", "id": 2, "group": 7})
         assert bad["error"]["type"] == "ControlProtocolError"  # type: ignore[index]

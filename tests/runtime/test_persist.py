@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
 import pytest
@@ -30,6 +31,25 @@ def test_ring_seq_and_boot_id_survive_in_the_directory(tmp_path: Path) -> None:
     assert state.ring_seq == 12
     assert state.boot_id == 100000000000000, "stored + 1 wins over a clock that is behind"
     assert sorted(p.name for p in (tmp_path / "s").iterdir()) == ["boot_id", "lock", "ring_seq"]
+
+
+def test_boot_id_is_the_larger_of_stored_plus_one_and_the_clock_sec_7(tmp_path: Path) -> None:
+    """RFC 0005 §7: a persisted counter that never falls behind the wall clock, written before
+    the node seals anything: it survives a clock stepped back and a wiped directory."""
+    before_ms = time.time_ns() // 1_000_000
+    (tmp_path / "boot_id").write_text("5\n")  # an old boot id, far behind the clock
+    store = StateStore(tmp_path, 1)
+    first = store.open().boot_id
+    store.close()
+    assert first >= before_ms, "the clock wins over a stored id it is ahead of"
+    assert int((tmp_path / "boot_id").read_text()) == first, "persisted at once"
+    again = StateStore(tmp_path, 1)
+    assert again.open().boot_id > first
+    again.close()
+    (tmp_path / "boot_id").unlink()  # a wiped directory: the clock still moves it forward
+    wiped = StateStore(tmp_path, 1)
+    assert wiped.open().boot_id > first
+    wiped.close()
 
 
 def test_a_corrupt_file_is_a_config_error(tmp_path: Path) -> None:

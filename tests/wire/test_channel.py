@@ -24,6 +24,7 @@ NAME = "channel-tests"
 CID = cluster_id_for(NAME)
 R = RingId(seq=8, rep=1)
 AEADS = [Suite.AES_256_GCM, Suite.CHACHA20_POLY1305]
+SECOND = 1_000_000_000  # the channels' default silence_ns
 
 
 @pytest.fixture(autouse=True)
@@ -245,11 +246,16 @@ def test_an_older_boot_is_dropped_once_a_newer_one_authenticated_sec_7() -> None
     new = Channel(1, 6, NAME, KEY)
     b.open(old.seal(frame(1)))
     b.open(new.seal(frame(2)))
-    assert reason(b, old.seal(frame(3))) is DropReason.OLD_BOOT
+    # Kept (SEC-19), but the newer boot is live: refused.
+    assert reason(b, old.seal(frame(3))) is DropReason.SHADOWED_BOOT
     assert b.open(new.seal(frame(4))) == (1, frame(4))
     # new.seal(frame(2)) used counter 0, as old.seal(frame(1)) had: windows belong to
     # (sender, boot, epoch), so a restarted node's counters start afresh.
     assert b.drops[DropReason.REPLAY] == 0
+    # One more restart: boot 5 is no longer kept, and is refused before any cryptography.
+    b.open(Channel(1, 7, NAME, KEY).seal(frame(5)))
+    assert reason(b, old.seal(frame(6))) is DropReason.OLD_BOOT
+    assert b.statistics().derivations == 1 + 3
 
 
 def test_a_forged_newer_boot_moves_no_state_sec_10() -> None:
@@ -270,7 +276,8 @@ def test_epoch_rollover_end_to_end_sec_6(suite: Suite) -> None:
     for n in range(10):
         datagram = a.seal(frame(n))
         headers.append(parse_header(datagram))
-        assert b.open(datagram) == (1, frame(n))
+        # A second apart: the epoch before last is silent by the time the next one starts.
+        assert b.open(datagram, now_ns=n * SECOND) == (1, frame(n))
     assert [(h.epoch, h.counter) for h in headers] == [(n // 3, n % 3) for n in range(10)]
     assert a.statistics().epoch_changes == 3 == a.epoch
     if suite is not Suite.NONE:

@@ -2,7 +2,7 @@
 
 These tests read the committed JSON only; they do not trust the generator's tables, so a change
 to the codec or the sealing that alters any byte fails here until the vectors are regenerated
-deliberately (``python tests/wire/make_vectors.py --write``) and the change is reviewed.
+deliberately (``python tools/make_vectors.py --write``) and the change is reviewed.
 """
 
 from __future__ import annotations
@@ -33,8 +33,7 @@ from gcs.wire.seal import (
     pack_header,
     seal_datagram,
 )
-
-from .make_vectors import (
+from tools.make_vectors import (
     VECTORS,
     build,
     cddl_accepts,
@@ -51,6 +50,8 @@ def load(name: str) -> dict[str, Any]:
 VALID = load("frames.json")
 INVALID_FRAMES = load("invalid-frames.json")
 INVALID_DATAGRAMS = load("invalid-datagrams.json")
+NONCANONICAL = load("noncanonical-frames.json")
+SEQUENCES = load("datagram-sequences.json")
 KEYS = load("key-schedule.json")
 PARAMS = VALID["params"]
 CID = PARAMS["cluster_id"]
@@ -65,7 +66,7 @@ def test_params_are_consistent() -> None:
     assert cluster_id_for(PARAMS["cluster_name"]) == CID
     limits = WireLimits(**PARAMS["limits"])
     assert limits == WireLimits()
-    for doc in (INVALID_FRAMES, INVALID_DATAGRAMS):
+    for doc in (INVALID_FRAMES, INVALID_DATAGRAMS, NONCANONICAL, SEQUENCES):
         assert doc["params"] == PARAMS
 
 
@@ -162,9 +163,21 @@ def test_valid_vector_satisfies_the_cddl(vector: dict[str, Any]) -> None:
 
 @pytest.mark.parametrize("vector", INVALID_FRAMES["vectors"], ids=ids(INVALID_FRAMES))
 def test_invalid_frame_vector_fails_with_its_reason(vector: dict[str, Any]) -> None:
+    """Decoded with the default limits, or the vector's own ``limits`` where it has them."""
+    limits = WireLimits(**{**PARAMS["limits"], **vector.get("limits", {})})
     with pytest.raises(FrameError) as info:
-        decode_frame(bytes.fromhex(vector["cbor"]), CID)
+        decode_frame(bytes.fromhex(vector["cbor"]), CID, limits)
     assert info.value.reason is DropReason(vector["reason"])
+    if "limits" in vector:  # the limit is what makes it invalid
+        decode_frame(bytes.fromhex(vector["cbor"]), CID)
+
+
+@pytest.mark.parametrize("vector", NONCANONICAL["vectors"], ids=ids(NONCANONICAL))
+def test_noncanonical_encodings_are_accepted_wire_5_1(vector: dict[str, Any]) -> None:
+    """WIRE-5-1: longer-than-needed heads decode to their values; the sender's form is canonical."""
+    frame = frame_from_json(vector["frame"])
+    assert decode_frame(bytes.fromhex(vector["cbor"]), CID) == frame
+    assert encode_frame(frame, CID).hex() == vector["canonical"] != vector["cbor"]
 
 
 @pytest.mark.parametrize("vector", INVALID_FRAMES["vectors"], ids=ids(INVALID_FRAMES))
@@ -205,9 +218,25 @@ def test_invalid_datagram_vector_fails_with_its_reason(vector: dict[str, Any]) -
     assert channel.drops[DropReason(vector["reason"])] == 1
 
 
+@pytest.mark.parametrize("vector", SEQUENCES["vectors"], ids=ids(SEQUENCES))
+def test_datagram_sequence_vector_sec_19_sec_21(vector: dict[str, Any]) -> None:
+    """Boots and epochs in time: each step accepted or dropped exactly as published."""
+    channel = receiver_channel(vector["receiver"])
+    for n, step in enumerate(vector["steps"]):
+        datagram = bytes.fromhex(step["datagram"])
+        try:
+            channel.open(datagram, step["time_ns"], step.get("source"))
+            got = "accept"
+        except FrameError as exc:
+            got = exc.reason.value
+        assert got == step["result"], f"step {n} at {step['time_ns']} ns"
+
+
 def test_invalid_datagrams_cover_every_datagram_level_reason() -> None:
     reasons = {DropReason(v["reason"]) for v in INVALID_DATAGRAMS["vectors"]}
     reasons |= {DropReason(v["reason"]) for v in INVALID_FRAMES["vectors"]}
+    steps = [step for v in SEQUENCES["vectors"] for step in v["steps"]]
+    reasons |= {DropReason(step["result"]) for step in steps if step["result"] != "accept"}
     assert reasons == set(DropReason)
 
 
@@ -240,13 +269,57 @@ def test_rfc_0002_appendix_repeats_the_cddl_verbatim() -> None:
 
 
 def test_every_requirement_is_defined_once_and_tested() -> None:
-    """Each **WIRE-n.** / **SEC-n.** defined in RFC 0002 / 0005 is cited by a test, and no test
-    cites a requirement that does not exist."""
+    """Each **WIRE-n.** / **SEC-n.** (and **[WIRE-s-n]**) defined in RFC 0002 / 0005 is cited
+    by a test, and no test cites a requirement that does not exist."""
     rfcs = VECTORS.parents[1] / "RFCs"
     text = (rfcs / "0002-wire-format.md").read_text() + (rfcs / "0005-security.md").read_text()
     defined = re.findall(r"\*\*((?:WIRE|SEC)-\d+)\.\*\*", text)
-    assert len(defined) == len(set(defined)) == 18 + 18
+    assert len(defined) == 18 + 21
+    defined += re.findall(r"\*\*\[((?:WIRE|SEC)-\d+-\d+)\]\*\*", text)
+    assert len(defined) == len(set(defined))
     tests = "".join(p.read_text() for p in Path(__file__).parent.glob("test_*.py"))
-    cited = {m.upper().replace("_", "-") for m in re.findall(r"(?:wire|sec)_\d+", tests)}
-    cited |= set(re.findall(r"(?:WIRE|SEC)-\d+", tests))
+    cited = {m.upper().replace("_", "-") for m in re.findall(r"(?:wire|sec)_\d+(?:_\d+)?", tests)}
+    cited |= set(re.findall(r"(?:WIRE|SEC)-\d+(?:-\d+)?", tests))
     assert set(defined) == cited
+
+
+def _cddl_labels(rule: str) -> list[str]:
+    """The member labels of one array rule of messages.cddl, in order."""
+    text = (VECTORS.parent / "messages.cddl").read_text()
+    body = re.search(rf"^{re.escape(rule)} = \[(.*?)\]\s*$", text, re.M | re.S)
+    assert body is not None, rule
+    return re.findall(r"([a-z_]+): ", re.sub(r";.*", "", body.group(1)))
+
+
+def _first(frame_type: str, predicate: Any = lambda f: True) -> dict[str, Any]:
+    frames = [v["frame"] for v in VALID["vectors"] if v["frame"]["type"] == frame_type]
+    return next(f for f in frames if predicate(f))
+
+
+def test_cddl_labels_are_the_json_field_names() -> None:
+    """The CDDL member labels and the JSON field names are the same names, in wire order."""
+    prefix = ["version", "cluster_id", "type"]
+    mcast = _first("mcast", lambda f: f["encapsulated"] is not None)
+    token = _first("orf_token", lambda f: f["rtr"])
+    commit = _first("memb_commit_token")
+    pairs = {
+        "orf-token": list(token)[1:],
+        "agreed-mcast": list(mcast)[1:],
+        "encapsulating-agreed-mcast": list(mcast)[1:],
+        "agreed-inner-mcast": list(mcast["encapsulated"]),
+        "memb-merge-detect": list(_first("memb_merge_detect"))[1:],
+        "memb-join": list(_first("memb_join"))[1:],
+        "memb-commit-token": list(commit)[1:],
+        "token-hold-cancel": list(_first("token_hold_cancel"))[1:],
+        "memb-leave": list(_first("memb_leave"))[1:],
+        "agreed-record": list(mcast["encapsulated"]["records"][0]),
+        "rtr-entry": list(token["rtr"][0]),
+        "member-entry": list(commit["members"][0]),
+        "ring-id": list(token["ring_id"]),
+    }
+    for rule, names in pairs.items():
+        labels = _cddl_labels(rule)
+        if rule in ("agreed-inner-mcast", "agreed-record", "rtr-entry", "member-entry", "ring-id"):
+            assert labels == names, rule
+        else:
+            assert labels == prefix + names, rule
