@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from gcs.errors import ConfigError
-from gcs.sim.history import Fault, State
+from gcs.history.events import Fault, State
 from gcs.sim.run import run
 from gcs.sim.scenario import load_scenario, parse_scenario
 from gcs.sim.world import DropRule, World
