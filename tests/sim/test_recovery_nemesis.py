@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import random
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from gcs.errors import ConfigError
 from gcs.history.events import Fault, State
-from gcs.sim.run import run
-from gcs.sim.scenario import load_scenario, parse_scenario
+from gcs.sim.nemesis import apply_step
+from gcs.sim.run import Result, run
+from gcs.sim.scenario import FaultStep, load_scenario, parse_scenario
+from gcs.sim.swarm import draw_scenario
 from gcs.sim.world import DropRule, World
 from gcs.totem.config import TotemConfig
-from gcs.wire.frames import Mcast, OrfToken, RingId
+from gcs.wire.frames import Frame, Mcast, MembCommitToken, OrfToken, RingId
 
 SCENARIOS = Path(__file__).parents[2] / "simulations" / "scenarios"
 RING = RingId(seq=8, rep=1)
@@ -22,6 +25,8 @@ INNER = Mcast(2, OLD, 7, False, (), None)
 CARRIER = Mcast(1, RING, 3, False, (), INNER)
 PLAIN = Mcast(1, RING, 4, False, (), None)
 TOKEN = OrfToken(RING, 5, 0, 0, 0, 0, 0, False, ())
+COMMIT = MembCommitToken(RING, 2, 4, ())
+MS = 1_000_000
 
 
 def _world() -> World:
@@ -93,17 +98,126 @@ def test_recovery_steps_are_checked_when_parsed() -> None:
     assert scenario.faults[0].to_toml()["delay_ms"] == 90
 
 
-def test_the_recovery_phase_scenario_reaches_every_recovery_path_sim_4_4() -> None:
-    """One seed of the dedicated scenario: re-sent copies and recovery tokens are lost and
-    delayed, recoveries fail and are retried, and every checker still passes."""
+def test_the_token_spec_hits_only_the_recovery_token_sim_4_4() -> None:
+    """``spec = "token"``: the commit token and the new ring's token a node sends in RECOVERY
+    are hit, re-sent copies and every frame of another state are not."""
+    world = _world()
+    step = FaultStep(0.0, "recovery_loss", spec="token", value=1.0, duration_s=5.0)
+    apply_step(world, parse_scenario({}), step, random.Random(0))
+    assert {rule.frame_type for rule in world.drop_rules} == {MembCommitToken, OrfToken}
+    assert world.frame_fates("recovery", TOKEN, (2,)) == ((), [])
+    assert world.frame_fates("recovery", COMMIT, (3,)) == ((), [])
+    assert world.frame_fates("recovery", CARRIER, (2, 3)) == ((2, 3), [])
+    for state in ("operational", "gather", "commit"):
+        assert world.frame_fates(state, TOKEN, (2,)) == ((2,), [])
+        assert world.frame_fates(state, COMMIT, (2,)) == ((2,), [])
+    assert world.frames_dropped == 2
+    world.now = 5 * 10**9  # the step's duration is over
+    assert world.frame_fates("recovery", TOKEN, (2,)) == ((2,), [])
+    (fault,) = [e for e in world.history.events if isinstance(e, Fault)]
+    assert (fault.kind, fault.detail) == (
+        "recovery_loss",
+        {"duration_s": 5.0, "value": 1.0, "spec": "token"},
+    )
+
+
+def test_recovery_delay_sends_hit_copies_later_sim_4_4() -> None:
+    """``recovery_delay`` with ``spec = "all"``: every hit copy, re-send or token, is handed on
+    ``delay_ms`` later instead of dropped; plain mcasts are never touched."""
+    world = _world()
+    step = FaultStep(0.0, "recovery_delay", value=1.0, delay_ms=90.0)
+    apply_step(world, parse_scenario({}), step, random.Random(0))
+    for frame in (CARRIER, TOKEN, COMMIT):
+        assert world.frame_fates("recovery", frame, (2, 4)) == ((), [(2, 90 * MS), (4, 90 * MS)])
+    assert world.frame_fates("recovery", PLAIN, (2, 4)) == ((2, 4), [])
+    assert (world.frames_delayed, world.frames_dropped) == (6, 0)
+
+
+def _fates(seed: int, spec: str) -> list[tuple[tuple[int, ...], list[tuple[int, int]]]]:
+    world = World(
+        seed=seed, nodes=(1, 2, 3), totem_config=lambda n: TotemConfig(node_id=n, nodes=(1, 2, 3))
+    )
+    for action, delay in (("recovery_loss", 0.0), ("recovery_delay", 50.0)):
+        step = FaultStep(0.0, action, spec=spec, value=0.4, delay_ms=delay)
+        apply_step(world, parse_scenario({}), step, random.Random(0))
+    frames: tuple[Frame, ...] = (CARRIER, TOKEN, COMMIT)
+    return [world.frame_fates("recovery", frames[i % 3], (2, 3)) for i in range(60)]
+
+
+def test_the_rules_draw_from_the_seed_tree_only_sim_4_4() -> None:
+    """SIM-2-3: a frame rule's stream depends on the run's seed and the step, not on the
+    ``random.Random`` the nemesis passes to actions: same seed, same fates."""
+    assert _fates(11, "all") == _fates(11, "all")
+    assert _fates(11, "all") != _fates(12, "all")
+
+
+class FateCounter:
+    """A probe that counts what the frame rules did to recovery frames of a run, by kind."""
+
+    def __init__(self) -> None:
+        self.counts: dict[tuple[str, str], int] = {}
+        self.world: World | None = None
+
+    def __call__(self, world: World) -> None:
+        self.world = world
+        inner = world.frame_fates
+
+        def fates(state: str, frame: Frame, dests: tuple[int, ...]) -> Any:
+            now, later = inner(state, frame, dests)
+            if isinstance(frame, (OrfToken, MembCommitToken)):
+                kind = "token"
+            elif isinstance(frame, Mcast) and frame.encapsulated is not None:
+                kind = "resend"
+            else:
+                kind = "other"
+            if state == "recovery":
+                self._add(kind, "lost", len(dests) - len(now) - len(later))
+                self._add(kind, "delayed", len(later))
+            return now, later
+
+        world.frame_fates = fates  # type: ignore[method-assign]
+
+    def _add(self, kind: str, fate: str, count: int) -> None:
+        if count:
+            self.counts[kind, fate] = self.counts.get((kind, fate), 0) + count
+
+
+@pytest.fixture(scope="module")
+def recovery_phase_seed_1() -> tuple[Result, FateCounter]:
     scenario = load_scenario(SCENARIOS / "recovery-phase.toml")
-    worlds: list[World] = []
-    result = run(scenario, 1, probes=[worlds.append])
+    counter = FateCounter()
+    return run(scenario, 1, probes=[counter]), counter
+
+
+def test_the_recovery_phase_scenario_reaches_every_recovery_path_sim_4_4(
+    recovery_phase_seed_1: tuple[Result, FateCounter],
+) -> None:
+    """One seed of the dedicated scenario: re-sent copies and recovery tokens are each lost and
+    delayed, recoveries fail and are retried, and every checker still passes."""
+    result, counter = recovery_phase_seed_1
     assert result.valid is True, [v.summary() for v in result.verdicts if v.valid is not True]
-    (world,) = worlds
-    assert world.frames_dropped > 0 and world.frames_delayed > 0
+    print("recovery-phase seed 1 fates:", counter.counts)
+    for kind in ("resend", "token"):
+        for fate in ("lost", "delayed"):
+            assert counter.counts.get((kind, fate), 0) > 0, (kind, fate, counter.counts)
+    assert {kind for kind, _ in counter.counts} == {"resend", "token"}  # nothing else is hit
     states = [e for e in result.history.events if isinstance(e, State)]
     assert any(e.old == "recovery" and e.new == "gather" for e in states)
     assert sum(e.old == "recovery" and e.new == "operational" for e in states) > 10
     kinds = {e.kind for e in result.history.events if isinstance(e, Fault)}
     assert {"recovery_loss", "recovery_delay"} <= kinds
+
+
+def test_a_run_with_the_recovery_nemesis_is_the_same_run_for_the_same_seed_sim_4_4(
+    recovery_phase_seed_1: tuple[Result, FateCounter],
+) -> None:
+    """SIM-2-3 with the recovery nemesis on: running seed 1 again gives the same history
+    (digest) and the same hits; the swarm draws the same recovery steps for a seed."""
+    first, first_counter = recovery_phase_seed_1
+    counter = FateCounter()
+    again = run(load_scenario(SCENARIOS / "recovery-phase.toml"), 1, probes=[counter])
+    assert again.digest() == first.digest()
+    assert counter.counts == first_counter.counts
+    drawn = [draw_scenario(seed).faults for seed in range(1, 31)]
+    assert drawn == [draw_scenario(seed).faults for seed in range(1, 31)]
+    assert any(step.action.startswith("recovery_") for faults in drawn for step in faults)
