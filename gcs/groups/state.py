@@ -742,6 +742,16 @@ class GroupState:
                 view_id = ViewId(conf.ring_id, 0, min(conf.members), self._lineage(previous))
                 self._emit(group, view_id, members, (), gone, reason, out)
 
+    def _transitional_lineage(self) -> int:
+        """The lineage of a view a record causes in a transitional configuration (API-10).
+
+        EVS delivers some old-ring records in the regular configuration at one node and in the
+        transitional configuration at another, where the departed members are gone: the view
+        differs, so its id must too. Every node of one transitional configuration derives the
+        same lineage, from the transitional configuration's own view id.
+        """
+        return ViewId(self.ring, 0, min(self.config_nodes)).derived()
+
     def _lineage(self, previous: View) -> int:
         return 0 if self.settled else previous.view_id.derived()
 
@@ -756,6 +766,8 @@ class GroupState:
     ) -> None:
         """A view of the settled state of ``group`` (the same at every node of the ring)."""
         members = tuple(sorted(self.members.get(group, ())))
+        if self.transitional and view_id.seq:
+            view_id = replace(view_id, lineage=self._transitional_lineage())
         self._emit(group, view_id, members, joined, left, reason, out)
 
     def _emit(

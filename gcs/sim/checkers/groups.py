@@ -6,16 +6,17 @@ stream, in the order it received them). The ``groups`` workload keeps them
 (``gcs.sim.workloads.groups``); a test of real processes can log the same rows. Each property
 is one verdict (RFC 0007 SIM-6-3):
 
-| verdict | promise |
-| --- | --- |
-| ``group_sender_in_view`` | RFC 0006 API-30, API-31 (sender-in-view, with API-5's exception), API-11, API-14 |
-| ``group_view_ids`` | API-10: same view id, same members and transitional flag |
-| ``group_synchrony`` | API-13: members that go from V to V' delivered the same messages in V |
-| ``group_order`` | API-12, §4.1: each member's messages in the ring's total order, once each |
-| ``group_view_positions`` | API-9, API-30: a view sits at the same point of the stream everywhere |
-| ``group_views_in_configuration`` | API-4, API-5: no view of a regular configuration lists a member of a node outside it |
-| ``group_self_delivery`` | API-12: a member that stays receives its own messages |
-| ``group_final_views`` | API-15: once the ring is stable and settled, every live member's last view lists exactly the live members |
+- ``group_sender_in_view``: RFC 0006 API-30, API-31 (sender-in-view, with API-5's exception),
+  API-11, API-14;
+- ``group_view_ids``: API-10, same view id, same members and transitional flag;
+- ``group_synchrony``: API-13, members that go from V to V' delivered the same messages in V;
+- ``group_order``: API-12, §4.1, each member's messages in the ring's total order, once each;
+- ``group_view_positions``: API-9, API-30, a view sits at the same point of the stream everywhere;
+- ``group_views_in_configuration``: API-4, API-5, no view of a regular configuration lists a
+  member of a node outside it;
+- ``group_self_delivery``: API-12, a member that stays receives its own messages;
+- ``group_final_views``: API-15, once the ring is stable and settled, every live member's last
+  view lists exactly the live members.
 
 Messages are named by their *position* in the ring's total order (origin ring seq and rep, the
 mcast's seq, the record's index in it): unique per record, and increasing along every member's
@@ -27,6 +28,7 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import pairwise
 
 from gcs.groups.views import Member, Message, View, ViewId
 from gcs.sim.checkers.verdict import Problems, Stat, Verdict, fmt_t
@@ -56,9 +58,10 @@ class MemberEvent:
     """One event a group member received, in the order it received it.
 
     ``event`` None: the member's stream ended there (its leave was delivered). For a message,
-    ``position`` names it (above); ``config`` is the members of the regular configuration the
-    ring delivered it in (None: a transitional one); ``ring_ns`` is when the ring delivered it at
-    this node, which the barrier (API-30) may precede by the time it held it.
+    ``position`` names it (above); ``config`` is the members of the configuration the ring
+    delivered it in, ``transitional`` whether that configuration was transitional; ``ring_ns``
+    is when the ring delivered it at this node (``time_ns`` is later by the time the barrier,
+    API-30, held it).
     """
 
     time_ns: int
@@ -69,6 +72,7 @@ class MemberEvent:
     event: View | Message | None
     position: Position | None = None
     config: tuple[int, ...] | None = None
+    transitional: bool = False
     ring_ns: int | None = None
 
 
@@ -102,8 +106,15 @@ def _who(key: _Key) -> str:
     return f"member {key[3]} of {key[2]!r} (incarnation {key[0]}/{key[1]})"
 
 
-def _lists(view: View, sender: Member) -> bool:
-    return sender in view.members or (view.transitional and sender in view.left)
+def _lists(view: View, sender: Member, e: MemberEvent) -> bool:
+    """Whether ``e``'s message of ``sender`` may be delivered in ``view``: the view lists the
+    sender, or it is an old-ring message of a departed sender (its node is outside the
+    transitional configuration the ring delivered it in) in a transitional view (API-5). The
+    second covers a member that joined in the transitional configuration, whose views never
+    listed the departed, and a view made by a leave delivered there."""
+    if sender in view.members:
+        return True
+    return view.transitional and e.transitional and sender.node not in (e.config or ())
 
 
 # ---------------------------------------------------------------------- sender in view
@@ -132,12 +143,15 @@ def check_sender_in_view(run: GroupRun) -> Verdict:
             else:
                 messages += 1
                 if current is None:
-                    problems.add(f"{_who(key)} received a message before any view ({fmt_t(e.time_ns)})")
-                elif not _lists(current, event.sender):
+                    problems.add(
+                        f"{_who(key)} received a message before any view ({fmt_t(e.time_ns)})"
+                    )
+                elif not _lists(current, event.sender, e):
                     outside += 1
                     problems.add(
                         f"{_who(key)} received a message of {event.sender} at {e.position} in "
-                        f"view {current.view_id} (members {_members(current)}), at {fmt_t(e.time_ns)}"
+                        f"view {current.view_id} (members {_members(current)}), "
+                        f"at {fmt_t(e.time_ns)}"
                     )
                 elif event.view_id != current.view_id:
                     problems.add(
@@ -216,10 +230,14 @@ def check_group_synchrony(run: GroupRun) -> Verdict:
                 mine, theirs = set(got), set(first[0])
                 problems.add(
                     f"{_who(key)} and {_who(first[1])} went from {view} to {after} having "
-                    f"delivered different messages in it: only the first {sorted(mine - theirs)[:3]}"
-                    f", only the second {sorted(theirs - mine)[:3]}"
+                    f"delivered different messages in it: only the first "
+                    f"{sorted(mine - theirs)[:3]}, only the second {sorted(theirs - mine)[:3]}"
                 )
     return problems.verdict({"transitions": len(seen)})
+
+
+def _regular(e: MemberEvent) -> bool:
+    return e.config is not None and not e.transitional
 
 
 def check_views_in_configuration(run: GroupRun) -> Verdict:
@@ -233,12 +251,13 @@ def check_views_in_configuration(run: GroupRun) -> Verdict:
             event = e.event
             if isinstance(event, View):
                 current = event
-            elif isinstance(event, Message) and current is not None and e.config is not None:
-                stray = [m for m in current.members if m.node not in e.config]
+            elif isinstance(event, Message) and current is not None and _regular(e):
+                config = e.config or ()
+                stray = [m for m in current.members if m.node not in config]
                 if stray:
                     problems.add(
                         f"{_who(key)} received a message at {e.position}, delivered in regular "
-                        f"configuration {list(e.config)}, in view {current.view_id} that lists "
+                        f"configuration {list(config)}, in view {current.view_id} that lists "
                         f"{', '.join(map(str, stray))} ({fmt_t(e.time_ns)})"
                     )
                     break
@@ -257,9 +276,11 @@ def check_group_order(run: GroupRun) -> Verdict:
     problems = Problems("group_order")
     for key, stream in _streams(run.events).items():
         positions = _positions(stream)
-        for before, after in zip(positions, positions[1:], strict=False):
+        for before, after in pairwise(positions):
             if after <= before:
-                problems.add(f"{_who(key)} received the message at {after} after the one at {before}")
+                problems.add(
+                    f"{_who(key)} received the message at {after} after the one at {before}"
+                )
                 break
     return problems.verdict()
 
@@ -328,7 +349,7 @@ def check_self_delivery(run: GroupRun) -> Verdict:
         where.setdefault((e.group, e.member), (e.node, e.incarnation))
     checked = 0
     for who, payloads in run.sent.items():
-        if who not in ended and who not in open_ or who not in where:
+        if (who not in ended and who not in open_) or who not in where:
             continue
         ring = run.ring_delivered.get(where[who], frozenset())
         mine = got.get(who, set())

@@ -60,6 +60,8 @@ class _Local:
     group: str
     member: Member
     active: bool = False
+    leaving: bool = False
+    """Its leave is queued: it may not send any more (``group.send`` raises ``NotMember``)."""
     closed: bool = False
 
 
@@ -123,9 +125,9 @@ class _Tag:
         """Self-delivery is judged on what the member received, not here."""
 
 
-_Seen = tuple[Position, tuple[int, ...] | None, int]
-"""Where the ring put a message: its position, its regular configuration (None: transitional),
-and when it delivered it at this node."""
+_Seen = tuple[Position, tuple[int, ...], bool, int]
+"""Where the ring put a message: its position, its configuration's members, whether that
+configuration was transitional, and when the ring delivered it at this node."""
 
 
 class MemberNode(GroupLayer):
@@ -144,7 +146,7 @@ class MemberNode(GroupLayer):
         self.locals: dict[int, _Local] = {}
         self.turn: deque[int] = deque()
         """Handles in round-robin order of sending."""
-        self.config: tuple[int, ...] | None = None
+        self.config: tuple[int, ...] = ()
         self.seen: dict[bytes, _Seen] = {}
         for group in GROUPS:
             self.join(group)
@@ -161,7 +163,7 @@ class MemberNode(GroupLayer):
 
     def leave(self, handle: int) -> None:
         local = self.locals[handle]
-        local.active = False
+        local.active, local.leaving = False, True
         self.driver.leave(local.group, handle)
 
     def _schedule_churn(self) -> None:
@@ -187,7 +189,8 @@ class MemberNode(GroupLayer):
 
     def on_deliver(self, now_ns: int, deliver: Deliver) -> None:
         """Note where and when the ring put each message, then hand it to the group layer."""
-        config = self.config if deliver.config.kind is ConfigurationKind.REGULAR else None
+        config = self.config
+        transitional = deliver.config.kind is ConfigurationKind.TRANSITIONAL
         ring, seen, now = deliver.origin, self.seen, self.host.world.now
         for index, record in enumerate(deliver.records):
             if record.flags & _KIND != _DATA:
@@ -198,14 +201,13 @@ class MemberNode(GroupLayer):
                 if parsed is None:
                     continue
                 payload = parsed[2]
-            seen[payload] = ((ring.seq, ring.rep, deliver.seq, index), config, now)
+            seen[payload] = ((ring.seq, ring.rep, deliver.seq, index), config, transitional, now)
         super().on_deliver(now_ns, deliver)
 
     # ------------------------------------------------------------------ the driver's calls
 
     def on_ring(self, configuration: Configuration) -> None:
-        if configuration.kind is ConfigurationKind.REGULAR:
-            self.config = configuration.members
+        self.config = configuration.members
 
     def on_event(
         self, group: str, handles: tuple[int, ...], event: View | Message | Quorum
@@ -215,16 +217,26 @@ class MemberNode(GroupLayer):
         now = self.host.world.now
         node, incarnation = self.host.node_id, self.incarnation
         position = config = ring_ns = None
+        transitional = False
         if isinstance(event, Message):
-            position, config, ring_ns = self.seen[event.data]
+            position, config, transitional, ring_ns = self.seen[event.data]
         events = self.workload.events
         for handle in handles:
             local = self.locals[handle]
             if isinstance(event, View):
-                local.active = not local.closed
+                local.active = not (local.closed or local.leaving)
             events.append(
                 MemberEvent(
-                    now, node, incarnation, group, local.member, event, position, config, ring_ns
+                    now,
+                    node,
+                    incarnation,
+                    group,
+                    local.member,
+                    event,
+                    position,
+                    config,
+                    transitional,
+                    ring_ns,
                 )
             )
 
