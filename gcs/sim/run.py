@@ -121,7 +121,7 @@ def run(
     if kv is not None:
         verdicts += kv.verdicts()
     if groups is not None:
-        verdicts += groups.verdicts()  # the group-level checkers (RFC 0007 SIM-6-3)
+        verdicts += groups.verdicts()  # the group-level checkers (RFC 0007 SIM-6-2)
     workload_s = max(scenario.duration_s - scenario.workload.start_s, 1e-9)
     return Result(
         scenario=scenario,

@@ -246,3 +246,23 @@ def test_a_ring_change_before_the_round_completes_flushes_the_hold() -> None:
     got = [e for e in model.nodes[1].logs[("g", one.handle)].events if isinstance(e, Message)]
     assert [m.sender for m in got][-1] == one, "its own message, not node 2's"
     assert two not in [m.sender for m in got[-1:]]
+
+
+def test_a_record_delivered_in_a_transitional_configuration_names_its_view_apart() -> None:
+    """API-32: node 3 delivers node 2's join in the regular configuration, node 1 (which lost
+    node 3) in its transitional configuration: the members differ, so must the view ids
+    (API-10)."""
+    states = {n: settled_state(node=n, members=(1, 2, 3)) for n in (1, 3)}
+    for state in states.values():
+        state.add_local("g", 7)
+        for seq, sender in ((10, 1), (11, 3)):
+            state.on_deliver(deliver(R4, seq, sender, Record("g", 7, JOIN, b"")))
+    join = Record("g", 9, JOIN, b"")
+    (regular,) = events(states[3].on_deliver(deliver(R4, 12, 2, join)))
+    lost = ChangeReason(ReasonKind.TOKEN_LOSS, (3,))
+    states[1].on_configuration(Configuration(TRANSITIONAL, R8, (1, 2), (3,), (), lost))
+    (trans,) = events(states[1].on_deliver(deliver(R4, 12, 2, join, trans=True)))
+    assert isinstance(regular, View) and isinstance(trans, View)
+    assert regular.view_id == ViewId(R4, 12, 0) and len(regular.members) == 3
+    assert trans.members == (Member(1, 7), Member(2, 9)) and trans.transitional
+    assert trans.view_id == ViewId(R4, 12, 0, ViewId(R8, 0, 1).derived())

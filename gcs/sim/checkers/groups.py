@@ -4,7 +4,7 @@ The ring-level checkers judge the core's history; these judge the layer above it
 events every group member received (``MemberEvent``: its views, its messages and the end of its
 stream, in the order it received them). The ``groups`` workload keeps them
 (``gcs.sim.workloads.groups``); a test of real processes can log the same rows. Each property
-is one verdict (RFC 0007 SIM-6-3):
+is one verdict (RFC 0007 SIM-6-2):
 
 - ``group_sender_in_view``: RFC 0006 API-30, API-31 (sender-in-view, with API-5's exception),
   API-11, API-14;
