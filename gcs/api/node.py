@@ -113,6 +113,10 @@ class NodeStatistics:
     """Messages primary-component members did not receive (delivered while not quorate)."""
     directed_undeliverable: int = 0
     """Point-to-point messages whose local destination member was gone."""
+    messages_outside_view: int = 0
+    """Messages no local member received because no view of theirs listed the sender: held
+    records a ring change flushed, and transitional deliveries while unsettled (RFC 0006
+    API-31)."""
 
     @property
     def drops(self) -> Mapping[str, int]:
@@ -434,6 +438,7 @@ class Node:
             group_records_ignored=groups.state.ignored_records,
             messages_not_quorate=0 if tracker is None else tracker.filtered,
             directed_undeliverable=groups.state.undeliverable,
+            messages_outside_view=groups.state.outside_view,
         )
 
     async def dump_flight_recorder(

@@ -19,7 +19,7 @@ from gcs.sim.nemesis import heal_all, install_nemesis
 from gcs.sim.report.metrics import Metrics, compute_metrics
 from gcs.sim.scenario import Scenario
 from gcs.sim.transport import ChannelTransport
-from gcs.sim.workloads.groups import install_groups
+from gcs.sim.workloads.groups import GroupWorkload, install_groups
 from gcs.sim.workloads.kv import KvWorkload, install_kv
 from gcs.sim.workloads.messages import install_workload
 from gcs.sim.world import Transport, World
@@ -99,11 +99,12 @@ def run(
         offset = int(spread.random() * scenario.start_spread_ms * MS)
         world.at(offset, world.start, node)
     kv: KvWorkload | None = None
+    groups: GroupWorkload | None = None
     match scenario.workload.kind:
         case "kv":
             kv = install_kv(world, scenario)
         case "groups":
-            install_groups(world, scenario)
+            groups = install_groups(world, scenario)
         case _:
             install_workload(world, scenario)
     install_nemesis(world, scenario)
@@ -121,6 +122,8 @@ def run(
     verdicts = check_all(world.history, params=_params(world, scenario, quiet_ns, bound, end_ns))
     if kv is not None:
         verdicts += kv.verdicts()
+    if groups is not None:
+        verdicts += groups.verdicts()  # the group-level checkers (RFC 0007 SIM-6-3)
     workload_s = max(scenario.duration_s - scenario.workload.start_s, 1e-9)
     return Result(
         scenario=scenario,

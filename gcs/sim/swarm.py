@@ -38,14 +38,17 @@ _WHEN = ("", "", "", "gather", "commit", "recovery")
 
 
 def draw_scenario(
-    seed: int, *, base: Scenario | None = None, nodes: int = 0, kind: str = "messages"
+    seed: int, *, base: Scenario | None = None, nodes: int = 0, kind: str = "groups"
 ) -> Scenario:
     """A scenario for ``seed``: same seed, same scenario, in any process.
 
+    ``kind="groups"`` (the default) runs the ``messages`` workload through group members that
+    join, leave and send on every node, judged also by the group-level checkers
+    (``gcs.sim.workloads.groups``); ``kind="messages"`` is the same scenario without the group
+    layer (its ring-level history is what the swarm drew before the group layer was the default).
     ``kind="kv"`` runs the replicated key-value store (``gcs.sim.workloads.kv``) with quorum rules
     drawn from the seed's own ``swarm-kv`` stream, so the rest of the scenario is the same one
-    ``"messages"`` draws; ``kind="groups"`` sends the same workload through group members
-    (``gcs.sim.workloads.groups``).
+    ``"messages"`` draws.
     """
     rng = SeedTree(seed).rng("swarm")
     count = nodes or rng.choice((3, 3, 4, 5, 5, 6, 7))

@@ -2,7 +2,8 @@
 
 Several ``GroupState`` instances are fed by ``RingModel`` (nodes of a component get the same
 stream). Whatever the interleaving, the promises of RFC 0006 §3 must hold on what the local
-members saw, and once everything is merged and delivered every node must agree on every group.
+members saw (API-10, API-11, API-13, API-14, and sender-in-view, API-30 and API-31), and once
+everything is merged and delivered every node must agree on every group.
 """
 
 from __future__ import annotations
@@ -90,6 +91,10 @@ def _check_streams(model: RingModel) -> None:
             else:
                 assert current is not None, f"{log.member} got a message before any view"
                 assert event.view_id == current.view_id, "a message carries its view's id"
+                departed = current.transitional and event.sender in current.left
+                assert event.sender in current.members or departed, (
+                    f"API-30: {log.member} got a message of {event.sender} in {current}"
+                )
 
 
 def _segments(log: LocalLog) -> dict[tuple[ViewId, ViewId], list[bytes]]:
