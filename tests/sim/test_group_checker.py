@@ -1,4 +1,4 @@
-"""The default swarm runs the group layer, and the group-level checker judges it (RFC 0007 SIM-6-2).
+"""The default swarm runs the group layer, and the group-level checker judges it (RFC 0007 SIM-6-3).
 
 The checker must be able to fail: two mutations of the group layer — main's layer before the
 barrier (messages delivered while unsettled in the receiver's old view, RFC 0006 API-30), and
