@@ -8,9 +8,12 @@ and RFC 0004 §10; the values here must match those tables (a test checks it).
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass, fields
+from typing import Any
 
 from gcs.errors import ConfigError
+from gcs.wire.frames import reduce_frozen
 from gcs.wire.limits import WireLimits
 
 __all__ = ["FailToRecvMode", "TotemConfig"]
@@ -76,6 +79,9 @@ class TotemConfig:
 
     # Accelerated ring (RFC 0003 §9): pass the token before multicasting the visit's share.
     accelerated: bool = False
+
+    def __reduce__(self) -> tuple[Callable[..., Any], tuple[Any, ...]]:
+        return reduce_frozen(self)
 
     def __post_init__(self) -> None:
         self._check_ids()

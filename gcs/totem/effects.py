@@ -10,10 +10,11 @@ the messages it separates (RFC 0004 §7).
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
-from gcs.wire.frames import Frame, Record, RingId
+from gcs.wire.frames import Frame, Record, RingId, reduce_frozen
 
 __all__ = [
     "ChangeReason",
@@ -62,6 +63,9 @@ class ConfigId:
     def __str__(self) -> str:
         return f"{self.kind.value}:{self.ring_id}"
 
+    def __reduce__(self) -> tuple[Callable[..., Any], tuple[Any, ...]]:
+        return reduce_frozen(self)
+
 
 class ReasonKind(enum.Enum):
     """Why a node left its previous ring (RFC 0004 §9). Reported, never agreed on the wire."""
@@ -88,6 +92,9 @@ class ChangeReason:
             return self.kind.value
         return f"{self.kind.value} " + ",".join(str(n) for n in self.nodes)
 
+    def __reduce__(self) -> tuple[Callable[..., Any], tuple[Any, ...]]:
+        return reduce_frozen(self)
+
 
 @dataclass(frozen=True, slots=True)
 class Send:
@@ -95,6 +102,9 @@ class Send:
 
     dest: int
     frame: Frame
+
+    def __reduce__(self) -> tuple[Callable[..., Any], tuple[Any, ...]]:
+        return reduce_frozen(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +118,9 @@ class Multicast:
 
     frame: Frame
     dests: tuple[int, ...]
+
+    def __reduce__(self) -> tuple[Callable[..., Any], tuple[Any, ...]]:
+        return reduce_frozen(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +139,9 @@ class Deliver:
     safe: bool
     records: tuple[Record, ...]
 
+    def __reduce__(self) -> tuple[Callable[..., Any], tuple[Any, ...]]:
+        return reduce_frozen(self)
+
 
 @dataclass(frozen=True, slots=True)
 class Configuration:
@@ -142,6 +158,9 @@ class Configuration:
     def config_id(self) -> ConfigId:
         return ConfigId(self.kind, self.ring_id)
 
+    def __reduce__(self) -> tuple[Callable[..., Any], tuple[Any, ...]]:
+        return reduce_frozen(self)
+
 
 @dataclass(frozen=True, slots=True)
 class PersistRingSeq:
@@ -149,12 +168,18 @@ class PersistRingSeq:
 
     seq: int
 
+    def __reduce__(self) -> tuple[Callable[..., Any], tuple[Any, ...]]:
+        return reduce_frozen(self)
+
 
 @dataclass(frozen=True, slots=True)
 class SendWindow:
     """The send queue crossed a water mark: closed above the high mark, open below the low."""
 
     open: bool
+
+    def __reduce__(self) -> tuple[Callable[..., Any], tuple[Any, ...]]:
+        return reduce_frozen(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +192,9 @@ class Trace:
 
     event: str
     data: Mapping[str, object] = field(default_factory=dict)
+
+    def __reduce__(self) -> tuple[Callable[..., Any], tuple[Any, ...]]:
+        return reduce_frozen(self)
 
 
 Effect = Send | Multicast | Deliver | Configuration | PersistRingSeq | SendWindow | Trace

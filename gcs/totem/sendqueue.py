@@ -20,6 +20,8 @@ from __future__ import annotations
 
 from collections import deque
 
+from mypy_extensions import mypyc_attr
+
 from gcs.errors import MessageTooLarge, SendQueueFull
 from gcs.totem.config import RECORD_OVERHEAD
 from gcs.totem.effects import SendWindow
@@ -51,6 +53,7 @@ _Columns = tuple[list[str], list[int], list[int], list[bytes]]
 _State = tuple[_Columns, int, int, int, int, int, int, int, bool]
 
 
+@mypyc_attr(serializable=True)
 class SendQueue:
     """FIFO of records awaiting origination; takes out whole mcast payloads.
 

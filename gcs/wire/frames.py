@@ -13,7 +13,8 @@ the first message of a ring has seq 1.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, fields
 from typing import Any
 
 __all__ = [
@@ -32,7 +33,22 @@ __all__ = [
     "RingId",
     "RtrEntry",
     "TokenHoldCancel",
+    "reduce_frozen",
 ]
+
+
+def reduce_frozen(obj: Any) -> tuple[Callable[..., Any], tuple[Any, ...]]:
+    """``__reduce__`` for a frozen dataclass: unpickle it through its constructor.
+
+    Pickle normally rebuilds an object by setting its attributes, which a frozen dataclass
+    compiled by mypyc (the compiled build, ``gcs.build``) refuses; the constructor works in both
+    builds, and a pickle made by one loads in the other. The flight recorder pickles the core.
+    """
+    return (_construct, (type(obj), {f.name: getattr(obj, f.name) for f in fields(obj)}))
+
+
+def _construct(cls: Callable[..., Any], values: dict[str, Any]) -> Any:
+    return cls(**values)
 
 
 class FrameType(enum.IntEnum):
@@ -101,6 +117,9 @@ class RtrEntry:
     ring_id: RingId
     seq: int
 
+    def __reduce__(self) -> tuple[Callable[..., Any], tuple[Any, ...]]:
+        return reduce_frozen(self)
+
 
 @dataclass(frozen=True, slots=True)
 class OrfToken:
@@ -115,6 +134,9 @@ class OrfToken:
     backlog: int
     retrans_flg: bool
     rtr: tuple[RtrEntry, ...]
+
+    def __reduce__(self) -> tuple[Callable[..., Any], tuple[Any, ...]]:
+        return reduce_frozen(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,6 +200,9 @@ class MembJoin:
     fail_set: frozenset[int]
     ring_seq: int
 
+    def __reduce__(self) -> tuple[Callable[..., Any], tuple[Any, ...]]:
+        return reduce_frozen(self)
+
 
 @dataclass(frozen=True, slots=True)
 class MembLeave:
@@ -192,6 +217,9 @@ class MembLeave:
     fail_set: frozenset[int]
     ring_seq: int
 
+    def __reduce__(self) -> tuple[Callable[..., Any], tuple[Any, ...]]:
+        return reduce_frozen(self)
+
 
 @dataclass(frozen=True, slots=True)
 class MemberEntry:
@@ -202,6 +230,9 @@ class MemberEntry:
     aru: int
     high_delivered: int
     received_flg: bool
+
+    def __reduce__(self) -> tuple[Callable[..., Any], tuple[Any, ...]]:
+        return reduce_frozen(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,6 +248,9 @@ class MembCommitToken:
     memb_index: int
     members: tuple[MemberEntry, ...]
 
+    def __reduce__(self) -> tuple[Callable[..., Any], tuple[Any, ...]]:
+        return reduce_frozen(self)
+
 
 @dataclass(frozen=True, slots=True)
 class MembMergeDetect:
@@ -225,6 +259,9 @@ class MembMergeDetect:
     sender: int
     ring_id: RingId
 
+    def __reduce__(self) -> tuple[Callable[..., Any], tuple[Any, ...]]:
+        return reduce_frozen(self)
+
 
 @dataclass(frozen=True, slots=True)
 class TokenHoldCancel:
@@ -232,6 +269,9 @@ class TokenHoldCancel:
 
     sender: int
     ring_id: RingId
+
+    def __reduce__(self) -> tuple[Callable[..., Any], tuple[Any, ...]]:
+        return reduce_frozen(self)
 
 
 Frame = (
