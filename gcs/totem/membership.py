@@ -57,7 +57,7 @@ __all__ = [
 ]
 
 
-@mypyc_attr(serializable=True)
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
 @dataclass(slots=True)
 class Penalty:
     """Hysteresis against a node that was excluded while it was alive (RFC 0004 §8.2)."""

@@ -64,7 +64,7 @@ __all__ = [
 RING_SEQ_STEP = 4
 
 
-@mypyc_attr(serializable=True)
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
 @dataclass(slots=True)
 class CommitState:
     """COMMIT: the proposed ring, the last commit token_seq seen, a token waiting for storage."""
@@ -75,7 +75,7 @@ class CommitState:
     pending: MembCommitToken | None = None
 
 
-@mypyc_attr(serializable=True)
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
 @dataclass(slots=True)
 class RecoveryState:
     """RECOVERY: the new ring and the retrans_flg protocol's bookkeeping (RFC 0004 §6.3)."""

@@ -16,7 +16,7 @@ from gcs.wire.frames import OrfToken, RingId
 __all__ = ["RingState"]
 
 
-@mypyc_attr(serializable=True)
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
 class RingState:
     """Everything a member tracks about one ring (RFC 0003 §3)."""
 

@@ -53,7 +53,7 @@ _Columns = tuple[list[str], list[int], list[int], list[bytes]]
 _State = tuple[_Columns, int, int, int, int, int, int, int, bool]
 
 
-@mypyc_attr(serializable=True)
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
 class SendQueue:
     """FIFO of records awaiting origination; takes out whole mcast payloads.
 
