@@ -51,6 +51,7 @@ class TotemConfig:
     # Ordering and flow control.
     window_size: int = 50
     max_messages: int = 17
+    window_bytes: int = 256 * 1024  # bytes of records per rotation, shared by backlog (ORD-6-4)
     adaptive_window: bool = False  # AIMD on the window when retransmissions appear (§6.1)
     window_min: int = 8
     sort_window: int = 16384
@@ -98,6 +99,8 @@ class TotemConfig:
             raise ConfigError("send_queue_high_pct", "need 0 <= low < high <= 100")
         if self.frame_payload_bytes < 64:
             raise ConfigError("frame_payload_bytes", "must be at least 64")
+        if self.window_bytes < self.frame_payload_bytes:
+            raise ConfigError("window_bytes", "must be at least frame_payload_bytes")
 
     def _check_ids(self) -> None:
         if self.node_id <= 0 or self.node_id >= 2**32:

@@ -123,6 +123,10 @@ class SendQueue:
             size = self._group_bytes[group] = len(group.encode())
         return data_len + size + RECORD_OVERHEAD
 
+    def payload_bytes(self, records: tuple[Record, ...]) -> int:
+        """What ``records`` cost of a frame's budget (ORD-8.1): the byte window's unit."""
+        return sum([self._cost(r.group, len(r.data)) for r in records])
+
     @property
     def backlog(self) -> int:
         """Estimated mcasts needed to drain the queue (the token's backlog unit)."""

@@ -13,7 +13,7 @@ from gcs.errors import InvariantViolation
 from gcs.sim import history as h
 from gcs.totem.config import TotemConfig
 from gcs.totem.effects import Deliver, MembState, Multicast, Send
-from gcs.totem.flow import FlowState, allowance, update_token
+from gcs.totem.flow import FlowState, allowance, byte_allowance, update_token
 from gcs.totem.invariants import invariant
 from gcs.totem.node import Node
 from gcs.totem.timers import Timer
@@ -357,6 +357,35 @@ def test_retransmissions_come_out_of_the_allowance_first() -> None:
     assert not originated(effects)
     (out,) = sent_tokens(effects)
     assert out.fcc == 2
+
+
+def test_byte_allowance_formula() -> None:
+    """ORD-6-4: the backlog share of window_bytes (at least one byte), or all of it when the
+    node or the ring has no backlog."""
+    flow = FlowState(my_pbl=4)
+    assert byte_allowance(window_bytes=1000, backlog=0, my_backlog=0, flow=flow) == 1000
+    assert byte_allowance(window_bytes=1000, backlog=4, my_backlog=4, flow=flow) == 1000
+    assert byte_allowance(window_bytes=1000, backlog=12, my_backlog=4, flow=flow) == 333
+    assert byte_allowance(window_bytes=10, backlog=10_000, my_backlog=1, flow=FlowState()) == 1
+
+
+@pytest.mark.parametrize(("ring_backlog", "expected"), [(0, 5), (10, 3)])
+def test_large_frames_are_limited_by_bytes_as_well_as_mcasts(
+    ring_backlog: int, expected: int
+) -> None:
+    """ORD-6-4: with 65,000-byte frames a node stops originating once its byte allowance is used
+    (the mcast that crosses it still goes): five mcasts of ~64 KB for the whole 256 KiB, three
+    for half of it when the ring has as much queued elsewhere; it used to send all ten, up to
+    max_messages = 17 a visit (ORD-6-1 alone)."""
+    core, now = operational(frame_payload_bytes=65_000, window_bytes=256 * 1024)
+    for _ in range(40):  # four records of 16,021 bytes fill one frame: ten mcasts queued
+        core.submit(now, Record("g", 1, 0, bytes(16_000)))
+    assert core.sendq.backlog == 10
+    token = next_token(core, backlog=ring_backlog)
+    effects = visible(core.receive(now + MS, 3, token))
+    assert len(originated(effects)) == expected
+    (out,) = sent_tokens(effects)
+    assert out.fcc == expected
 
 
 def test_sort_window_limits_origination() -> None:
