@@ -14,8 +14,8 @@ in this order (RFC 0003 §4.2, after corosync's refinement of the paper's Fig. 3
    visits (mcasts can arrive after the token that follows them);
 6. updates fcc and backlog, then the aru by the aru/aru_id rule (§5): anyone may lower aru, only
    the node that lowered it (``aru_id``) may raise it, and a null aru_id means nobody is behind;
-7. forwards the token (or, as an idle representative, holds it) and only then delivers, so
-   delivery work never delays the ring.
+7. forwards the token (or, as an idle representative whose visit originated nothing, holds it)
+   and only then delivers, so delivery work never delays the ring.
 
 Delivery is in strict seq order: agreed mcasts as soon as the prefix below them is complete;
 safe mcasts only once ``seq <= safe_upto``, which holds back everything after them too.
@@ -344,6 +344,7 @@ def _forward_or_hold(n: Node, now_ns: int, token: OrfToken) -> None:
         and ring.is_rep
         and n.config.token_hold
         and ring.seq_unchanged > n.config.seqno_unchanged_const
+        and token.seq == ring.last_seq  # this visit originated nothing (ORD-4.9-2)
         and not n.sendq
         and not token.rtr
     ):

@@ -295,6 +295,28 @@ def test_hold_timer_and_submit_release_the_token() -> None:
     assert [type(e) for e in effects] == [Send] and rep.ring.holding is None
 
 
+def test_a_visit_that_originated_forwards_the_token() -> None:
+    """ORD-4.9-2: the representative holds the token only if its visit originated nothing. A
+    safe record submitted at the representative while the hold timer's release goes round is
+    originated on the token's return and the token keeps turning, so every member delivers it
+    within a few rotations; it used to be held with it for another hold period (safe RTT p99
+    ~183 ms with 10 ms gaps on loopback)."""
+    c = Cluster()
+    c.start()
+    c.run_until(200 * MS)
+    rep = c.core(1)
+    released_at = rep.timers.get(Timer.HOLD)
+    assert released_at is not None and rep.ring.holding is not None
+    c.run_until(released_at + MS)  # the hold timer let the token go; node 2 has it
+    assert rep.ring.holding is None
+    c.submit(released_at + MS, 1, b"safe", safe=True)
+    c.run_until(released_at + 20 * MS)  # ~3 ms per rotation: enough for several
+    for node in (1, 2, 3):
+        safe = [d for d in c.deliveries(node) if d[4]]
+        assert len(safe) == 1, f"node {node} has not delivered the safe record: {safe}"
+    assert rep.ring.holding is None, "an active ring turns freely (ORD-4.9-1 resets the count)"
+
+
 def test_timers_fire_in_the_specified_order() -> None:
     """ORD-4.11-1: JOIN and CONSENSUS due at once: the JOIN handler runs first (a join with an
     empty fail set), then CONSENSUS (the late nodes failed)."""
