@@ -31,40 +31,41 @@ from gcs.errors import (
 )
 
 if TYPE_CHECKING:
-    from gcs.api import Group, Node, NodeStatistics, RingView
-    from gcs.client import Client, connect
+    from gcs.api.group import Group
+    from gcs.api.node import Node, NodeStatistics, RingView
+    from gcs.api.outbox import Ticket
     from gcs.config import Config
-    from gcs.groups import Member, Message, Reason, View, ViewId, ViewReason
-    from gcs.quorum import Quorum, QuorumOptions, QuorumReason
+    from gcs.daemon.client import Client, connect
+    from gcs.groups.views import Member, Message, Reason, View, ViewId, ViewReason
+    from gcs.quorum.rules import Quorum, QuorumOptions, QuorumReason
     from gcs.runtime.loop import run
-    from gcs.runtime.outbox import Ticket
-    from gcs.statetransfer import StateGroup, StateHandler, join_with_state
+    from gcs.transfer.group import StateGroup, StateHandler, join_with_state
 
 _build.select()  # before any hot-path module loads: compiled or pure (GCS_PURE=1), see gcs.build
 
 __version__ = "0.1.0"
 
 _LAZY = {
-    "Client": "gcs.client",
+    "Client": "gcs.daemon.client",
     "Config": "gcs.config",
-    "Group": "gcs.api",
-    "Member": "gcs.groups",
-    "Message": "gcs.groups",
-    "Node": "gcs.api",
-    "NodeStatistics": "gcs.api",
-    "Quorum": "gcs.quorum",
-    "QuorumOptions": "gcs.quorum",
-    "QuorumReason": "gcs.quorum",
-    "Reason": "gcs.groups",
-    "RingView": "gcs.api",
-    "StateGroup": "gcs.statetransfer",
-    "StateHandler": "gcs.statetransfer",
-    "Ticket": "gcs.runtime.outbox",
-    "View": "gcs.groups",
-    "ViewId": "gcs.groups",
-    "ViewReason": "gcs.groups",
-    "connect": "gcs.client",
-    "join_with_state": "gcs.statetransfer",
+    "Group": "gcs.api.group",
+    "Member": "gcs.groups.views",
+    "Message": "gcs.groups.views",
+    "Node": "gcs.api.node",
+    "NodeStatistics": "gcs.api.node",
+    "Quorum": "gcs.quorum.rules",
+    "QuorumOptions": "gcs.quorum.rules",
+    "QuorumReason": "gcs.quorum.rules",
+    "Reason": "gcs.groups.views",
+    "RingView": "gcs.api.node",
+    "StateGroup": "gcs.transfer.group",
+    "StateHandler": "gcs.transfer.group",
+    "Ticket": "gcs.api.outbox",
+    "View": "gcs.groups.views",
+    "ViewId": "gcs.groups.views",
+    "ViewReason": "gcs.groups.views",
+    "connect": "gcs.daemon.client",
+    "join_with_state": "gcs.transfer.group",
     "run": "gcs.runtime.loop",
 }
 

@@ -41,7 +41,7 @@ subscriber_queue           10000               events a group subscriber may fal
 socket_buffer_bytes        4 MiB               SO_RCVBUF / SO_SNDBUF requested
 recorder_inputs            10000               flight-recorder inputs kept (0 disables it)
 votes                      1 per node          node id -> quorum votes (TOML: in [[nodes]])
-quorum                     see below           the [quorum] table (gcs.quorum.QuorumOptions)
+quorum                     see below           the [quorum] table (gcs.quorum.rules.QuorumOptions)
 =========================  ==================  ============================================
 
 The ``[quorum]`` table (RFC 0008 §3; corosync votequorum's names and meanings):
@@ -77,7 +77,7 @@ from types import MappingProxyType
 from typing import Any
 
 from gcs.errors import ConfigError
-from gcs.quorum import MAX_VOTES, QuorumOptions, QuorumRules
+from gcs.quorum.rules import MAX_VOTES, QuorumOptions, QuorumRules
 from gcs.totem.config import MS, TotemConfig
 
 __all__ = ["Config", "NodeAddress", "parse_address"]

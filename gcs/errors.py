@@ -133,4 +133,4 @@ class NotSupported(GcsError):
 
 class StateTransferFailed(GcsError):
     """A state transfer could not complete: the joiner's buffer limit was reached, or a
-    snapshot could not be taken or installed (``gcs.statetransfer``; RFC 0008 §5)."""
+    snapshot could not be taken or installed (``gcs.transfer.group``; RFC 0008 §5)."""

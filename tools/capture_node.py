@@ -31,7 +31,7 @@ import sys
 from typing import Any
 
 import gcs
-from gcs.runtime.recorder import InputKind
+from gcs.history.recorder import InputKind
 from gcs.totem.effects import Configuration, Deliver, Effect, Send
 from gcs.wire.frames import OrfToken, RingId
 
@@ -126,8 +126,7 @@ async def commands(node: gcs.Node) -> None:
 
 
 async def main(args: argparse.Namespace) -> int:
-    node = gcs.Node(gcs.Config.load(args.config))
-    node._add_tap(RecordingTap(args.record))  # the tap API is internal; this tool is in-tree
+    node = gcs.Node(gcs.Config.load(args.config), taps=(RecordingTap(args.record),))
     await node.start()
     _emit("started", node=node.node_id, boot_id=node.boot_id)
     watcher = asyncio.get_running_loop().create_task(watch_ring(node))

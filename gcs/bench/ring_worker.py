@@ -45,8 +45,9 @@ from typing import Any
 
 import gcs
 from gcs.errors import SlowConsumer
-from gcs.groups import Message, View
-from gcs.totem.effects import Configuration
+from gcs.groups.views import Message, View
+from gcs.history.recorder import InputKind
+from gcs.totem.effects import Configuration, Effect
 
 __all__ = [
     "HEADER",
@@ -151,21 +152,29 @@ def _emit(event: dict[str, Any]) -> None:
     sys.stdout.flush()
 
 
-class _BenchNode(gcs.Node):
-    """A ``gcs.Node`` that reports every ring configuration (with its time) to the parent."""
+class _RingReporter:
+    """A tap (``gcs.runtime.tap``) that reports every ring configuration, with its time, to the
+    parent."""
 
-    def on_configuration(self, configuration: Configuration) -> None:
-        super().on_configuration(configuration)
-        _emit(
-            {
-                "event": "ring",
-                "t_ns": time.monotonic_ns(),
-                "kind": configuration.kind.value,
-                "members": list(configuration.members),
-                "left": list(configuration.left),
-                "joined": list(configuration.joined),
-            }
-        )
+    def on_input(self, kind: InputKind, arg1: object, arg2: object) -> None:
+        pass
+
+    def on_effects(self, effects: list[Effect]) -> None:
+        for effect in effects:
+            if type(effect) is Configuration:
+                _emit(
+                    {
+                        "event": "ring",
+                        "t_ns": time.monotonic_ns(),
+                        "kind": effect.kind.value,
+                        "members": list(effect.members),
+                        "left": list(effect.left),
+                        "joined": list(effect.joined),
+                    }
+                )
+
+    def on_failure(self, exc: BaseException) -> None:
+        pass
 
 
 @dataclass
@@ -270,7 +279,7 @@ class Worker:
     def __init__(self, spec: dict[str, Any]) -> None:
         self.spec = spec
         self.me = int(spec["node_id"])
-        self.node: _BenchNode | None = None
+        self.node: gcs.Node | None = None
         self.group: gcs.Group | None = None
         self.on_message: Callable[[bytes], None] = _ignore
         self.tasks: set[asyncio.Task[None]] = set()
@@ -300,7 +309,7 @@ class Worker:
         )
 
     async def run(self) -> None:
-        self.node = node = _BenchNode(self.config())
+        self.node = node = gcs.Node(self.config(), taps=(_RingReporter(),))
         await node.start()
         self.group = await node.join(GROUP)
         _emit_view(self.group.view)

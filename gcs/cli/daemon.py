@@ -23,9 +23,9 @@ from gcs.errors import DaemonUnavailable, GcsError
 if TYPE_CHECKING:
     from typing import TypeAlias
 
-    from gcs.client import Client
     from gcs.config import Config
-    from gcs.groups import Message, View
+    from gcs.daemon.client import Client
+    from gcs.groups.views import Message, View
 
     _Subparsers: TypeAlias = argparse._SubParsersAction[argparse.ArgumentParser]
 
@@ -50,7 +50,7 @@ def _load(args: argparse.Namespace) -> Config:
 
 
 async def _connect(config: Config) -> Client:
-    from gcs.client import REFUSED, connect
+    from gcs.daemon.client import REFUSED, connect
     from gcs.daemon.runner import socket_path
 
     client = connect(socket_path(config))
@@ -90,7 +90,7 @@ def _register_node(subparsers: _Subparsers) -> None:
         type=int,
         default=None,
         metavar="PORT",
-        help="serve Prometheus text metrics on 127.0.0.1:PORT (0: any free port)",
+        help="serve Prometheus metrics on 127.0.0.1:PORT (0: any free port; needs gcs[metrics])",
     )
     parser.add_argument(
         "--log-level",
@@ -209,7 +209,7 @@ def _cmd_listen(args: argparse.Namespace) -> int:
 
 
 async def _listen(config: Config, name: str, as_json: bool, count: int) -> int:
-    from gcs.groups import Message
+    from gcs.groups.views import Message
 
     async with await _connect(config) as client:
         group = await client.join(name)
@@ -226,7 +226,7 @@ async def _listen(config: Config, name: str, as_json: bool, count: int) -> int:
 
 
 def _event_json(event: Message | View) -> str:
-    from gcs.groups import Message
+    from gcs.groups.views import Message
 
     if isinstance(event, Message):
         row: dict[str, Any] = {
@@ -260,7 +260,7 @@ def _event_json(event: Message | View) -> str:
 
 
 def _event_text(event: Message | View) -> str:
-    from gcs.groups import Message
+    from gcs.groups.views import Message
 
     if isinstance(event, Message):
         data = event.data.decode("utf-8", errors="replace")

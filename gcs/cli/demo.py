@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from typing import TypeAlias
 
     import gcs
-    from gcs.client import Client
+    from gcs.daemon.client import Client
 
     _Subparsers: TypeAlias = argparse._SubParsersAction[argparse.ArgumentParser]
 
@@ -294,7 +294,7 @@ class Demo:
         log.close()
 
     async def _attach(self, node: int) -> None:
-        from gcs.client import connect
+        from gcs.daemon.client import connect
         from gcs.errors import DaemonUnavailable
 
         path = self.work / f"node{node}.sock"

@@ -5,7 +5,7 @@ the exact command that reproduces it, and the exit code says what happened (0 ev
 passed on every seed, 1 some checker failed, 3 some run could not be judged, 2 usage error,
 4 a replay did not reproduce its recorded digest). Seeds run in parallel worker processes;
 results do not depend on the number of workers. ``--out DIR`` keeps a run directory per seed
-(``gcs.sim.rundir``); ``sweep`` runs a study file (``gcs.sim.study``) into a CSV and plots;
+(``gcs.sim.report.rundir``); ``sweep`` runs a study file (``gcs.sim.study``) into a CSV and plots;
 ``replay`` and ``shrink`` work from a run directory. Progress bars (rich) go to stderr.
 """
 
@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from gcs.sim.replay import EventLog
-from gcs.sim.report import probe_for
+from gcs.sim.report.figures import probe_for
+from gcs.sim.report.rundir import run_dir_name, write_run
 from gcs.sim.run import Probe, Result, run
-from gcs.sim.rundir import run_dir_name, write_run
 from gcs.sim.scenario import Scenario, load_scenario
 from gcs.sim.swarm import draw_scenario
 from gcs.sim.world import World
@@ -51,10 +51,11 @@ def register(subparsers: Any) -> None:
     swarm_p.add_argument("--nodes", type=int, default=0, help="fix the cluster size")
     swarm_p.add_argument(
         "--workload",
-        choices=("messages", "kv"),
+        choices=("messages", "groups", "kv"),
         default="messages",
-        help="messages: the ring-level workload; kv: a replicated key-value store with quorum "
-        "rules drawn per seed, judged also by the quorum and kv checkers (RFC 0008 §7)",
+        help="messages: the ring-level workload; groups: the same, sent by group members "
+        "through the group layer; kv: a replicated key-value store with quorum rules drawn per "
+        "seed, judged also by the quorum and kv checkers (RFC 0008 §7)",
     )
     swarm_p.add_argument("--show", action="store_true", help="print each drawn scenario")
     swarm_p.set_defaults(func=_cmd_swarm)
@@ -101,6 +102,8 @@ class _Outcome:
     checker_results: tuple[tuple[str, bool | None], ...]
     wall_s: float
     scenario_toml: str
+    digest: str = ""
+    """SHA-256 of the run's history (``Result.digest``): equal digests, identical runs."""
 
 
 def _scenario_for(job: _Job) -> Scenario:
@@ -152,6 +155,7 @@ def _outcome(result: Result, wall_s: float) -> _Outcome:
         checker_results=tuple((v.name, v.valid) for v in result.verdicts),
         wall_s=wall_s,
         scenario_toml=result.scenario.to_toml() if result.exit_code else "",
+        digest=result.digest(),
     )
 
 
@@ -208,7 +212,10 @@ def _map(jobs: list[_Job], workers: int) -> Iterator[_Outcome]:
 
 def _print_outcome(outcome: _Outcome) -> _Outcome:
     verdict = {0: "PASS", 1: "FAIL", 3: "UNKNOWN"}[outcome.exit_code]
-    print(f"seed {outcome.seed:<6} {verdict:<7} {outcome.summary}  ({outcome.wall_s:.1f} s)")
+    digest = f"  digest {outcome.digest[:16]}" if outcome.digest else ""
+    print(
+        f"seed {outcome.seed:<6} {verdict:<7} {outcome.summary}{digest}  ({outcome.wall_s:.1f} s)"
+    )
     for line in outcome.failures[:6]:
         print(f"    {line}")
     sys.stdout.flush()
@@ -443,7 +450,7 @@ def _cmd_replay(args: argparse.Namespace) -> int:
 
 
 def _cmd_shrink(args: argparse.Namespace) -> int:
-    from gcs.sim.rundir import load_run
+    from gcs.sim.report.rundir import load_run
     from gcs.sim.shrink import shrink
 
     record = load_run(args.run_dir)
@@ -474,7 +481,7 @@ def _cmd_replay_node(args: argparse.Namespace) -> int:
     from collections import Counter
 
     from gcs.errors import ReplayError
-    from gcs.runtime.recorder import load_dump, replay_steps
+    from gcs.history.recorder import load_dump, replay_steps
 
     try:
         dump = load_dump(args.dump)

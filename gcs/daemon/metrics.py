@@ -1,10 +1,25 @@
-"""Prometheus text exposition of a daemon's status, on a loopback HTTP port (optional).
+"""Prometheus metrics of a daemon, on a loopback HTTP port (optional: the ``metrics`` extra).
 
-Why this small: an operator's monitoring should see token rotation time, throughput,
-retransmissions and drops by reason without a new dependency. The format is Prometheus' text
-exposition format (version 0.0.4): ``# HELP`` / ``# TYPE`` lines and one sample per line. The
-server answers ``GET /metrics`` (and ``GET /``) with it, anything else with 404, and binds to
-loopback only: the figures name the cluster's nodes and are nobody else's business.
+Why ``prometheus_client``: it is how Python services expose metrics, so operators get what they
+expect without gcs writing an exposition format by hand — the text format, or OpenMetrics when
+the scrape's ``Accept`` header asks for it — and next to gcs's own figures the standard
+``process_*`` (CPU seconds, resident memory, open descriptors) and ``python_*`` metrics. It is an
+optional extra (``pip install 'gcs[metrics]'``); without it ``--metrics-port`` is refused with
+one line that says so.
+
+The figures are the status map's (``gcs.daemon.status.build_status``), each with the labels
+``node`` and ``cluster``: ring size and seq, operational, token rotation time, delivered messages
+and bytes, retransmissions, configurations, event-loop lag, duplicate node ids and boot
+fallbacks (RFC 0005 SEC-20), clients, group members, drops by reason and the duration of the
+last membership change. The collector runs on the event loop, where the node's state lives.
+
+Why gcs still answers the HTTP requests itself: any local user can reach a loopback port, so the
+metrics port has the control socket's limits (RFC 0006 API-28), which the library's threaded
+server does not offer: at most ``METRICS_CONNECTIONS`` requests at once (more are closed at once;
+their descriptors come from the daemon's reserve), and each request must arrive whole within
+``REQUEST_TIMEOUT_S`` (a client that trickles header lines is cut off). The server answers
+``GET /metrics`` (and ``GET /``), anything else with 404, and binds to loopback only: the figures
+name the cluster's nodes and are nobody else's business.
 """
 
 from __future__ import annotations
@@ -12,22 +27,30 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
 from gcs.daemon.fdbudget import METRICS_CONNECTIONS
 from gcs.daemon.listener import BACKLOG, Listener, open_stream
+from gcs.errors import ConfigError
 
-__all__ = ["MetricsServer", "render"]
+if TYPE_CHECKING:
+    from prometheus_client.metrics_core import Metric
+    from prometheus_client.registry import CollectorRegistry
+
+__all__ = ["MetricsServer", "families"]
 
 _LOG = logging.getLogger("gcs.daemon.metrics")
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 REQUEST_TIMEOUT_S = 5.0
 REQUEST_LIMIT = 8 * 1024
 """Longest request line or header line read (longer ones end the request)."""
+LABELS = ("node", "cluster")
 
-# (metric name, type, help, key in the status map or a function of it)
-_SIMPLE: tuple[tuple[str, str, str, Callable[[dict[str, Any]], Any]], ...] = (
+Status = dict[str, Any]
+
+# (metric name, type, help, value from the status map; None: not measured yet). Counters are
+# named without ``_total``: the exposition adds it.
+_SIMPLE: tuple[tuple[str, str, str, Callable[[Status], float | None]], ...] = (
     ("gcs_up", "gauge", "1 while the node runs", lambda s: 1),
     ("gcs_ring_members", "gauge", "nodes in the current ring", lambda s: len(s["members"])),
     ("gcs_ring_seq", "gauge", "seq of the current ring id", lambda s: _ring_seq(s["ring_id"])),
@@ -44,37 +67,37 @@ _SIMPLE: tuple[tuple[str, str, str, Callable[[dict[str, Any]], Any]], ...] = (
         lambda s: None if s["token_rotation_ms"] is None else s["token_rotation_ms"] / 1000,
     ),
     (
-        "gcs_delivered_messages_total",
+        "gcs_delivered_messages",
         "counter",
         "application messages delivered by this node",
         lambda s: s["delivered_messages"],
     ),
     (
-        "gcs_delivered_bytes_total",
+        "gcs_delivered_bytes",
         "counter",
         "application bytes delivered by this node",
         lambda s: s["delivered_bytes"],
     ),
     (
-        "gcs_mcasts_retransmitted_total",
+        "gcs_mcasts_retransmitted",
         "counter",
         "mcasts this node retransmitted",
         lambda s: s["retransmissions"]["mcasts"],
     ),
     (
-        "gcs_retransmit_requests_total",
+        "gcs_retransmit_requests",
         "counter",
         "retransmissions this node requested",
         lambda s: s["retransmissions"]["requested"],
     ),
     (
-        "gcs_tokens_retransmitted_total",
+        "gcs_tokens_retransmitted",
         "counter",
         "tokens this node retransmitted",
         lambda s: s["retransmissions"]["tokens"],
     ),
     (
-        "gcs_configurations_total",
+        "gcs_configurations",
         "counter",
         "configurations (views) this node installed",
         lambda s: s["counters"].get("configurations", 0),
@@ -92,13 +115,13 @@ _SIMPLE: tuple[tuple[str, str, str, Callable[[dict[str, Any]], Any]], ...] = (
         lambda s: s["loop_lag_ms"]["max"] / 1000,
     ),
     (
-        "gcs_duplicate_node_id_total",
+        "gcs_duplicate_node_id",
         "counter",
         "two processes seen sending under one node id (per id and pair of boots or addresses)",
         lambda s: s["duplicate_node_id"],
     ),
     (
-        "gcs_boot_fallbacks_total",
+        "gcs_boot_fallbacks",
         "counter",
         "times a peer's other boot was accepted again because its preferred boot fell silent",
         lambda s: s["boot_fallbacks"],
@@ -115,44 +138,73 @@ def _ring_seq(ring_id: str) -> int:
         return 0
 
 
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+def families(status: Status) -> Iterator[Metric]:
+    """The metric families of one status map (``gcs.daemon.status.build_status``)."""
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-
-def render(status: dict[str, Any]) -> str:
-    """The exposition text for one status map (``gcs.daemon.status.build_status``)."""
-    labels = f'node="{status["node_id"]}",cluster="{_escape(status["cluster_name"])}"'
-    lines: list[str] = []
+    labels = [str(status["node_id"]), str(status["cluster_name"])]
     for name, kind, text, get in _SIMPLE:
         value = get(status)
         if value is None:
             continue
-        lines += [f"# HELP {name} {text}", f"# TYPE {name} {kind}", f"{name}{{{labels}}} {value}"]
-    lines += ["# HELP gcs_drops_total inputs dropped, by reason", "# TYPE gcs_drops_total counter"]
+        family_type = CounterMetricFamily if kind == "counter" else GaugeMetricFamily
+        family = family_type(name, text, labels=LABELS)
+        family.add_metric(labels, value)
+        yield family
+    drops = CounterMetricFamily(
+        "gcs_drops", "inputs dropped, by reason", labels=(*LABELS, "reason")
+    )
     for reason, count in sorted(status["drops"].items()):
-        lines.append(f'gcs_drops_total{{{labels},reason="{_escape(reason)}"}} {count}')
+        drops.add_metric([*labels, reason], count)
+    yield drops
     changes = status["view_changes"]
     durations = [c["duration_ms"] for c in changes if c["kind"] == "regular" and c["duration_ms"]]
     if durations:
-        lines += [
-            "# HELP gcs_last_view_change_seconds duration of the last membership change",
-            "# TYPE gcs_last_view_change_seconds gauge",
-            f"gcs_last_view_change_seconds{{{labels}}} {durations[-1] / 1000}",
-        ]
-    return "\n".join(lines) + "\n"
+        last = GaugeMetricFamily(
+            "gcs_last_view_change_seconds",
+            "duration of the last membership change",
+            labels=LABELS,
+        )
+        last.add_metric(labels, durations[-1] / 1000)
+        yield last
+
+
+class _StatusCollector:
+    """A ``prometheus_client`` collector of the status map (called on the event loop)."""
+
+    def __init__(self, status: Callable[[], Status]) -> None:
+        self._status = status
+
+    def collect(self) -> Iterator[Metric]:
+        yield from families(self._status())
+
+
+def _registry(status: Callable[[], Status]) -> CollectorRegistry:
+    """gcs's figures and the library's process, platform and garbage-collector metrics."""
+    from prometheus_client import (
+        GC_COLLECTOR,
+        PLATFORM_COLLECTOR,
+        PROCESS_COLLECTOR,
+        CollectorRegistry,
+    )
+
+    registry = CollectorRegistry(auto_describe=False)
+    for standard in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
+        registry.register(standard)
+    registry.register(_StatusCollector(status))
+    return registry
 
 
 class MetricsServer:
-    """A minimal HTTP/1.0 responder for ``/metrics`` on 127.0.0.1.
+    """The metrics port (see the module docstring); ``ConfigError`` without the extra."""
 
-    Any local user can reach a loopback port, so it has the control socket's limits (RFC 0006
-    API-28): at most ``METRICS_CONNECTIONS`` requests at once (more are closed at once; their
-    descriptors come from the daemon's reserve), and each request must arrive whole within
-    ``REQUEST_TIMEOUT_S`` (a client that trickles header lines is cut off).
-    """
-
-    def __init__(self, status: Callable[[], dict[str, Any]], port: int, host: str = "127.0.0.1"):
-        self._status = status
+    def __init__(self, status: Callable[[], Status], port: int, host: str = "127.0.0.1"):
+        try:
+            self._registry = _registry(status)
+        except ImportError:
+            raise ConfigError(
+                "--metrics-port", "needs prometheus_client: pip install 'gcs[metrics]'"
+            ) from None
         self.port = port
         self.host = host
         self._listener: Listener | None = None
@@ -195,12 +247,15 @@ class MetricsServer:
             self._listener.release()
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        from prometheus_client.exposition import choose_encoder
+
         try:
-            request = await asyncio.wait_for(_read_head(reader), REQUEST_TIMEOUT_S)
+            request, accept = await asyncio.wait_for(_read_head(reader), REQUEST_TIMEOUT_S)
             parts = request.decode("latin-1").split()
             if len(parts) >= 2 and parts[0] == "GET" and parts[1] in ("/metrics", "/"):
-                body = render(self._status()).encode()
-                head = f"HTTP/1.0 200 OK\r\nContent-Type: {CONTENT_TYPE}\r\n"
+                encode, content_type = choose_encoder(accept)
+                body = encode(self._registry)
+                head = f"HTTP/1.0 200 OK\r\nContent-Type: {content_type}\r\n"
             else:
                 body = b"not found\n"
                 head = "HTTP/1.0 404 Not Found\r\nContent-Type: text/plain\r\n"
@@ -215,9 +270,12 @@ class MetricsServer:
             writer.close()
 
 
-async def _read_head(reader: asyncio.StreamReader) -> bytes:
-    """The request line; the header lines after it are read and ignored."""
+async def _read_head(reader: asyncio.StreamReader) -> tuple[bytes, str]:
+    """The request line and the ``Accept`` header (other header lines are read and ignored)."""
     request = await reader.readline()
-    while (await reader.readline()).strip():
-        pass
-    return request
+    accept = ""
+    while line := (await reader.readline()).strip():
+        name, _, value = line.decode("latin-1").partition(":")
+        if name.strip().lower() == "accept":
+            accept = value.strip()
+    return request, accept

@@ -1,7 +1,7 @@
 """The daemon client protocol's codec: frames, requests, replies, events (RFC 0006 §10).
 
 Pure and asyncio-free, so the normative text, the daemon (``gcs.daemon.server``) and the client
-(``gcs.client``) share one definition and it can be tested without sockets.
+(``gcs.daemon.client``) share one definition and it can be tested without sockets.
 
 A frame is a 4-byte big-endian length followed by that many bytes of deterministic CBOR
 (RFC 8949 §4.2.1) encoding one map with text keys. Requests carry ``op`` and ``id``; each gets
@@ -30,8 +30,8 @@ from typing import Any
 import cbor2
 
 from gcs import errors
-from gcs.groups import Member, Message, Reason, View, ViewId, ViewReason
-from gcs.quorum import Quorum, QuorumReason
+from gcs.groups.views import Member, Message, Reason, View, ViewId, ViewReason
+from gcs.quorum.rules import Quorum, QuorumReason
 from gcs.wire.frames import RingId
 
 __all__ = [
@@ -339,7 +339,7 @@ def ring_to_wire(
 def ring_from_wire(
     item: object,
 ) -> tuple[RingId, tuple[int, ...], bool, tuple[int, ...], tuple[int, ...], str]:
-    """The fields of a ``gcs.RingView`` (the caller builds it: this module avoids gcs.api)."""
+    """The fields of a ``gcs.RingView`` (the caller builds it: this module avoids gcs.api.node)."""
     if type(item) is not dict:
         raise ControlProtocolError("malformed ring view")
     ring_id = item.get("ring_id")

@@ -25,14 +25,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from gcs.api import Node
+from gcs.api.node import Node
 from gcs.config import Config
 from gcs.daemon import protocol as proto
 from gcs.daemon.metrics import MetricsServer
 from gcs.daemon.server import ControlServer, prepare_socket_path
 from gcs.daemon.status import ChangeLog, Rates, build_status
 from gcs.errors import ConfigError
-from gcs.runtime.recorder import InputKind
+from gcs.history.recorder import InputKind
 from gcs.totem.effects import Configuration, ConfigurationKind, Effect
 
 __all__ = ["Daemon", "check_state_dir", "socket_path"]
@@ -103,11 +103,9 @@ class Daemon:
     ) -> None:
         self.config = config
         self.path = socket_path(config)
-        self.node = Node(config, history=history)
         self.changes = ChangeLog()
         self.rates = Rates()
-        self.node._add_tap(self.changes)
-        self.node._add_tap(_RingTap(self))
+        self.node = Node(config, history=history, taps=(self.changes, _RingTap(self)))
         self.server = ControlServer(self.node, self.path, self.status, self._dump)
         self.metrics = None if metrics_port is None else MetricsServer(self.status, metrics_port)
         self.started = time.monotonic()

@@ -38,16 +38,17 @@ from pathlib import Path
 from typing import Any
 
 from gcs import __version__
-from gcs.api import Group, Node
+from gcs.api.group import Group
+from gcs.api.node import Node
+from gcs.api.outbox import Ticket
 from gcs.daemon import protocol as proto
 from gcs.daemon.fdbudget import own_client_cap
 from gcs.daemon.listener import BACKLOG, Listener, open_stream
 from gcs.daemon.protocol import ControlProtocolError, encode, error_to_wire, field
 from gcs.daemon.throttle import ThrottledLog
 from gcs.errors import ConfigError, GcsError, GroupClosed, InvalidArgument, NodeClosed
-from gcs.groups import Member, Message
-from gcs.quorum import Quorum
-from gcs.runtime.outbox import _DELIVERED, Ticket
+from gcs.groups.views import Member, Message
+from gcs.quorum.rules import Quorum
 
 __all__ = ["ControlServer", "prepare_socket_path"]
 
@@ -475,7 +476,7 @@ class Connection:
         so a number up to ``sent`` that is not here was delivered: exact, in bounded memory.
         """
         order, tickets = self.ticket_order, self.tickets
-        while order and tickets[order[0]]._state == _DELIVERED:
+        while order and tickets[order[0]].done() and not tickets[order[0]].failed():
             del tickets[order.popleft()]
         tickets[number] = ticket
         order.append(number)

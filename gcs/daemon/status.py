@@ -15,15 +15,25 @@ from __future__ import annotations
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, assert_never
 
 from gcs.build import build_info
-from gcs.runtime.recorder import InputKind
-from gcs.totem.effects import Configuration, ConfigurationKind, Deliver, Effect, Trace
+from gcs.history.recorder import InputKind
+from gcs.totem.effects import (
+    Configuration,
+    ConfigurationKind,
+    Deliver,
+    Effect,
+    Multicast,
+    PersistRingSeq,
+    Send,
+    SendWindow,
+    Trace,
+)
 from gcs.wire.frames import RecordFlags
 
 if TYPE_CHECKING:
-    from gcs.api import Node
+    from gcs.api.node import Node
 
 __all__ = ["ChangeLog", "Rates", "build_status"]
 
@@ -79,19 +89,22 @@ class ChangeLog:
 
     def on_effects(self, effects: list[Effect]) -> None:
         for effect in effects:
-            kind = type(effect)
-            if kind is Deliver:
-                for record in effect.records:  # type: ignore[union-attr]
-                    if record.flags & _KIND == _DATA:
-                        self.delivered_messages += 1
-                        self.delivered_bytes += len(record.data)
-            elif kind is Trace and effect.event == "state":  # type: ignore[union-attr]
-                data = effect.data  # type: ignore[union-attr]
-                if data.get("old") == "operational" and self._change_ns is None:
-                    self._change_ns = time.monotonic_ns()
-                    self._trigger = str(data.get("reason", ""))
-            elif kind is Configuration:
-                self._configuration(effect)  # type: ignore[arg-type]
+            match effect:
+                case Deliver(records=records):
+                    for record in records:
+                        if record.flags & _KIND == _DATA:
+                            self.delivered_messages += 1
+                            self.delivered_bytes += len(record.data)
+                case Trace(event="state", data=data):
+                    if data.get("old") == "operational" and self._change_ns is None:
+                        self._change_ns = time.monotonic_ns()
+                        self._trigger = str(data.get("reason", ""))
+                case Configuration():
+                    self._configuration(effect)
+                case Send() | Multicast() | PersistRingSeq() | SendWindow() | Trace():
+                    pass  # nothing an operator reads here
+                case _:
+                    assert_never(effect)
 
     def on_failure(self, exc: BaseException) -> None:
         self.failure = repr(exc)

@@ -7,14 +7,15 @@ call the core, and execute the returned effects in order:
 
 * ``Send`` / ``Multicast``: seal the frame once (``Channel.seal``) and ``sendto`` each
   destination, or the IP multicast group;
-* ``Deliver`` / ``Configuration`` / ``SendWindow``: hand to the listener (the API layer), which
-  queues events for applications and never calls back into the core from there;
+* ``Deliver`` / ``Configuration`` / ``SendWindow``: hand to the listener (the group layer's driver,
+  ``gcs.groups.driver``), which queues events for applications and never calls back into the
+  core from there;
 * ``PersistRingSeq``: write in an executor; ``on_persisted`` follows later, from the loop;
 * ``Trace``: log.
 
-Then re-arm the one ``loop.call_at`` at the core's next deadline, and only then let the listener
-submit what it has waiting (``after_effects``): the core is never re-entered from inside an
-effect.
+Then re-arm the one ``loop.call_at`` at the earlier of the core's and the listener's next
+deadlines (the group layer's timers are deadlines too), and only then let the listener submit
+what it has waiting (``after_effects``): the core is never re-entered from inside an effect.
 
 Drain before token (brief §8.2, §12): data and tokens share the socket; a token (ORF token or
 commit token) is queued and processed from a ``call_soon`` callback, so the mcasts read in the
@@ -23,8 +24,8 @@ were already in the buffer. Tokens keep their order among themselves.
 
 Fail-stop (decision 8): any exception from the core other than a refused submit means the core
 can no longer be trusted. The driver stops feeding it, sends a leave if the core can still
-produce one, closes the socket, and tells the listener, which dumps the flight recorder and
-fails the API.
+produce one, closes the socket, and calls ``on_failure`` (the API dumps the flight recorder and
+fails every pending and later call).
 """
 
 from __future__ import annotations
@@ -38,10 +39,10 @@ from dataclasses import dataclass
 from typing import Protocol, assert_never
 
 from gcs.errors import MessageTooLarge, NodeClosed, SendQueueFull
+from gcs.history.recorder import FlightRecorder, InputKind
 from gcs.runtime.endpoint import Endpoint, SockAddr
 from gcs.runtime.lag import LagMonitor, LagStatistics
 from gcs.runtime.persist import RingSeqWriter, StateStore
-from gcs.runtime.recorder import FlightRecorder, InputKind
 from gcs.runtime.tap import Tap
 from gcs.totem.effects import (
     Configuration,
@@ -64,13 +65,17 @@ _TRACE_LOG = logging.getLogger("gcs.totem.trace")
 
 
 class Listener(Protocol):
-    """What the driver hands upwards. Implementations must not call the core from these."""
+    """What the driver hands upwards (the group layer's driver). Must not call the core from
+    these; ``after_effects`` and ``on_timeout`` may submit. ``now_ns`` is the time of the input
+    whose effects these are."""
 
-    def on_deliver(self, deliver: Deliver) -> None: ...
-    def on_configuration(self, configuration: Configuration) -> None: ...
+    def on_deliver(self, now_ns: int, deliver: Deliver) -> None: ...
+    def on_configuration(self, now_ns: int, configuration: Configuration) -> None: ...
     def on_send_window(self, is_open: bool) -> None: ...
-    def after_effects(self) -> None: ...
-    def on_failure(self, exc: BaseException) -> None: ...
+    def after_effects(self, now_ns: int) -> None: ...
+    @property
+    def next_deadline_ns(self) -> int | None: ...
+    def on_timeout(self, now_ns: int) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +113,8 @@ class Driver:
         store: StateStore,
         listener: Listener,
         peers: dict[int, SockAddr],
+        *,
+        on_failure: Callable[[BaseException], None],
     ) -> None:
         self._loop = loop
         self._core = core
@@ -116,6 +123,7 @@ class Driver:
         self._recording = recorder.enabled
         recorder.core = core
         self._listener = listener
+        self._on_failure = on_failure
         self._peers = peers
         self._writer = RingSeqWriter(loop, store, self._persisted, self._fail)
         self._endpoint: Endpoint | None = None
@@ -246,10 +254,26 @@ class Driver:
         self._armed_ns = None
         if deadline is not None and deadline > self._last_now:
             # uvloop timers are millisecond-granular and may run just before the deadline;
-            # passing the deadline itself guarantees the core's timer is due.
+            # passing the deadline itself guarantees the timer it was armed for is due.
             self._last_now = deadline
         self._counts["timer_firings"] += 1
-        self._run(InputKind.TIMEOUT, None, None, self._core.on_timeout)
+        now = self.now_ns()
+        core_deadline = self._core.next_deadline_ns
+        if core_deadline is not None and core_deadline <= now:
+            self._run(InputKind.TIMEOUT, None, None, self._core.on_timeout)
+        listener_deadline = self._listener.next_deadline_ns
+        if listener_deadline is not None and listener_deadline <= now:
+            self._listener_timeout(now)
+        self._rearm()
+
+    def _listener_timeout(self, now: int) -> None:
+        """The group layer's deadline passed: its timeout may submit, like ``after_effects``."""
+        if self._closed or self.failure is not None:
+            return
+        try:
+            self._listener.on_timeout(now)
+        except Exception as exc:
+            self._fail(exc)
 
     def _persisted(self, seq: int) -> None:
         self._run(InputKind.PERSISTED, seq, None, lambda now: self._core.on_persisted(now, seq))
@@ -334,11 +358,11 @@ class Driver:
                     case Send(dest=dest, frame=frame):
                         self._send(frame, dest)
                     case Deliver():
-                        listener.on_deliver(effect)
+                        listener.on_deliver(self._last_now, effect)
                     case Configuration():
                         self.configuration = effect
                         self._log_configuration(effect)
-                        listener.on_configuration(effect)
+                        listener.on_configuration(self._last_now, effect)
                     case PersistRingSeq(seq=seq):
                         self._writer.persist(seq)
                     case SendWindow(open=is_open):
@@ -360,7 +384,7 @@ class Driver:
         if not self._in_after:
             self._in_after = True
             try:
-                self._listener.after_effects()
+                self._listener.after_effects(self._last_now)
             except Exception as exc:
                 self._fail(exc)
             finally:
@@ -397,8 +421,12 @@ class Driver:
             counts["bytes_sent"] += len(datagram)
 
     def _rearm(self) -> None:
-        """Keep exactly one ``call_at`` armed at the core's next deadline."""
+        """Keep exactly one ``call_at`` armed, at the earliest of the core's and the listener's
+        next deadlines."""
         deadline = self._core.next_deadline_ns
+        upper = self._listener.next_deadline_ns
+        if upper is not None and (deadline is None or upper < deadline):
+            deadline = upper
         if deadline == self._armed_ns or self._closed:
             return
         if self._timer is not None:
@@ -447,10 +475,15 @@ class Driver:
             if index >= 0:
                 recorder.done(index, len(effects))
             for effect in effects:
-                if isinstance(effect, Send):
-                    self._send(effect.frame, effect.dest)
-                elif isinstance(effect, Multicast):
-                    self._multicast(effect.frame, effect.dests)
+                match effect:
+                    case Send(dest=dest, frame=frame):
+                        self._send(frame, dest)
+                    case Multicast(frame=frame, dests=dests):
+                        self._multicast(frame, dests)
+                    case Deliver() | Configuration() | PersistRingSeq() | SendWindow() | Trace():
+                        pass  # a failed node delivers, installs and stores nothing more
+                    case _:
+                        assert_never(effect)
         except Exception:  # the core is already broken; the others will time it out
             _LOG.debug("node %d: could not send a leave after the failure", self._core.me)
         if self._endpoint is not None:
@@ -460,7 +493,7 @@ class Driver:
                 tap.on_failure(exc)
             except Exception:  # the node is already failing; the tap's own error is secondary
                 _LOG.exception("node %d: a tap failed while reporting a failure", self._core.me)
-        self._listener.on_failure(exc)
+        self._on_failure(exc)
 
     # ------------------------------------------------------------------ introspection
 

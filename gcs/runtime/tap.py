@@ -1,7 +1,7 @@
 """Taps: read-only observers of what the driver feeds the core and what the core returns.
 
 Why. Two consumers need to see the core's effects as they happen without becoming part of the
-protocol path: the history recorder (``gcs.runtime.history``: a run of real processes written
+protocol path: the history recorder (``gcs.history.writer``: a run of real processes written
 in the simulator's history schema, so the simulator's checkers can judge it) and the daemon's
 status view (``gcs.daemon.status``: view changes with their durations, which only the core's
 state traces reveal). A tap sees the same inputs and effects as the flight recorder, but it
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from gcs.runtime.recorder import InputKind
+from gcs.history.recorder import InputKind
 from gcs.totem.effects import Effect
 
 __all__ = ["Tap"]

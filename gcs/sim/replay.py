@@ -18,12 +18,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, assert_never
 
-from gcs.sim import history as h
-from gcs.sim.report import CounterProbe, probe_for
+from gcs.history import events as h
+from gcs.sim.report.figures import CounterProbe, probe_for
+from gcs.sim.report.rundir import RunRecord, load_run
 from gcs.sim.run import Result, run
-from gcs.sim.rundir import RunRecord, load_run
 from gcs.sim.world import World
 
 __all__ = ["EventLog", "Replay", "describe", "replay"]
@@ -124,9 +124,11 @@ def describe(event: h.Event) -> str:
         case h.Originate():
             ids = ", ".join(str(i) for i in event.msg_ids)
             return f"originate ring {event.ring_id} seq {event.seq} [{ids}]"
-        case _:
+        case h.Deliver():
             ids = ", ".join(str(i) for i in event.msg_ids)
             return f"deliver {event.config_kind} seq {event.seq} from n{event.sender} [{ids}]"
+        case _:
+            assert_never(event)
 
 
 def replay(

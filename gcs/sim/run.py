@@ -13,14 +13,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from gcs.sim import history as h
+from gcs.history import events as h
 from gcs.sim.checkers import CheckParams, Verdict, check_all, overall
-from gcs.sim.kv import KvWorkload, install_kv
-from gcs.sim.metrics import Metrics, compute_metrics
 from gcs.sim.nemesis import heal_all, install_nemesis
+from gcs.sim.report.metrics import Metrics, compute_metrics
 from gcs.sim.scenario import Scenario
 from gcs.sim.transport import ChannelTransport
-from gcs.sim.workload import install_workload
+from gcs.sim.workloads.groups import install_groups
+from gcs.sim.workloads.kv import KvWorkload, install_kv
+from gcs.sim.workloads.messages import install_workload
 from gcs.sim.world import Transport, World
 
 __all__ = ["Probe", "Result", "build_world", "run"]
@@ -85,7 +86,7 @@ def run(
     """Run ``scenario`` with ``seed`` and judge it. Same inputs, same result, in any process.
 
     ``probes`` are called with the built world before it runs; they may schedule read-only
-    sampling events (``gcs.sim.report.CounterProbe``). Sampling events take heap sequence
+    sampling events (``gcs.sim.report.figures.CounterProbe``). Sampling events take heap sequence
     numbers but never reorder the run's own events, so the history (and its digest) is the
     same with or without probes.
     """
@@ -98,10 +99,13 @@ def run(
         offset = int(spread.random() * scenario.start_spread_ms * MS)
         world.at(offset, world.start, node)
     kv: KvWorkload | None = None
-    if scenario.workload.kind == "kv":
-        kv = install_kv(world, scenario)
-    else:
-        install_workload(world, scenario)
+    match scenario.workload.kind:
+        case "kv":
+            kv = install_kv(world, scenario)
+        case "groups":
+            install_groups(world, scenario)
+        case _:
+            install_workload(world, scenario)
     install_nemesis(world, scenario)
     end_ns = int(scenario.duration_s * S)
     quiet_ns = _quiet_from(scenario, end_ns)

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from gcs.errors import ConfigError
-from gcs.quorum import QuorumOptions, QuorumRules
+from gcs.quorum.rules import QuorumOptions, QuorumRules
 from gcs.sim.network import LatencyKind, LinkParams
 from gcs.totem.config import FailToRecvMode, TotemConfig
 
@@ -83,7 +83,7 @@ class Workload:
     start_s: float = 1.0
     burst: int = 64  # saturating mode: submissions per millisecond at most
     batch: int = 1  # messages submitted together at each arrival (they may share an mcast)
-    kind: str = "messages"  # "messages" | "kv" (a replicated key-value store, gcs.sim.kv)
+    kind: str = "messages"  # "messages" | "groups" | "kv": the module gcs.sim.workloads.<kind>
     keys: int = 8  # kv: how many keys the writes spread over
 
 
@@ -355,7 +355,7 @@ def _workload(data: Mapping[str, Any], nodes: int) -> Workload:
         start_s=_num(data, "start_s", 1.0, 0.0, p),
         burst=int(_num(data, "burst", 64, 1, p)),
         batch=int(_num(data, "batch", 1, 1, p)),
-        kind=_choice(data, "kind", "messages", ("messages", "kv")),
+        kind=_choice(data, "kind", "messages", ("messages", "groups", "kv")),
         keys=int(_num(data, "keys", 8, 1, p)),
     )
 

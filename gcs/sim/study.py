@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from gcs.errors import ConfigError
-from gcs.sim.report import COLUMNS
+from gcs.sim.report.figures import COLUMNS
 from gcs.sim.scenario import Scenario, parse_scenario
 
 __all__ = ["Case", "PlotSpec", "Study", "load_study", "parse_study", "set_path"]

@@ -40,9 +40,10 @@ def draw_scenario(
 ) -> Scenario:
     """A scenario for ``seed``: same seed, same scenario, in any process.
 
-    ``kind="kv"`` runs the replicated key-value store (``gcs.sim.kv``) with quorum rules
+    ``kind="kv"`` runs the replicated key-value store (``gcs.sim.workloads.kv``) with quorum rules
     drawn from the seed's own ``swarm-kv`` stream, so the rest of the scenario is the same one
-    ``"messages"`` draws.
+    ``"messages"`` draws; ``kind="groups"`` sends the same workload through group members
+    (``gcs.sim.workloads.groups``).
     """
     rng = SeedTree(seed).rng("swarm")
     count = nodes or rng.choice((3, 3, 4, 5, 5, 6, 7))
@@ -80,6 +81,8 @@ def draw_scenario(
         scenario = replace(scenario, wire=base.wire)
     if kind == "kv":
         scenario = _kv(SeedTree(seed).rng("swarm-kv"), scenario)
+    elif kind == "groups":
+        scenario = replace(scenario, workload=replace(workload, kind="groups"))
     return scenario
 
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gcs.sim.report import figures, format_number, probe_for
+from gcs.sim.report.figures import figures, format_number, probe_for
 from gcs.sim.run import run
 from gcs.sim.scenario import Scenario
 from gcs.sim.study import Case, PlotSpec, Study
@@ -251,7 +251,7 @@ def write_outputs(sweep: SweepResult, out: Path, *, plots: bool = True) -> list[
     ]
     written[2].write_text("\n".join(lines) + "\n")
     if plots and sweep.study.plots:
-        from gcs.sim.plots import plot_sweep
+        from gcs.sim.report.plots import plot_sweep
 
         for spec in sweep.study.plots:
             path = out / spec.file

@@ -8,7 +8,10 @@ Each ``Host`` is the simulator's driver for one node, the counterpart of the asy
 composes a ``gcs.wire.Channel`` (real encoding and sealing, so real bytes cross the simulated
 network) with a ``gcs.totem.Node``, executes the core's effects in order, keeps exactly one timer
 event armed at the core's next deadline, persists ring seqs in a store that survives crashes, and
-records everything the checkers need in the ``History``.
+records everything the checkers need in the ``History``. When the workload runs the group layer,
+each incarnation also gets a ``Layer`` above its core (``gcs.sim.layer``: the group layer's one
+driver), which the host feeds as the runtime feeds its listener; the layer's deadlines share the
+host's one timer.
 """
 
 from __future__ import annotations
@@ -18,10 +21,10 @@ import random
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, assert_never
 
 from gcs.errors import InvariantViolation, MessageTooLarge, SendQueueFull
-from gcs.sim import history as h
+from gcs.history import events as h
 from gcs.sim.network import LinkParams, Network
 from gcs.sim.seeds import SeedTree
 from gcs.totem.config import TotemConfig
@@ -36,15 +39,9 @@ from gcs.totem.effects import (
     Trace,
 )
 from gcs.totem.node import Node as Core
-from gcs.wire.frames import Frame, Mcast, MembJoin, Record, RecordFlags, RingId
+from gcs.wire.frames import Frame, Mcast, MembJoin, Record
 
-__all__ = ["DropRule", "Host", "Store", "Transport", "World"]
-
-# Plain ints: IntFlag arithmetic and Enum class attributes are slow in CPython 3.11.
-_POSITION = int(RecordFlags.FRAGMENT_MASK)
-_WHOLE = int(RecordFlags.WHOLE)
-_FIRST = int(RecordFlags.FIRST)
-_LAST = int(RecordFlags.LAST)
+__all__ = ["DropRule", "Host", "Layer", "Store", "Transport", "World"]
 
 
 class Transport:
@@ -65,6 +62,23 @@ class Transport:
 
 
 TransportFactory = Callable[[int, int], Transport]  # (node id, boot id) -> transport
+
+
+class Layer(Protocol):
+    """What runs above a host's core (``gcs.sim.layer``): the calls the runtime's listener gets
+    (``gcs.runtime.driver.Listener``), and ``down`` when the incarnation ends."""
+
+    def on_deliver(self, now_ns: int, deliver: Deliver) -> None: ...
+    def on_configuration(self, now_ns: int, configuration: Configuration) -> None: ...
+    def on_send_window(self, is_open: bool) -> None: ...
+    def after_effects(self, now_ns: int) -> None: ...
+    @property
+    def next_deadline_ns(self) -> int | None: ...
+    def on_timeout(self, now_ns: int) -> None: ...
+    def down(self) -> None: ...
+
+
+LayerFactory = Callable[["Host"], Layer]
 
 
 @dataclass(slots=True)
@@ -117,8 +131,8 @@ class Host:
     clock: Clock = field(default_factory=Clock)
     window_open: bool = True
     counter: int = 0
-    last_origin: dict[RingId, int] = field(default_factory=dict)
-    frag_msg: h.MsgId | None = None
+    originations: h.Originations = field(default_factory=h.Originations)
+    upper: Layer | None = None
     state: str = "down"
     config: str = ""
 
@@ -144,12 +158,13 @@ class Host:
         self.transport = w.transport_factory(self.node_id, self.store.boots)
         self.window_open = True
         self.counter = 0
-        self.last_origin = {}
-        self.frag_msg = None
+        self.originations = h.Originations(w.workload_filter)
         self.timer_at = None
         self.paused_until = 0
         self.deferred = []
         w.record(h.Start(w.now, self.node_id, self.incarnation, stored))
+        if w.layer_factory is not None:
+            self.upper = w.layer_factory(self)  # it submits once the core has started
         self._run(lambda core, t: core.start(t, floor))
 
     def crash(self) -> None:
@@ -168,6 +183,9 @@ class Host:
         self._down()
 
     def _down(self) -> None:
+        upper, self.upper = self.upper, None
+        if upper is not None:
+            upper.down()
         self.core = None
         self.transport = None
         self.timer_gen += 1
@@ -193,6 +211,7 @@ class Host:
                 self._receive(*payload)
         if self.core is not None:
             self._run(lambda core, t: core.on_timeout(t))
+            self._layer_timeout(None)
 
     # -------------------------------------------------------------- inputs
 
@@ -218,12 +237,30 @@ class Host:
         self._execute(effects)
 
     def on_timer(self, gen: int) -> None:
-        if gen != self.timer_gen or self.core is None:
+        core = self.core
+        if gen != self.timer_gen or core is None:
             return
-        self.timer_at = None
+        armed, self.timer_at = self.timer_at, None
         if self.world.now < self.paused_until:
             return  # _resume fires overdue timers
-        self._run(lambda core, t: core.on_timeout(t))
+        if self.upper is None:
+            self._run(lambda core, t: core.on_timeout(t))
+            return
+        deadline = core.next_deadline_ns
+        if deadline is not None and deadline <= max(armed or 0, self.clock.local(self.world.now)):
+            self._run(lambda core, t: core.on_timeout(t))
+        self._layer_timeout(armed)
+
+    def _layer_timeout(self, armed: int | None) -> None:
+        """The layer's deadline passed (the timer was armed for it, or a pause ended)."""
+        upper = self.upper
+        if upper is None or self.core is None:
+            return
+        deadline = upper.next_deadline_ns
+        now = max(armed or 0, self.clock.local(self.world.now))
+        if deadline is not None and deadline <= now:
+            upper.on_timeout(now)
+            self._rearm()
 
     def persisted(self, incarnation: int, seq: int) -> None:
         if incarnation != self.incarnation or self.core is None:
@@ -251,6 +288,26 @@ class Host:
         self._execute(effects)
         return msg_id
 
+    def submit_record(self, record: Record, safe: bool) -> None:
+        """Hand the core a record from the layer above it (``gcs.groups.driver.Submit``).
+
+        Raises ``SendQueueFull`` while the core cannot take it (its queue is full, or the host
+        is down or paused). A workload record is recorded as submitted before its effects run.
+        """
+        core = self.core
+        w = self.world
+        if core is None or w.now < self.paused_until:
+            raise SendQueueFull(f"node {self.node_id} is down or paused")
+        effects = core.submit(self.clock.local(w.now), record, safe=safe)
+        accept = w.workload_filter
+        if accept is None or accept(record):
+            msg_id = w.payload_ids.get(record.data) or h.decode_payload(record.data)
+            if msg_id is not None:
+                self.counter = msg_id.counter
+                size = len(record.data)
+                w.record(h.Submit(w.now, self.node_id, self.incarnation, msg_id, safe, size))
+        self._execute(effects)
+
     # -------------------------------------------------------------- effects
 
     def _run(self, call: Callable[[Core, int], list[Effect]]) -> None:
@@ -276,18 +333,17 @@ class Host:
             kind = type(effect)
             if kind is Deliver:
                 self._note_delivery(effect)  # type: ignore[arg-type]
-            elif kind is Multicast:
-                frame = effect.frame  # type: ignore[union-attr]
-                if type(frame) is Mcast and frame.sender == self.node_id:
-                    self._note_origin(frame)
-                self._transmit(frame, effect.dests)  # type: ignore[union-attr]
-            elif kind is Send:
-                self._transmit(effect.frame, (effect.dest,))  # type: ignore[union-attr]
+            elif kind is Multicast or kind is Send:
+                self._execute_frame(effect)  # type: ignore[arg-type]
             else:
                 self._execute_rare(effect)
         self._rearm()
+        upper = self.upper
+        if upper is not None and self.core is not None:
+            upper.after_effects(self.clock.local(self.world.now))
 
     def _execute_rare(self, effect: Effect) -> None:
+        """The effects that are not on the hot path (and, for completeness, those that are)."""
         w = self.world
         match effect:
             case Configuration():
@@ -305,14 +361,31 @@ class Host:
                         str(effect.reason),
                     )
                 )
+                if self.upper is not None:
+                    self.upper.on_configuration(self.clock.local(w.now), effect)
             case PersistRingSeq(seq=seq):
                 w.at(w.now + w.persist_delay_ns, self.persisted, self.incarnation, seq)
             case SendWindow(open=is_open):
                 self.window_open = is_open
+                if self.upper is not None:
+                    self.upper.on_send_window(is_open)
             case Trace(event=event, data=data):
                 self._note_trace(event, data)
+            case Deliver():
+                self._note_delivery(effect)
+            case Multicast() | Send():
+                self._execute_frame(effect)
             case _:
-                pass
+                assert_never(effect)
+
+    def _execute_frame(self, effect: Multicast | Send) -> None:
+        if isinstance(effect, Multicast):
+            frame = effect.frame
+            if type(frame) is Mcast and frame.sender == self.node_id:
+                self._note_origin(frame)
+            self._transmit(frame, effect.dests)
+        else:
+            self._transmit(effect.frame, (effect.dest,))
 
     def _transmit(self, frame: Frame, dests: tuple[int, ...]) -> None:
         if not dests:
@@ -328,10 +401,16 @@ class Host:
         w.transmit(self.node_id, dests, payload, transport.size(payload))
 
     def _rearm(self) -> None:
+        """Keep one timer event armed, at the earlier of the core's and the layer's deadlines."""
         core = self.core
         if core is None:
             return
         deadline = core.next_deadline_ns
+        upper = self.upper
+        if upper is not None:
+            later = upper.next_deadline_ns
+            if later is not None and (deadline is None or later < deadline):
+                deadline = later
         if deadline == self.timer_at:
             return
         self.timer_gen += 1
@@ -341,51 +420,19 @@ class Host:
             w.at(max(w.now, self.clock.to_global(deadline)), self.on_timer, self.timer_gen)
 
     def _note_origin(self, mcast: Mcast) -> None:
-        if mcast.encapsulated is not None:
-            return
-        last = self.last_origin.get(mcast.ring_id, 0)
-        if mcast.seq <= last:
-            return  # a retransmission of our own mcast
-        self.last_origin[mcast.ring_id] = mcast.seq
-        ids: list[h.MsgId] = []
-        for record in mcast.records:
-            position = record.flags & _POSITION
-            if position == _WHOLE:
-                msg_id = h.decode_payload(record.data)
-                if msg_id is not None:
-                    ids.append(msg_id)
-            elif position == _FIRST:
-                node, inc, counter = h.PAYLOAD_HEADER.unpack_from(record.data)
-                self.frag_msg = h.MsgId(node, inc, counter)
-            elif position == _LAST and self.frag_msg is not None:
-                ids.append(self.frag_msg)
-                self.frag_msg = None
+        ids = self.originations.of(mcast)
+        if ids is None:
+            return  # a retransmission of our own mcast, or one re-sent in recovery
         w = self.world
         w.record(
             h.Originate(
-                w.now,
-                self.node_id,
-                self.incarnation,
-                mcast.ring_id,
-                mcast.seq,
-                mcast.safe,
-                tuple(ids),
+                w.now, self.node_id, self.incarnation, mcast.ring_id, mcast.seq, mcast.safe, ids
             )
         )
 
     def _note_delivery(self, effect: Deliver) -> None:
-        ids: list[h.MsgId] = []
-        corrupt = 0
         w = self.world
-        known = w.payload_ids
-        for record in effect.records:
-            msg_id = known.get(record.data)
-            if msg_id is None:
-                msg_id = h.decode_payload(record.data)
-            if msg_id is None:
-                corrupt += 1
-            else:
-                ids.append(msg_id)
+        ids, corrupt = h.workload_ids(effect.records, w.workload_filter, w.payload_ids)
         w.record(
             h.Deliver(
                 w.now,
@@ -397,11 +444,13 @@ class Host:
                 effect.seq,
                 effect.sender,
                 effect.safe,
-                tuple(ids),
+                ids,
                 corrupt,
             )
         )
         w.delivered += len(ids)
+        if self.upper is not None:
+            self.upper.on_deliver(self.clock.local(w.now), effect)
 
     def _note_trace(self, event: str, data: Any) -> None:
         w = self.world
@@ -464,6 +513,10 @@ class World:
         # Payload bytes -> message id, filled at submission: delivery then needs a dict lookup,
         # and a payload whose bytes changed on the way misses and is decoded (and caught) in full.
         self.payload_ids: dict[bytes, h.MsgId] = {}
+        self.workload_filter: h.RecordFilter | None = None
+        """Which records are workload messages (None: every record, the ring-level workload)."""
+        self.layer_factory: LayerFactory | None = None
+        """What each host incarnation runs above its core (None: nothing, the ring level)."""
 
     def drops_frame(self, frame: Frame) -> bool:
         """Frame-type-aware loss (token loss, commit-token loss): a nemesis tool."""

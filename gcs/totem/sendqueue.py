@@ -93,7 +93,7 @@ class SendQueue:
     def __len__(self) -> int:
         return len(self._entries)
 
-    # The flight recorder pickles the whole core every few thousand inputs (gcs.runtime.recorder)
+    # The flight recorder pickles the whole core every few thousand inputs (gcs.history.recorder)
     # and a busy sender's queue holds tens of thousands of records: as four columns of plain
     # values they pickle about four times faster than as objects.
     def __getstate__(self) -> _State:

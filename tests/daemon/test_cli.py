@@ -119,7 +119,7 @@ def test_send_listen_status_and_dump(
     port = json.loads(_gcs("status", "--config", str(paths[0]), "--json").stdout)["metrics_port"]
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as reply:
         text = reply.read().decode()
-    assert 'gcs_up{node="1",cluster="cli"} 1' in text and "gcs_ring_members" in text
+    assert 'gcs_up{cluster="cli",node="1"} 1.0' in text and "gcs_ring_members" in text
 
 
 def test_sighup_is_ignored_and_sigterm_is_a_clean_leave(

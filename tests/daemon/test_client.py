@@ -123,7 +123,7 @@ async def test_daemon_shutdown_ends_the_clients_streams(tmp_path: Path) -> None:
 
 
 async def test_status_and_flight_recorder_through_the_socket(tmp_path: Path) -> None:
-    from gcs.runtime.recorder import replay
+    from gcs.history.recorder import replay
 
     async with running_daemons(tmp_path, 2) as daemons, gcs.connect(daemons[1].path) as client:
         group = await client.join("g")

@@ -15,7 +15,7 @@ import pytest
 
 import gcs
 from gcs.daemon import protocol as proto
-from gcs.groups import Member
+from gcs.groups.views import Member
 from tests.daemon.harness import client_of, running_daemons
 from tests.runtime.cluster import view_where, wait_until
 

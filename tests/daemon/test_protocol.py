@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 import gcs
 from gcs.daemon import protocol as proto
-from gcs.groups import Member, Message, Reason, View, ViewId, ViewReason
+from gcs.groups.views import Member, Message, Reason, View, ViewId, ViewReason
 from gcs.wire.frames import RingId
 
 RING = RingId(seq=12, rep=1)

@@ -18,16 +18,8 @@ import itertools
 from collections import deque
 from dataclasses import dataclass, field
 
-from gcs.groups import (
-    AnnounceNeeded,
-    Emit,
-    GroupState,
-    Member,
-    MemberClosed,
-    Message,
-    Output,
-    View,
-)
+from gcs.groups.state import AnnounceNeeded, Emit, GroupState, MemberClosed, Output
+from gcs.groups.views import Member, Message, View
 from gcs.totem.effects import (
     ChangeReason,
     ConfigId,

@@ -1,24 +1,14 @@
-"""Unit tests of the group layer (gcs.groups): one behaviour per test, on hand-made streams."""
+"""Unit tests of the group layer (gcs.groups.state): one behaviour per test, on hand-made
+streams."""
 
 from __future__ import annotations
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gcs.groups import (
-    ANNOUNCE_GROUP,
-    AnnounceNeeded,
-    Emit,
-    GroupState,
-    Member,
-    MemberClosed,
-    Message,
-    View,
-    ViewId,
-    ViewReason,
-    decode_announcement,
-    encode_announcement,
-)
+from gcs.groups.records import ANNOUNCE_GROUP, decode_announcement, encode_announcement
+from gcs.groups.state import AnnounceNeeded, Emit, GroupState, MemberClosed
+from gcs.groups.views import Member, Message, View, ViewId, ViewReason
 from gcs.totem.effects import (
     ChangeReason,
     ConfigId,

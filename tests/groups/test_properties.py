@@ -10,7 +10,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gcs.groups import Member, Message, View, ViewId
+from gcs.groups.views import Member, Message, View, ViewId
 from gcs.wire.frames import RecordFlags
 from tests.groups.model import LocalLog, RingModel
 

@@ -16,7 +16,7 @@ import time
 import pytest
 
 from gcs.bench.netns import NetLab
-from gcs.sim import history as h
+from gcs.history import events as h
 from gcs.wire.frames import RingId
 from tests.netns.conftest import LabCluster
 from tests.procs.cluster import ProcCluster, wait_for

@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from gcs.sim import history as h
+from gcs.history import events as h
 from tests.processes.conftest import MakeCluster
 from tests.procs.cluster import ProcCluster, wait_for
 from tests.procs.judge import judge, liveness_params

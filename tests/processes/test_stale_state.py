@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from gcs.sim import history as h
+from gcs.history import events as h
 from gcs.wire.channel import Channel
 from gcs.wire.frames import MembMergeDetect, RingId
 from tests.processes.conftest import MakeCluster

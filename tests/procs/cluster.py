@@ -26,10 +26,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gcs.history.events import History, load_jsonl
 from gcs.sim.checkers.liveness import check_liveness
 from gcs.sim.checkers.params import CheckParams
 from gcs.sim.checkers.verdict import Proc
-from gcs.sim.history import History, load_jsonl
 
 ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT_S = 60.0

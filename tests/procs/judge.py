@@ -3,7 +3,7 @@
 A test that runs real nodes ends by merging their JSONL histories (``load_jsonl``) and handing
 the result to ``check_all``. Anything but True from any checker fails the test, and the message
 names every history file, so the run can be re-judged offline with
-``gcs.sim.history.load_jsonl(*paths)`` and ``gcs.sim.checkers.suite.check_all``.
+``gcs.history.events.load_jsonl(*paths)`` and ``gcs.sim.checkers.suite.check_all``.
 """
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 
+from gcs.history.events import History, load_jsonl
 from gcs.sim.checkers.params import DEFAULT_PARAMS, CheckParams
 from gcs.sim.checkers.suite import check_all, format_report
 from gcs.sim.checkers.verdict import Proc
-from gcs.sim.history import History, load_jsonl
 
 __all__ = ["judge", "liveness_params"]
 

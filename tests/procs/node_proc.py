@@ -6,7 +6,7 @@ can be SIGKILLed, restarted and cut off by iptables; each runs this module::
     python -m tests.procs.node_proc --config node1.toml --history node1.jsonl --rate 50
 
 It starts the node with ``history=``, joins ``--group``, and submits workload payloads
-(``gcs.sim.history.encode_payload`` with ``node.history_incarnation``) at ``--rate`` per second,
+(``gcs.history.events.encode_payload`` with ``node.history_incarnation``) at ``--rate`` per second,
 never faster than flow control allows, while reading the group's events so it is never cut off
 as a slow consumer. Signals: SIGUSR1 stops the workload (the node keeps running, so the ring
 can go quiet before it is judged); SIGTERM closes the node cleanly (a ``leave``) and exits 0.
@@ -34,7 +34,7 @@ import sys
 from typing import Any
 
 import gcs
-from gcs.sim.history import MsgId, encode_payload
+from gcs.history.events import MsgId, encode_payload
 
 POLL_S = 0.01
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import itertools
 
-from gcs.groups import GroupState, LmsTimer, Member, Output, PersistQuorum, Quorum, View
-from gcs.quorum import QuorumOptions, QuorumRules
+from gcs.groups.state import GroupState, Output
+from gcs.groups.views import Member, View
+from gcs.quorum.primary import LmsTimer, PersistQuorum
+from gcs.quorum.rules import Quorum, QuorumOptions, QuorumRules
 from gcs.totem.effects import ChangeReason, Configuration, ReasonKind
 from gcs.wire.frames import Record, RecordFlags, RingId
 from tests.groups.model import REGULAR, Component, LocalLog, ModelNode, RingModel

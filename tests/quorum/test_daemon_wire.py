@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from gcs.daemon import protocol as proto
-from gcs.groups import Member, Message, ViewId
-from gcs.quorum import Quorum, QuorumReason
+from gcs.groups.views import Member, Message, ViewId
+from gcs.quorum.rules import Quorum, QuorumReason
 from gcs.wire.frames import RingId
 
 RING = RingId(seq=12, rep=2)

@@ -6,21 +6,17 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gcs.groups import (
+from gcs.groups.records import (
     ANNOUNCE_GROUP,
-    GroupState,
-    Member,
-    Message,
-    Quorum,
-    View,
-    ViewReason,
     decode_announcement,
     decode_announcement_ext,
     encode_announcement,
     encode_directed,
 )
-from gcs.primary import encode_lms
-from gcs.quorum import QuorumOptions, QuorumRules
+from gcs.groups.state import GroupState
+from gcs.groups.views import Member, Message, View, ViewReason
+from gcs.quorum.primary import encode_lms
+from gcs.quorum.rules import Quorum, QuorumOptions, QuorumRules
 from gcs.totem.effects import ChangeReason, ReasonKind
 from gcs.wire.frames import Record, RecordFlags, RingId
 from tests.groups.model import Component
@@ -332,7 +328,7 @@ def test_tails_reach_members_that_resolve_them() -> None:
     node3 = model.nodes[3]
     handle = next(node3.handles)
     node3.state.add_local("g", handle, primary=True, tails=True)
-    from gcs.groups import Member as M
+    from gcs.groups.views import Member as M
     from tests.groups.model import LocalLog
 
     node3.logs[("g", handle)] = LocalLog(M(3, handle), "g")

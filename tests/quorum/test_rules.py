@@ -1,4 +1,5 @@
-"""The pure quorum rules (gcs.quorum): verdicts, options, merging, last_man_standing (RFC 0008 §3).
+"""The pure quorum rules (gcs.quorum.rules): verdicts, options, merging, last_man_standing
+(RFC 0008 §3).
 
 No sockets, no group layer: every verdict is a function of members, rules and state.
 """
@@ -12,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import gcs
-from gcs.quorum import (
+from gcs.quorum.rules import (
     QuorumOptions,
     QuorumReason,
     QuorumRules,

@@ -1,8 +1,8 @@
 """The driver's contract, checked against a scripted stand-in for the core.
 
-Drain before token, exactly one timer at the core's deadline, effects executed in order with the
-listener's submissions only after them (never re-entering the core from inside an effect), and
-fail-stop on an exception from the core.
+Drain before token, exactly one timer at the earlier of the core's and the listener's deadlines,
+effects executed in order with the listener's submissions only after them (never re-entering the
+core from inside an effect), and fail-stop on an exception from the core.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from types import SimpleNamespace
 from typing import Any
 
 import gcs
+from gcs.history.recorder import FlightRecorder
 from gcs.runtime.driver import Driver
 from gcs.runtime.persist import StateStore
-from gcs.runtime.recorder import FlightRecorder
 from gcs.totem.config import TotemConfig
 from gcs.totem.effects import (
     ChangeReason,
@@ -66,6 +66,7 @@ class ScriptedCore:
         return self._call("receive", frame, self.on_receive)
 
     def on_timeout(self, now_ns: int) -> list[Effect]:
+        self.next_deadline_ns = None  # a fired timer is spent (nothing else is scripted)
         return self._call("timeout", now_ns, [])
 
     def submit(self, now_ns: int, record: Record, *, safe: bool = False) -> list[Effect]:
@@ -79,26 +80,34 @@ class ScriptedCore:
 
 
 class Listener:
+    """A stand-in for the group layer's driver: logs its calls, may submit, has a deadline."""
+
     def __init__(self) -> None:
         self.log: list[str] = []
         self.driver: Driver | None = None
         self.submit_after = False
         self.failures: list[BaseException] = []
+        self.next_deadline_ns: int | None = None
+        self.timeouts: list[int] = []
 
-    def on_deliver(self, deliver: Deliver) -> None:
+    def on_deliver(self, now_ns: int, deliver: Deliver) -> None:
         self.log.append("deliver")
 
-    def on_configuration(self, configuration: Configuration) -> None:
+    def on_configuration(self, now_ns: int, configuration: Configuration) -> None:
         self.log.append("configuration")
 
     def on_send_window(self, is_open: bool) -> None:
         self.log.append(f"window {is_open}")
 
-    def after_effects(self) -> None:
+    def after_effects(self, now_ns: int) -> None:
         self.log.append("after")
         if self.submit_after and self.driver is not None:
             self.submit_after = False
             self.driver.submit(Record("g", 1, 0, b"y"), False)
+
+    def on_timeout(self, now_ns: int) -> None:
+        self.timeouts.append(now_ns)
+        self.next_deadline_ns = None
 
     def on_failure(self, exc: BaseException) -> None:
         self.failures.append(exc)
@@ -120,6 +129,7 @@ def make_driver() -> tuple[Driver, ScriptedCore, Listener, Channel]:
         StateStore(None, 1),
         listener,
         {2: ("127.0.0.1", 9)},
+        on_failure=listener.on_failure,
     )
     transport = SimpleNamespace(sendto=lambda data, addr: None)
     endpoint: Any = SimpleNamespace(
@@ -162,11 +172,27 @@ async def test_one_timer_at_the_core_deadline() -> None:
     core.next_deadline_ns = soon
     driver.datagram_received(peer.seal(MCAST))
     assert driver.timer_deadline_ns == soon
-    core.next_deadline_ns = None  # after firing, nothing more to arm
     await wait_until(lambda: any(name == "timeout" for name, _ in core.calls))
     fired = next(now for name, now in core.calls if name == "timeout")
     assert fired >= soon, "the timeout is never fed a time before its deadline"
     assert driver.timer_deadline_ns is None
+    await driver.close()
+
+
+async def test_one_timer_for_the_core_and_the_group_layer() -> None:
+    """The group layer's deadline shares the one timer: the earlier one is armed, and a firing
+    for the listener's deadline does not feed the core a timeout it did not ask for."""
+    driver, core, listener, peer = make_driver()
+    late = time.monotonic_ns() + 60_000_000_000
+    core.next_deadline_ns = late
+    soon = time.monotonic_ns() + 5_000_000
+    listener.next_deadline_ns = soon
+    driver.datagram_received(peer.seal(MCAST))
+    assert driver.timer_deadline_ns == soon
+    await wait_until(lambda: bool(listener.timeouts))
+    assert listener.timeouts[0] >= soon
+    assert not any(name == "timeout" for name, _ in core.calls), "the core was not due"
+    assert driver.timer_deadline_ns == late, "re-armed at the core's deadline"
     await driver.close()
 
 
@@ -215,6 +241,7 @@ async def test_datagrams_before_the_core_started_are_dropped_and_counted() -> No
         StateStore(None, 1),
         Listener(),
         {2: ("127.0.0.1", 9)},
+        on_failure=lambda exc: None,
     )
     peer = Channel(2, 1, "t", None, peers=(1, 2))
     driver.datagram_received(peer.seal(MCAST))

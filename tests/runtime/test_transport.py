@@ -21,10 +21,10 @@ import pytest
 import gcs
 import gcs.sim.world as world_module
 from gcs.errors import ConfigError
+from gcs.history.recorder import FlightRecorder
 from gcs.runtime.driver import Driver
 from gcs.runtime.endpoint import open_endpoint
 from gcs.runtime.persist import StateStore
-from gcs.runtime.recorder import FlightRecorder
 from gcs.sim.run import run
 from gcs.sim.scenario import load_scenario
 from gcs.totem.effects import Effect, Multicast, Send
@@ -137,6 +137,7 @@ def _driver(multicast: Any = None) -> tuple[Driver, ScriptedCore, list[tuple[byt
         StateStore(None, 1),
         Listener(),
         peers,
+        on_failure=lambda exc: None,
     )
     endpoint: Any = SimpleNamespace(
         transport=SimpleNamespace(sendto=lambda data, addr: sent.append((data, addr))),
@@ -186,6 +187,7 @@ async def test_a_refused_send_is_counted_and_the_node_goes_on_trn_4_3() -> None:
         StateStore(None, 1),
         Listener(),
         {2: ("127.0.0.1", 0)},
+        on_failure=lambda exc: None,
     )
     (port,) = free_ports(1)
     endpoint = await open_endpoint(

@@ -32,8 +32,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from gcs.sim.checkers import CheckParams, Verdict, check_all, format_report
-from gcs.sim.history import (
+from gcs.history.events import (
     Conf,
     Crash,
     Deliver,
@@ -48,6 +47,7 @@ from gcs.sim.history import (
     State,
     Submit,
 )
+from gcs.sim.checkers import CheckParams, Verdict, check_all, format_report
 from gcs.wire.frames import RingId
 
 __all__ = [

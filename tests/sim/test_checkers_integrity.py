@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from gcs.history.events import Crash, Deliver, History, MsgId
 from gcs.sim.checkers import check_identity, check_no_creation
-from gcs.sim.history import Crash, Deliver, History, MsgId
 
 from .histories import (
     HistoryBuilder,

@@ -22,8 +22,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from gcs.history.events import Deliver, Fault, History, MsgId
 from gcs.sim.checkers import CheckParams, check_all, format_report
-from gcs.sim.history import Deliver, Fault, History, MsgId
 
 from .histories import HistoryBuilder, big_history, ring
 

@@ -14,8 +14,8 @@ import pytest
 
 from gcs.cli import main
 from gcs.sim.replay import EventLog, replay
+from gcs.sim.report.rundir import write_run
 from gcs.sim.run import run
-from gcs.sim.rundir import write_run
 from gcs.sim.scenario import FaultStep, Scenario, Workload
 
 SCENARIO = Scenario(

@@ -14,12 +14,12 @@ from pathlib import Path
 import pytest
 
 from gcs.cli import main
-from gcs.sim.report import COLUMNS, figures, probe_for
+from gcs.sim.report.figures import COLUMNS, figures, probe_for
+from gcs.sim.report.rundir import load_run, write_run
+from gcs.sim.report.timeline import fault_periods, membership, reformations, view_changes
 from gcs.sim.run import run
-from gcs.sim.rundir import load_run, write_run
 from gcs.sim.scenario import FaultStep, Scenario, Workload, load_scenario, parse_scenario
 from gcs.sim.swarm import draw_scenario
-from gcs.sim.timeline import fault_periods, membership, reformations, view_changes
 
 ROOT = Path(__file__).parents[2]
 SCENARIOS = ROOT / "simulations" / "scenarios"

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from gcs.cli import main
+from gcs.sim.report.rundir import write_run
 from gcs.sim.run import run
-from gcs.sim.rundir import write_run
 from gcs.sim.scenario import FaultStep, Scenario, Workload, parse_scenario
 from gcs.sim.shrink import failing_checkers, shrink
 from tests.sim.test_mutations import forget_ring_seq

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import random
 
-from gcs.sim import history as h
+from gcs.history import events as h
 from gcs.totem import membership
 from gcs.totem.config import FailToRecvMode, TotemConfig
 from gcs.totem.effects import MembState, Multicast, Trace

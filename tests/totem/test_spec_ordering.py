@@ -11,7 +11,7 @@ from collections import Counter
 import pytest
 
 from gcs.errors import InvariantViolation
-from gcs.sim import history as h
+from gcs.history import events as h
 from gcs.totem.config import TotemConfig
 from gcs.totem.effects import Deliver, MembState, Multicast, Send
 from gcs.totem.flow import FlowState, allowance, byte_allowance, update_token
@@ -556,7 +556,7 @@ def test_adaptive_window_keeps_every_guarantee_under_loss() -> None:
     world = build_world(scenario, 3)
     for node in scenario.node_ids:
         world.at(0, world.start, node)
-    from gcs.sim.workload import install_workload
+    from gcs.sim.workloads.messages import install_workload
 
     install_workload(world, scenario)
     smallest = 50

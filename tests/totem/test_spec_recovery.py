@@ -7,7 +7,7 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gcs.sim import history as h
+from gcs.history import events as h
 from gcs.totem import recovery
 from gcs.totem.effects import MembState, PersistRingSeq
 from gcs.wire.frames import Mcast, MemberEntry, OrfToken, RingId

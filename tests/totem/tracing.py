@@ -13,7 +13,7 @@ node's membership state and next deadline afterwards. Everything is JSON:
 * times are integer nanoseconds.
 
 The helpers here are shared by tests/totem/test_traces.py (replay) and
-protocol/traces/make_traces.py (generation); nothing in ``gcs`` imports them.
+tools/make_traces.py (generation); nothing in ``gcs`` imports them.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import gcs.sim.world as world_module
-from gcs.sim import history as h
+from gcs.history import events as h
 from gcs.sim.network import LatencyKind, LinkParams
 from gcs.totem.config import FailToRecvMode, TotemConfig
 from gcs.totem.effects import (

@@ -25,9 +25,9 @@ from gcs.wire.frames import (
     OrfToken,
     TokenHoldCancel,
 )
+from tools.make_vectors import VECTORS
 
 from . import observer
-from .make_vectors import VECTORS
 
 CAPTURES = sorted(VECTORS.glob("capture-*.json"))
 DOCS = {path.name: json.loads(path.read_text()) for path in CAPTURES}

@@ -13,8 +13,7 @@ import re
 from typing import Any
 
 from gcs.wire.errors import DropReason
-
-from .make_vectors import VECTORS
+from tools.make_vectors import VECTORS
 
 RFC = (VECTORS.parents[1] / "RFCs" / "0002-wire-format.md").read_text()
 VECTOR_FILES = ("invalid-frames.json", "invalid-datagrams.json")

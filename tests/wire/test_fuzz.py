@@ -32,8 +32,7 @@ from gcs.wire.frames import (
     RtrEntry,
 )
 from gcs.wire.seal import KeySchedule, Suite, pack_header, seal_datagram
-
-from .make_vectors import VECTORS, frame_from_json
+from tools.make_vectors import VECTORS, frame_from_json
 
 NAME = "fuzz"
 CID = cluster_id_for(NAME)

@@ -23,9 +23,9 @@ from gcs.wire.codec import _EVERY_TAG, decode_frame
 from gcs.wire.errors import FrameError
 from gcs.wire.limits import WireLimits
 from gcs.wire.wellformed import first_fault
+from tools.make_vectors import VECTORS
 
 from . import reference
-from .make_vectors import VECTORS
 from .test_fuzz import CID as FUZZ_CID
 from .test_fuzz import POOL_CBOR, mutants
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from .make_vectors import VECTORS
+from tools.make_vectors import VECTORS
 
 PROTOCOL = VECTORS.parent
 README = (PROTOCOL / "README.md").read_text()

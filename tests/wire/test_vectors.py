@@ -2,7 +2,7 @@
 
 These tests read the committed JSON only; they do not trust the generator's tables, so a change
 to the codec or the sealing that alters any byte fails here until the vectors are regenerated
-deliberately (``python tests/wire/make_vectors.py --write``) and the change is reviewed.
+deliberately (``python tools/make_vectors.py --write``) and the change is reviewed.
 """
 
 from __future__ import annotations
@@ -33,8 +33,7 @@ from gcs.wire.seal import (
     pack_header,
     seal_datagram,
 )
-
-from .make_vectors import (
+from tools.make_vectors import (
     VECTORS,
     build,
     cddl_accepts,

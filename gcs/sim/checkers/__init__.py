@@ -1,7 +1,7 @@
 """History checkers: judge a finished run against the guarantees of brief §10.
 
 Each checker is a pure function ``check_<name>(history, params) -> Verdict`` over a
-``gcs.sim.history.History`` (or a prebuilt ``HistoryIndex``). ``check_all`` runs them all, and
+``gcs.history.events.History`` (or a prebuilt ``HistoryIndex``). ``check_all`` runs them all, and
 ``summarize`` gives counts for run reports. The checkers read only the history, never core
 internals, so they judge simulator runs and histories recorded from real processes alike.
 

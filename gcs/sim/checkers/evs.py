@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from gcs.history.events import MsgId
 from gcs.sim.checkers.configs import fmt_nodes
 from gcs.sim.checkers.index import (
     REGULAR,
@@ -38,7 +39,6 @@ from gcs.sim.checkers.index import (
 )
 from gcs.sim.checkers.params import DEFAULT_PARAMS, CheckParams
 from gcs.sim.checkers.verdict import Problems, Proc, Verdict, fmt_ids, fmt_proc, fmt_t
-from gcs.sim.history import MsgId
 
 __all__ = ["check_causal", "check_safe", "check_self_delivery", "check_virtual_synchrony"]
 

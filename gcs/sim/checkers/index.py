@@ -30,8 +30,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from gcs.sim.checkers.verdict import Proc, fmt_ids, fmt_mcast, fmt_proc, fmt_t
-from gcs.sim.history import (
+from gcs.history.events import (
     Conf,
     Crash,
     Deliver,
@@ -46,6 +45,7 @@ from gcs.sim.history import (
     State,
     Submit,
 )
+from gcs.sim.checkers.verdict import Proc, fmt_ids, fmt_mcast, fmt_proc, fmt_t
 from gcs.wire.frames import RingId
 
 __all__ = [

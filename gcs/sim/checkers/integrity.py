@@ -23,6 +23,7 @@
 
 from __future__ import annotations
 
+from gcs.history.events import Deliver, MsgId
 from gcs.sim.checkers.index import (
     REGULAR,
     ConfigView,
@@ -43,7 +44,6 @@ from gcs.sim.checkers.verdict import (
     fmt_proc,
     fmt_t,
 )
-from gcs.sim.history import Deliver, MsgId
 
 __all__ = [
     "check_core_invariants",

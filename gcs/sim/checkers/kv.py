@@ -2,7 +2,7 @@
 
 The ``kv`` workload logs every write each replica applied with its version and hash chain, every
 state a replica installed, every write a replica acknowledged and, at the end, each live
-replica's state (``gcs.sim.kvlog``). From these alone:
+replica's state (``gcs.sim.workloads.kvlog``). From these alone:
 
 ``kv_history`` — no two partitions changed state concurrently: every version was applied as the
 same write with the same chain everywhere (a version applied as two different writes is a split
@@ -20,9 +20,9 @@ from __future__ import annotations
 
 from collections import Counter
 
+from gcs.history.events import MsgId
 from gcs.sim.checkers.verdict import Problems, Verdict, fmt_t
-from gcs.sim.history import MsgId
-from gcs.sim.kvlog import GENESIS, Ack, Apply, Install, KvLog, chain_step
+from gcs.sim.workloads.kvlog import GENESIS, Ack, Apply, Install, KvLog, chain_step
 
 __all__ = ["check_kv_acked", "check_kv_converged", "check_kv_history"]
 

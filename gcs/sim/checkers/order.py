@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from gcs.history.events import Deliver
 from gcs.sim.checkers.index import (
     REGULAR,
     ConfigView,
@@ -33,7 +34,6 @@ from gcs.sim.checkers.index import (
 )
 from gcs.sim.checkers.params import DEFAULT_PARAMS, CheckParams
 from gcs.sim.checkers.verdict import Problems, Verdict, fmt_ids, fmt_mcast, fmt_proc, fmt_t
-from gcs.sim.history import Deliver
 
 __all__ = [
     "check_agreed_prefix",

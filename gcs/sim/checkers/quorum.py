@@ -1,7 +1,7 @@
 """Quorum checkers: one quorate partition at a time, one verdict per configuration (RFC 0008 §7).
 
-They read the quorum verdicts the ``kv`` workload's nodes reached (``gcs.sim.kvlog``), not the
-rules: a checker that recomputed verdicts would share the code's mistakes.
+They read the quorum verdicts the ``kv`` workload's nodes reached (``gcs.sim.workloads.kvlog``), not
+the rules: a checker that recomputed verdicts would share the code's mistakes.
 
 ``quorum`` (QRM-3.6-1). A node is *in* a quorate configuration from the verdict until it leaves
 the configuration (its next verdict, transitional configuration, crash or leave). Each quorate
@@ -24,8 +24,8 @@ import itertools
 from dataclasses import dataclass
 
 from gcs.sim.checkers.verdict import Problems, Verdict, fmt_t
-from gcs.sim.kvlog import KvLog, VerdictEnd
-from gcs.sim.kvlog import Verdict as QuorumVerdict
+from gcs.sim.workloads.kvlog import KvLog, VerdictEnd
+from gcs.sim.workloads.kvlog import Verdict as QuorumVerdict
 from gcs.wire.frames import RingId
 
 __all__ = ["check_quorum", "check_quorum_agreement"]

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from gcs.sim.history import MsgId
+from gcs.history.events import MsgId
 from gcs.wire.frames import RingId
 
 __all__ = [

@@ -1,0 +1,662 @@
+"""Closed process groups multiplexed over the one ring, with CPG semantics (RFC 0006 §3).
+
+Theory of operation. A *member* is ``Member(node, handle)``: a handle a node allocated when one
+of its applications joined a group. Joining and leaving are records (``RecordFlags.JOIN`` /
+``LEAVE``) sent through the total order like any message, so every node applies them at the same
+point of the delivered stream and computes the same group view there. ``GroupState`` is a pure
+function of that stream — ``Configuration`` and ``Deliver`` effects in the order the core emitted
+them — plus this node's own joins and leaves; it does no I/O and never blocks.
+
+Ring configuration changes. A transitional configuration removes the members of departed nodes:
+every view that lists one of them is replaced by the same view without them (a transitional
+``View``), and the regular configuration that follows gives those groups a regular view with the
+same members. Nodes that move together from one ring to the next delivered the same stream
+(extended virtual synchrony), so they hold the same group state and need no exchange. When the
+regular configuration *adds* nodes (a node started, partitions merged), the sides' states differ:
+every node then announces all its local members of all groups in one record (the
+*announcement*, RFC 0006 §3.4) and the group layer is *unsettled* until the announcement of every
+member of the new ring has been delivered. Each node is the authority on its own members, so
+once all announcements are in, every node holds the same state, and at that point — the same
+position of the stream everywhere — every group with local members gets one regular view. While
+unsettled, joins and leaves of other members take effect at that settling view, departures still
+shrink views at once, and messages are delivered in the view each member already has.
+
+View ids are derived from what caused the view, never from local counters: a record's view is
+named by the record's (origin ring, seq, index in its mcast); a configuration's view by the new
+ring's id (and, for a transitional view, the lowest node id of the transitional configuration,
+which tells the two sides of a partition apart). While the state is unsettled a view is derived
+from the member's previous view, and its id carries a digest of the previous id (``lineage``),
+so members whose previous views differed get different ids. Within a group: same id, same
+members, at every member.
+
+Quorum and primary components (RFC 0008). With quorum rules, every regular configuration gets a
+``gcs.quorum.rules`` verdict at a point of the stream that is the same at every member (delegated to
+``gcs.quorum.primary.QuorumTracker``); members that asked for it receive it as a ``Quorum`` event,
+and members in primary-component mode receive messages only in quorate configurations. Group-layer
+*control records* (group ``""``, kind DATA) carry point-to-point messages (``send_to``) and
+``last_man_standing`` decisions; their first byte says which.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+
+from gcs.groups.records import (
+    ANNOUNCE_GROUP,
+    decode_announcement_ext,
+    decode_directed,
+    encode_announcement,
+    valid_group_name,
+)
+from gcs.groups.views import Member, Message, Reason, View, ViewId, ViewReason
+from gcs.quorum.primary import (
+    CONTROL_DIRECTED,
+    CONTROL_LMS,
+    TAIL,
+    Held,
+    LmsTimer,
+    PersistQuorum,
+    QuorumTracker,
+    decode_lms,
+    encode_lms,
+)
+from gcs.quorum.rules import Quorum, QuorumRules
+from gcs.totem.effects import Configuration, ConfigurationKind, Deliver, ReasonKind
+from gcs.wire.frames import Record, RecordFlags, RingId
+
+__all__ = [
+    "PRIMARY",
+    "QUORUM_EVENTS",
+    "TAILS",
+    "AnnounceNeeded",
+    "Emit",
+    "GroupState",
+    "MemberClosed",
+    "Output",
+]
+
+_LOG = logging.getLogger("gcs.groups")
+
+_KIND = int(RecordFlags.KIND_MASK)
+_DATA, _JOIN, _LEAVE = int(RecordFlags.DATA), int(RecordFlags.JOIN), int(RecordFlags.LEAVE)
+PRIMARY = 1
+"""Local member mode: primary-component member (receives messages only when quorate)."""
+QUORUM_EVENTS = 2
+"""Local member mode: receives ``Quorum`` events (implied by PRIMARY)."""
+TAILS = 4
+"""Local member mode (with PRIMARY): receives its last quorate ring's tail, marked uncommitted."""
+
+
+# ---------------------------------------------------------------------- outputs
+
+
+@dataclass(frozen=True, slots=True)
+class Emit:
+    """Append ``event`` to the streams of the local members ``handles`` of ``group``."""
+
+    group: str
+    handles: tuple[int, ...]
+    event: View | Message | Quorum
+
+
+@dataclass(frozen=True, slots=True)
+class MemberClosed:
+    """The leave of local member ``handle`` was delivered: its stream ends here."""
+
+    group: str
+    handle: int
+
+
+@dataclass(frozen=True, slots=True)
+class AnnounceNeeded:
+    """Submit ``GroupState.announcement()`` (after the current batch of effects)."""
+
+    ring: RingId
+
+
+Output = Emit | MemberClosed | AnnounceNeeded | PersistQuorum | LmsTimer
+
+
+# ---------------------------------------------------------------------- the state
+
+
+@dataclass(slots=True)
+class _Sync:
+    """An announcement round: which members of ``ring`` have not been heard from yet."""
+
+    ring: RingId
+    waiting: set[int]
+    reason: Reason
+
+
+@dataclass(slots=True)
+class _LocalGroup:
+    """This node's members of one group: handle -> active (has seen a view listing it)."""
+
+    handles: dict[int, bool] = field(default_factory=dict)
+    last_view: View | None = None
+    active: tuple[int, ...] = ()
+    """The active handles, kept up to date: every delivered message needs them."""
+    modes: dict[int, int] = field(default_factory=dict)
+    """handle -> mode bits (PRIMARY, QUORUM_EVENTS); absent: a plain member."""
+    primary: tuple[int, ...] = ()
+    quorum: tuple[int, ...] = ()
+    """The active primary-component handles; the active handles that receive Quorum events."""
+
+    def refresh(self) -> None:
+        self.active = active = tuple(h for h, on in self.handles.items() if on)
+        modes = self.modes
+        if not modes:
+            self.primary = self.quorum = ()
+            return
+        self.primary = tuple(h for h in active if modes.get(h, 0) & PRIMARY)
+        self.quorum = tuple(h for h in active if modes.get(h, 0))
+
+
+class GroupState:
+    """The group layer of one node: feed it the core's configurations and deliveries in order.
+
+    Inputs: ``on_configuration``, ``on_deliver`` (the delivered stream); ``add_local`` (an
+    application asked to join), ``note_submitted`` (a join or leave record of ours reached the
+    core's send queue), ``announcement`` (build our announcement when the driver can submit it).
+    Outputs: lists of ``Emit``, ``MemberClosed`` and ``AnnounceNeeded``. Never raises on
+    anything received from the ring; malformed records are ignored and counted, identically at
+    every node because every node sees the same bytes.
+    """
+
+    def __init__(
+        self,
+        node_id: int,
+        quorum: QuorumRules | None = None,
+        stored_expected_votes: int | None = None,
+    ) -> None:
+        self.me = node_id
+        self.quorum_tracker = (
+            None if quorum is None else QuorumTracker(node_id, quorum, stored_expected_votes)
+        )
+        """Quorum verdicts and the primary-component hold (None: no quorum rules)."""
+        self.undeliverable = 0
+        """Point-to-point messages for a member of this node that is not (any more) here."""
+        self.members: dict[str, set[Member]] = {}
+        self.local: dict[str, _LocalGroup] = {}
+        self.intent: dict[str, set[int]] = {}
+        self.ring = RingId(seq=0, rep=node_id)
+        self.config_nodes: frozenset[int] = frozenset({node_id})
+        self.transitional = False
+        self.settled = False
+        self.sync: _Sync | None = None
+        self.trans_changed: dict[str, Reason] = {}
+        self._quorum_follows = False
+        """Set while emitting views that a Quorum event for every member will follow."""
+        self.ignored_records = 0
+        """Malformed or impossible records (a buggy or hostile member): counted as drops."""
+        self.stale_records = 0
+        """Announcements made for an earlier ring, joins of departed nodes: normal, not drops."""
+
+    # ------------------------------------------------------------------ local side
+
+    def add_local(
+        self,
+        group: str,
+        handle: int,
+        *,
+        primary: bool = False,
+        quorum_events: bool = False,
+        tails: bool = False,
+    ) -> None:
+        """An application on this node asked to join: it becomes a member at its first view.
+
+        ``primary``: it receives messages only in quorate configurations (RFC 0008 §4);
+        ``quorum_events``: it receives ``Quorum`` events (implied by ``primary``); ``tails``
+        (with ``primary``): it also receives the tails of RFC 0008 §4.2, marked uncommitted.
+        All need quorum rules.
+        """
+        if (primary or quorum_events) and self.quorum_tracker is None:
+            raise ValueError("primary-component mode and quorum events need quorum rules")
+        if tails and not primary:
+            raise ValueError("tails are for primary-component members")
+        local = self.local.setdefault(group, _LocalGroup())
+        local.handles[handle] = False
+        mode = (PRIMARY | QUORUM_EVENTS) if primary else (QUORUM_EVENTS if quorum_events else 0)
+        if tails:
+            mode |= TAILS
+        if mode:
+            local.modes[handle] = mode
+
+    @property
+    def quorum(self) -> Quorum | None:
+        """This node's current quorum verdict (provisional and not quorate while pending)."""
+        tracker = self.quorum_tracker
+        return None if tracker is None else tracker.current
+
+    def lms_record(self, ring: RingId) -> Record | None:
+        """The last_man_standing record for ``ring`` if it still applies (RFC 0008 §3.5)."""
+        tracker = self.quorum_tracker
+        if tracker is None or ring != self.ring or self.transitional or not self.settled:
+            return None
+        if not tracker.lms_applies(ring):
+            return None
+        return Record(ANNOUNCE_GROUP, 0, _DATA, encode_lms(ring))
+
+    def drop_local(self, group: str, handle: int) -> None:
+        """Forget a local member without a delivered leave (the node is closing or failed)."""
+        local = self.local.get(group)
+        if local is not None:
+            local.handles.pop(handle, None)
+            local.modes.pop(handle, None)
+            local.refresh()
+            if not local.handles:
+                del self.local[group]
+            elif not local.active:
+                local.last_view = None  # only pending members remain: none has seen a view
+
+    def note_submitted(self, record: Record) -> None:
+        """Our join or leave record entered the send queue: announcements must reflect it.
+
+        Records of one sender are delivered in the order submitted (FIFO), so an announcement
+        built now is delivered after every join and leave noted before it.
+        """
+        kind = record.flags & _KIND
+        if record.group == ANNOUNCE_GROUP:
+            return
+        if kind == _JOIN:
+            self.intent.setdefault(record.group, set()).add(record.handle)
+        elif kind == _LEAVE:
+            handles = self.intent.get(record.group)
+            if handles is not None:
+                handles.discard(record.handle)
+                if not handles:
+                    del self.intent[record.group]
+
+    def announcement(self) -> Record | None:
+        """Our announcement for the round in progress, or None if no round waits for us."""
+        sync = self.sync
+        if sync is None or self.me not in sync.waiting:
+            return None
+        tracker = self.quorum_tracker
+        quorum = None if tracker is None else tracker.wire_state()
+        data = encode_announcement(sync.ring, self.intent, quorum)
+        return Record(ANNOUNCE_GROUP, 0, _JOIN, data)
+
+    # ------------------------------------------------------------------ the stream
+
+    def on_configuration(self, conf: Configuration) -> list[Output]:
+        out: list[Output] = []
+        self.ring = conf.ring_id
+        self.config_nodes = frozenset(conf.members)
+        self._remove_nodes_outside(conf.members)
+        tracker = self.quorum_tracker
+        if conf.kind is ConfigurationKind.TRANSITIONAL:
+            self.transitional = True
+            # A round cannot complete any more: members outside the transitional configuration
+            # will not announce in it. The next regular configuration starts a new round.
+            self.sync = None
+            if tracker is not None:
+                tracker.on_transitional(conf.ring_id, conf.members)
+            self._transitional_views(conf, out)
+            return out
+        self.transitional = False
+        verdict = None
+        if tracker is not None:
+            # The verdict is immediate unless it needs state only the other sides have.
+            clean = self.settled and not conf.joined
+            immediate = tracker.rules.static or clean
+            verdict, released, persist = tracker.on_regular(
+                conf.ring_id, conf.members, immediate, clean
+            )
+            self._put_held(released, out)
+            out.extend(persist)
+            if verdict is None and tracker.pending is not None:
+                self._quorum_out(tracker.pending, out)  # marks the change; the verdict follows
+        # Groups that changed in the transitional configuration get a regular view with the same
+        # members. When the ring adds nodes, each side makes its own: the lineage keeps them apart.
+        shared = self.settled and not conf.joined
+        self._quorum_follows = verdict is not None
+        for group, reason in self.trans_changed.items():
+            local = self.local.get(group)
+            if local is not None and local.last_view is not None:
+                previous = local.last_view
+                lineage = 0 if shared else previous.view_id.derived()
+                view_id = ViewId(conf.ring_id, 0, 0, lineage)
+                self._emit(group, view_id, previous.members, (), (), reason, out)
+        self.trans_changed.clear()
+        self._quorum_follows = False
+        if verdict is not None:
+            self._quorum_out(verdict, out)
+        if conf.joined or not self.settled:
+            self.settled = False
+            reason = Reason(ViewReason.NODE_UP, conf.joined, str(conf.reason))
+            self.sync = _Sync(conf.ring_id, set(conf.members), reason)
+            out.append(AnnounceNeeded(conf.ring_id))
+        return out
+
+    def on_deliver(self, deliver: Deliver) -> list[Output]:
+        out: list[Output] = []
+        local = self.local
+        for index, record in enumerate(deliver.records):
+            kind = record.flags & _KIND
+            if kind == _DATA:
+                if record.group == ANNOUNCE_GROUP:
+                    self._on_control(deliver, record, out)
+                    continue
+                group = local.get(record.group)
+                if group is not None and group.last_view is not None:
+                    active = group.active
+                    if active:
+                        sender = Member(deliver.sender, record.handle)
+                        msg = Message(
+                            sender,
+                            record.data,
+                            deliver.safe,
+                            group.last_view.view_id,
+                            deliver.origin,
+                            deliver.seq,
+                        )
+                        if group.primary:
+                            self._route(record.group, group, active, msg, True, out)
+                        else:
+                            out.append(Emit(record.group, active, msg))
+                continue
+            view_id = ViewId(deliver.origin, deliver.seq, index)
+            if record.group == ANNOUNCE_GROUP:
+                if kind == _JOIN and record.handle == 0:
+                    self._on_announcement(deliver.sender, record.data, view_id, out)
+                else:
+                    self.ignored_records += 1
+            elif record.handle == 0 or not valid_group_name(record.group):
+                self.ignored_records += 1
+            elif kind == _JOIN:
+                self._on_join(Member(deliver.sender, record.handle), record.group, view_id, out)
+            elif kind == _LEAVE:
+                self._on_leave(Member(deliver.sender, record.handle), record.group, view_id, out)
+            else:
+                self.ignored_records += 1
+        return out
+
+    # ------------------------------------------------------------------ control records
+
+    def _on_control(self, deliver: Deliver, record: Record, out: list[Output]) -> None:
+        """A group-layer control record: a point-to-point message or a quorum decision."""
+        data = record.data
+        kind = data[0] if data else -1
+        if kind == CONTROL_DIRECTED and record.handle != 0:
+            self._on_directed(deliver, record, out)
+        elif kind == CONTROL_LMS and record.handle == 0 and self.quorum_tracker is not None:
+            ring = decode_lms(data)
+            if ring is None:
+                self.ignored_records += 1
+                return
+            regular = deliver.config.kind is ConfigurationKind.REGULAR
+            regular = regular and not self.transitional and self.settled
+            members = tuple(sorted(self.config_nodes))
+            result = self.quorum_tracker.on_lms(ring, self.ring, members, regular)
+            self._after_verdict(result, out)
+            if result[0] is None:
+                self.stale_records += 1
+        else:
+            self.ignored_records += 1
+
+    def _on_directed(self, deliver: Deliver, record: Record, out: list[Output]) -> None:
+        parsed = decode_directed(record.data)
+        if parsed is None:
+            self.ignored_records += 1
+            return
+        group, to, payload = parsed
+        if to.node != self.me:
+            return  # for a member of another node: every node sees it, one delivers it
+        local = self.local.get(group)
+        if local is None or local.last_view is None or not local.handles.get(to.handle):
+            self.undeliverable += 1  # its member left, or never became active
+            return
+        sender = Member(deliver.sender, record.handle)
+        view_id = local.last_view.view_id
+        msg = Message(sender, payload, deliver.safe, view_id, deliver.origin, deliver.seq, to)
+        self._route(group, local, (to.handle,), msg, True, out)
+
+    # ------------------------------------------------------------------ quorum output
+
+    def _route(
+        self,
+        group: str,
+        local: _LocalGroup,
+        handles: tuple[int, ...],
+        event: View | Message | Quorum,
+        message: bool,
+        out: list[Output],
+    ) -> None:
+        """Emit ``event`` to ``handles``; primary members' share goes through the hold."""
+        primary = local.primary
+        tracker = self.quorum_tracker
+        if not primary or tracker is None:
+            out.append(Emit(group, handles, event))
+            return
+        mine = tuple(h for h in handles if h in primary)
+        others = tuple(h for h in handles if h not in primary) if mine != handles else ()
+        if others:
+            out.append(Emit(group, others, event))
+        if mine:
+            item = tracker.route(group, mine, event, message)
+            if item is not None:
+                out.append(Emit(group, mine, event))
+
+    def _put_held(self, items: list[Held], out: list[Output]) -> None:
+        for group, handles, event, kind in items:
+            if event is None:
+                out.append(MemberClosed(group, handles[0]))
+            elif kind == TAIL:
+                self._put_tail(group, handles, event, out)
+            else:
+                assert isinstance(event, View | Message | Quorum)
+                out.append(Emit(group, handles, event))
+
+    def _put_tail(
+        self, group: str, handles: tuple[int, ...], event: object, out: list[Output]
+    ) -> None:
+        """A tail message: to the members that resolve tails, marked; dropped for the rest."""
+        local = self.local.get(group)
+        assert isinstance(event, Message)
+        wanted = () if local is None else tuple(h for h in handles if local.modes.get(h, 0) & TAILS)
+        tracker = self.quorum_tracker
+        if tracker is not None and len(wanted) < len(handles):
+            tracker.filtered += 1
+        if wanted:
+            out.append(Emit(group, wanted, replace(event, uncommitted=True)))
+
+    def _quorum_out(self, verdict: Quorum, out: list[Output]) -> None:
+        """A new verdict: to every member that asked for Quorum events; maybe an LMS window."""
+        for group, local in self.local.items():
+            if local.quorum:
+                self._route(group, local, local.quorum, verdict, False, out)
+        tracker = self.quorum_tracker
+        if tracker is not None:
+            timer = tracker.lms_timer(verdict)
+            if timer is not None:
+                out.append(timer)
+
+    def _after_verdict(
+        self,
+        result: tuple[Quorum | None, list[Held], list[PersistQuorum]],
+        out: list[Output],
+    ) -> None:
+        verdict, released, persist = result
+        self._put_held(released, out)
+        out.extend(persist)
+        if verdict is not None:
+            self._quorum_out(verdict, out)
+
+    # ------------------------------------------------------------------ records
+
+    def _on_join(self, member: Member, group: str, view_id: ViewId, out: list[Output]) -> None:
+        if member.node not in self.config_nodes:
+            # Delivered after the transitional configuration that removed its node (RFC 0006
+            # §3.3): the member is gone already, and adding it back would leave a ghost.
+            self.stale_records += 1
+            return
+        members = self.members.setdefault(group, set())
+        if member in members:
+            return  # announced already, or a duplicate: nothing changes
+        members.add(member)
+        if self.settled:
+            reason = Reason(ViewReason.JOIN, (member.node,))
+            self._emit_view(group, view_id, (member,), (), reason, out)
+
+    def _on_leave(self, member: Member, group: str, view_id: ViewId, out: list[Output]) -> None:
+        members = self.members.get(group)
+        present = members is not None and member in members
+        if members is not None and present:
+            members.discard(member)
+            if not members:
+                del self.members[group]
+        if member.node == self.me:
+            local = self.local.get(group)
+            if local is not None and member.handle in local.handles:
+                primary = member.handle in local.primary
+                self.drop_local(group, member.handle)
+                tracker = self.quorum_tracker
+                if primary and tracker is not None:
+                    item = tracker.route(group, (member.handle,), None, False)
+                    if item is not None:
+                        out.append(MemberClosed(group, member.handle))
+                else:
+                    out.append(MemberClosed(group, member.handle))
+        if self.settled and present:
+            reason = Reason(ViewReason.LEAVE, (member.node,))
+            self._emit_view(group, view_id, (), (member,), reason, out)
+
+    def _on_announcement(self, node: int, data: bytes, view_id: ViewId, out: list[Output]) -> None:
+        sync = self.sync
+        parsed = decode_announcement_ext(data)
+        if parsed is None:
+            self.ignored_records += 1
+            _LOG.warning("node %d: malformed announcement from node %d ignored", self.me, node)
+            if sync is None or node not in sync.waiting:
+                return
+            parsed = (sync.ring, {}, {})  # count it as empty, so the round can still complete
+        ring, groups, ext = parsed
+        if sync is None or ring != sync.ring or node not in sync.waiting:
+            self.stale_records += 1  # made for an earlier ring, or a repeat
+            return
+        if self.quorum_tracker is not None:
+            self.quorum_tracker.on_announced(node, ext.get("quorum"))
+        for group in list(self.members):
+            self._replace_node(group, node, groups.get(group, frozenset()))
+        for group, handles in groups.items():
+            if group not in self.members:
+                self._replace_node(group, node, handles)
+        sync.waiting.discard(node)
+        if not sync.waiting:
+            self._settle(sync, view_id, out)
+
+    def _replace_node(self, group: str, node: int, handles: Iterable[int]) -> None:
+        members = self.members.get(group, set())
+        members = {m for m in members if m.node != node}
+        members.update(Member(node, h) for h in handles)
+        if members:
+            self.members[group] = members
+        else:
+            self.members.pop(group, None)
+
+    def _settle(self, sync: _Sync, view_id: ViewId, out: list[Output]) -> None:
+        """Every member of the ring announced: one view per group, at the same point everywhere."""
+        self.settled = True
+        self.sync = None
+        verdict = None
+        tracker = self.quorum_tracker
+        if tracker is not None:
+            # What was held came before this point; the settling views come after it.
+            tracker.in_sync = True
+            verdict, released, persist = tracker.on_settled(sync.ring, self.config_nodes)
+            self._put_held(released, out)
+            out.extend(persist)
+        self._quorum_follows = verdict is not None
+        for group in list(self.local):
+            local = self.local[group]
+            members = self.members.get(group, set())
+            previous = set(local.last_view.members) if local.last_view is not None else set()
+            joined = tuple(sorted(members - previous))
+            left = tuple(sorted(previous - members))
+            self._emit_view(group, view_id, joined, left, sync.reason, out)
+        self._quorum_follows = False
+        if verdict is not None:
+            self._quorum_out(verdict, out)
+
+    # ------------------------------------------------------------------ configurations
+
+    def _remove_nodes_outside(self, nodes: tuple[int, ...]) -> None:
+        keep = set(nodes)
+        for group in list(self.members):
+            members = self.members[group]
+            members.difference_update([m for m in members if m.node not in keep])
+            if not members:
+                del self.members[group]
+
+    def _transitional_views(self, conf: Configuration, out: list[Output]) -> None:
+        """Members of departed nodes leave every view that lists them, settled or not.
+
+        The new view is the previous one minus those members: members that move together had
+        the same previous view (same id, same members), so they compute the same new view, and
+        members that part ways always change views, as virtual synchrony needs (RFC 0006 §3.3).
+        """
+        kind = ViewReason.LEAVE if conf.reason.kind is ReasonKind.LEAVE else ViewReason.NODE_DOWN
+        reason = Reason(kind, conf.left, str(conf.reason))
+        keep = self.config_nodes
+        for group, local in self.local.items():
+            previous = local.last_view
+            if previous is None:
+                continue
+            gone = tuple(m for m in previous.members if m.node not in keep)
+            if gone:
+                members = tuple(m for m in previous.members if m.node in keep)
+                view_id = ViewId(conf.ring_id, 0, min(conf.members), self._lineage(previous))
+                self._emit(group, view_id, members, (), gone, reason, out)
+
+    def _lineage(self, previous: View) -> int:
+        return 0 if self.settled else previous.view_id.derived()
+
+    def _emit_view(
+        self,
+        group: str,
+        view_id: ViewId,
+        joined: tuple[Member, ...],
+        left: tuple[Member, ...],
+        reason: Reason,
+        out: list[Output],
+    ) -> None:
+        """A view of the settled state of ``group`` (the same at every node of the ring)."""
+        members = tuple(sorted(self.members.get(group, ())))
+        self._emit(group, view_id, members, joined, left, reason, out)
+
+    def _emit(
+        self,
+        group: str,
+        view_id: ViewId,
+        members: tuple[Member, ...],
+        joined: tuple[Member, ...],
+        left: tuple[Member, ...],
+        reason: Reason,
+        out: list[Output],
+    ) -> None:
+        """Give the local members of ``group`` listed in ``members`` a view; they become active."""
+        local = self.local.get(group)
+        if local is None:
+            return
+        mine = tuple(h for h in local.handles if Member(self.me, h) in members)
+        if not mine:
+            return  # only pending members here: their own join will bring their first view
+        view = View(view_id, members, joined, left, self.transitional, reason)
+        fresh = tuple(h for h in mine if not local.handles[h] and local.modes.get(h))
+        for handle in mine:
+            local.handles[handle] = True
+        local.refresh()
+        local.last_view = view
+        if self.transitional:
+            self.trans_changed[group] = reason  # owes a regular view when the ring installs
+        self._route(group, local, mine, view, False, out)
+        tracker = self.quorum_tracker
+        if tracker is not None and fresh and not self._quorum_follows:
+            # A member's stream starts with its view, then the verdict it is in (if known).
+            verdict = tracker.verdict
+            if verdict is not None and tracker.pending is None:
+                self._route(group, local, fresh, verdict, False, out)
