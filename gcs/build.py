@@ -40,6 +40,7 @@ __all__ = [
     "build_info",
     "hot_path_modules",
     "select",
+    "stale_source",
 ]
 
 HOT_PATH: tuple[str, ...] = (
@@ -126,7 +127,7 @@ def _read_stamp() -> dict[str, object]:
     return stamp if isinstance(stamp, dict) else {}
 
 
-def _stale_source(stamp: dict[str, object]) -> str | None:
+def stale_source(stamp: dict[str, object]) -> str | None:
     """The first compiled source edited since an in-place build, if any (None for wheels)."""
     sources = stamp.get("sources")
     if not isinstance(sources, dict):
@@ -179,7 +180,7 @@ def select() -> None:
         reason = "no compiled extensions: installed without a C compiler or Python headers"
     elif os.environ.get(PURE_ENV, "") not in ("", "0"):
         reason = f"{PURE_ENV}={os.environ[PURE_ENV]}"
-    elif (stale := _stale_source(stamp)) is not None:
+    elif (stale := stale_source(stamp)) is not None:
         reason = f"{stale} changed since the compiled build; rerun pip install -e ."
         print(f"gcs: running pure Python: {reason}", file=sys.stderr)
     if reason and compiled:
