@@ -7,7 +7,7 @@ stale. Whether the two behave identically is tests/sim/test_determinism.py's que
 
 from __future__ import annotations
 
-import importlib
+import importlib.util
 import os
 import subprocess
 import sys
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from gcs.build import HOT_PATH, BuildInfo, stale_source, build_info, hot_path_modules
+from gcs.build import HOT_PATH, BuildInfo, build_info, hot_path_modules, stale_source
 
 ROOT = Path(__file__).parents[2]
 PROBE = """
