@@ -93,8 +93,8 @@ CROSS_BUILD_RUNS = (
 @pytest.mark.parametrize(("kind", "arg", "seed"), CROSS_BUILD_RUNS)
 def test_compiled_and_pure_builds_give_the_same_history(kind: str, arg: str, seed: int) -> None:
     """SIM-8-3, one source, two builds: the compiled hot path (mypyc) and the pure-Python
-    modules it is compiled from produce the same history digest for the same seed. Without a compiled build
-    installed this skips, unless GCS_REQUIRE_COMPILED=1 (CI), where it fails."""
+    modules it is compiled from produce the same history digest for the same seed. Without a
+    compiled build installed this skips, unless GCS_REQUIRE_COMPILED=1 (CI), where it fails."""
     if not _compiled_installed():
         if os.environ.get("GCS_REQUIRE_COMPILED") == "1":
             pytest.fail(f"no compiled build installed: {build_info().describe()}")
