@@ -27,6 +27,7 @@ merge_timeout_ms           200                 how often a representative probes
 fail_to_recv_ms            token * 4           a member missing messages this long is excluded
 window_size                50                  mcasts per token rotation (flow control)
 max_messages               17                  mcasts one node may originate per token visit
+window_bytes               256 KiB             record bytes per token rotation (flow control)
 max_message_bytes          1 MiB               largest application message
 frame_payload_bytes        1400                payload budget of one datagram (MTU minus headers)
 accelerated                false               pass the token before multicasting (RFC 0003 §9)
@@ -163,6 +164,7 @@ class Config:
     fail_to_recv_ms: int | None = None
     window_size: int = _TOTEM_DEFAULTS["window_size"]
     max_messages: int = _TOTEM_DEFAULTS["max_messages"]
+    window_bytes: int = _TOTEM_DEFAULTS["window_bytes"]
     max_message_bytes: int = _TOTEM_DEFAULTS["max_message_bytes"]
     frame_payload_bytes: int = _TOTEM_DEFAULTS["frame_payload_bytes"]
     send_queue_bytes: int = _TOTEM_DEFAULTS["send_queue_max_bytes"]
@@ -248,6 +250,7 @@ class Config:
                 fail_to_recv_ns=scaled(self.fail_to_recv_ms, "fail_to_recv_ns"),
                 window_size=self.window_size,
                 max_messages=self.max_messages,
+                window_bytes=self.window_bytes,
                 send_queue_max_bytes=self.send_queue_bytes,
                 frame_payload_bytes=self.frame_payload_bytes,
                 max_message_bytes=self.max_message_bytes,
@@ -392,6 +395,7 @@ _INT_RANGES: tuple[tuple[str, int, int], ...] = (
     ("fail_to_recv_ms", 1, _HOUR_MS),
     ("window_size", 1, 100_000),
     ("max_messages", 1, 100_000),
+    ("window_bytes", 64, 1 << 34),
     ("max_message_bytes", 1, 1 << 30),
     ("frame_payload_bytes", 64, MAX_FRAME_PAYLOAD_BYTES),
     ("send_queue_bytes", 4096, 1 << 34),

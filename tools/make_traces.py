@@ -27,6 +27,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from gcs.totem.timers import Timer  # noqa: E402
 from gcs.wire.frames import Frame, OrfToken  # noqa: E402
 from tests.totem.tracing import (  # noqa: E402
     MS,
@@ -195,6 +196,31 @@ def safe_two_visits() -> dict[str, Any]:
     s.submit(5 * MS, 1, b"s1", safe=True)
     s.submit(5 * MS, 2, b"a2")
     return s.finish(33 * MS)
+
+
+def safe_after_hold() -> dict[str, Any]:
+    s = Scenario(
+        "safe-after-hold",
+        "An idle ring (seqno_unchanged_const 3, hold_timeout 20 ms, to keep the trace short): "
+        "node 1, the representative, holds the token on every visit once it has seen more than "
+        "3 visits with an unchanged seq, and the hold timer lets it go round once each time. "
+        "1 ms after one such release node 1 submits a safe record: there is no held token to "
+        "release, so the record waits for the token's return. Node 1 originates it as the next "
+        "seq and, because this visit originated, forwards the token instead of holding it; the "
+        "seq changed, so the idle count restarts and the ring turns freely. Two visits later "
+        "the aru has covered the mcast twice and node 1 delivers it as safe, about three "
+        "rotations after the submit instead of a hold period later.",
+        ["ORD-4.9-1", "ORD-4.9-2", "ORD-4.9-3", "ORD-7.2-1"],
+        seqno_unchanged_const=3,
+        hold_timeout_ns=20 * MS,
+    )
+    s.start()
+    s.run_until(60 * MS)
+    core = s.core(SUBJECT)
+    released_at = core.timers.get(Timer.HOLD)
+    assert core.ring.holding is not None and released_at is not None, "node 1 holds no token"
+    s.submit(released_at + MS, SUBJECT, b"safe", safe=True)
+    return s.finish(released_at + 15 * MS)
 
 
 def retransmit_by_other() -> dict[str, Any]:
@@ -415,6 +441,7 @@ SCENARIOS = [
     ring_formation,
     agreed_first_rotation,
     safe_two_visits,
+    safe_after_hold,
     retransmit_by_other,
     token_loss,
     crash_survivor,

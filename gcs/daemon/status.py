@@ -17,6 +17,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, assert_never
 
+from gcs.build import build_info
 from gcs.history.recorder import InputKind
 from gcs.totem.effects import (
     Configuration,
@@ -185,6 +186,7 @@ def build_status(
         "cluster_name": node.config.cluster_name,
         "boot_id": node.boot_id,
         "uptime_s": round(time.monotonic() - started, 1),
+        "build": build_info().as_json(),  # compiled (mypyc) or pure Python, see gcs.build
         "node_state": stats.state,
         "state": core.state,
         "ring_id": core.ring_id,

@@ -33,6 +33,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from mypy_extensions import mypyc_attr
+
 from gcs.totem import recovery
 from gcs.totem.effects import ChangeReason, MembState, Multicast, ReasonKind
 from gcs.totem.timers import Timer
@@ -61,6 +63,7 @@ __all__ = [
 ]
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
 @dataclass(slots=True)
 class Penalty:
     """Hysteresis against a node that was excluded while it was alive (RFC 0004 §8.2)."""

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import random
 
+from mypy_extensions import mypyc_attr
+
 from gcs.errors import InvariantViolation, NodeClosed
 from gcs.totem import membership, ordering, recovery
 from gcs.totem.config import TotemConfig
@@ -65,6 +67,10 @@ _FAILED = MembState.FAILED
 _COMMIT = MembState.COMMIT
 
 
+# Compiled (gcs.build): pickled by the flight recorder, and subclassed by the trace generator.
+# mypyc runs __init__ for a serializable class built from interpreted code only when it also
+# allows interpreted subclasses, so the core's serializable classes say both.
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
 class Node:
     """One member of a Totem ring, sans I/O. See the module docstring for the contract."""
 

@@ -28,6 +28,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
+from mypy_extensions import mypyc_attr
+
 from gcs.totem import membership, ordering
 from gcs.totem.effects import (
     ChangeReason,
@@ -62,6 +64,7 @@ __all__ = [
 RING_SEQ_STEP = 4
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
 @dataclass(slots=True)
 class CommitState:
     """COMMIT: the proposed ring, the last commit token_seq seen, a token waiting for storage."""
@@ -72,6 +75,7 @@ class CommitState:
     pending: MembCommitToken | None = None
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
 @dataclass(slots=True)
 class RecoveryState:
     """RECOVERY: the new ring and the retrans_flg protocol's bookkeeping (RFC 0004 §6.3)."""

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 from collections import deque
 
+from mypy_extensions import mypyc_attr
+
 from gcs.errors import MessageTooLarge, SendQueueFull
 from gcs.totem.config import RECORD_OVERHEAD
 from gcs.totem.effects import SendWindow
@@ -51,6 +53,7 @@ _Columns = tuple[list[str], list[int], list[int], list[bytes]]
 _State = tuple[_Columns, int, int, int, int, int, int, int, bool]
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
 class SendQueue:
     """FIFO of records awaiting origination; takes out whole mcast payloads.
 
@@ -119,6 +122,10 @@ class SendQueue:
                 self._group_bytes.clear()
             size = self._group_bytes[group] = len(group.encode())
         return data_len + size + RECORD_OVERHEAD
+
+    def payload_bytes(self, records: tuple[Record, ...]) -> int:
+        """What ``records`` cost of a frame's budget (ORD-8.1): the byte window's unit."""
+        return sum([self._cost(r.group, len(r.data)) for r in records])
 
     @property
     def backlog(self) -> int:

@@ -147,6 +147,7 @@ def _failing_checkers(scenario_name: str, seeds: Iterator[int]) -> set[str]:
     return failing
 
 
+@pytest.mark.pure_python
 @pytest.mark.parametrize(
     ("mutation", "scenario", "checker"), CASES, ids=lambda c: getattr(c, "__name__", c)
 )

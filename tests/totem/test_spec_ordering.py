@@ -6,6 +6,7 @@ Each test names the requirement identifiers it checks in its docstring.
 from __future__ import annotations
 
 import random
+from collections import Counter
 
 import pytest
 
@@ -13,7 +14,7 @@ from gcs.errors import InvariantViolation
 from gcs.history import events as h
 from gcs.totem.config import TotemConfig
 from gcs.totem.effects import Deliver, MembState, Multicast, Send
-from gcs.totem.flow import FlowState, allowance, update_token
+from gcs.totem.flow import FlowState, allowance, byte_allowance, update_token
 from gcs.totem.invariants import invariant
 from gcs.totem.node import Node
 from gcs.totem.timers import Timer
@@ -297,6 +298,28 @@ def test_hold_timer_and_submit_release_the_token() -> None:
     assert [type(e) for e in effects] == [Send] and rep.ring.holding is None
 
 
+def test_a_visit_that_originated_forwards_the_token() -> None:
+    """ORD-4.9-2: the representative holds the token only if its visit originated nothing. A
+    safe record submitted at the representative while the hold timer's release goes round is
+    originated on the token's return and the token keeps turning, so every member delivers it
+    within a few rotations; it used to be held with it for another hold period (safe RTT p99
+    ~183 ms with 10 ms gaps on loopback)."""
+    c = Cluster()
+    c.start()
+    c.run_until(200 * MS)
+    rep = c.core(1)
+    released_at = rep.timers.get(Timer.HOLD)
+    assert released_at is not None and rep.ring.holding is not None
+    c.run_until(released_at + MS)  # the hold timer let the token go; node 2 has it
+    assert rep.ring.holding is None
+    c.submit(released_at + MS, 1, b"safe", safe=True)
+    c.run_until(released_at + 20 * MS)  # ~3 ms per rotation: enough for several
+    for node in (1, 2, 3):
+        safe = [d for d in c.deliveries(node) if d[4]]
+        assert len(safe) == 1, f"node {node} has not delivered the safe record: {safe}"
+    assert rep.ring.holding is None, "an active ring turns freely (ORD-4.9-1 resets the count)"
+
+
 def test_timers_fire_in_the_specified_order() -> None:
     """ORD-4.11-1: JOIN and CONSENSUS due at once: the JOIN handler runs first (a join with an
     empty fail set), then CONSENSUS (the late nodes failed)."""
@@ -360,6 +383,57 @@ def test_retransmissions_come_out_of_the_allowance_first() -> None:
     assert not originated(effects)
     (out,) = sent_tokens(effects)
     assert out.fcc == 2
+
+
+def test_byte_allowance_formula() -> None:
+    """ORD-6-4: the backlog share of window_bytes (at least one byte), or all of it when the
+    node or the ring has no backlog."""
+    flow = FlowState(my_pbl=4)
+    assert byte_allowance(window_bytes=1000, backlog=0, my_backlog=0, flow=flow) == 1000
+    assert byte_allowance(window_bytes=1000, backlog=4, my_backlog=4, flow=flow) == 1000
+    assert byte_allowance(window_bytes=1000, backlog=12, my_backlog=4, flow=flow) == 333
+    assert byte_allowance(window_bytes=10, backlog=10_000, my_backlog=1, flow=FlowState()) == 1
+
+
+@pytest.mark.parametrize(("ring_backlog", "expected"), [(0, 5), (10, 3)])
+def test_large_frames_are_limited_by_bytes_as_well_as_mcasts(
+    ring_backlog: int, expected: int
+) -> None:
+    """ORD-6-4: with 65,000-byte frames a node stops originating once its byte allowance is used
+    (the mcast that crosses it still goes): five mcasts of ~64 KB for the whole 256 KiB, three
+    for half of it when the ring has as much queued elsewhere; it used to send all ten, up to
+    max_messages = 17 a visit (ORD-6-1 alone)."""
+    core, now = operational(frame_payload_bytes=65_000, window_bytes=256 * 1024)
+    for _ in range(40):  # four records of 16,021 bytes fill one frame: ten mcasts queued
+        core.submit(now, Record("g", 1, 0, bytes(16_000)))
+    assert core.sendq.backlog == 10
+    token = next_token(core, backlog=ring_backlog)
+    effects = visible(core.receive(now + MS, 3, token))
+    assert len(originated(effects)) == expected
+    (out,) = sent_tokens(effects)
+    assert out.fcc == expected
+
+
+def test_three_senders_with_large_frames_release_bounded_bursts() -> None:
+    """ORD-6-4: three senders with 65,000-byte frames and 20,000 queued 64 B records each. A
+    member never gets more than the default subscriber_queue (10,000 events) delivered at one
+    instant, so a reader that reads between two turns of its event loop is not cut off as a
+    slow consumer; before the byte allowance one visit released 17 frames, about 13,000
+    records (in the ring bench: 8 of 8 runs cut a reader off)."""
+    c = Cluster(frame_payload_bytes=65_000)
+    c.start()
+    c.run_until(100 * MS)
+    for node in (1, 2, 3):
+        core = c.core(node)
+        for _ in range(20_000):
+            core.submit(100 * MS, Record("g", 1, 0, bytes(64)))
+    c.run_until(600 * MS)
+    at_once: Counter[tuple[int, int]] = Counter()
+    for e in c.world.history.events:
+        if isinstance(e, h.Deliver):
+            at_once[e.node, e.time_ns] += len(e.msg_ids)
+    assert sum(at_once.values()) == 3 * 3 * 20_000
+    assert max(at_once.values()) <= 10_000, max(at_once.values())
 
 
 def test_sort_window_limits_origination() -> None:

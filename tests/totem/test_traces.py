@@ -62,6 +62,7 @@ def test_the_required_traces_exist() -> None:
         "ring-formation",
         "agreed-first-rotation",
         "safe-two-visits",
+        "safe-after-hold",
         "retransmit-by-non-originator",
         "token-loss-gather",
         "crash-survivor",
@@ -216,6 +217,23 @@ def test_records_queued_during_formation_go_out_in_the_first_rotation() -> None:
         d["config"] == {"kind": "regular", "ring_id": {"rep": 1, "seq": 8}} for d in delivered
     )
     assert [r["data"] for d in delivered for r in d["records"]] == [b"m1".hex(), b"m2".hex()]
+
+
+def test_a_visit_that_originated_is_not_held() -> None:
+    """ORD-4.9-2, ORD-4.9-3: the hold timer releases the held token; a safe record submitted
+    then waits for the token's return, is originated, and that visit forwards the token instead
+    of holding it; the record is delivered safe three rotations (9 ms) after its origination."""
+    s = steps("safe-after-hold")
+    submit = next(i for i, st in enumerate(s) if st["input"]["type"] == "submit")
+    assert s[submit - 1]["input"]["type"] == "timeout"  # the hold timer's release
+    assert [e["type"] for e in s[submit - 1]["expect"]] == ["send"]
+    visit = submit + 1
+    assert [e["type"] for e in s[visit]["expect"]] == ["multicast", "send"]
+    delivered = next(
+        i for i in range(visit, len(s)) if any(e["type"] == "deliver" for e in s[i]["expect"])
+    )
+    took_ns = s[delivered]["input"]["now_ns"] - s[visit]["input"]["now_ns"]
+    assert took_ns <= 3 * 3 * MS, f"safe delivery took {took_ns / MS} ms after origination"
 
 
 def test_safe_mcast_waits_for_two_visits_and_holds_back_the_agreed_one() -> None:

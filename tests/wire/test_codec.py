@@ -11,6 +11,7 @@ import pytest
 from hypothesis import Phase, find, given, settings
 from hypothesis import strategies as st
 
+from gcs.build import build_info
 from gcs.wire import codec
 from gcs.wire.codec import cluster_id_for, decode_frame, encode_frame
 from gcs.wire.errors import DropReason, EncodeError, FrameError
@@ -124,6 +125,18 @@ def test_encode_rejects_non_frames_and_bad_cluster_ids() -> None:
         encode_frame(R, CID)  # type: ignore[arg-type]
     with pytest.raises(EncodeError):
         encode_frame(MembMergeDetect(1, R), 1 << 32)
+    with pytest.raises(EncodeError):
+        encode_frame(MembMergeDetect(1, R), "1")
+
+
+def test_a_frame_with_a_field_of_the_wrong_type_is_refused() -> None:
+    """The pure build's frames take any value and the encoder refuses it (EncodeError); the
+    compiled build's frames check their field types when built (TypeError), so such a frame
+    cannot even reach the encoder."""
+    if build_info().compiled:
+        with pytest.raises(TypeError):
+            RingId(seq=object(), rep=1)  # type: ignore[arg-type]
+        return
     with pytest.raises(EncodeError):
         encode_frame(MembMergeDetect(1, RingId(seq=object(), rep=1)), CID)  # type: ignore[arg-type]
 
