@@ -287,7 +287,7 @@ def slices(log: list[str]) -> list[int]:
 
 
 async def test_a_burst_of_deliveries_is_handed_over_in_slices() -> None:
-    """API-30: one input that makes 3,000 records deliverable is handed to the listener at most
+    """API-33: one input that makes 3,000 records deliverable is handed to the listener at most
     one slice (1,000 records here, ending after the mcast that reaches it) per loop callback,
     in order, with the loop running in between; the token it forwards goes after the burst,
     and the listener may submit only once the whole burst is handed over."""
@@ -312,7 +312,7 @@ async def test_a_burst_of_deliveries_is_handed_over_in_slices() -> None:
 
 
 async def test_inputs_during_a_burst_wait_behind_it() -> None:
-    """API-30: a datagram that arrives while a burst is being handed over reaches the core, but
+    """API-33: a datagram that arrives while a burst is being handed over reaches the core, but
     its effects run after the burst's; a submit in between is refused with SendQueueFull (the
     group layer submits it after the batch), so the core never runs ahead of the listener."""
     driver, core, listener, peer = make_driver(delivery_slice=100)
