@@ -40,7 +40,7 @@ ANY_HEADING = re.compile(r"^#{1,6} ")
 DEFINITION = re.compile(r"^(?:\d+\. |- )?\*\*\[([^\]\s]+)\]\*\*")
 BOLD_ID = re.compile(r"`[^`\n]*`|\*\*\[?[A-Z][A-Z0-9]*-\d[\d.-]*\]?\.?\*\*")
 KEYWORD = re.compile(r"\b(?:MUST|REQUIRED|SHALL)\b")
-RENAME_ROW = re.compile(r"^\| `([^`]+)` \| `([^`]+)` \|", re.M)
+RENAME_ROW = re.compile(r"^\| `([^`]+)` \| `?([^`|]+?)`? \|", re.M)
 RENAME_APPENDIX = "## Appendix A. Renamed requirement identifiers"
 CITED_TREES = ("RFCs", "tests", "gcs", "protocol", "docs", "simulations", "examples", "tools")
 TEXT_SUFFIXES = {".md", ".py", ".json", ".toml", ".txt", ".cddl", ".yaml", ".yml", ".csv"}
@@ -101,7 +101,6 @@ def read_rfc(path: Path, audit: Audit) -> None:
     number = path.name[:4]
     lines = list(normative_lines(path.read_text()))
     section: str | None = None
-    counts: dict[tuple[str, str], int] = {}
     for k, (line_no, line) in enumerate(lines):
         where = f"{path.name}:{line_no}"
         heading = HEADING.match(line)
@@ -116,9 +115,9 @@ def read_rfc(path: Path, audit: Audit) -> None:
         previous = lines[k - 1][1] if k else ""
         if previous.strip() and not re.match(r"\d+\. |- ", line):
             audit.problems.append(f"{where}: {ident} does not start its paragraph")
-        expected = _expected_id(ident, number, section, counts, audit)
-        if expected != ident:
-            audit.problems.append(f"{where}: {ident} should be {expected}")
+        wrong = _misplaced(ident, number, section, audit)
+        if wrong:
+            audit.problems.append(f"{where}: {ident} {wrong}")
         if ident in audit.requirements:
             audit.problems.append(f"{where}: {ident} defined twice")
         audit.requirements[ident] = Requirement(ident, where, _body(lines, k, found.end()))
@@ -137,17 +136,39 @@ def _check_inline_ids(line: str, where: str, audit: Audit) -> None:
             audit.problems.append(f"{where}: {text} is not at the start of a paragraph")
 
 
-def _expected_id(
-    ident: str, number: str, section: str | None, counts: dict[tuple[str, str], int], audit: Audit
-) -> str:
-    """The identifier RFC 0001 §2.1 gives the next requirement of this prefix and section."""
-    prefix = ident.split("-", 1)[0]
+ID_FORM = re.compile(r"([A-Z][A-Z0-9]*)-((?:\d+|[A-Z])(?:\.\d+)*)-([1-9]\d*)")
+
+
+def _misplaced(ident: str, number: str, section: str | None, audit: Audit) -> str:
+    """Why ``ident`` is not a valid identifier for a requirement of RFC ``number`` in
+    ``section`` (RFC 0001 §2.1), or "" when it is."""
+    form = ID_FORM.fullmatch(ident)
+    if form is None:
+        return "is not of the form PREFIX-S-N"
+    prefix, in_section, _ = form.groups()
     if audit.prefixes.get(prefix) != number:
-        return f"a prefix of RFC {number} in RFC 0001 §2.1 (not {prefix})"
+        return f"does not use a prefix of RFC {number} (RFC 0001 §2.1)"
     if section is None:
-        return "in a numbered section"
-    counts[(prefix, section)] = n = counts.get((prefix, section), 0) + 1
-    return f"{prefix}-{section}-{n}"
+        return "is not in a numbered section"
+    if in_section != section:
+        return f"sits in §{section}: it should be {prefix}-{section}-<n>"
+    return ""
+
+
+def _check_numbering(audit: Audit) -> None:
+    """Within a prefix and section the numbers run 1..k with none skipped: a new requirement
+    takes the next number never used there, counting renamed and withdrawn identifiers."""
+    used: dict[tuple[str, str], dict[int, str]] = {}
+    for ident in [*audit.requirements, *audit.renamed]:
+        form = ID_FORM.fullmatch(ident)
+        if form:
+            prefix, section, n = form.groups()
+            used.setdefault((prefix, section), {})[int(n)] = ident
+    for (prefix, section), numbers in sorted(used.items()):
+        skipped = sorted(set(range(1, max(numbers) + 1)) - set(numbers))
+        if skipped and any(ident in audit.requirements for ident in numbers.values()):
+            names = ", ".join(f"{prefix}-{section}-{n}" for n in skipped)
+            audit.problems.append(f"{names} skipped: number new requirements 1, 2, ... in turn")
 
 
 def _body(lines: list[tuple[int, str]], k: int, start: int) -> str:
@@ -161,7 +182,8 @@ def _body(lines: list[tuple[int, str]], k: int, start: int) -> str:
 
 
 def read_renamed(rfcs: Path, audit: Audit) -> None:
-    """Old -> new identifiers of RFC 0001 Appendix A; an old one never names a requirement."""
+    """Old -> new (or "withdrawn") identifiers of RFC 0001 Appendix A; an old one never names a
+    requirement again."""
     for path in sorted(rfcs.glob("0001-*.md")):
         text = path.read_text()
         if RENAME_APPENDIX in text:
@@ -170,7 +192,7 @@ def read_renamed(rfcs: Path, audit: Audit) -> None:
     for old, new in audit.renamed.items():
         if old in audit.requirements:
             audit.problems.append(f"renamed {old} is reused as a requirement identifier")
-        if new not in audit.requirements:
+        if new != "withdrawn" and new not in audit.requirements:
             audit.problems.append(f"{old} is renamed to {new}, which is not defined")
 
 
@@ -277,6 +299,7 @@ def audit_tree(root: Path, not_observable: Mapping[str, str]) -> Audit:
     for path in sorted((root / "RFCs").glob("*.md")):
         read_rfc(path, audit)
     read_renamed(root / "RFCs", audit)
+    _check_numbering(audit)
     for path in sorted((root / "tests").rglob("*.py")):
         read_markers(path, root, audit)
     for path in sorted((root / "gcs" / "sim" / "checkers").glob("*.py")):
@@ -451,13 +474,14 @@ MARKER = '[pytest.param(1, marks=pytest.mark.req("WIRE-4-2"))]'
         ({"test_toy": ('req("WIRE-4-2")', "req(NAME)")}, "identifiers must be literals"),
         # malformed, misplaced, duplicate and reused identifiers
         ({"0002": ("**[WIRE-4-2]**", "**WIRE-2.**")}, "not in the form **[PREFIX-S-N]**"),
-        ({"0002": ("**[WIRE-4-2]**", "**[WIRE-5-1]**")}, "WIRE-5-1 should be WIRE-4-2"),
-        ({"0002": ("**[WIRE-4-2]**", "**[WIRE-4-3]**")}, "WIRE-4-3 should be WIRE-4-2"),
+        ({"0002": ("**[WIRE-4-2]**", "**[WIRE-5-1]**")}, "sits in §4: it should be WIRE-4-<n>"),
+        ({"0002": ("**[WIRE-4-2]**", "**[WIRE-4-3]**")}, "WIRE-4-2 skipped"),
+        ({"0002": ("**[WIRE-4-2]**", "**[WIRE-4-0]**")}, "is not of the form PREFIX-S-N"),
         ({"0002": ("**[WIRE-4.1-1]**", "**[WIRE-4-1]**")}, "WIRE-4-1 defined twice"),
-        ({"0002": ("**[WIRE-4-2]**", "**[ORD-4-2]**")}, "a prefix of RFC 0002"),
+        ({"0002": ("**[WIRE-4-2]**", "**[ORD-4-2]**")}, "does not use a prefix of RFC 0002"),
         ({"0002": ("send.", "send, see **[WIRE-4-2]**.")}, "not at the start of a paragraph"),
         ({"0002": ("send.\n\n**[WIRE-4-2]**", "send.\n**[WIRE-4-2]**")}, "does not start its"),
-        ({"0001": ("**[GUAR-5-1]**", "**[GUAR-1]**")}, "GUAR-1 should be GUAR-5-1"),
+        ({"0001": ("**[GUAR-5-1]**", "**[GUAR-1]**")}, "GUAR-1 is not of the form"),
         ({"test_toy": ("import pytest", '"""GUAR-1"""\nimport pytest')}, "names GUAR-1"),
         # the checkers: each names what it judges, and a guarantee's checker judges it
         ({"safe": ('@judges("GUAR-5-1")', '@judges("GUAR-5-9")')}, "judges GUAR-5-9, which no"),
@@ -482,3 +506,19 @@ def test_the_allow_list_holds_only_uncited_musts_with_a_reason(tmp_path: Path) -
     ]:
         problems = audit_tree(root, allow).problems
         assert any(expected in p for p in problems), (allow, problems)
+
+
+def test_a_requirement_added_later_takes_the_next_number_wherever_it_sits(tmp_path: Path) -> None:
+    later = "**[WIRE-4-3]** A node MAY wait.\n\n**[WIRE-4-1]** A sender MUST send."
+    root = toy_tree(tmp_path, **{"0002": ("**[WIRE-4-1]** A sender MUST send.", later)})
+    assert audit_tree(root, {}).problems == []
+
+
+def test_a_withdrawn_identifier_keeps_its_number(tmp_path: Path) -> None:
+    gap = ("**[WIRE-4-2]** A receiver", "**[WIRE-4-3]** A receiver")
+    cited = ('req("WIRE-4-2")', 'req("WIRE-4-3")')
+    problems = audit_tree(toy_tree(tmp_path / "a", **{"0002": gap, "test_toy": cited}), {}).problems
+    assert problems == ["WIRE-4-2 skipped: number new requirements 1, 2, ... in turn"]
+    withdrawn = ("| `GUAR-1` |", "| `WIRE-4-2` | withdrawn | 0002 |\n| `GUAR-1` |")
+    root = toy_tree(tmp_path / "b", **{"0002": gap, "test_toy": cited, "0001": withdrawn})
+    assert audit_tree(root, {}).problems == []
