@@ -333,13 +333,18 @@ def _check_citations(audit: Audit, not_observable: Mapping[str, str]) -> None:
 
 def _check_names_everywhere(root: Path, audit: Audit) -> None:
     """No file names an identifier that is not defined (an old one included), except the
-    rename table itself."""
+    rename table itself and this gate, whose toy trees are made of such names."""
     pattern = audit.id_pattern()
+    me = Path(__file__).resolve()
     for tree in CITED_TREES:
         for path in sorted((root / tree).rglob("*")):
             if path.suffix not in TEXT_SUFFIXES or not path.is_file() or ".venv" in path.parts:
                 continue
-            text = path.read_text(errors="replace").split(RENAME_APPENDIX, 1)[0]
+            if path.resolve() == me:
+                continue
+            text = path.read_text(errors="replace")
+            if path.parent.name == "RFCs" and path.name.startswith("0001-"):
+                text = text.split(RENAME_APPENDIX, 1)[0]
             for match in pattern.finditer(text):
                 if match.group(0) not in audit.requirements:
                     line = text.count("\n", 0, match.start()) + 1
