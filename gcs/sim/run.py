@@ -115,7 +115,9 @@ def run(
         quiet_ns = world.fault_horizon_ns
         world.run_until(quiet_ns)
     bound = scenario.liveness_bound_ns() + _pending_penalty(world)
-    world.run_until(quiet_ns + max(int(scenario.quiet_s * S), bound))
+    quiet_end = quiet_ns + max(int(scenario.quiet_s * S), bound)
+    world.run_until(quiet_end)
+    _settle(world, quiet_end + bound)
     verdicts = check_all(world.history, params=_params(world, scenario, quiet_ns, bound, end_ns))
     if kv is not None:
         verdicts += kv.verdicts()
@@ -129,6 +131,14 @@ def run(
         events=world.events_run,
         virtual_s=world.now / S,
     )
+
+
+def _settle(world: World, limit_ns: int) -> None:
+    """RFC 0007 SIM-5.4-3: a run does not stop in the middle of a reformation. While the live
+    cores are not all OPERATIONAL in one configuration of exactly the live nodes, the run goes
+    on in 10 ms steps of virtual time, for at most one more liveness bound."""
+    while world.now < limit_ns and not world.converged():
+        world.run_until(min(world.now + 10 * MS, limit_ns))
 
 
 def _quiet(world: World) -> None:
@@ -168,4 +178,5 @@ def _params(
         wiped=frozenset(wiped),
         submit_cutoff_ns=end_ns,
         gather_bound=None,
+        quiet_loss=world.network.max_loss(),
     )

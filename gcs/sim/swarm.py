@@ -28,6 +28,8 @@ _ACTIONS = (
     ("loss", 2),
     ("token_loss", 2),
     ("commit_token_loss", 1),
+    ("recovery_loss", 4),
+    ("recovery_delay", 2),
     ("clock", 1),
     ("replay_joins", 1),
 )
@@ -118,8 +120,29 @@ def _draw_faults(rng: random.Random, nodes: int, duration: float) -> list[FaultS
     for _ in range(rng.randint(2, 8)):
         action = rng.choices(names, weights)[0]
         at = round(rng.uniform(2.0, duration - 3.0), 3)
-        steps.append(_draw_step(rng, action, at, nodes, duration))
+        step = _draw_step(rng, action, at, nodes, duration)
+        steps.append(step)
+        if action in ("recovery_loss", "recovery_delay"):
+            # Recovery re-sends only what some member lacks when the ring breaks: loss makes
+            # the members' arus differ, so that there is something for the nemesis to hit.
+            loss = rng.choice((0.02, 0.05))
+            steps.append(FaultStep(step.at_s, "loss", value=loss, duration_s=step.duration_s))
     return steps
+
+
+def _recovery_step(rng: random.Random, action: str, at: float, duration: float) -> FaultStep:
+    """The recovery nemesis is only in force while some node is in RECOVERY, and few
+    recoveries have anything to re-send, so it starts in the first third of the fault phase
+    and lasts to its end: it meets every recovery the other faults cause from then on."""
+    start = round(2.0 + (at - 2.0) / 3, 3)
+    length = round(duration - start, 3)
+    spec = rng.choice(("resend", "resend", "token", "all"))
+    if action == "recovery_loss":
+        value = rng.choice((0.3, 0.6, 0.9))
+        return FaultStep(start, action, spec=spec, value=value, duration_s=length)
+    delay = float(rng.choice((20, 100, 400)))
+    value = rng.choice((0.3, 0.6))
+    return FaultStep(start, action, spec=spec, value=value, delay_ms=delay, duration_s=length)
 
 
 def _draw_step(
@@ -151,6 +174,8 @@ def _draw_step(
             return FaultStep(at, action, value=rng.choice((0.05, 0.1, 0.2)), duration_s=length)
         case "token_loss" | "commit_token_loss":
             return FaultStep(at, action, value=rng.choice((0.2, 0.5)), duration_s=length)
+        case "recovery_loss" | "recovery_delay":
+            return _recovery_step(rng, action, at, duration)
         case "clock":
             return FaultStep(at, action, nodes=(node,), value=rng.choice((0.95, 1.05, 1.1)))
         case _:

@@ -98,6 +98,16 @@ class Node:
         self.left_nodes: set[int] = set()
         self.join_round = 0
         self.penalties: dict[int, membership.Penalty] = {}
+        # One-way links (RFC 0004 §8.4): whose word each fail-set entry was taken on; the nodes
+        # it went alone from in this change; nodes kept out of the installed ring; nodes it went
+        # alone from in the last change, with the ring seq they parted at; the probe (the sender
+        # of the evidence probed about, and when the next may go).
+        self.adopted_from: dict[int, int] = {}
+        self.went_alone_from: set[int] = set()
+        self.kept_out_until: dict[int, int] = {}
+        self.parted: dict[int, int] = {}
+        self.probed: int | None = None
+        self.probe_ready_ns = 0
         self.distrust_joins_until_ns = -1
         self.pause_seen = False
         # Commit and recovery (RFC 0004 §5-§7).
@@ -252,6 +262,11 @@ class Node:
     def penalized(self, node: int, now_ns: int) -> bool:
         penalty = self.penalties.get(node)
         return penalty is not None and now_ns < penalty.until_ns
+
+    def kept_out(self, node: int, now_ns: int) -> bool:
+        """Kept out of the installed ring on a ring-mate's word (RFC 0004 MEM-8.4-2)."""
+        until = self.kept_out_until.get(node)
+        return until is not None and now_ns < until
 
     # ------------------------------------------------------------------ internals
 

@@ -336,6 +336,7 @@ def _operational_enter(n: Node, now_ns: int) -> None:
     joined = tuple(m for m in new.members if m not in trans)
     n.configuration(ConfigurationKind.REGULAR, new.ring_id, new.members, (), joined, reason)
     membership.penalize_excluded(n, now_ns)
+    membership.keep_out_excluded(n, now_ns, trans)
     n.ring = new
     n.recovery = None
     n.proc_set = set(new.members)

@@ -26,7 +26,7 @@ from gcs.runtime.endpoint import open_endpoint
 from gcs.runtime.persist import StateStore
 from gcs.sim.run import run
 from gcs.sim.scenario import load_scenario
-from gcs.totem.effects import Effect, Multicast, Send
+from gcs.totem.effects import Effect, MembState, Multicast, Send
 from gcs.totem.node import Node as Core
 from gcs.wire.channel import Channel
 from gcs.wire.frames import (
@@ -76,6 +76,11 @@ def check_destinations(core: Core, effect: Send | Multicast) -> str:
         assert effect.dest == _after(ids, me), effect
         return "memb_commit_token"
     assert me not in effect.dests, "TRN-4.1-2: a datagram to itself"
+    if isinstance(frame, MembJoin) and effect.dests != peers:
+        # A probe (RFC 0004 MEM-8.4-3): an OPERATIONAL node's join to the nodes outside its ring.
+        assert core.state is MembState.OPERATIONAL, effect
+        assert effect.dests == tuple(n for n in peers if n not in core.ring.members), effect
+        return "memb_join probe"
     if isinstance(frame, MembJoin | MembLeave):
         assert effect.dests == peers, effect
         return type(frame).__name__
@@ -93,7 +98,7 @@ def check_destinations(core: Core, effect: Send | Multicast) -> str:
     return "mcast carrier" if frame.encapsulated is not None else "mcast"
 
 
-@pytest.mark.req("TRN-5-1", "TRN-4.1-2")
+@pytest.mark.req("TRN-5-1", "TRN-4.1-2", "MEM-8.4-3")
 @pytest.mark.parametrize("scenario", ["crash-restart", "partition-merge"])
 def test_every_frame_goes_to_the_destinations_of_the_table(
     scenario: str, monkeypatch: pytest.MonkeyPatch
@@ -111,10 +116,13 @@ def test_every_frame_goes_to_the_destinations_of_the_table(
     monkeypatch.setattr(world_module.Host, "_execute", checked)
     result = run(load_scenario(SCENARIOS / f"{scenario}.toml"), seed=1)
     assert result.valid, result.verdicts
-    rows = {"orf_token", "memb_commit_token", "mcast", "mcast carrier", "MembJoin"}
+    rows = {"orf_token", "memb_commit_token", "mcast", "MembJoin"}
     rows |= {"memb_merge_detect", "token_hold_cancel"}
     if scenario == "crash-restart":
         rows.add("MembLeave")  # the scenario's clean leave
+        rows.add("mcast carrier")  # a crashed member's mcasts re-sent in recovery
+    else:
+        rows.add("memb_join probe")  # a merge-detect across the healed partition (MEM-8.4-3)
     assert rows <= set(seen), seen
 
 

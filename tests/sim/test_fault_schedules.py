@@ -61,6 +61,16 @@ fault_steps = st.one_of(
         value=st.sampled_from([0.1, 0.3, 0.6]),
         duration_s=length,
     ),
+    st.builds(
+        FaultStep,
+        at_s=at,
+        action=st.sampled_from(["recovery_loss", "recovery_delay"]),
+        spec=st.sampled_from(["resend", "token", "all"]),
+        value=st.sampled_from([0.3, 0.6, 1.0]),
+        delay_ms=st.sampled_from([20.0, 300.0]),
+        duration_s=length,
+        when=when,
+    ),
 )
 
 

@@ -123,16 +123,21 @@ def test_joins_in_operational() -> None:
     assert str(core.gather_reason) == "join 4" and core.heard == {4}
 
 
-@pytest.mark.req("MEM-3.3-3")
+@pytest.mark.req("MEM-3.3-3", "MEM-3.3-4")
 def test_joins_in_commit() -> None:
-    """MEM-3.3-3: in COMMIT a join from a member of the proposed ring is acted on only if its
-    ring_seq is at least the proposed ring's seq (a member that abandoned the attempt still
-    sends its installed ring's seq, so it is ignored: RFC 0004 §3.3 note)."""
+    """MEM-3.3-3, MEM-3.3-4: in COMMIT a join from a member of the proposed ring is acted on if
+    its ring_seq is at least the proposed ring's seq (its sender abandoned the attempt), or if
+    it is a ring-mate's join sent since we left our ring that fails a proposed member (its
+    sender can never accept the proposal); any other join is discarded."""
     core, now = prefix("token-loss-gather", 25)
     assert core.state is MembState.COMMIT and core.commit is not None
-    assert core.commit.ring_id.seq == 12
-    assert visible(core.receive(now, 2, join(2, {1, 2, 3}, {3}, ring_seq=8))) == []
+    assert core.commit.ring_id.seq == 12 and core.commit.members == (1, 2, 3)
+    assert visible(core.receive(now, 2, join(2, {1, 2, 3}, {3}, ring_seq=4))) == []
+    assert visible(core.receive(now, 2, join(2, {1, 2, 3}, ring_seq=8))) == []
     assert core.state is MembState.COMMIT
+    (out,) = joins_sent(visible(core.receive(now, 2, join(2, {1, 2, 3}, {3}, ring_seq=8))))
+    assert core.state is MembState.GATHER and out.fail_set == {3}
+    core, now = prefix("token-loss-gather", 25)
     (out,) = joins_sent(visible(core.receive(now, 2, join(2, {1, 2, 3}, {3}, ring_seq=12))))
     assert core.state is MembState.GATHER and out.fail_set == {3}
 
@@ -179,10 +184,11 @@ def test_receiving_leaves() -> None:
 # ---------------------------------------------------------------------- §3.5, §4
 
 
-@pytest.mark.req("MEM-3.5-1", "MEM-3.5-2", "MEM-8.2-2")
+@pytest.mark.req("MEM-3.5-1", "MEM-3.5-2", "MEM-8.2-2", "MEM-8.4-3")
 def test_merge_detect() -> None:
-    """MEM-3.5-1, MEM-3.5-2, MEM-8.2-2: merge-detects from ring-mates or for my own ring are
-    ignored, as are those from a penalised node; one from an outsider starts a merge."""
+    """MEM-3.5-1, MEM-3.5-2, MEM-8.2-2, MEM-8.4-3: merge-detects from ring-mates or for my own
+    ring are ignored, as are those from a penalised node; one from an outsider is answered with
+    a probe (my join to the nodes outside my ring) and the node stays in its ring."""
     core, now = operational(nodes=(1, 2, 3, 4), down=(4,))
     mine = core.ring.ring_id
     assert visible(core.receive(now, 2, MembMergeDetect(2, RingId(seq=99, rep=2)))) == []
@@ -191,8 +197,10 @@ def test_merge_detect() -> None:
     assert visible(core.receive(now, 4, MembMergeDetect(4, RingId(seq=4, rep=4)))) == []
     assert core.statistics().drops["merge_penalized"] == 1
     del core.penalties[4]
-    (out,) = joins_sent(visible(core.receive(now, 4, MembMergeDetect(4, RingId(seq=4, rep=4)))))
-    assert out.proc_set == {1, 2, 3, 4} and str(core.gather_reason) == "merge 4"
+    effects = visible(core.receive(now, 4, MembMergeDetect(4, RingId(seq=4, rep=4))))
+    (probe,) = [e for e in effects if isinstance(e, Multicast)]
+    assert probe.dests == (4,) and probe.frame == join(1, {1, 2, 3, 4}, ring_seq=8)
+    assert core.state is MembState.OPERATIONAL
 
 
 @pytest.mark.req("MEM-8.2-2", "ORD-4.10-1")

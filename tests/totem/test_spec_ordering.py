@@ -132,19 +132,22 @@ def test_mcasts_of_the_installed_ring_in_gather_and_commit() -> None:
     assert 1 not in commit.ring.queue
 
 
-@pytest.mark.req("ORD-3.3-3")
+@pytest.mark.req("ORD-3.3-3", "MEM-8.4-3")
 def test_foreign_mcasts() -> None:
-    """ORD-3.3-3: an mcast of a ring with a higher seq is evidence of another ring (a merge);
-    one of a ring with a lower or equal seq is discarded."""
+    """ORD-3.3-3: an mcast of a ring with a higher seq is evidence of another ring (a merge:
+    RFC 0004 MEM-8.4-3 answers it with a probe join, and the join of the other side starts the
+    change, reason merge); one of a ring with a lower or equal seq is discarded."""
     core, now = operational(nodes=(1, 2, 3, 4), down=(4,))
     assert core.members == (1, 2, 3)
     stale = visible(core.receive(now, 4, mcast(1, sender=4, ring=RingId(seq=4, rep=4))))
     assert stale == [] and core.state is MembState.OPERATIONAL
     effects = visible(core.receive(now, 4, mcast(1, sender=4, ring=RingId(seq=40, rep=4))))
-    assert core.state is MembState.GATHER
+    assert core.state is MembState.OPERATIONAL
     (join,) = [e.frame for e in effects if isinstance(e, Multicast)]
     assert isinstance(join, MembJoin) and join.proc_set == {1, 2, 3, 4}
-    assert str(core.gather_reason) == "merge 4"
+    answer = MembJoin(4, frozenset({1, 2, 3, 4}), frozenset(), 40)
+    visible(core.receive(now, 4, answer))
+    assert core.state is MembState.GATHER and str(core.gather_reason) == "merge 4"
 
 
 @pytest.mark.req("ORD-3.3-4", "ORD-3.3-5")

@@ -43,6 +43,11 @@ class CheckParams:
     ``gather_bound``: most consecutive GATHER entries allowed without reaching OPERATIONAL
     (§10.25). None: not checked.
 
+    ``quiet_loss``: the probability that the network loses a datagram in the quiet period (the
+    scenario's baseline loss, or a loss step never undone). Above 0, a reformation of the
+    converged ring with the same members caused by token loss is excused (RFC 0007 SIM-6.1-1,
+    ``gcs.sim.checkers.reformation``); at 0 nothing is.
+
     ``strict_transitional_gap``: in a transitional configuration, a message that follows a gap
     must come from the deliver set (§10.11, brief §4.3 step 4): the transitional members, or,
     if the incarnation abandoned a recovery attempt since its previous regular configuration
@@ -58,6 +63,7 @@ class CheckParams:
     all_restarts_wiped: bool = False
     submit_cutoff_ns: int | None = None
     gather_bound: int | None = None
+    quiet_loss: float = 0.0
     strict_transitional_gap: bool = True
 
     def is_wiped(self, proc: Proc) -> bool:
