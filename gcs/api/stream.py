@@ -27,7 +27,7 @@ YIELD_EVERY = 64
 
 READ_SLICE = DELIVERY_SLICE
 """Reads of a backlog that complete without suspending before one yields to the loop: as many
-as the runtime hands over in one pass (RFC 0006 API-33), so a reader that keeps reading keeps
+as the runtime hands over in one pass (RFC 0006 API-5-3), so a reader that keeps reading keeps
 up with a burst instead of falling one slice behind on every pass."""
 
 

@@ -54,7 +54,7 @@ def register(subparsers: Any) -> None:
         choices=("groups", "messages", "kv"),
         default="groups",
         help="groups (the default): group members on every node join, leave and send through "
-        "the group layer, judged also by the group-level checkers (RFC 0006 API-30); messages: "
+        "the group layer, judged also by the group-level checkers (RFC 0006 API-3.7-1); messages: "
         "the ring-level workload alone, without the group layer; kv: a replicated key-value "
         "store with quorum rules drawn per seed, judged also by the quorum and kv checkers "
         "(RFC 0008 §7)",

@@ -27,7 +27,7 @@ began (the announcement minus the effect of that node's held joins and leaves, u
 order). At the settling view every node holds that same state, and the held records are then
 replayed in stream order exactly as records of a settled ring: joins and leaves make views at their
 own positions, messages are delivered in views that list their senders, at the same position at
-every member (sender-in-view, API-30). A ring change that ends the hold first (a transitional
+every member (sender-in-view, API-3.7-1). A ring change that ends the hold first (a transitional
 configuration before the round completes) flushes it as an unsettled layer always did: joins and
 leaves change the state without views, and messages reach only the members whose view lists their
 sender — the same rule for messages the core delivers in that transitional configuration.
@@ -209,10 +209,11 @@ class GroupState:
         self.stale_records = 0
         """Announcements made for an earlier ring, joins of departed nodes: normal, not drops."""
         self.held_records = 0
-        """Records the barrier held (API-30): they reach members after the settling view."""
+        """Records the barrier held (API-3.7-1): they reach members after the settling view."""
         self.outside_view = 0
         """Messages not delivered because their sender was in no view of the receiver: held
-        records flushed by a ring change, and transitional deliveries, while unsettled (API-31)."""
+        records flushed by a ring change, and transitional deliveries, while unsettled
+        (API-3.7-2)."""
 
     # ------------------------------------------------------------------ local side
 
@@ -304,7 +305,7 @@ class GroupState:
     def on_configuration(self, conf: Configuration) -> list[Output]:
         out: list[Output] = []
         if self.barrier:
-            self._flush(out)  # the ring changed before the round completed (API-31)
+            self._flush(out)  # the ring changed before the round completed (API-3.7-2)
         self.ring = conf.ring_id
         self.config_nodes = frozenset(conf.members)
         self._remove_nodes_outside(conf.members)
@@ -370,7 +371,7 @@ class GroupState:
                     if active:
                         sender = Member(deliver.sender, record.handle)
                         if not self.settled and not _lists(group.last_view, sender):
-                            self.outside_view += 1  # in a transitional configuration (API-31)
+                            self.outside_view += 1  # in a transitional configuration (API-3.7-2)
                             continue
                         msg = Message(
                             sender,
@@ -410,10 +411,10 @@ class GroupState:
     # ------------------------------------------------------------------ the barrier
 
     def _hold(self, deliver: Deliver, index: int, record: Record) -> bool:
-        """Hold ``record`` if the barrier applies to it (API-30); True if it was held.
+        """Hold ``record`` if the barrier applies to it (API-3.7-1); True if it was held.
 
         Only in a regular configuration: in a transitional one nothing can settle, so records
-        are delivered at once under API-31. The group layer's own records that drive the round
+        are delivered at once under API-3.7-2. The group layer's own records that drive the round
         — announcements, last_man_standing decisions — are never held.
         """
         if self.transitional:
@@ -453,7 +454,7 @@ class GroupState:
     def _flush(self, out: list[Output]) -> None:
         """A ring change ended the hold first: the held records, in order, as an unsettled layer
         takes them — joins and leaves change the state, messages reach only members whose view
-        lists their sender (API-31)."""
+        lists their sender (API-3.7-2)."""
         held, self.barrier = self.barrier, []
         for deliver, index, record in held:
             self._replay(deliver, index, record, out, flushed=True)
@@ -473,7 +474,7 @@ class GroupState:
         self, deliver: Deliver, record: Record, out: list[Output], flushed: bool
     ) -> None:
         """A held message, to the group's active members (never to primary members, RFC 0008
-        QRM-4-1: it was delivered by the ring while the layer was unsettled)."""
+        QRM-4.1-1: it was delivered by the ring while the layer was unsettled)."""
         group = self.local.get(record.group)
         if group is None or group.last_view is None or not group.active:
             return
@@ -519,7 +520,7 @@ class GroupState:
     def _on_directed(
         self, deliver: Deliver, record: Record, out: list[Output], held: bool = False
     ) -> None:
-        """A point-to-point message; ``held``: replayed by the barrier (API-30, API-31)."""
+        """A point-to-point message; ``held``: replayed by the barrier (API-3.7-1, API-3.7-2)."""
         parsed = decode_directed(record.data)
         if parsed is None:
             self.ignored_records += 1
@@ -533,7 +534,7 @@ class GroupState:
             return
         sender = Member(deliver.sender, record.handle)
         if not self.settled and not _lists(local.last_view, sender):
-            self.outside_view += 1  # flushed by a ring change, or delivered in it (API-31)
+            self.outside_view += 1  # flushed by a ring change, or delivered in it (API-3.7-2)
             return
         view_id = local.last_view.view_id
         msg = Message(sender, payload, deliver.safe, view_id, deliver.origin, deliver.seq, to)
@@ -743,7 +744,7 @@ class GroupState:
                 self._emit(group, view_id, members, (), gone, reason, out)
 
     def _transitional_lineage(self) -> int:
-        """The lineage of a view a record causes in a transitional configuration (API-10).
+        """The lineage of a view a record causes in a transitional configuration (API-3.5-1).
 
         EVS delivers some old-ring records in the regular configuration at one node and in the
         transitional configuration at another, where the departed members are gone: the view
@@ -805,6 +806,6 @@ class GroupState:
 
 
 def _lists(view: View, sender: Member) -> bool:
-    """Whether a message of ``sender`` may be delivered in ``view`` (API-30): the view lists
-    it, or the view is transitional and ``sender`` departed at it (API-5)."""
+    """Whether a message of ``sender`` may be delivered in ``view`` (API-3.7-1): the view lists
+    it, or the view is transitional and ``sender`` departed at it (API-3.3-2)."""
     return sender in view.members or (view.transitional and sender in view.left)

@@ -22,7 +22,7 @@ commit token) is queued and processed from a ``call_soon`` callback, so the mcas
 same batch are applied first and the token does not request retransmission of messages that
 were already in the buffer. Tokens keep their order among themselves.
 
-Deliveries in slices (RFC 0006 API-33): one input can make thousands of records deliverable at
+Deliveries in slices (RFC 0006 API-5-3): one input can make thousands of records deliverable at
 once (a token visit that completes a safe window, an mcast that fills a gap, 65,000-byte frames
 of small records, or many mcasts read in one pass). The driver hands at most ``DELIVERY_SLICE``
 records to the listener in one pass of the event loop, counted across inputs; the rest of the
@@ -76,7 +76,7 @@ _LOG = logging.getLogger("gcs.runtime")
 
 DELIVERY_SLICE = 256
 """Records handed to the listener in one pass of the event loop before the rest of the effects
-wait for the next pass (RFC 0006 API-33): as many as a reader takes in one pass
+wait for the next pass (RFC 0006 API-5-3): as many as a reader takes in one pass
 (``gcs.api.stream.READ_SLICE``). A slice ends after the ``Deliver`` that reaches it, so it is at
 most this plus one mcast's records."""
 
@@ -107,7 +107,7 @@ class RuntimeStatistics:
     bytes_sent: int
     tokens_deferred: int
     delivery_slices: int
-    """Times a burst of deliveries yielded to the loop with effects still waiting (API-33)."""
+    """Times a burst of deliveries yielded to the loop with effects still waiting (API-5-3)."""
     timer_firings: int
     before_start: int
     """Datagrams that arrived after the socket opened but before the core started (dropped:
@@ -167,10 +167,10 @@ class Driver:
         self._drain_scheduled = False
         self._slice = delivery_slice
         self._left = delivery_slice
-        """Records the listener may still be handed in this pass of the loop (API-33)."""
+        """Records the listener may still be handed in this pass of the loop (API-5-3)."""
         self._refill_scheduled = False
         self._backlog: deque[Effect] = deque()
-        """Effects of earlier inputs not executed yet: the rest of a burst (API-33)."""
+        """Effects of earlier inputs not executed yet: the rest of a burst (API-5-3)."""
         self._in_after = False
         self._closed = False
         self._started = False
@@ -420,7 +420,7 @@ class Driver:
         self._left = self._slice
 
     def _defer(self, rest: list[Effect]) -> None:
-        """The slice is spent: ``rest`` waits in the backlog for the next pass (API-33)."""
+        """The slice is spent: ``rest`` waits in the backlog for the next pass (API-5-3)."""
         backlog = self._backlog
         if not backlog:
             self._counts["delivery_slices"] += 1

@@ -137,7 +137,7 @@ def run(
 
 
 def _settle(world: World, limit_ns: int) -> None:
-    """RFC 0007 SIM-5-4: a run does not stop in the middle of a reformation. While the live
+    """RFC 0007 SIM-5.4-3: a run does not stop in the middle of a reformation. While the live
     cores are not all OPERATIONAL in one configuration of exactly the live nodes, the run goes
     on in 10 ms steps of virtual time, for at most one more liveness bound."""
     while world.now < limit_ns and not world.converged():

@@ -546,7 +546,7 @@ class World:
     def frame_fates(
         self, state: str, frame: Frame, dests: tuple[int, ...]
     ) -> tuple[tuple[int, ...], list[tuple[int, int]]]:
-        """Apply the nemesis's frame rules to one transmission (RFC 0007 SIM-4-4).
+        """Apply the nemesis's frame rules to one transmission (RFC 0007 SIM-4.2-1).
 
         Per destination, in order, each matching rule draws once from its stream until one
         hits; the hit copy is dropped, or delayed by that rule's ``delay_ns``. Returns the
@@ -573,7 +573,7 @@ class World:
 
     def converged(self) -> bool:
         """Every live core is OPERATIONAL in one regular configuration of exactly the live
-        nodes (RFC 0007 SIM-5-4: a run does not end in the middle of a reformation)."""
+        nodes (RFC 0007 SIM-5.4-3: a run does not end in the middle of a reformation)."""
         live = [host for host in self.hosts.values() if host.alive]
         if not live:
             return True

@@ -124,7 +124,7 @@ class SendQueue:
         return data_len + size + RECORD_OVERHEAD
 
     def payload_bytes(self, records: tuple[Record, ...]) -> int:
-        """What ``records`` cost of a frame's budget (ORD-8.1): the byte window's unit."""
+        """What ``records`` cost of a frame's budget (RFC 0003 §8.1): the byte window's unit."""
         return sum([self._cost(r.group, len(r.data)) for r in records])
 
     @property

@@ -103,8 +103,9 @@ async def test_ticket_fails_when_the_node_closes_first() -> None:
     await ticket.delivered()
 
 
+@pytest.mark.req("API-5-3")
 async def test_a_reader_that_keeps_reading_is_not_cut_off_by_a_burst() -> None:
-    """API-33: a token visit releases up to a window of mcasts at once (here 50 of about 40
+    """API-5-3: a token visit releases up to a window of mcasts at once (here 50 of about 40
     records each), far more than the reader's bound of 600 events; the runtime hands them
     over a slice per pass of the loop and the stream reads as many per pass, so a reader that
     keeps reading sees every message and is never cut off as a slow consumer."""

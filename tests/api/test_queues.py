@@ -185,4 +185,4 @@ async def test_tight_loops_over_send_and_get_still_let_the_loop_run() -> None:
     while len(ran) < 2:
         reads += 1
         await stream.get()
-    assert ran == ["send", "get"] and reads <= READ_SLICE, "as many as one slice (API-33)"
+    assert ran == ["send", "get"] and reads <= READ_SLICE, "as many as one slice (API-5-3)"

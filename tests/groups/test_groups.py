@@ -3,6 +3,7 @@ streams."""
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -93,6 +94,7 @@ def test_pending_member_gets_nothing_before_its_view() -> None:
     assert isinstance(view, View) and view.members == (Member(1, 7), Member(2, 5))
 
 
+@pytest.mark.req("API-3.3-1", "API-3.3-2")
 def test_departed_node_members_leave_with_a_transitional_view() -> None:
     model = RingModel((1, 2, 3))
     model.settle()
@@ -110,6 +112,7 @@ def test_departed_node_members_leave_with_a_transitional_view() -> None:
     assert model.nodes[2].logs[("g", 1)].events[-2:] == [trans, regular], "same views at node 2"
 
 
+@pytest.mark.req("API-3.3-1")
 def test_clean_node_leave_is_reported_as_leave() -> None:
     state = settled_state(members=(1, 2))
     state.add_local("g", 7)
@@ -123,6 +126,7 @@ def test_clean_node_leave_is_reported_as_leave() -> None:
     assert view.view_id == ViewId(R8, 0, 1)
 
 
+@pytest.mark.req("API-3.3-3")
 def test_join_of_a_departed_node_is_not_resurrected() -> None:
     """A join delivered after the transitional configuration that removed its node."""
     state = settled_state(members=(1, 2))
@@ -137,6 +141,7 @@ def test_join_of_a_departed_node_is_not_resurrected() -> None:
     assert state.stale_records == 1
 
 
+@pytest.mark.req("API-3.4-1", "API-3.4-2", "API-3.4-3")
 def test_merge_settles_only_after_every_announcement() -> None:
     state = settled_state()
     state.add_local("g", 7)
@@ -158,6 +163,7 @@ def test_merge_settles_only_after_every_announcement() -> None:
     assert view.reason.kind is ViewReason.NODE_UP and state.settled
 
 
+@pytest.mark.req("API-3.4-2")
 def test_stale_and_malformed_announcements() -> None:
     state = settled_state(members=(1, 2))
     merge = ChangeReason(ReasonKind.MERGE)
@@ -194,8 +200,9 @@ def _merged_pair() -> tuple[RingModel, Member, Member]:
     return model, one, two
 
 
+@pytest.mark.req("API-3.7-1")
 def test_messages_of_the_other_side_wait_for_the_settling_view() -> None:
-    """API-30: a record originated in a regular configuration that added nodes is held until the
+    """API-3.7-1: a record originated in a regular configuration that added nodes is held until the
     announcements are in, then delivered after the settling view, in stream order, at the same
     position at every member. Before the barrier node 1's member received node 2's message in
     its old view, which did not list the sender."""
@@ -234,8 +241,9 @@ def _shape(events: list[View | Message]) -> list[object]:
     ]
 
 
+@pytest.mark.req("API-3.7-2")
 def test_a_ring_change_before_the_round_completes_flushes_the_hold() -> None:
-    """API-31: held records flushed by a transitional configuration reach only the members whose
+    """API-3.7-2: held records flushed by a transitional configuration reach only the members whose
     view lists their sender; the others count them (outside_view)."""
     model, one, two = _merged_pair()
     comp = model.components[0]
@@ -248,10 +256,11 @@ def test_a_ring_change_before_the_round_completes_flushes_the_hold() -> None:
     assert two not in [m.sender for m in got[-1:]]
 
 
+@pytest.mark.req("API-3.5-2")
 def test_a_record_delivered_in_a_transitional_configuration_names_its_view_apart() -> None:
-    """API-32: node 3 delivers node 2's join in the regular configuration, node 1 (which lost
+    """API-3.5-2: node 3 delivers node 2's join in the regular configuration, node 1 (which lost
     node 3) in its transitional configuration: the members differ, so must the view ids
-    (API-10)."""
+    (API-3.5-1)."""
     states = {n: settled_state(node=n, members=(1, 2, 3)) for n in (1, 3)}
     for state in states.values():
         state.add_local("g", 7)

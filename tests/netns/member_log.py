@@ -2,9 +2,9 @@
 
 The simulator judges group members with ``gcs.sim.checkers.groups``; a real process cannot log
 the ring positions those checks use, so this reads the member logs and judges the two
-properties a real run can show without them: sender-in-view (RFC 0006 API-30, with API-5's
+properties a real run can show without them: sender-in-view (RFC 0006 API-3.7-1, with API-3.3-2's
 exception for old-ring messages of departed senders in transitional views) and virtual
-synchrony (API-13: members that go from view V to V' received the same messages in V).
+synchrony (API-3.6-3: members that go from view V to V' received the same messages in V).
 """
 
 from __future__ import annotations

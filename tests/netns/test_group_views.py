@@ -1,11 +1,11 @@
-"""Real group members across partitions, a one-way block and a kill -9 (RFC 0006 API-30).
+"""Real group members across partitions, a one-way block and a kill -9 (RFC 0006 API-3.7-1).
 
 Five node processes, one per network namespace, each with a member of the group ``work`` that
 sends at a steady rate: a partition 2|3 and its heal, a one-way block and its end, a SIGKILL and
 a restart, all under traffic from every node. Every member logs what it receives
 (``node_proc --member-log``); no message may be delivered in a view that does not list its
-sender (API-30, API-5's departed senders in transitional views excepted), and members that go
-from one view to the same next view received the same messages in it (API-13). Before the
+sender (API-3.7-1, API-3.3-2's departed senders in transitional views excepted), and members that go
+from one view to the same next view received the same messages in it (API-3.6-3). Before the
 barrier, this run delivered hundreds of messages outside their sender's view (issue 14).
 """
 
@@ -43,6 +43,7 @@ def _sent(cluster: ProcCluster, nodes: list[int], at_least: int) -> None:
     )
 
 
+@pytest.mark.req("API-3.7-1", "API-3.6-3")
 def test_members_receive_messages_only_in_views_that_list_their_senders(
     lab_cluster: LabCluster,
 ) -> None:

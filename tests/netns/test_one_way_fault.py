@@ -4,7 +4,7 @@ Five keyed node processes, one per network namespace, default timers (token 1 s,
 1.2 s), light traffic. Node 2's namespace drops everything from node 1 for 15 s (1 -> 2 is
 broken, 2 -> 1 works), then the rule goes. The ring cannot hold both 1 and 2, so one of them
 is excluded; what that must cost (RFC 0004 MEM-8.4-1, MEM-8.4-2, MEM-8.4-3), counted from the
-nodes' own recorded histories (RFC 0007 SIM-7-3, ``gcs.sim.report.oneway``):
+nodes' own recorded histories (RFC 0007 SIM-7.2-3, ``gcs.sim.report.oneway``):
 
 * the nodes that are neither end of the link install at most one regular configuration during
   the fault (the exclusion itself; before the rules they installed four or five);

@@ -12,6 +12,8 @@ import time
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
+
 import gcs
 from gcs.history.recorder import FlightRecorder
 from gcs.runtime.driver import DELIVERY_SLICE, Driver
@@ -286,8 +288,9 @@ def slices(log: list[str]) -> list[int]:
     return [len(run) for run in runs.split("|") if run]
 
 
+@pytest.mark.req("API-5-3")
 async def test_a_burst_of_deliveries_is_handed_over_in_slices() -> None:
-    """API-33: one input that makes 3,000 records deliverable is handed to the listener at most
+    """API-5-3: one input that makes 3,000 records deliverable is handed to the listener at most
     one slice (1,000 records here, ending after the mcast that reaches it) per loop callback,
     in order, with the loop running in between; the token it forwards goes after the burst,
     and the listener may submit only once the whole burst is handed over."""
@@ -311,8 +314,9 @@ async def test_a_burst_of_deliveries_is_handed_over_in_slices() -> None:
     await driver.close()
 
 
+@pytest.mark.req("API-5-3")
 async def test_inputs_during_a_burst_wait_behind_it() -> None:
-    """API-33: a datagram that arrives while a burst is being handed over reaches the core, but
+    """API-5-3: a datagram that arrives while a burst is being handed over reaches the core, but
     its effects run after the burst's; a submit in between is refused with SendQueueFull (the
     group layer submits it after the batch), so the core never runs ahead of the listener."""
     driver, core, listener, peer = make_driver(delivery_slice=100)
@@ -335,6 +339,7 @@ async def test_inputs_during_a_burst_wait_behind_it() -> None:
     await driver.close()
 
 
+@pytest.mark.req("API-5-3")
 async def test_closing_during_a_burst_executes_what_waits() -> None:
     """A leave's multicast can sit behind a burst: closing executes the rest at once."""
     sent: list[bytes] = []

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
+
 from gcs.sim.checkers import (
     MAX_PROBLEMS,
     CheckParams,
@@ -140,7 +142,7 @@ def settled_then_reformed(
     """Nodes 1 and 2 merge with node 3 into 1.12 ``settle_ns`` after the heal; three seconds
     later, long after the deadline (quiet + 1 s), node 2 stops seeing the token (``first`` is
     its reason), the others follow it into GATHER, and all three form 1.16 with the same members
-    ``took_ns`` later (RFC 0007 SIM-6-2)."""
+    ``took_ns`` later (RFC 0007 SIM-6.1-1)."""
     h = HistoryBuilder()
     h.boot(1, 2, 3)
     h.form(ring(8), {1, 2})
@@ -169,7 +171,8 @@ def settled_then_reformed(
     return h, params
 
 
-def test_loss_caused_reformation_after_settling_is_excused_sim_6_2() -> None:
+@pytest.mark.req("SIM-6.1-1")
+def test_loss_caused_reformation_after_settling_is_excused() -> None:
     h, params = settled_then_reformed()
     history = h.build()
     liveness = check_liveness(history, params)
@@ -180,7 +183,8 @@ def test_loss_caused_reformation_after_settling_is_excused_sim_6_2() -> None:
     assert_valid(history, params)
 
 
-def test_no_reformation_is_excused_in_a_lossless_quiet_period_sim_6_2() -> None:
+@pytest.mark.req("SIM-6.1-1")
+def test_no_reformation_is_excused_in_a_lossless_quiet_period() -> None:
     h, params = settled_then_reformed(quiet_loss=0.0)
     history = h.build()
     assert_fails(
@@ -194,7 +198,8 @@ def test_no_reformation_is_excused_in_a_lossless_quiet_period_sim_6_2() -> None:
     assert_fails(history, "no_spurious_change", "regular 1.16", "no fault", params=params)
 
 
-def test_a_reformation_not_rooted_in_token_loss_is_not_excused_sim_6_2() -> None:
+@pytest.mark.req("SIM-6.1-1")
+def test_a_reformation_not_rooted_in_token_loss_is_not_excused() -> None:
     h, params = settled_then_reformed(first="failure_to_receive")
     history = h.build()
     assert_fails(
@@ -203,12 +208,14 @@ def test_a_reformation_not_rooted_in_token_loss_is_not_excused_sim_6_2() -> None
     assert "no_spurious_change" in failing(history, params)
 
 
-def test_a_reformation_slower_than_the_bound_is_not_excused_sim_6_2() -> None:
+@pytest.mark.req("SIM-6.1-1")
+def test_a_reformation_slower_than_the_bound_is_not_excused() -> None:
     h, params = settled_then_reformed(took_ns=2 * S)
     assert_fails(h.build(), "liveness", "more than the bound", params=params)
 
 
-def test_excused_reformations_need_a_configuration_formed_in_time_sim_6_2() -> None:
+@pytest.mark.req("SIM-6.1-1")
+def test_excused_reformations_need_a_configuration_formed_in_time() -> None:
     """The chain of excused reformations must start from a convergence within the bound."""
     h, params = settled_then_reformed(settle_ns=2 * S)
     assert_fails(
@@ -220,7 +227,8 @@ def test_excused_reformations_need_a_configuration_formed_in_time_sim_6_2() -> N
     )
 
 
-def test_a_reformation_through_another_configuration_is_not_excused_sim_6_2() -> None:
+@pytest.mark.req("SIM-6.1-1")
+def test_a_reformation_through_another_configuration_is_not_excused() -> None:
     """Split by the token loss and merged again: not "the same members again"."""
     h, params = settled_then_reformed()
     h.at(h.now_ns + S // 10)
@@ -239,7 +247,8 @@ def test_a_reformation_through_another_configuration_is_not_excused_sim_6_2() ->
     )
 
 
-def test_an_excused_reformation_still_owes_every_delivery_sim_6_2() -> None:
+@pytest.mark.req("SIM-6.1-1")
+def test_an_excused_reformation_still_owes_every_delivery() -> None:
     h, params = settled_then_reformed()
     lost = h.send(2)
     h.deliver_everywhere(lost, [1, 2])

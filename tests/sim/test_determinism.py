@@ -59,6 +59,7 @@ def _build_and_digest(
     return lines[-2], lines[-1]
 
 
+@pytest.mark.req("SIM-8-1", "SIM-2.2-1")
 def test_same_seed_same_digest_across_processes() -> None:
     scenario = str(ROOT / "simulations" / "scenarios" / "crash-restart.toml")
     first = _digest_in_subprocess("run", scenario, 7, "1")
@@ -67,6 +68,7 @@ def test_same_seed_same_digest_across_processes() -> None:
     assert len(first) == 64
 
 
+@pytest.mark.req("SIM-8-1", "SIM-2.2-1")
 def test_swarm_scenario_is_a_function_of_the_seed() -> None:
     first = _digest_in_subprocess("swarm", "-", 11, "3")
     second = _digest_in_subprocess("swarm", "-", 11, "99")
@@ -90,6 +92,7 @@ CROSS_BUILD_RUNS = (
 )
 
 
+@pytest.mark.req("SIM-8-3")
 @pytest.mark.parametrize(("kind", "arg", "seed"), CROSS_BUILD_RUNS)
 def test_compiled_and_pure_builds_give_the_same_history(kind: str, arg: str, seed: int) -> None:
     """SIM-8-3, one source, two builds: the compiled hot path (mypyc) and the pure-Python

@@ -1,8 +1,8 @@
 """The default swarm runs the group layer, and the group-level checker judges it (RFC 0007 SIM-6-3).
 
 The checker must be able to fail: two mutations of the group layer — main's layer before the
-barrier (messages delivered while unsettled in the receiver's old view, RFC 0006 API-30), and
-one that skips the transitional view (API-4) — each fail it on seeds of the default swarm. A
+barrier (messages delivered while unsettled in the receiver's old view, RFC 0006 API-3.7-1), and
+one that skips the transitional view (API-3.3-1) — each fail it on seeds of the default swarm. A
 bounded sample runs in the default suite; the larger sweeps are marked slow.
 """
 
@@ -46,7 +46,8 @@ def _by_name(result: Result) -> dict[str, Verdict]:
 
 
 def without_barrier(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The group layer before API-30: nothing held, every message delivered in the current view."""
+    """The group layer before API-3.7-1: nothing held, every message delivered in the current
+    view."""
     monkeypatch.setattr(group_state.GroupState, "_hold", lambda *_: False)
 
     def lists(view: View, sender: Member) -> bool:
@@ -56,10 +57,11 @@ def without_barrier(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def skipping_transitional_views(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A group layer that gives no transitional view when members' nodes depart (API-4)."""
+    """A group layer that gives no transitional view when members' nodes depart (API-3.3-1)."""
     monkeypatch.setattr(group_state.GroupState, "_transitional_views", lambda *_: None)
 
 
+@pytest.mark.req("SIM-6-3")
 def test_the_default_swarm_runs_the_group_layer_and_its_checker() -> None:
     parser = argparse.ArgumentParser()
     simulate.register(parser.add_subparsers())
@@ -84,6 +86,7 @@ def test_the_messages_swarm_keeps_the_ring_level_workload_alone() -> None:
     assert result.valid is True, _explain(seed, result)
 
 
+@pytest.mark.req("SIM-6-3", "API-3.7-1")
 def test_a_group_layer_without_the_barrier_fails_the_checker(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

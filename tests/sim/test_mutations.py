@@ -91,7 +91,7 @@ def install_before_all_resends() -> AbstractContextManager[Any]:
 def never_merge() -> AbstractContextManager[Any]:
     """Ignore every sign of another ring (merge-detects, foreign mcasts, joins while
     OPERATIONAL): after a heal or a restart the rings never merge, the cluster never converges
-    (a liveness bug, RFC 0007 SIM-6-2)."""
+    (a liveness bug, RFC 0007 SIM-6.1-1)."""
 
     def ignore(n: Any, now_ns: int, *args: Any) -> None:
         return None
@@ -116,7 +116,7 @@ def swallow_tokens() -> AbstractContextManager[Any]:
     """A token whose token_seq is a multiple of 97 is neither processed nor forwarded, nor any
     retransmission of it: the ring loses its token every twenty rotations or so with no help
     from the network. In a lossless quiet phase nothing excuses the reformations that follow
-    (RFC 0007 SIM-6-2)."""
+    (RFC 0007 SIM-6.1-1)."""
     original = ordering._process_token
 
     def process(n: Any, now_ns: int, ring: Any, token: OrfToken) -> None:
@@ -159,8 +159,9 @@ def test_mutation_is_caught(
     assert checker in failing, f"{mutation.__name__} went unnoticed by {checker}: {failing}"
 
 
+@pytest.mark.req("SIM-4.2-1")
 def test_early_install_is_caught_within_30_swarm_seeds() -> None:
-    """Issue 12 item 8: the default swarm's recovery nemesis (RFC 0007 SIM-4-4) loses and
+    """Issue 12 item 8: the default swarm's recovery nemesis (RFC 0007 SIM-4.2-1) loses and
     delays recovery re-sends, so a core that installs before every member holds them
     (RFC 0004 REC-6.3-1 without its aru condition) fails a run within the first 30 seeds (the
     whole swarm passes without the mutation)."""
@@ -187,15 +188,17 @@ def _caught_seeds(seeds: range) -> list[int]:
     return caught
 
 
-def test_early_install_is_caught_in_most_recovery_phase_seeds_sim_4_4() -> None:
-    """Issue 12 item 8: the dedicated scenario's recovery nemesis (RFC 0007 SIM-4-4) makes
+@pytest.mark.req("SIM-4.2-1")
+def test_early_install_is_caught_in_most_recovery_phase_seeds() -> None:
+    """Issue 12 item 8: the dedicated scenario's recovery nemesis (RFC 0007 SIM-4.2-1) makes
     the early install (RFC 0004 REC-6.3-1 without its aru condition) visible in most seeds,
     not by luck: here at least 4 of seeds 1..5."""
     assert len(_caught_seeds(range(1, 6))) >= 4
 
 
+@pytest.mark.req("SIM-4.2-1")
 @pytest.mark.slow
-def test_early_install_sweep_of_recovery_phase_sim_4_4() -> None:
+def test_early_install_sweep_of_recovery_phase() -> None:
     """The larger sweep behind the bounded test above: at least 90 % of the seeds after it
     (``GCS_SWEEP_SEEDS`` x 2, 40 by default) are caught."""
     count = 2 * int(os.environ.get("GCS_SWEEP_SEEDS", "20"))

@@ -1,4 +1,4 @@
-"""The one-way fault figures (gcs.sim.report.oneway, RFC 0007 SIM-7-3) on hand-built histories."""
+"""The one-way fault figures (gcs.sim.report.oneway, RFC 0007 SIM-7.2-3) on hand-built histories."""
 
 from __future__ import annotations
 

@@ -1,8 +1,10 @@
-"""The quiet phase: how a run ends (RFC 0007 SIM-5-4) and what liveness excuses (SIM-6-2)."""
+"""The quiet phase: how a run ends (RFC 0007 SIM-5.4-3) and what liveness excuses (SIM-6.1-1)."""
 
 from __future__ import annotations
 
 from pathlib import Path
+
+import pytest
 
 from gcs.sim import run as run_module
 from gcs.sim.run import build_world, run
@@ -16,7 +18,8 @@ def _three_nodes() -> Scenario:
     return Scenario(name="three", nodes=3, workload=Workload(rate=0.0, senders=(1,), start_s=9.0))
 
 
-def test_a_run_does_not_stop_in_the_middle_of_a_reformation_sim_5_4() -> None:
+@pytest.mark.req("SIM-5.4-3")
+def test_a_run_does_not_stop_in_the_middle_of_a_reformation() -> None:
     """Node 3 restarts just as the quiet phase would end: the run goes on until the three
     cores are OPERATIONAL in one configuration of all three, and stops soon after."""
     world = build_world(_three_nodes(), 5)
@@ -34,7 +37,8 @@ def test_a_run_does_not_stop_in_the_middle_of_a_reformation_sim_5_4() -> None:
     assert members == {(1, 2, 3)}
 
 
-def test_settling_gives_up_after_one_bound_sim_5_4() -> None:
+@pytest.mark.req("SIM-5.4-3")
+def test_settling_gives_up_after_one_bound() -> None:
     """A partition nobody heals: the run stops at the limit, and liveness will say why."""
     world = build_world(_three_nodes(), 5)
     for node in (1, 2, 3):
@@ -49,7 +53,8 @@ def test_settling_gives_up_after_one_bound_sim_5_4() -> None:
     assert not world.converged()
 
 
-def test_recovery_faults_seed_920011_is_a_loss_caused_reformation_sim_6_2() -> None:
+@pytest.mark.req("SIM-6.1-1")
+def test_recovery_faults_seed_920011_is_a_loss_caused_reformation() -> None:
     """Issue 12 item 7: the ring had converged; baseline loss (2 %) then dropped a token and
     three of its retransmissions in the quiet phase and the ring re-formed with the same
     members 0.22 s after the liveness deadline. Judged as the failure detector working; the
@@ -57,7 +62,7 @@ def test_recovery_faults_seed_920011_is_a_loss_caused_reformation_sim_6_2() -> N
 
     Since the one-way rules of RFC 0004 §8.4 the core takes another path on this seed and no
     longer re-forms in the quiet phase (``excused_reformations`` 0, printed); before them it
-    re-formed once, which only SIM-6-2 excuses. The seed must pass either way."""
+    re-formed once, which only SIM-6.1-1 excuses. The seed must pass either way."""
     result = run(load_scenario(SCENARIOS / "recovery-faults.toml"), 920011)
     verdicts = {v.name: v for v in result.verdicts}
     print("920011 excused_reformations:", verdicts["liveness"].stats["excused_reformations"])

@@ -1,4 +1,4 @@
-"""The recovery nemesis: loss and delay of what nodes send in RECOVERY (RFC 0007 SIM-4-4)."""
+"""The recovery nemesis: loss and delay of what nodes send in RECOVERY (RFC 0007 SIM-4.2-1)."""
 
 from __future__ import annotations
 
@@ -46,7 +46,8 @@ def _resend_rule(probability: float, *, delay_ns: int = 0, seed: int = 7) -> Dro
     )
 
 
-def test_only_recovery_re_sends_are_hit_sim_4_4() -> None:
+@pytest.mark.req("SIM-4.2-1")
+def test_only_recovery_re_sends_are_hit() -> None:
     world = _world()
     world.drop_rules.append(_resend_rule(1.0))
     assert world.frame_fates("recovery", CARRIER, (2, 3, 4)) == ((), [])
@@ -59,7 +60,8 @@ def test_only_recovery_re_sends_are_hit_sim_4_4() -> None:
     assert world.frames_dropped == 3
 
 
-def test_each_destination_draws_in_order_and_the_first_hit_decides_sim_4_4() -> None:
+@pytest.mark.req("SIM-4.2-1")
+def test_each_destination_draws_in_order_and_the_first_hit_decides() -> None:
     """Two rules: per destination, the loss rule draws first; only if it misses does the delay
     rule draw. The fates are exactly what replaying the two streams by hand gives."""
     world = _world()
@@ -98,7 +100,8 @@ def test_recovery_steps_are_checked_when_parsed() -> None:
     assert scenario.faults[0].to_toml()["delay_ms"] == 90
 
 
-def test_the_token_spec_hits_only_the_recovery_token_sim_4_4() -> None:
+@pytest.mark.req("SIM-4.2-1")
+def test_the_token_spec_hits_only_the_recovery_token() -> None:
     """``spec = "token"``: the commit token and the new ring's token a node sends in RECOVERY
     are hit, re-sent copies and every frame of another state are not."""
     world = _world()
@@ -121,7 +124,8 @@ def test_the_token_spec_hits_only_the_recovery_token_sim_4_4() -> None:
     )
 
 
-def test_recovery_delay_sends_hit_copies_later_sim_4_4() -> None:
+@pytest.mark.req("SIM-4.2-1")
+def test_recovery_delay_sends_hit_copies_later() -> None:
     """``recovery_delay`` with ``spec = "all"``: every hit copy, re-send or token, is handed on
     ``delay_ms`` later instead of dropped; plain mcasts are never touched."""
     world = _world()
@@ -144,8 +148,9 @@ def _fates(seed: int, spec: str) -> list[tuple[tuple[int, ...], list[tuple[int, 
     return [world.frame_fates("recovery", frames[i % 3], (2, 3)) for i in range(60)]
 
 
-def test_the_rules_draw_from_the_seed_tree_only_sim_4_4() -> None:
-    """SIM-2-3: a frame rule's stream depends on the run's seed and the step, not on the
+@pytest.mark.req("SIM-2.2-1", "SIM-4.2-1")
+def test_the_rules_draw_from_the_seed_tree_only() -> None:
+    """SIM-2.2-1: a frame rule's stream depends on the run's seed and the step, not on the
     ``random.Random`` the nemesis passes to actions: same seed, same fates."""
     assert _fates(11, "all") == _fates(11, "all")
     assert _fates(11, "all") != _fates(12, "all")
@@ -189,7 +194,8 @@ def recovery_phase_seed_1() -> tuple[Result, FateCounter]:
     return run(scenario, 1, probes=[counter]), counter
 
 
-def test_the_recovery_phase_scenario_reaches_every_recovery_path_sim_4_4(
+@pytest.mark.req("SIM-4.2-1")
+def test_the_recovery_phase_scenario_reaches_every_recovery_path(
     recovery_phase_seed_1: tuple[Result, FateCounter],
 ) -> None:
     """One seed of the dedicated scenario: re-sent copies and recovery tokens are each lost and
@@ -208,10 +214,11 @@ def test_the_recovery_phase_scenario_reaches_every_recovery_path_sim_4_4(
     assert {"recovery_loss", "recovery_delay"} <= kinds
 
 
-def test_a_run_with_the_recovery_nemesis_is_the_same_run_for_the_same_seed_sim_4_4(
+@pytest.mark.req("SIM-2.2-1", "SIM-4.2-1")
+def test_a_run_with_the_recovery_nemesis_is_the_same_run_for_the_same_seed(
     recovery_phase_seed_1: tuple[Result, FateCounter],
 ) -> None:
-    """SIM-2-3 with the recovery nemesis on: running seed 1 again gives the same history
+    """SIM-2.2-1 with the recovery nemesis on: running seed 1 again gives the same history
     (digest) and the same hits; the swarm draws the same recovery steps for a seed."""
     first, first_counter = recovery_phase_seed_1
     counter = FateCounter()

@@ -4,6 +4,8 @@ MEM-8.4-2 (kept out), MEM-8.4-3 (probes)."""
 
 from __future__ import annotations
 
+import pytest
+
 from gcs.sim.report.oneway import one_way_faults
 from gcs.sim.run import run
 from gcs.sim.scenario import load_scenario
@@ -20,6 +22,7 @@ S = 1_000_000_000
 # ---------------------------------------------------------------------- MEM-8.4-1
 
 
+@pytest.mark.req("MEM-8.4-1", "MEM-3.2-3")
 def test_a_ring_mate_giving_up_on_me_alone_sends_me_alone() -> None:
     """MEM-8.4-1, MEM-3.2-3: a ring-mate's join failing me and nobody else I count on makes me
     fail every node I counted on (I go alone); failing others too, it is symmetric exclusion
@@ -36,6 +39,7 @@ def test_a_ring_mate_giving_up_on_me_alone_sends_me_alone() -> None:
     assert core.fail_set == {4}
 
 
+@pytest.mark.req("MEM-8.4-1")
 def test_a_node_going_alone_is_not_failed_for_it() -> None:
     """MEM-8.4-1: a join failing every node of its proc_set but its sender is the sender's
     decision about itself: the receiver fails nobody for it (it will time the sender out, or
@@ -50,6 +54,7 @@ def test_a_node_going_alone_is_not_failed_for_it() -> None:
 # ---------------------------------------------------------------------- MEM-8.4-3
 
 
+@pytest.mark.req("MEM-8.4-3", "MEM-3.3-1")
 def test_evidence_of_another_ring_is_answered_by_a_probe() -> None:
     """MEM-8.4-3, MEM-3.3-1: in OPERATIONAL a merge-detect makes the node send its join to the
     nodes outside its ring and stay OPERATIONAL, at most once per join interval; the other
@@ -71,6 +76,7 @@ def test_evidence_of_another_ring_is_answered_by_a_probe() -> None:
 # ---------------------------------------------------------------------- MEM-3.3-5
 
 
+@pytest.mark.req("MEM-3.3-1", "MEM-3.3-5")
 def test_joins_from_the_change_a_node_went_alone_in_are_stale() -> None:
     """MEM-3.3-1, MEM-3.3-5: a node that went alone records the nodes it left with the seq of
     the ring the change began from; their joins carrying no higher seq were sent during that
@@ -100,6 +106,7 @@ def test_joins_from_the_change_a_node_went_alone_in_are_stale() -> None:
 # ---------------------------------------------------------------------- a one-way link
 
 
+@pytest.mark.req("MEM-8.4-1", "MEM-8.4-2", "MEM-8.4-3", "MEM-3.3-4")
 def test_a_one_way_link_costs_one_change_and_the_excluded_node_is_kept_out() -> None:
     """MEM-8.4-1, MEM-8.4-2, MEM-8.4-3, MEM-3.3-4: ring {1,2,3}, 1 -> 2 dropped from 40 ms. 2
     loses the token and fails 1 (it never hears it); 3 takes 2's word and keeps 1 out; 1,
@@ -128,6 +135,7 @@ def test_a_one_way_link_costs_one_change_and_the_excluded_node_is_kept_out() -> 
         assert c.configurations(node)[-1][:3] == ("regular", c.configurations(2)[-1][1], (1, 2, 3))
 
 
+@pytest.mark.req("MEM-8.4-2")
 def test_without_hysteresis_nothing_is_kept_out() -> None:
     """MEM-8.4-2: with exclusion_hysteresis off, no node is kept out."""
     c = Cluster((1, 2, 3), exclusion_hysteresis=False)
@@ -137,8 +145,9 @@ def test_without_hysteresis_nothing_is_kept_out() -> None:
     assert all(not c.core(n).kept_out_until for n in (1, 2, 3))
 
 
+@pytest.mark.req("MEM-8.4-1", "MEM-8.4-2", "MEM-8.4-3", "SIM-7.2-3")
 def test_the_asymmetric_scenario_costs_one_change_per_one_way_fault() -> None:
-    """MEM-8.4-1, MEM-8.4-2, MEM-8.4-3 (RFC 0007 SIM-7-3): the shipped asymmetric scenario,
+    """MEM-8.4-1, MEM-8.4-2, MEM-8.4-3 (RFC 0007 SIM-7.2-3): the shipped asymmetric scenario,
     seed 1 (two one-way faults in a five-node ring): each costs the nodes that are neither end
     one configuration; the excluded end settles within 2 x (token + consensus) of the block;
     one ring of all forms within 1 s of the unblock. Before §8.4: 4 configurations, never

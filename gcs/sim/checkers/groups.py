@@ -6,16 +6,17 @@ stream, in the order it received them). The ``groups`` workload keeps them
 (``gcs.sim.workloads.groups``); a test of real processes can log the same rows. Each property
 is one verdict (RFC 0007 SIM-6-3):
 
-- ``group_sender_in_view``: RFC 0006 API-30, API-31 (sender-in-view, with API-5's exception),
-  API-11, API-14;
-- ``group_view_ids``: API-10, same view id, same members and transitional flag;
-- ``group_synchrony``: API-13, members that go from V to V' delivered the same messages in V;
-- ``group_order``: API-12, §4.1, each member's messages in the ring's total order, once each;
-- ``group_view_positions``: API-9, API-30, a view sits at the same point of the stream everywhere;
-- ``group_views_in_configuration``: API-4, API-5, no view of a regular configuration lists a
+- ``group_sender_in_view``: RFC 0006 API-3.7-1, API-3.7-2 (sender-in-view, with API-3.3-2's
+  exception), API-3.6-1, API-3.6-4;
+- ``group_view_ids``: API-3.5-1, same view id, same members and transitional flag;
+- ``group_synchrony``: API-3.6-3, members that go from V to V' delivered the same messages in V;
+- ``group_order``: API-3.6-2, §4.1, each member's messages in the ring's total order, once each;
+- ``group_view_positions``: API-3.4-3, API-3.7-1, a view sits at the same point of the stream
+  everywhere;
+- ``group_views_in_configuration``: API-3.3-1, API-3.3-2, no view of a regular configuration lists a
   member of a node outside it;
-- ``group_self_delivery``: API-12, a member that stays receives its own messages;
-- ``group_final_views``: API-15, once the ring is stable and settled, every live member's last
+- ``group_self_delivery``: API-3.6-2, a member that stays receives its own messages;
+- ``group_final_views``: API-3.6-5, once the ring is stable and settled, every live member's last
   view lists exactly the live members.
 
 Messages are named by their *position* in the ring's total order (origin ring seq and rep, the
@@ -31,6 +32,7 @@ from dataclasses import dataclass, field
 from itertools import pairwise
 
 from gcs.groups.views import Member, Message, View, ViewId
+from gcs.sim.checkers.judges import judges
 from gcs.sim.checkers.verdict import Problems, Stat, Verdict, fmt_t
 
 __all__ = [
@@ -61,7 +63,7 @@ class MemberEvent:
     ``position`` names it (above); ``config`` is the members of the configuration the ring
     delivered it in, ``transitional`` whether that configuration was transitional; ``ring_ns``
     is when the ring delivered it at this node (``time_ns`` is later by the time the barrier,
-    API-30, held it).
+    API-3.7-1, held it).
     """
 
     time_ns: int
@@ -109,7 +111,7 @@ def _who(key: _Key) -> str:
 def _lists(view: View, sender: Member, e: MemberEvent) -> bool:
     """Whether ``e``'s message of ``sender`` may be delivered in ``view``: the view lists the
     sender, or it is an old-ring message of a departed sender (its node is outside the
-    transitional configuration the ring delivered it in) in a transitional view (API-5). The
+    transitional configuration the ring delivered it in) in a transitional view (API-3.3-2). The
     second covers a member that joined in the transitional configuration, whose views never
     listed the departed, and a view made by a leave delivered there."""
     if sender in view.members:
@@ -120,9 +122,12 @@ def _lists(view: View, sender: Member, e: MemberEvent) -> bool:
 # ---------------------------------------------------------------------- sender in view
 
 
+@judges("API-3.7-1", "API-3.7-2", "API-3.3-2", "API-3.6-1", "API-3.6-4")
 def check_sender_in_view(run: GroupRun) -> Verdict:
-    """API-30/31: every message in a view listing its sender (or, in a transitional view, one it
-    departed from, API-5); API-11: a stream starts with a view listing its member; API-14: a
+    """API-3.7-1, API-3.7-2: every message in a view listing its sender (or, in a transitional
+    view, one it
+    departed from, API-3.3-2); API-3.6-1: a stream starts with a view listing its member;
+    API-3.6-4: a
     message carries the id of the last view its member received; nothing after a stream's end."""
     problems = Problems("group_sender_in_view")
     messages = outside = 0
@@ -173,7 +178,7 @@ def _members(view: View) -> str:
 
 def held_delays_ns(events: Iterable[MemberEvent]) -> list[int]:
     """How long the group layer held each message it did not deliver when the ring did: the
-    barrier's cost (API-30), one figure per (member, message)."""
+    barrier's cost (API-3.7-1), one figure per (member, message)."""
     return [
         e.time_ns - e.ring_ns
         for e in events
@@ -184,8 +189,9 @@ def held_delays_ns(events: Iterable[MemberEvent]) -> list[int]:
 # ---------------------------------------------------------------------- views
 
 
+@judges("API-3.5-1", "API-3.5-2")
 def check_view_ids(run: GroupRun) -> Verdict:
-    """API-10: within a group, one view id names one membership (and one transitional flag)."""
+    """API-3.5-1: within a group, one view id names one membership (and one transitional flag)."""
     problems = Problems("group_view_ids")
     seen: dict[tuple[str, ViewId], tuple[View, _Key]] = {}
     for e in run.events:
@@ -218,8 +224,9 @@ def _segments(stream: list[MemberEvent]) -> Iterable[tuple[ViewId, ViewId, tuple
             got.append(e.position)
 
 
+@judges("API-3.6-3")
 def check_group_synchrony(run: GroupRun) -> Verdict:
-    """API-13: members that both go from view V to view V' delivered the same messages in V
+    """API-3.6-3: members that both go from view V to view V' delivered the same messages in V
     (point-to-point messages excluded: they are for one member)."""
     problems = Problems("group_synchrony")
     seen: dict[tuple[str, ViewId, ViewId], tuple[tuple[Position, ...], _Key]] = {}
@@ -240,8 +247,10 @@ def _regular(e: MemberEvent) -> bool:
     return e.config is not None and not e.transitional
 
 
+@judges("API-3.3-1", "API-3.3-2")
 def check_views_in_configuration(run: GroupRun) -> Verdict:
-    """API-4/5: a message the ring delivered in a regular configuration is delivered in a view
+    """API-3.3-1, API-3.3-2: a message the ring delivered in a regular configuration is delivered
+    in a view
     whose members are all of nodes of that configuration (a view that still lists a departed
     node's member means a transitional view was skipped)."""
     problems = Problems("group_views_in_configuration")
@@ -271,8 +280,10 @@ def _positions(stream: list[MemberEvent]) -> list[Position]:
     return [e.position for e in stream if isinstance(e.event, Message) and e.position is not None]
 
 
+@judges("API-3.6-2")
 def check_group_order(run: GroupRun) -> Verdict:
-    """API-12 and §4.1: each member receives its messages in the ring's total order, each once."""
+    """API-3.6-2 and §4.1: each member receives its messages in the ring's total order, each
+    once."""
     problems = Problems("group_order")
     for key, stream in _streams(run.events).items():
         positions = _positions(stream)
@@ -294,8 +305,9 @@ class _Cut:
     after: Position | None
 
 
+@judges("API-3.4-3", "API-3.7-1")
 def check_view_positions(run: GroupRun) -> Verdict:
-    """API-9, API-30: a view is installed at the same point of the stream at every member: no
+    """API-3.4-3, API-3.7-1: a view is installed at the same point of the stream at every member: no
     message two members both deliver is before the view at one and after it at the other."""
     problems = Problems("group_view_positions")
     streams = _streams(run.events)
@@ -335,8 +347,9 @@ def check_view_positions(run: GroupRun) -> Verdict:
 # ---------------------------------------------------------------------- completeness
 
 
+@judges("API-3.6-2")
 def check_self_delivery(run: GroupRun) -> Verdict:
-    """API-12: a member whose stream ended with its leave, or that is open at the end, received
+    """API-3.6-2: a member whose stream ended with its leave, or that is open at the end, received
     every multicast of its own that its node's ring delivered."""
     problems = Problems("group_self_delivery")
     ended = {(e.group, e.member) for e in run.events if e.event is None}
@@ -363,8 +376,9 @@ def check_self_delivery(run: GroupRun) -> Verdict:
     return problems.verdict({"own_messages": checked})
 
 
+@judges("API-3.6-5")
 def check_final_views(run: GroupRun) -> Verdict:
-    """API-15: at the end, every open member of a group has the same last view, regular, listing
+    """API-3.6-5: at the end, every open member of a group has the same last view, regular, listing
     exactly the group's open members."""
     problems = Problems("group_final_views")
     if run.live is None:
@@ -395,6 +409,7 @@ def check_final_views(run: GroupRun) -> Verdict:
 # ---------------------------------------------------------------------- all
 
 
+@judges()
 def check_groups(run: GroupRun) -> list[Verdict]:
     """Every group-level verdict of one run (a checker that raises is reported, not hidden)."""
     checkers = (

@@ -1,4 +1,4 @@
-"""Liveness and termination after the faults stop (RFC 0007 SIM-5-3, SIM-6-2).
+"""Liveness and termination after the faults stop (RFC 0007 SIM-5.4-2, SIM-6.1-1).
 
 Safety checkers judge every history; these need to know when the nemesis went quiet and who
 should be alive and connected afterwards (``CheckParams``), and say "unknown" without it (the
@@ -40,6 +40,7 @@ from gcs.sim.checkers.index import (
     Source,
     as_index,
 )
+from gcs.sim.checkers.judges import judges
 from gcs.sim.checkers.params import DEFAULT_PARAMS, CheckParams
 from gcs.sim.checkers.reformation import (
     Change,
@@ -65,6 +66,7 @@ __all__ = ["check_gather_bound", "check_liveness", "check_no_spurious_change", "
 _NEEDS = "needs quiet_from_ns, liveness_bound_ns and expected_live"
 
 
+@judges("GUAR-5-11", "EVS-11-15")
 def check_liveness(history: Source, params: CheckParams = DEFAULT_PARAMS) -> Verdict:
     """Expected incarnations converge on one configuration and deliver their messages."""
     idx = as_index(history)
@@ -263,6 +265,7 @@ def _formation(key: ConfigKey, views: list[ProcView | None]) -> tuple[int | None
     return formed, left
 
 
+@judges("GUAR-5-11", "EVS-11-15")
 def check_no_spurious_change(history: Source, params: CheckParams = DEFAULT_PARAMS) -> Verdict:
     """After settling, every configuration change has a fault (or loss) to explain it."""
     idx = as_index(history)
@@ -291,6 +294,7 @@ def check_no_spurious_change(history: Source, params: CheckParams = DEFAULT_PARA
     return problems.verdict(stats)
 
 
+@judges("EVS-11-15")
 def check_gather_bound(history: Source, params: CheckParams = DEFAULT_PARAMS) -> Verdict:
     """At most ``gather_bound`` GATHER entries in a row without OPERATIONAL."""
     idx = as_index(history)

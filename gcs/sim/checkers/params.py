@@ -45,7 +45,7 @@ class CheckParams:
 
     ``quiet_loss``: the probability that the network loses a datagram in the quiet period (the
     scenario's baseline loss, or a loss step never undone). Above 0, a reformation of the
-    converged ring with the same members caused by token loss is excused (RFC 0007 SIM-6-2,
+    converged ring with the same members caused by token loss is excused (RFC 0007 SIM-6.1-1,
     ``gcs.sim.checkers.reformation``); at 0 nothing is.
 
     ``strict_transitional_gap``: in a transitional configuration, a message that follows a gap

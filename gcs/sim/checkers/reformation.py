@@ -1,10 +1,10 @@
 """Common configurations in the quiet period, and which changes between them are excused.
 
-After the faults stop the simulator keeps the scenario's baseline loss on (RFC 0007 SIM-5-2),
+After the faults stop the simulator keeps the scenario's baseline loss on (RFC 0007 SIM-5.4-1),
 so the merge and recovery that follow the heal are judged under loss too. The price is that
 loss alone can, rarely, drop a token and each of its retransmissions until the token timer
 expires: the ring then re-forms with the same members. That is the failure detector doing its
-job, not a liveness bug, and RFC 0007 SIM-6-2 excuses exactly that case — a *loss-caused
+job, not a liveness bug, and RFC 0007 SIM-6.1-1 excuses exactly that case — a *loss-caused
 reformation*:
 
 1. the change starts from a *common configuration*: a regular configuration whose members are
@@ -15,7 +15,7 @@ reformation*:
    lossless quiet period nothing is excused;
 3. every expected incarnation's next regular configuration is the same common configuration
    (the same members again, nothing in between);
-4. the new configuration's root cause (RFC 0007 SIM-7-1) is ``token_loss``;
+4. the new configuration's root cause (RFC 0007 SIM-7.2-1) is ``token_loss``;
 5. it formed within the liveness bound of the departure.
 
 Everything else that delivery and the final configuration require still applies.
@@ -138,7 +138,7 @@ def _why_not(old: Common, new: Common, bound: int, quiet_loss: float) -> str:
 
 
 def root_cause(installs: tuple[ConfigView, ...]) -> str:
-    """RFC 0007 SIM-7-1: the first reason in installation order other than startup and join."""
+    """RFC 0007 SIM-7.2-1: the first reason in installation order other than startup and join."""
     reasons = [c.event.reason.split(" ")[0] for c in sorted(installs, key=lambda c: c.pos)]
     root = [reason for reason in reasons if reason not in ("startup", "join")]
     return root[0] if root else "join"

@@ -1,4 +1,4 @@
-"""What a one-way link fault costs the membership, read from a history (RFC 0007 SIM-7-3).
+"""What a one-way link fault costs the membership, read from a history (RFC 0007 SIM-7.2-3).
 
 A one-way fault ``a -> b`` (everything a sends to b is dropped, b -> a works) leaves a ring that
 cannot hold both a and b: one of them must go, once, and come back once the link heals. Three

@@ -13,7 +13,7 @@ point-to-point messages are not workload messages, ``gcs.history.events.applicat
 
 Every event a member receives is kept as a ``gcs.sim.checkers.groups.MemberEvent`` (with the
 message's position in the ring's order, the configuration the ring delivered it in and when),
-and ``verdicts`` judges them with the group-level checkers (RFC 0006 API-30 and the rest, RFC
+and ``verdicts`` judges them with the group-level checkers (RFC 0006 API-3.7-1 and the rest, RFC
 0007 SIM-6-3). Quorum rules apply when the scenario has a ``[quorum]`` table or ``votes``.
 """
 
