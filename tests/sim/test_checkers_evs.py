@@ -1,4 +1,4 @@
-"""Virtual synchrony (brief §10.12), self-delivery (§10.13), causality (§10.14), safe (§10.15)."""
+"""Virtual synchrony (RFC 0004 EVS-9), self-delivery (EVS-11), causality (EVS-12), safe (EVS-13)."""
 
 from __future__ import annotations
 
