@@ -144,7 +144,8 @@ class Node:
     """
 
     supports_send_to = True
-    """``Group.send_to`` works on groups of this node (and of a daemon client, RFC 0006 API-27)."""
+    """``Group.send_to`` works on groups of this node (and of a daemon client, RFC 0006
+    API-10.2-4)."""
 
     def __init__(
         self,
@@ -573,7 +574,7 @@ class Node:
             self._quorum_writing = False
 
     def _slow_consumer(self, membership: Membership) -> None:
-        """Cut off a reader that fell behind its bound: it leaves the group (RFC 0006 API-18)."""
+        """Cut off a reader that fell behind its bound: it leaves the group (RFC 0006 API-5-2)."""
         self._slow += 1
         _LOG.warning(
             "node %d: member %s of %r fell more than its queue bound behind and was closed",

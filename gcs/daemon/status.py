@@ -200,8 +200,8 @@ def build_status(
             "tokens": core.tokens_retransmitted,
         },
         "drops": dict(sorted(stats.drops.items())),
-        # RFC 0005 SEC-20: two processes under one node id, once per id and pair of boots or
-        # addresses; the last few with their details. SEC-19: older boots accepted again.
+        # RFC 0005 SEC-7.1-2: two processes under one node id, once per id and pair of boots or
+        # addresses; the last few with their details. SEC-7.1-1: older boots accepted again.
         "duplicate_node_id": stats.channel.duplicate_node_id,
         "duplicate_sightings": [
             {"node": d.node_id, "boots": list(d.boots), "addresses": list(d.sources)}

@@ -163,7 +163,7 @@ def _send_share(
         seq, originated = recovery.originate(n, ring, token.seq, allowed - sent)
     else:
         seq, originated = _originate(n, ring, token.seq, allowed - sent)
-    invariant(originated + sent <= cfg.max_messages, "ORD-19", "visit exceeded max_messages")
+    invariant(originated + sent <= cfg.max_messages, "ORD-11-3", "visit exceeded max_messages")
     _add_holes(n, ring, rtr, seq)
     return seq, sent + originated, tuple(rtr)
 
@@ -266,7 +266,7 @@ def _add_holes(n: Node, ring: RingState, rtr: list[RtrEntry], seq: int) -> None:
         if len(counts) >= cfg.sort_window:
             break
     ring.miss_counts = counts
-    invariant(len(rtr) <= cfg.rtr_max, "ORD-12", f"rtr list of {len(rtr)} entries")
+    invariant(len(rtr) <= cfg.rtr_max, "ORD-11-1", f"rtr list of {len(rtr)} entries")
 
 
 def _aru_rule(me: int, ring: RingState, token: OrfToken, seq: int) -> tuple[int, int]:
@@ -276,8 +276,8 @@ def _aru_rule(me: int, ring: RingState, token: OrfToken, seq: int) -> tuple[int,
     if my_aru < aru or aru_id in (me, 0):
         aru = my_aru
         aru_id = 0 if aru == seq else me
-    invariant(aru <= seq, "ORD-18", f"aru {aru} above seq {seq}")
-    invariant(ring.queue.aru <= ring.queue.high_seq, "ORD-18", "my_aru above my high seq")
+    invariant(aru <= seq, "ORD-11-2", f"aru {aru} above seq {seq}")
+    invariant(ring.queue.aru <= ring.queue.high_seq, "ORD-11-2", "my_aru above my high seq")
     return aru, aru_id
 
 

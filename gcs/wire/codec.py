@@ -12,11 +12,11 @@ cyclic list), indefinite lengths refused and nesting capped at the format's real
 the frame's shape is checked field by field against the layout: exact array lengths, exact types
 (``bool`` is not an ``int`` here), ranges, list lengths within ``WireLimits``, no bytes after the
 item. Anything wrong raises ``FrameError`` with a ``DropReason``; nothing else escapes, whatever
-the input (WIRE-15). The checker does not know protocol rules (whether a fail set is a subset of
+the input (WIRE-8.1-10). The checker does not know protocol rules (whether a fail set is a subset of
 a proc set, whether a seq makes sense): that is the core's job.
 
 Which reason. A frame with several faults is dropped for the first one in the order of RFC 0002
-§8 (WIRE-8-1): the size, then the CBOR item in byte order (``gcs.wire.wellformed`` names that
+§8 (WIRE-8.2-1): the size, then the CBOR item in byte order (``gcs.wire.wellformed`` names that
 fault when cbor2 refuses the bytes, because cbor2's own order differs), trailing bytes, the
 three-element prefix, and then the fields depth-first in element order, each value's checks in
 the order form, range, limit, content, relation to earlier values. Every slow path below visits
@@ -213,7 +213,7 @@ class _EveryTag(dict[int, Callable[..., Any]]):
 
     cbor2 decodes some tags itself (bignums become ``int``, shared references become aliased or
     cyclic lists), and only unknown tags reach ``tag_hook``; overriding every number through this
-    mapping is the only way to refuse them all (WIRE-3). A dict subclass with ``__missing__``
+    mapping is the only way to refuse them all (WIRE-8.1-1). A dict subclass with ``__missing__``
     costs nothing at decoder construction, unlike a generic ``Mapping``; a test walks the tag
     numbers cbor2 knows to prove every one is refused.
     """
@@ -233,7 +233,7 @@ def _scalars(where: str, names: str, kinds: str, values: tuple[Any, ...]) -> Non
     """Slow path: raise the precise reason for the first bad scalar among ``values``, in order.
 
     ``kinds`` has one letter per field: ``u`` u64, ``n`` node id (1..2^32-1), ``z`` node id or 0,
-    ``b`` bool. Each field is checked for its type first, then its range (WIRE-6, WIRE-8); a
+    ``b`` bool. Each field is checked for its type first, then its range (WIRE-8.1-4, WIRE-8.1-6); a
     field that should hold a scalar and holds an array or a map is a ``type`` fault too.
     """
     for name, kind, value in zip(names.split(), kinds, values, strict=True):
@@ -608,7 +608,7 @@ def decode_frame(
 ) -> Frame:
     """Decode one CBOR frame of cluster ``cluster_id``, or raise ``FrameError`` (RFC 0002 §8).
 
-    No other exception escapes, whatever ``data`` holds (WIRE-15).
+    No other exception escapes, whatever ``data`` holds (WIRE-8.1-10).
     """
     return decode_body(data, cluster_id, limits, DropReason.BAD_VERSION, DropReason.WRONG_CLUSTER)
 

@@ -136,7 +136,7 @@ async def test_status_and_flight_recorder_through_the_socket(tmp_path: Path) -> 
 
 
 async def test_protocol_errors_api_22_23(tmp_path: Path) -> None:
-    """API-22/23: a malformed request is refused and the connection stays; hello comes first;
+    """API-10.1-2/23: a malformed request is refused and the connection stays; hello comes first;
     an undecodable frame ends the connection with a ``closing`` event."""
     from gcs.daemon import protocol as proto
 

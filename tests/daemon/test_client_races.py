@@ -1,4 +1,4 @@
-"""The client against replies that race its own closing (API-23: one reply per request).
+"""The client against replies that race its own closing (API-10.2-1: one reply per request).
 
 ``gcs send`` once printed "reply to an unknown request 5" (request 5 is its ``leave``): the
 leave returned on the member's ``end`` event, the client closed — settling every outstanding

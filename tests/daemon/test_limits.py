@@ -1,4 +1,4 @@
-"""API-28: the control socket's limits — the client cap, the hello timeout, the descriptor
+"""API-10.1-3: the control socket's limits — the client cap, the hello timeout, the descriptor
 reserve, and an accept loop that backs off instead of spinning when it runs out of resources.
 
 The daemons here run in the test's process (real sockets); the descriptor-limit scenario with

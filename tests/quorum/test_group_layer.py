@@ -51,7 +51,7 @@ def test_verdict_follows_the_views_of_its_change() -> None:
 
 
 def test_primary_members_receive_messages_only_when_quorate() -> None:
-    """QRM-4-1: delivered in a quorate regular configuration: received; otherwise not."""
+    """QRM-4.1-1: delivered in a quorate regular configuration: received; otherwise not."""
     model, (a, b, c) = three()
     plain = model.join_with(3, "g", quorum_events=False)
     model.settle()
@@ -67,7 +67,7 @@ def test_primary_members_receive_messages_only_when_quorate() -> None:
 
 
 def test_transitional_messages_wait_for_the_next_verdict() -> None:
-    """QRM-4-2, QRM-4-3: held with the views after them; passed on only into a quorate ring."""
+    """QRM-4.1-2, QRM-4.1-3: held with the views after them; passed on only into a quorate ring."""
     model, (a, _, c) = three()
     plain = model.join_with(3, "g", quorum_events=False)
     model.settle()
@@ -86,7 +86,7 @@ def test_transitional_messages_wait_for_the_next_verdict() -> None:
 
 
 def test_pending_verdict_is_reached_at_the_last_announcement() -> None:
-    """QRM-3.3-1, QRM-3.3-2, QRM-4-2: wait_for_all needs the other side's state; a pending
+    """QRM-3.3-1, QRM-3.3-2, QRM-4.1-2: wait_for_all needs the other side's state; a pending
     marker sits at the configuration change, the verdict where the last announcement is; what
     was delivered before the group layer settled is not passed to primary members."""
     model, (a, _, _) = three(wait_for_all=True)
@@ -111,7 +111,7 @@ def test_pending_verdict_is_reached_at_the_last_announcement() -> None:
 
 
 def test_old_ring_messages_are_dropped_before_a_merge() -> None:
-    """QRM-4-2: a transitional configuration that leads into a merge passes nothing on, even
+    """QRM-4.1-2: a transitional configuration that leads into a merge passes nothing on, even
     though the merge is quorate (the other side may have gone on without this node)."""
     model, (a, _, c) = three()
     model.partition(0, {3}, [])
@@ -124,7 +124,7 @@ def test_old_ring_messages_are_dropped_before_a_merge() -> None:
 
 
 def test_abandoned_verdict_drops_what_it_held() -> None:
-    """QRM-4-2: a configuration whose verdict never arrived counts as not quorate."""
+    """QRM-4.1-2: a configuration whose verdict never arrived counts as not quorate."""
     model, (a, _, _) = three(wait_for_all=True)
     plain = model.join_with(1, "g", quorum_events=False)
     model.settle()
@@ -265,7 +265,7 @@ OPS = st.lists(
 def test_quorum_properties_over_random_partitions(
     ops: list[tuple[str, int, set[int]]], atb: bool
 ) -> None:
-    """QRM-3.2-1, QRM-3.6-1, QRM-4-3: agreement, one quorate component, views never filtered."""
+    """QRM-3.2-1, QRM-3.6-1, QRM-4.1-3: agreement, one quorate component, views never filtered."""
     model = QuorumModel((1, 2, 3, 4, 5), expected_votes=6 if atb else None, auto_tie_breaker=atb)
     primary = {n: model.join_with(n, "g", primary=True) for n in range(1, 6)}
     plain = {n: model.join_with(n, "g", quorum_events=False) for n in range(1, 6)}
@@ -321,7 +321,7 @@ def test_a_minority_leaving_a_quorate_ring_is_no_authority() -> None:
 
 
 def test_tails_reach_members_that_resolve_them() -> None:
-    """QRM-4-5: a transitional configuration's messages that may not be passed on reach a
+    """QRM-4.2-1: a transitional configuration's messages that may not be passed on reach a
     member that asked for tails, marked uncommitted; other primary members never see them."""
     model = QuorumModel((1, 2, 3))
     members = [model.join_with(n, "g", primary=True) for n in (1, 2, 3)]

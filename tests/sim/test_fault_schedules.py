@@ -97,7 +97,7 @@ def _faults(result: object, kind: str, node: int) -> list[int]:
 
 
 def test_a_trigger_still_armed_at_the_end_never_fires_sim_5_2() -> None:
-    """SIM-5-2: node 2 crashes near the end, so the RECOVERY that would fire node 3's trigger
+    """SIM-5.4-1: node 2 crashes near the end, so the RECOVERY that would fire node 3's trigger
     comes after the end: the trigger is disarmed and no fault starts in the quiet phase (swarm
     seed 926 failed liveness because such a crash was judged as if the quiet phase had begun)."""
     steps = [

@@ -56,7 +56,7 @@ def kv_scenario(**quorum: object) -> dict[str, object]:
     ids=["votes", "lms"],
 )
 def test_kv_runs_pass_every_checker(quorum: dict[str, object]) -> None:
-    """QRM-3.6-1, QRM-4-4, XFR-5.5-1: partition, crash and restart under the kv workload."""
+    """QRM-3.6-1, QRM-4.1-4, XFR-5.5-1: partition, crash and restart under the kv workload."""
     result = run(parse_scenario(kv_scenario(**quorum)), 3)
     failed = [v.summary() for v in result.verdicts if v.valid is not True]
     assert not failed, "\n".join(failed)

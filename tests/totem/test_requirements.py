@@ -57,10 +57,10 @@ def test_requirement_ids_are_well_formed_and_unique() -> None:
     assert len(defs) > 100
     for name in defs:
         assert re.fullmatch(ID, name), name
-    # ORD-12, ORD-18, ORD-19 keep the meaning the core's invariant() calls give them.
-    assert "rtr" in defs["ORD-12"]
-    assert "token.aru <= token.seq" in defs["ORD-18"]
-    assert "max_messages" in defs["ORD-19"]
+    # ORD-11-1, ORD-11-2, ORD-11-3 keep the meaning the core's invariant() calls give them.
+    assert "rtr" in defs["ORD-11-1"]
+    assert "token.aru <= token.seq" in defs["ORD-11-2"]
+    assert "max_messages" in defs["ORD-11-3"]
 
 
 def test_every_must_is_tested_or_listed() -> None:

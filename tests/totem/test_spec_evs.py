@@ -15,21 +15,21 @@ from gcs.sim.run import run
 from gcs.sim.scenario import parse_scenario
 
 CHECKERS = {
-    "EVS-1": ("config_agreement",),
-    "EVS-2": ("ring_ids",),
-    "EVS-3": ("change_shape",),
-    "EVS-4": ("delivery_location",),
-    "EVS-5": ("identity", "no_creation"),
-    "EVS-6": ("no_duplicates",),
-    "EVS-7": ("total_order",),
-    "EVS-8": ("agreed_prefix",),
-    "EVS-9": ("virtual_synchrony",),
-    "EVS-10": ("transitional_agreement",),
-    "EVS-11": ("self_delivery",),
-    "EVS-12": ("causal",),
-    "EVS-13": ("safe",),
-    "EVS-14": ("acyclic",),
-    "EVS-15": ("liveness", "no_spurious_change"),
+    "EVS-11-1": ("config_agreement",),
+    "EVS-11-2": ("ring_ids",),
+    "EVS-11-3": ("change_shape",),
+    "EVS-11-4": ("delivery_location",),
+    "EVS-11-5": ("identity", "no_creation"),
+    "EVS-11-6": ("no_duplicates",),
+    "EVS-11-7": ("total_order",),
+    "EVS-11-8": ("agreed_prefix",),
+    "EVS-11-9": ("virtual_synchrony",),
+    "EVS-11-10": ("transitional_agreement",),
+    "EVS-11-11": ("self_delivery",),
+    "EVS-11-12": ("causal",),
+    "EVS-11-13": ("safe",),
+    "EVS-11-14": ("acyclic",),
+    "EVS-11-15": ("liveness", "no_spurious_change"),
 }
 
 BASE: dict[str, Any] = {
@@ -65,8 +65,7 @@ SCENARIOS: dict[str, list[dict[str, Any]]] = {
 
 @pytest.mark.parametrize("name", sorted(SCENARIOS))
 def test_evs_guarantees_hold_under_faults(name: str) -> None:
-    """EVS-1, EVS-2, EVS-3, EVS-4, EVS-5, EVS-6, EVS-7, EVS-8, EVS-9, EVS-10, EVS-11, EVS-12,
-    EVS-13, EVS-14, EVS-15: every checker passes on a run with crashes, restarts, partitions
+    """EVS-11-1 to EVS-11-15: every checker passes on a run with crashes, restarts, partitions
     healing mid-recovery, pauses and token losses (ORD-9-2: also with the accelerated ring)."""
     totem = {"accelerated": True} if name.startswith("accelerated") else {}
     scenario = parse_scenario(BASE | {"name": name, "faults": SCENARIOS[name], "totem": totem})

@@ -388,14 +388,14 @@ def test_garbage_collection() -> None:
 
 
 def test_invariant_checks_raise_with_their_id() -> None:
-    """ORD-12, ORD-18, ORD-19: the checks raise InvariantViolation naming the requirement."""
-    invariant(True, "ORD-18", "fine")
-    with pytest.raises(InvariantViolation, match=r"^ORD-12: "):
-        invariant(False, "ORD-12", "rtr list of 31 entries")
+    """ORD-11-1, ORD-11-2, ORD-11-3: the checks raise InvariantViolation naming the requirement."""
+    invariant(True, "ORD-11-2", "fine")
+    with pytest.raises(InvariantViolation, match=r"^ORD-11-1: "):
+        invariant(False, "ORD-11-1", "rtr list of 31 entries")
 
 
 def test_invariants_hold_under_loss() -> None:
-    """ORD-12, ORD-18, ORD-19: on a lossy ring with a two-entry rtr list and a small per-visit
+    """ORD-11-1, ORD-11-2, ORD-11-3: on a lossy ring with a two-entry rtr list and a small per-visit
     budget, no token carries more than rtr_max entries or an aru above its seq, no visit sends
     more than max_messages mcasts, and no core raises InvariantViolation."""
     c = Cluster(subject=1, rtr_max=2, max_messages=4, window_size=12)

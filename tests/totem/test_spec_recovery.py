@@ -135,7 +135,7 @@ def delivery_times(c: Cluster, node: int) -> list[tuple[int, str, int, int, bool
 
 
 def test_safe_message_known_delivered_by_a_peer_stays_in_the_regular_configuration() -> None:
-    """REC-7.1-3, REC-7.1-1, EVS-13: nodes 2 and 3 deliver safe seq 1 in ring 1.8; node 1 is cut
+    """REC-7.1-3, REC-7.1-1, EVS-11-13: nodes 2 and 3 deliver safe seq 1 in ring 1.8; node 1 is cut
     off before its own second visit, so its safe bound never reaches 1. At the installation it
     raises the bound to the highest high_delivered of its transitional peers and delivers seq 1
     as safe in the regular configuration 1.8, as they did, not in the transitional one."""

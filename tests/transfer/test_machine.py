@@ -102,7 +102,7 @@ def test_a_healed_partition_merges_both_sides() -> None:
 
 
 def test_primary_mode_minority_applies_nothing_and_merge_takes_the_majority() -> None:
-    """QRM-4-1, XFR-5.5-1: only the quorate side changes; the merge restores one history."""
+    """QRM-4.1-1, XFR-5.5-1: only the quorate side changes; the merge restores one history."""
     model = TransferModel((1, 2, 3))
     replicas = [model.add(n, primary=True) for n in (1, 2, 3)]
     model.settle()
@@ -191,7 +191,7 @@ def _check_linear(replicas: list[Replica]) -> None:
 def test_replicas_converge_under_random_faults(
     ops: list[tuple[str, int, set[int]]], primary: bool
 ) -> None:
-    """XFR-5.3-1, XFR-5.4-1, XFR-5.5-1, QRM-4-4: one history, no duplicates, convergence."""
+    """XFR-5.3-1, XFR-5.4-1, XFR-5.5-1, QRM-4.1-4: one history, no duplicates, convergence."""
     model = TransferModel((1, 2, 3, 4), chunk_bytes=5)
     replicas = [model.add(1, primary=primary), model.add(2, primary=primary)]
     model.settle()
@@ -291,7 +291,7 @@ def test_a_failed_merge_round_drops_what_it_buffered_in_primary_mode() -> None:
 
 
 def test_the_next_primary_applies_what_one_member_of_the_last_applied() -> None:
-    """QRM-4-5, XFR-5.5-1: swarm seed 208 on the toy ring. Node 3 applies a safe write in the
+    """QRM-4.2-1, XFR-5.5-1: swarm seed 208 on the toy ring. Node 3 applies a safe write in the
     quorate ring; nodes 1 and 2 get it only in their transitional configurations, which lead
     into minorities. When 1 and 2 form the next primary without 3, the write is in its tail and
     is applied there: the histories of all three agree."""

@@ -65,7 +65,7 @@ def outcome(channel: Channel, datagram: bytes, at_ms: float, source: object = No
     return "accept"
 
 
-# ---------------------------------------------------------------- two boots (SEC-19)
+# ---------------------------------------------------------------- two boots (SEC-7.1-1)
 
 
 def test_the_newest_boot_wins_while_live_and_the_other_is_back_once_it_is_silent_sec_19() -> None:
@@ -136,7 +136,7 @@ def test_a_forged_newer_boot_moves_no_state_and_is_not_a_duplicate_sec_10_sec_20
     assert ch.statistics().duplicate_node_id == 0
 
 
-# ---------------------------------------------------------------- duplicate reports (SEC-20)
+# ---------------------------------------------------------------- duplicate reports (SEC-7.1-2)
 
 
 def test_a_duplicate_id_is_logged_once_per_pair_and_counted_sec_20(
@@ -185,11 +185,11 @@ def test_restarts_are_not_duplicates_sec_20() -> None:
     assert ch.statistics().boot_fallbacks == 0
 
 
-# ---------------------------------------------------------------- epochs (SEC-21)
+# ---------------------------------------------------------------- epochs (SEC-8.3-2)
 
 
 def test_authentic_datagrams_of_later_epochs_cannot_cut_a_live_sender_off_sec_21() -> None:
-    """Before SEC-21, epochs 1 and 2 injected once each evicted the live epoch 0 for good."""
+    """Before SEC-8.3-2, epochs 1 and 2 injected once each evicted the live epoch 0 for good."""
     ch = receiver()
     assert outcome(ch, sealed(0, 0, 0), 0) == "accept"
     assert outcome(ch, sealed(0, 1, 0), 1) == "accept"  # the next epoch: explained
@@ -252,7 +252,7 @@ def test_one_injected_datagram_costs_a_live_sender_one_counter_and_one_silence_s
         assert doubt_ms < SILENCE // MS + every_ms, f"datagram {n}: {got} {doubt_ms} ms after"
 
 
-# ---------------------------------------------------------------- replay (SEC-8, §7.2)
+# ---------------------------------------------------------------- replay (SEC-8.2-1, §7.2)
 
 _POOL = [
     (boot, epoch, counter, source)

@@ -39,7 +39,7 @@ def test_there_is_a_capture() -> None:
 
 @pytest.mark.parametrize("name", sorted(DOCS))
 def test_the_observer_reconstructs_the_recorded_run(name: str) -> None:
-    """Rings, token rotations, every node's configurations, tokens and deliveries (TRN-4-1:
+    """Rings, token rotations, every node's configurations, tokens and deliveries (TRN-4.1-1:
     every datagram opens with the key alone, and its header names its source node)."""
     doc = DOCS[name]
     assert observer.compare(observer.observe(doc), doc) == []

@@ -51,7 +51,7 @@ def reason(channel: Channel, datagram: bytes) -> DropReason:
     return info.value.reason
 
 
-# ---------------------------------------------------------------- the datagram (SEC-1)
+# ---------------------------------------------------------------- the datagram (SEC-3-1)
 
 
 @pytest.mark.parametrize("suite", [*AEADS, Suite.NONE])
@@ -106,7 +106,7 @@ def test_wrong_key_forgery_and_tampering_fail_authentication_sec_1() -> None:
         tampered[index] ^= 0x01
         assert reason(b, bytes(tampered)) is DropReason.AUTH
     assert b.statistics().auth_failures == 4
-    assert b.open(datagram) == (1, frame())  # forgeries moved no state (SEC-10)
+    assert b.open(datagram) == (1, frame())  # forgeries moved no state (SEC-8.4-1)
 
 
 def test_other_cluster_name_same_key_is_refused_before_crypto() -> None:
@@ -185,7 +185,7 @@ def test_sizes_both_ways_wire_9_wire_18() -> None:
     assert reason(b, a.seal(fits)[:-1]) is DropReason.AUTH  # a fresh counter, cut short
 
 
-# ---------------------------------------------------------------- replay (SEC-8, SEC-17)
+# ---------------------------------------------------------------- replay (SEC-8.2-1, SEC-11-2)
 
 
 def test_the_same_datagram_twice_is_a_replay_and_resealing_is_not_sec_17() -> None:
@@ -238,7 +238,7 @@ def test_replay_window_matches_a_reference_model_sec_8(counters: list[int]) -> N
             assert reason(b, datagram) is DropReason.REPLAY
 
 
-# ---------------------------------------------------------------- boots (SEC-7)
+# ---------------------------------------------------------------- boots (SEC-7-1)
 
 
 def test_an_older_boot_is_dropped_once_a_newer_one_authenticated_sec_7() -> None:
@@ -246,7 +246,7 @@ def test_an_older_boot_is_dropped_once_a_newer_one_authenticated_sec_7() -> None
     new = Channel(1, 6, NAME, KEY)
     b.open(old.seal(frame(1)))
     b.open(new.seal(frame(2)))
-    # Kept (SEC-19), but the newer boot is live: refused.
+    # Kept (SEC-7.1-1), but the newer boot is live: refused.
     assert reason(b, old.seal(frame(3))) is DropReason.SHADOWED_BOOT
     assert b.open(new.seal(frame(4))) == (1, frame(4))
     # new.seal(frame(2)) used counter 0, as old.seal(frame(1)) had: windows belong to
@@ -266,7 +266,7 @@ def test_a_forged_newer_boot_moves_no_state_sec_10() -> None:
     assert b.open(a.seal(frame())) == (1, frame())
 
 
-# ---------------------------------------------------------------- epochs (SEC-6, SEC-9)
+# ---------------------------------------------------------------- epochs (SEC-6-1, SEC-8.3-1)
 
 
 @pytest.mark.parametrize("suite", [*AEADS, Suite.NONE])

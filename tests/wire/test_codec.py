@@ -44,7 +44,7 @@ def raw(*items: Any) -> bytes:
     return cbor2.dumps(list(items))
 
 
-# ---------------------------------------------------------------- round trips (WIRE-16)
+# ---------------------------------------------------------------- round trips (WIRE-8.1-11)
 
 
 @pytest.mark.parametrize(
@@ -61,7 +61,7 @@ def raw(*items: Any) -> bytes:
     ids=["orf_token", "mcast", "memb_join", "memb_leave", "commit", "merge_detect", "hold_cancel"],
 )
 def test_round_trip_each_frame_type_wire_16(strategy: st.SearchStrategy[Frame]) -> None:
-    """WIRE-16: decode(encode(f)) == f for every valid frame of every type."""
+    """WIRE-8.1-11: decode(encode(f)) == f for every valid frame of every type."""
 
     @s.PROPERTY
     @given(strategy)
@@ -70,7 +70,7 @@ def test_round_trip_each_frame_type_wire_16(strategy: st.SearchStrategy[Frame]) 
         back = decode_frame(data, CID)
         assert back == frame
         assert type(back) is type(frame)
-        # WIRE-2: deterministic, so re-encoding the decoded frame gives the same bytes.
+        # WIRE-5-2: deterministic, so re-encoding the decoded frame gives the same bytes.
         assert encode_frame(back, CID) == data
 
     check()
@@ -132,7 +132,7 @@ def test_encode_rejects_non_frames_and_bad_cluster_ids() -> None:
 
 
 def test_every_tag_is_rejected_including_the_ones_cbor2_understands_wire_3() -> None:
-    """WIRE-3: bignums, shared and string references, dates, self-describe: all refused."""
+    """WIRE-8.1-1: bignums, shared and string references, dates, self-describe: all refused."""
     tags = [*range(64), 256, 258, 259, 260, 261, 1004, 55799, (1 << 32) - 1, (1 << 64) - 1]
     prefix = b"\x85" + b"".join(cbor2.dumps(item) for item in (1, CID, 2, 1)) + b"\x82\x01"
     assert decode_frame(prefix + b"\x08", CID) == MembMergeDetect(1, R)
@@ -178,7 +178,7 @@ def test_trailing_bytes_are_rejected_wire_5() -> None:
     ],
 )
 def test_exact_types_wire_6(items: tuple[Any, ...], reason: DropReason) -> None:
-    """WIRE-6: no implicit conversions between CBOR types."""
+    """WIRE-8.1-4: no implicit conversions between CBOR types."""
     assert reason_of(raw(*items)) is reason
 
 
@@ -302,7 +302,8 @@ def test_version_cluster_and_type_wire_13() -> None:
 
 
 def test_protocol_rules_are_not_checked_wire_14() -> None:
-    """WIRE-14: a fail set outside the proc set, aru > seq, unsorted commit members all decode."""
+    """WIRE-8.1-9: a fail set outside the proc set, aru > seq, unsorted commit members all
+    decode."""
     join = decode_frame(raw(1, CID, 3, 1, [1], [5, 6], 0), CID)
     assert join == MembJoin(1, frozenset({1}), frozenset({5, 6}), 0)
     token = decode_frame(raw(1, CID, 0, [1, 8], 0, 1, 99, 7, 0, 0, False, []), CID)
@@ -311,7 +312,7 @@ def test_protocol_rules_are_not_checked_wire_14() -> None:
     assert decode_frame(raw(1, CID, 4, [2, 8], 0, 9, members), CID).members[0].node_id == 5  # type: ignore[union-attr]
 
 
-# ---------------------------------------------------------------- bombs (WIRE-15)
+# ---------------------------------------------------------------- bombs (WIRE-8.1-10)
 
 
 @pytest.mark.parametrize(

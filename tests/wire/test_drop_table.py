@@ -3,7 +3,7 @@
 The table is parsed from the RFC itself, so the document, the vectors and the implementation
 cannot drift apart: every row lists vectors that exist and carry the row's reason, every vector
 is listed in exactly one row, every ``DropReason`` has a row, and the registry of §8.3 maps each
-reason to exactly the rows that produce it (WIRE-8-1).
+reason to exactly the rows that produce it (WIRE-8.2-1).
 """
 
 from __future__ import annotations

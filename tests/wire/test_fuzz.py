@@ -1,4 +1,5 @@
-"""Fuzzing: whatever the bytes, decoding and opening raise FrameError and nothing else (WIRE-15).
+"""Fuzzing: whatever the bytes, decoding and opening raise FrameError and nothing else
+(WIRE-8.1-10).
 
 Random bytes mostly die in the first check, so most of the effort goes into mutants of valid
 frames and datagrams (bit flips, structural bytes, insertions, deletions, truncations, splices),

@@ -1,4 +1,4 @@
-"""The cluster key file and ``gcs keygen`` (RFC 0005 §2: SEC-2, SEC-3)."""
+"""The cluster key file and ``gcs keygen`` (RFC 0005 §2: SEC-2-1, SEC-2-2)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""WIRE-8-1: a frame with several faults is dropped for the first, in the order of RFC 0002 §8.
+"""WIRE-8.2-1: a frame with several faults is dropped for the first, in the order of RFC 0002 §8.
 
 The reference reader (``tests/wire/reference.py``) applies the document's table literally. The
 codec must name the same reason for every vector and for frames built to carry several faults:
