@@ -1,6 +1,6 @@
 """A bounded, single-consumer event stream: how deliveries reach an application.
 
-Why bounded, and why the reader is cut off rather than waited for (RFC 0006 API-18):
+Why bounded, and why the reader is cut off rather than waited for (RFC 0006 API-5-2):
 the token must never wait for an application. Deliveries are appended from the protocol's
 callbacks without blocking; a reader that falls further behind than its bound is closed with
 ``SlowConsumer`` instead of stalling the ring or growing memory without limit. It still

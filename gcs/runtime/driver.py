@@ -22,7 +22,7 @@ commit token) is queued and processed from a ``call_soon`` callback, so the mcas
 same batch are applied first and the token does not request retransmission of messages that
 were already in the buffer. Tokens keep their order among themselves.
 
-Fail-stop (RFC 0006 API-20, RFC 0003 §11): any exception from the core other than a refused
+Fail-stop (RFC 0006 API-7-1, RFC 0003 §11): any exception from the core other than a refused
 submit means the core can no longer be trusted. The driver stops feeding it, sends a leave if
 the core can still produce one, closes the socket, and calls ``on_failure`` (the API dumps the
 flight recorder and fails every pending and later call).

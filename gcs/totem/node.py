@@ -256,7 +256,7 @@ class Node:
     # ------------------------------------------------------------------ internals
 
     def _fail_stop(self) -> None:
-        """An invariant broke: stop for good (RFC 0003 §11, RFC 0006 API-20)."""
+        """An invariant broke: stop for good (RFC 0003 §11, RFC 0006 API-7-1)."""
         self.state = _FAILED
         self.timers.cancel_all()
         self.self_frame = None

@@ -5,7 +5,7 @@ per event unless ``at()`` sets it. The builder tracks each node's current incarn
 configuration, so the fields a test does not care about get the values a correct core would
 produce:
 
-* ``conf`` derives ``left``/``joined`` from the members (RFC 0004 EVS-1, REC-7.1-1: corosync's);
+* ``conf`` derives ``left``/``joined`` from the members (RFC 0004 EVS-11-1, REC-7.1-1: corosync's);
 * ``originate`` takes the next seq of the node's current regular ring;
 * ``deliver`` copies sender, ids and safe from the Originate event and the configuration from
   the node's current one.

@@ -1,4 +1,5 @@
-"""Virtual synchrony (RFC 0004 EVS-9), self-delivery (EVS-11), causality (EVS-12), safe (EVS-13)."""
+"""Virtual synchrony (RFC 0004 EVS-11-9), self-delivery (EVS-11-11), causality (EVS-11-12) and
+safe delivery (EVS-11-13)."""
 
 from __future__ import annotations
 

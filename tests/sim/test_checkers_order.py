@@ -1,5 +1,5 @@
-"""Delivery location (RFC 0004 EVS-4), total order (EVS-7), acyclicity (EVS-14), agreed prefix
-(EVS-8) and transitional agreement (EVS-10)."""
+"""Delivery location (RFC 0004 EVS-11-4), total order (EVS-11-7), acyclicity (EVS-11-14), agreed
+prefix (EVS-11-8) and transitional agreement (EVS-11-10)."""
 
 from __future__ import annotations
 

@@ -8,26 +8,26 @@ internals, so they judge simulator runs and histories recorded from real process
 | checker | RFC requirement | EVS / paper |
 | --- | --- | --- |
 | streams | RFC 0004 §11 (per-incarnation streams) | |
-| identity | EVS-5 | Specs 1.3-1.4 |
-| no_duplicates | EVS-6 | Spec 1.4 |
-| no_creation | EVS-5 | Spec 1.2 |
-| config_agreement | EVS-1 | [P §4.1] |
-| ring_ids | EVS-2 | |
-| change_shape | EVS-3 | [P §3], §2 |
-| delivery_location | EVS-4 | Spec 1.3 |
-| total_order | EVS-7 | Specs 6.1-6.2 |
-| acyclic | EVS-14 | [P §4.2 fn 4] |
-| agreed_prefix | EVS-8 | Spec 6.3 |
-| virtual_synchrony | EVS-9 | Spec 4 |
-| self_delivery | EVS-11 | Spec 3 |
-| causal | EVS-12 | Spec 5 |
-| safe | EVS-13 | Specs 7.1-7.2 |
-| transitional_agreement | EVS-10 | [P §7.2] |
+| identity | EVS-11-5 | Specs 1.3-1.4 |
+| no_duplicates | EVS-11-6 | Spec 1.4 |
+| no_creation | EVS-11-5 | Spec 1.2 |
+| config_agreement | EVS-11-1 | [P §4.1] |
+| ring_ids | EVS-11-2 | |
+| change_shape | EVS-11-3 | [P §3], §2 |
+| delivery_location | EVS-11-4 | Spec 1.3 |
+| total_order | EVS-11-7 | Specs 6.1-6.2 |
+| acyclic | EVS-11-14 | [P §4.2 fn 4] |
+| agreed_prefix | EVS-11-8 | Spec 6.3 |
+| virtual_synchrony | EVS-11-9 | Spec 4 |
+| self_delivery | EVS-11-11 | Spec 3 |
+| causal | EVS-11-12 | Spec 5 |
+| safe | EVS-11-13 | Specs 7.1-7.2 |
+| transitional_agreement | EVS-11-10 | [P §7.2] |
 | origination_state | ORD-4.6-2, REC-6.2-3 (from State events) | [P §7.2] |
 | core_invariants | RFC 0003 §11 (Invariant events) | |
-| liveness | EVS-15 (and EVS-11's liveness part) | [P §4.1] termination |
-| no_spurious_change | EVS-15 | |
-| gather_bound | EVS-15 | |
+| liveness | EVS-11-15 (and EVS-11-11's liveness part) | [P §4.1] termination |
+| no_spurious_change | EVS-11-15 | |
+| gather_bound | EVS-11-15 | |
 """
 
 from __future__ import annotations

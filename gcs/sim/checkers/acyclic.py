@@ -1,10 +1,10 @@
-"""Global delivery-order acyclicity: RFC 0004 EVS-14 ([P §4.2] footnote 4, EVS Specs 6.1-6.2).
+"""Global delivery-order acyclicity: RFC 0004 EVS-11-14 ([P §4.2] footnote 4, EVS Specs 6.1-6.2).
 
 EVS requires one logical clock that orders every delivery and every configuration change
 consistently at all processes: the same mcast and the same configuration change get the same
 logical time everywhere. Pairwise order checks cannot establish that: three processes can
 each see a consistent pair while the three pairs together form a cycle. So build the graph
-EVS-14 prescribes: a vertex per mcast (``(origin ring, seq)``) and per configuration change
+EVS-11-14 prescribes: a vertex per mcast (``(origin ring, seq)``) and per configuration change
 (``ConfigKey``), an edge between consecutive events of each incarnation's stream, and require
 that it has no cycle of any length.
 
@@ -54,7 +54,7 @@ class _Graph:
 
 
 def check_acyclic(history: Source, params: CheckParams = DEFAULT_PARAMS) -> Verdict:
-    """The graph of mcasts and configuration changes, linked per stream, is acyclic (EVS-14)."""
+    """The graph of mcasts and configuration changes, linked per stream, is acyclic (EVS-11-14)."""
     idx = as_index(history)
     problems = Problems("acyclic")
     graph = _build(idx)

@@ -96,7 +96,7 @@ class ConfigKey:
 class ConfigView:
     """One incarnation's installation of one configuration, and what it delivered in it.
 
-    ``home`` is the number of the one ring whose mcasts may be delivered here (RFC 0004 EVS-4):
+    ``home`` is the number of the one ring whose mcasts may be delivered here (RFC 0004 EVS-11-4):
     the ring itself for a regular configuration, the previous regular ring for a transitional
     one (-1 if there is none).
     """
@@ -323,7 +323,7 @@ class HistoryIndex:
     def gap_steps(self) -> dict[Proc, list[GapStep]]:
         """Per incarnation, the deliveries made after it skipped an originated seq of the
         delivery's ring (computed once, on first use). Shared by the agreed-prefix rule
-        (EVS-8) and causality (EVS-12). Recovery carrier seqs have no Originate event and
+        (EVS-11-8) and causality (EVS-11-12). Recovery carrier seqs have no Originate event and
         are never gaps; in a valid history gaps occur only in transitional configurations.
         """
         if self._gap_steps is None:
@@ -501,7 +501,7 @@ def _add_originate(idx: HistoryIndex, view: ProcView, pos: int, event: Originate
 def _walk_gaps(idx: HistoryIndex, view: ProcView) -> list[GapStep]:
     """One pass over the incarnation's deliveries with a pointer per ring into the sorted
     originated seqs: the seqs the pointer passes without a delivery are gaps. Deliveries of
-    one ring are in increasing seq order (EVS-7), so a passed seq is never delivered later;
+    one ring are in increasing seq order (EVS-11-7), so a passed seq is never delivered later;
     if they are not, the gaps found are still real (delivered later than a higher seq).
     The common case, the delivery of exactly the next originated seq, costs one comparison."""
     pointers: dict[int, int] = {}

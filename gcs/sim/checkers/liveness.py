@@ -1,24 +1,24 @@
-"""Liveness and termination after the faults stop: RFC 0004 EVS-15, §9.2; RFC 0007 §5.4.
+"""Liveness and termination after the faults stop: RFC 0004 EVS-11-15, §9.2; RFC 0007 §5.4.
 
 Safety checkers judge every history; these need to know when the nemesis went quiet and who
 should be alive and connected afterwards (``CheckParams``), and say "unknown" without it (the
 VOPR two-phase idea: faults, then a healed core that must converge).
 
-* ``check_liveness`` (EVS-15, and EVS-11's liveness part): every expected-live incarnation is still
-  running, ends in one common regular configuration whose members are exactly the expected
+* ``check_liveness`` (EVS-11-15, and EVS-11-11's liveness part): every expected-live incarnation
+  is still running, ends in one common regular configuration whose members are exactly the expected
   nodes, installed by ``quiet_from_ns + liveness_bound_ns`` and never left. Every message they
   submitted (up to ``submit_cutoff_ns``) was originated and delivered by its own sender, and
   every mcast originated in the common configuration was delivered by all of them. Messages
   originated in earlier configurations are not required everywhere: EVS does not transfer
   state across a partition (set-full's ``:lost`` restated for EVS).
-* ``check_no_spurious_change`` (EVS-15): once settled, configurations change only because of a
+* ``check_no_spurious_change`` (EVS-11-15): once settled, configurations change only because of a
   fault. For the expected incarnations "settled" is when their common configuration formed in
   the quiet period (``settled_at``; a configuration that formed earlier may still react to a
   fault that just ended); for any other incarnation (say one isolated for good), and when no
   common configuration formed after the faults, it is ``quiet_from_ns + liveness_bound_ns``.
   A configuration installed later needs a ``Fault`` event between that moment and the
   installation.
-* ``check_gather_bound`` (EVS-15): no incarnation enters GATHER more than
+* ``check_gather_bound`` (EVS-11-15): no incarnation enters GATHER more than
   ``CheckParams.gather_bound`` times in a row without reaching OPERATIONAL (a membership
   livelock, RFC 0004 §8), read from ``State`` events.
 """
@@ -56,7 +56,7 @@ _NEEDS = "needs quiet_from_ns, liveness_bound_ns and expected_live"
 
 
 def check_liveness(history: Source, params: CheckParams = DEFAULT_PARAMS) -> Verdict:
-    """Expected incarnations converge on one configuration and deliver their messages (EVS-15)."""
+    """Expected incarnations converge on one configuration, deliver their messages (EVS-11-15)."""
     idx = as_index(history)
     problems = Problems("liveness")
     quiet, bound, expected = params.quiet_from_ns, params.liveness_bound_ns, params.expected_live
@@ -209,7 +209,7 @@ def _formation(key: ConfigKey, views: list[ProcView | None]) -> tuple[int | None
 
 
 def check_no_spurious_change(history: Source, params: CheckParams = DEFAULT_PARAMS) -> Verdict:
-    """After settling, every configuration change has a fault to explain it (EVS-15)."""
+    """After settling, every configuration change has a fault to explain it (EVS-11-15)."""
     idx = as_index(history)
     problems = Problems("no_spurious_change")
     quiet, bound = params.quiet_from_ns, params.liveness_bound_ns
@@ -236,7 +236,7 @@ def check_no_spurious_change(history: Source, params: CheckParams = DEFAULT_PARA
 
 
 def check_gather_bound(history: Source, params: CheckParams = DEFAULT_PARAMS) -> Verdict:
-    """At most ``gather_bound`` GATHER entries in a row without OPERATIONAL (EVS-15)."""
+    """At most ``gather_bound`` GATHER entries in a row without OPERATIONAL (EVS-11-15)."""
     idx = as_index(history)
     problems = Problems("gather_bound")
     bound = params.gather_bound

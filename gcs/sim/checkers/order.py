@@ -1,19 +1,19 @@
-"""Where and in what order messages are delivered: RFC 0004 EVS-4, EVS-7, EVS-8, EVS-10.
+"""Where and in what order messages are delivered: RFC 0004 EVS-11-4, EVS-11-7, EVS-11-8, EVS-10.
 
-* ``check_delivery_location`` (EVS-4, [P §4.2], EVS Spec 1.3): a delivery happens in the
+* ``check_delivery_location`` (EVS-11-4, [P §4.2], EVS Spec 1.3): a delivery happens in the
   incarnation's current configuration (the event repeats it) and an mcast originated on ring R
   is delivered only in regular configuration R or in the transitional configuration that
   follows R at that member. Being a member of R follows: the member installed R.
-* ``check_total_order`` (EVS-7, EVS Specs 6.1-6.2): each incarnation delivers the mcasts of one
+* ``check_total_order`` (EVS-11-7, EVS Specs 6.1-6.2): each incarnation delivers the mcasts of one
   origin ring in strictly increasing seq. Since seq names one mcast (``check_identity``), any
   two incarnations then deliver their common messages of R in the same relative order.
-* ``check_agreed_prefix`` (EVS-8, EVS Spec 6.3, [P §7.2]): in a regular configuration,
+* ``check_agreed_prefix`` (EVS-11-8, EVS Spec 6.3, [P §7.2]): in a regular configuration,
   delivering seq s of R means every originated seq below s was delivered first. In a
   transitional configuration a process may skip only messages of senders outside it, and
   (``CheckParams.strict_transitional_gap``) only messages whose sender is in it may follow a
   gap: the others might depend causally on the missing message (RFC 0004 §7.2).
   Recovery carrier seqs have no Originate event and are never gaps.
-* ``check_transitional_agreement`` (EVS-10, [P §7.2]): the members of one transitional
+* ``check_transitional_agreement`` (EVS-11-10, [P §7.2]): the members of one transitional
   configuration deliver the same sequence of old-ring messages in it; one that crashed while
   delivering it has a prefix of that sequence.
 """
@@ -51,7 +51,7 @@ def _describe(deliver: Deliver) -> str:
 
 
 def check_delivery_location(history: Source, params: CheckParams = DEFAULT_PARAMS) -> Verdict:
-    """Ring-R mcasts are delivered only in regular R or in the member's trans(R) (EVS-4)."""
+    """Ring-R mcasts are delivered only in regular R or in the member's trans(R) (EVS-11-4)."""
     idx = as_index(history)
     problems = Problems("delivery_location")
     for view in idx.procs.values():
@@ -82,7 +82,7 @@ def check_delivery_location(history: Source, params: CheckParams = DEFAULT_PARAM
 
 
 def check_total_order(history: Source, params: CheckParams = DEFAULT_PARAMS) -> Verdict:
-    """Per incarnation and origin ring, delivered seqs strictly increase (EVS-7)."""
+    """Per incarnation and origin ring, delivered seqs strictly increase (EVS-11-7)."""
     idx = as_index(history)
     problems = Problems("total_order")
     for view in idx.procs.values():
@@ -100,7 +100,7 @@ def check_total_order(history: Source, params: CheckParams = DEFAULT_PARAMS) -> 
 
 
 def check_agreed_prefix(history: Source, params: CheckParams = DEFAULT_PARAMS) -> Verdict:
-    """No gaps in regular configs; in transitional ones only the allowed gaps (EVS-8)."""
+    """No gaps in regular configs; in transitional ones only the allowed gaps (EVS-11-8)."""
     idx = as_index(history)
     problems = Problems("agreed_prefix")
     skipped = 0
@@ -164,7 +164,7 @@ def _check_transitional_gap(
 
 
 def check_transitional_agreement(history: Source, params: CheckParams = DEFAULT_PARAMS) -> Verdict:
-    """Members of one transitional configuration deliver one sequence in it (EVS-10)."""
+    """Members of one transitional configuration deliver one sequence in it (EVS-11-10)."""
     idx = as_index(history)
     problems = Problems("transitional_agreement")
     compared = 0

@@ -66,8 +66,8 @@ SAFETY_CHECKERS: tuple[Checker, ...] = (
 
 
 def check_all(history: Source, *, params: CheckParams = DEFAULT_PARAMS) -> list[Verdict]:
-    """Every safety checker, plus liveness (EVS-15) if ``params.quiet_from_ns`` is set and
-    the GATHER bound (EVS-15) if ``params.gather_bound`` is set."""
+    """Every safety checker, plus liveness (EVS-11-15) if ``params.quiet_from_ns`` is set and
+    the GATHER bound (EVS-11-15) if ``params.gather_bound`` is set."""
     with gc_paused():
         return _run(as_index(history), params)
 
