@@ -3,6 +3,7 @@ streams."""
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -93,6 +94,7 @@ def test_pending_member_gets_nothing_before_its_view() -> None:
     assert isinstance(view, View) and view.members == (Member(1, 7), Member(2, 5))
 
 
+@pytest.mark.req("API-3.3-1", "API-3.3-2")
 def test_departed_node_members_leave_with_a_transitional_view() -> None:
     model = RingModel((1, 2, 3))
     model.settle()
@@ -110,6 +112,7 @@ def test_departed_node_members_leave_with_a_transitional_view() -> None:
     assert model.nodes[2].logs[("g", 1)].events[-2:] == [trans, regular], "same views at node 2"
 
 
+@pytest.mark.req("API-3.3-1")
 def test_clean_node_leave_is_reported_as_leave() -> None:
     state = settled_state(members=(1, 2))
     state.add_local("g", 7)
@@ -123,6 +126,7 @@ def test_clean_node_leave_is_reported_as_leave() -> None:
     assert view.view_id == ViewId(R8, 0, 1)
 
 
+@pytest.mark.req("API-3.3-3")
 def test_join_of_a_departed_node_is_not_resurrected() -> None:
     """A join delivered after the transitional configuration that removed its node."""
     state = settled_state(members=(1, 2))
@@ -137,6 +141,7 @@ def test_join_of_a_departed_node_is_not_resurrected() -> None:
     assert state.stale_records == 1
 
 
+@pytest.mark.req("API-3.4-1", "API-3.4-2", "API-3.4-3")
 def test_merge_settles_only_after_every_announcement() -> None:
     state = settled_state()
     state.add_local("g", 7)
@@ -158,6 +163,7 @@ def test_merge_settles_only_after_every_announcement() -> None:
     assert view.reason.kind is ViewReason.NODE_UP and state.settled
 
 
+@pytest.mark.req("API-3.4-2")
 def test_stale_and_malformed_announcements() -> None:
     state = settled_state(members=(1, 2))
     merge = ChangeReason(ReasonKind.MERGE)

@@ -7,6 +7,7 @@ members saw, and once everything is merged and delivered every node must agree o
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -141,6 +142,7 @@ def _check_settled(model: RingModel) -> None:
             assert not last.transitional
 
 
+@pytest.mark.req("API-3.2-1", "API-3.5-1", "API-3.6-3")
 @given(st.data())
 def test_random_histories_keep_the_promises(data: st.DataObject) -> None:
     count = data.draw(st.integers(2, 4), label="nodes")

@@ -112,7 +112,8 @@ def _stop(proc: subprocess.Popen[Any]) -> None:
             stream.close()
 
 
-def test_a_connection_flood_under_1024_descriptors_then_a_crash_api_28(
+@pytest.mark.req("API-10.1-3")
+def test_a_connection_flood_under_1024_descriptors_then_a_crash(
     lab: NetLab, tmp_path: Path
 ) -> None:
     paths = _configs(tmp_path, lab)

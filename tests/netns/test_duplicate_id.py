@@ -152,7 +152,8 @@ def _metric(d: Daemons, node: int, port: int, name: str) -> str:
     return "\n".join(line for line in text.splitlines() if line.startswith(name))
 
 
-def test_an_impostor_with_the_same_node_id_is_reported_and_locks_nobody_out_sec_19_sec_20(
+@pytest.mark.req("SEC-7.1-1", "SEC-7.1-2")
+def test_an_impostor_with_the_same_node_id_is_reported_and_locks_nobody_out(
     daemons: Daemons,
 ) -> None:
     d = daemons

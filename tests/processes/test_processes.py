@@ -114,6 +114,7 @@ def test_kill_minus_nine_then_restart(loopback: MakeCluster, size: int) -> None:
     _final_judgement(cluster, f"kill -9 of node {victim}, restart")
 
 
+@pytest.mark.req("API-3.2-2")
 def test_clean_leave_gives_the_survivors_reason_leave(loopback: MakeCluster) -> None:
     """SIGTERM: the node leaves its group and the ring cleanly; nobody waits for a timeout.
 

@@ -48,7 +48,8 @@ def _forged_epochs(cluster: ProcCluster, key: bytes, ring: list[int]) -> dict[in
     return {epoch: forger.seal(frame) for epoch in range(10)}
 
 
-def test_authentic_datagrams_of_later_epochs_do_not_cut_their_sender_off_sec_21(
+@pytest.mark.req("SEC-8.3-2")
+def test_authentic_datagrams_of_later_epochs_do_not_cut_their_sender_off(
     loopback: MakeCluster,
 ) -> None:
     cluster = loopback(3, keyed=True)

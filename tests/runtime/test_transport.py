@@ -93,8 +93,9 @@ def check_destinations(core: Core, effect: Send | Multicast) -> str:
     return "mcast carrier" if frame.encapsulated is not None else "mcast"
 
 
+@pytest.mark.req("TRN-5-1", "TRN-4.1-2")
 @pytest.mark.parametrize("scenario", ["crash-restart", "partition-merge"])
-def test_every_frame_goes_to_the_destinations_of_the_table_trn_5_1_trn_4_2(
+def test_every_frame_goes_to_the_destinations_of_the_table(
     scenario: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Each Send/Multicast of every simulated core matches RFC 0009 §5 (seed 1)."""
@@ -151,7 +152,8 @@ def _driver(multicast: Any = None) -> tuple[Driver, ScriptedCore, list[tuple[byt
     return driver, core, sent
 
 
-async def test_a_frame_for_several_nodes_is_sealed_once_trn_4_1() -> None:
+@pytest.mark.req("TRN-4.1-1")
+async def test_a_frame_for_several_nodes_is_sealed_once() -> None:
     driver, core, sent = _driver()
     core.on_submit = [Multicast(MCAST, (2, 3)), Send(2, TOKEN), Send(2, TOKEN)]
     driver.submit(MCAST.records[0], False)
@@ -163,7 +165,8 @@ async def test_a_frame_for_several_nodes_is_sealed_once_trn_4_1() -> None:
     assert counters == [0, 0, 1, 2], "a frame sent again is sealed again (RFC 0005 SEC-11-2)"
 
 
-async def test_with_a_group_multicast_effects_go_once_to_it_tokens_stay_unicast_trn_6_1() -> None:
+@pytest.mark.req("TRN-6-1")
+async def test_with_a_group_multicast_effects_go_once_to_it_tokens_stay_unicast() -> None:
     group = ("239.255.71.9", 9000)
     driver, core, sent = _driver(multicast=group)
     core.on_submit = [Multicast(MCAST, (2, 3)), Send(3, TOKEN)]
@@ -171,7 +174,8 @@ async def test_with_a_group_multicast_effects_go_once_to_it_tokens_stay_unicast_
     assert [addr for _, addr in sent] == [group, ("127.0.0.1", 9003)]
 
 
-async def test_a_refused_send_is_counted_and_the_node_goes_on_trn_4_3() -> None:
+@pytest.mark.req("TRN-4.1-3")
+async def test_a_refused_send_is_counted_and_the_node_goes_on() -> None:
     """Port 0 is no destination: the kernel refuses the send; the driver counts it, no fail."""
     core = ScriptedCore()
     loop = asyncio.get_running_loop()
@@ -204,10 +208,11 @@ async def test_a_refused_send_is_counted_and_the_node_goes_on_trn_4_3() -> None:
         await driver.close()
 
 
-# ------------------------------------------------------------------ TRN-3.x-y: real sockets
+# ------------------------------------------------------------------ TRN §3: real sockets
 
 
-def test_one_address_family_per_configuration_trn_3_1() -> None:
+@pytest.mark.req("TRN-3.1-1")
+def test_one_address_family_per_configuration() -> None:
     nodes = {1: "127.0.0.1:5405", 2: "[::1]:5405"}
     with pytest.raises(ConfigError, match="mixes IPv4 and IPv6"):
         gcs.Config(cluster_name="t", node_id=1, nodes=nodes)
@@ -215,7 +220,8 @@ def test_one_address_family_per_configuration_trn_3_1() -> None:
         gcs.Config(cluster_name="t", node_id=1, nodes={1: "[::1]:5405"}, bind="0.0.0.0:5405")
 
 
-async def test_sources_are_ignored_answers_go_to_configured_addresses_trn_3_3(
+@pytest.mark.req("TRN-3.3-1", "TRN-3.2-1", "TRN-3.3-2")
+async def test_sources_are_ignored_answers_go_to_configured_addresses(
     tmp_path: Path,
 ) -> None:
     """TRN-3.2-1, TRN-3.3-1, TRN-3.3-2. Node 2 is a plain socket at its configured address: node 1

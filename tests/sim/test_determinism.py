@@ -12,6 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from gcs.sim.run import run
 from gcs.sim.scenario import load_scenario
 from gcs.sim.swarm import draw_scenario
@@ -41,6 +43,7 @@ def _digest_in_subprocess(kind: str, arg: str, seed: int, hash_seed: str) -> str
     return out.stdout.strip().splitlines()[-1]
 
 
+@pytest.mark.req("SIM-8-1", "SIM-2.2-1")
 def test_same_seed_same_digest_across_processes() -> None:
     scenario = str(ROOT / "simulations" / "scenarios" / "crash-restart.toml")
     first = _digest_in_subprocess("run", scenario, 7, "1")
@@ -49,6 +52,7 @@ def test_same_seed_same_digest_across_processes() -> None:
     assert len(first) == 64
 
 
+@pytest.mark.req("SIM-8-1", "SIM-2.2-1")
 def test_swarm_scenario_is_a_function_of_the_seed() -> None:
     first = _digest_in_subprocess("swarm", "-", 11, "3")
     second = _digest_in_subprocess("swarm", "-", 11, "99")

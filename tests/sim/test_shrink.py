@@ -39,6 +39,7 @@ SIX_STEPS = Scenario(
 )
 
 
+@pytest.mark.req("SIM-9-2")
 def test_six_fault_steps_shrink_to_one_crash() -> None:
     assert failing_checkers(run(SIX_STEPS, 1)) == []  # the real core passes
     with forget_ring_seq():

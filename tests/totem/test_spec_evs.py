@@ -63,6 +63,35 @@ SCENARIOS: dict[str, list[dict[str, Any]]] = {
 }
 
 
+@pytest.mark.req(
+    "EVS-11-1",
+    "EVS-11-15",
+    "ORD-9-2",
+    "EVS-11-2",
+    "EVS-11-3",
+    "EVS-11-4",
+    "EVS-11-5",
+    "EVS-11-6",
+    "EVS-11-7",
+    "EVS-11-8",
+    "EVS-11-9",
+    "EVS-11-10",
+    "EVS-11-11",
+    "EVS-11-12",
+    "EVS-11-13",
+    "EVS-11-14",
+    "GUAR-5-1",
+    "GUAR-5-2",
+    "GUAR-5-3",
+    "GUAR-5-4",
+    "GUAR-5-5",
+    "GUAR-5-6",
+    "GUAR-5-7",
+    "GUAR-5-8",
+    "GUAR-5-9",
+    "GUAR-5-10",
+    "GUAR-5-11",
+)
 @pytest.mark.parametrize("name", sorted(SCENARIOS))
 def test_evs_guarantees_hold_under_faults(name: str) -> None:
     """EVS-11-1 to EVS-11-15: every checker passes on a run with crashes, restarts, partitions

@@ -45,6 +45,7 @@ def originated(effects: list[object], me: int = 1) -> list[Mcast]:
 # ---------------------------------------------------------------------- §3 state and input
 
 
+@pytest.mark.req("ORD-3.1-1", "ORD-3.1-2")
 def test_each_ring_starts_from_fresh_state() -> None:
     """ORD-3.1-1, ORD-3.1-2: after a change, the new ring's queue holds only its own mcasts,
     numbered from 1, its token_seq restarted, and nothing of the old ring is delivered as the
@@ -70,6 +71,7 @@ def test_each_ring_starts_from_fresh_state() -> None:
     assert core.ring.token_seq < 1000
 
 
+@pytest.mark.req("ORD-3.2-1")
 def test_due_timers_fire_before_a_frame_is_handled() -> None:
     """ORD-3.2-1: a join arriving after the JOIN deadline is handled after the timer's own
     re-broadcast."""
@@ -82,6 +84,7 @@ def test_due_timers_fire_before_a_frame_is_handled() -> None:
     assert [sorted(j.proc_set) for j in joins] == [[1, 2], [1, 2, 3]]
 
 
+@pytest.mark.req("ORD-3.2-2")
 def test_frames_that_must_be_discarded() -> None:
     """ORD-3.2-2: frames before start-up completes, from itself, from unconfigured nodes, with
     a spoofed sender, and after leaving are discarded without effect."""
@@ -100,6 +103,7 @@ def test_frames_that_must_be_discarded() -> None:
     assert visible(node.receive(7, 2, join)) == [] and node.next_deadline_ns is None
 
 
+@pytest.mark.req("ORD-3.3-1")
 def test_mcasts_in_recovery() -> None:
     """ORD-3.3-1: in RECOVERY only mcasts of the ring being formed are stored, and nothing is
     delivered; others (the old ring's, a foreign ring's) are discarded."""
@@ -114,6 +118,7 @@ def test_mcasts_in_recovery() -> None:
     assert core.state is MembState.RECOVERY
 
 
+@pytest.mark.req("ORD-3.3-2", "ORD-7.1-2")
 def test_mcasts_of_the_installed_ring_in_gather_and_commit() -> None:
     """ORD-3.3-2, ORD-7.1-2: in GATHER an mcast of the installed ring is stored and delivered in
     the old regular configuration; in COMMIT it is discarded."""
@@ -127,6 +132,7 @@ def test_mcasts_of_the_installed_ring_in_gather_and_commit() -> None:
     assert 1 not in commit.ring.queue
 
 
+@pytest.mark.req("ORD-3.3-3")
 def test_foreign_mcasts() -> None:
     """ORD-3.3-3: an mcast of a ring with a higher seq is evidence of another ring (a merge);
     one of a ring with a lower or equal seq is discarded."""
@@ -141,6 +147,7 @@ def test_foreign_mcasts() -> None:
     assert str(core.gather_reason) == "merge 4"
 
 
+@pytest.mark.req("ORD-3.3-4", "ORD-3.3-5")
 def test_storing_mcasts() -> None:
     """ORD-3.3-4, ORD-3.3-5: mcasts from non-members and far beyond the window are discarded,
     duplicates are counted and not delivered twice, and an mcast retransmitted by a node other
@@ -159,6 +166,7 @@ def test_storing_mcasts() -> None:
 # ---------------------------------------------------------------------- §4 the token
 
 
+@pytest.mark.req("ORD-4.1-1", "ORD-4.1-2")
 def test_token_acceptance() -> None:
     """ORD-4.1-1, ORD-4.1-2: a token with an old token_seq or of another ring is discarded and
     does not re-arm the token-loss timer; an accepted one arms it at now + token_timeout_ns
@@ -178,6 +186,7 @@ def test_token_acceptance() -> None:
     assert core.timers.get(Timer.TOKEN_RETRANSMIT) == at + core.config.token_retransmit_ns
 
 
+@pytest.mark.req("ORD-4.2-1", "ORD-4.7-1", "ORD-4.4-1")
 def test_processing_order_of_one_visit() -> None:
     """ORD-4.2-1, ORD-4.7-1, ORD-4.4-1: on one visit the node first retransmits what is
     requested, then originates, then forwards the token to its successor, then delivers."""
@@ -196,6 +205,7 @@ def test_processing_order_of_one_visit() -> None:
     assert isinstance(deliver, Deliver) and deliver.seq == 2
 
 
+@pytest.mark.req("ORD-4.4-1")
 def test_rtr_entries_of_other_rings_and_stale_ones_are_removed() -> None:
     """ORD-4.4-1: entries for another ring and entries at or below safe_upto leave the list;
     an entry for a seq the node does not hold stays, in place."""
@@ -213,6 +223,7 @@ def test_rtr_entries_of_other_rings_and_stale_ones_are_removed() -> None:
     assert not [e for e in effects if isinstance(e, Multicast)]
 
 
+@pytest.mark.req("ORD-4.5-1", "ORD-4.5-2", "ORD-4.5-3")
 def test_holes_are_requested_after_miss_count_and_again_at_once() -> None:
     """ORD-4.5-1, ORD-4.5-2, ORD-4.5-3: seq 1 is requested on the fifth visit it is missing;
     while the request is on the token it is not added again; once it is gone (served, but
@@ -239,6 +250,7 @@ def test_holes_are_requested_after_miss_count_and_again_at_once() -> None:
     assert core.ring.miss_counts == {}
 
 
+@pytest.mark.req("ORD-5-1", "ORD-5-2")
 def test_aru_rule() -> None:
     """ORD-5-1, ORD-5-2: a node lowers the aru to what it has and names itself; it leaves a
     lower aru alone when another node is named; the named node (or anyone, when nobody is)
@@ -258,6 +270,7 @@ def test_aru_rule() -> None:
     assert (out.aru, out.aru_id) == (5, 0)
 
 
+@pytest.mark.req("ORD-4.9-1", "ORD-4.9-2", "ORD-4.9-3", "ORD-4.9-4")
 def test_token_hold_and_hold_cancel() -> None:
     """ORD-4.9-1, ORD-4.9-2, ORD-4.9-3, ORD-4.9-4: on an idle ring the representative holds the
     token (no retransmission armed, the hold timer instead); a non-representative that has seen
@@ -281,6 +294,7 @@ def test_token_hold_and_hold_cancel() -> None:
     assert not rep.timers.armed(Timer.HOLD) and rep.timers.armed(Timer.TOKEN_RETRANSMIT)
 
 
+@pytest.mark.req("ORD-4.9-2", "ORD-4.9-3")
 def test_hold_timer_and_submit_release_the_token() -> None:
     """ORD-4.9-2, ORD-4.9-3: the hold timer is armed at hold_timeout_ns; a submit at the
     representative releases the held token at once."""
@@ -294,6 +308,7 @@ def test_hold_timer_and_submit_release_the_token() -> None:
     assert [type(e) for e in effects] == [Send] and rep.ring.holding is None
 
 
+@pytest.mark.req("ORD-4.11-1")
 def test_timers_fire_in_the_specified_order() -> None:
     """ORD-4.11-1: JOIN and CONSENSUS due at once: the JOIN handler runs first (a join with an
     empty fail set), then CONSENSUS (the late nodes failed)."""
@@ -309,6 +324,7 @@ def test_timers_fire_in_the_specified_order() -> None:
 # ---------------------------------------------------------------------- §6 flow control
 
 
+@pytest.mark.req("ORD-6-1")
 def test_allowance_formula() -> None:
     """ORD-6-1: min(max_messages, window - fcc), then the backlog share (paper numerator, at
     least 1), never negative, in signed arithmetic."""
@@ -335,6 +351,7 @@ def test_allowance_formula() -> None:
     )
 
 
+@pytest.mark.req("ORD-6-3")
 def test_token_fcc_and_backlog_update() -> None:
     """ORD-6-3: each node replaces its own previous contribution to fcc and backlog."""
     flow = FlowState()
@@ -344,6 +361,7 @@ def test_token_fcc_and_backlog_update() -> None:
     assert update_token(0, 0, 0, 0, FlowState(my_trc=5, my_pbl=5)) == (0, 0)
 
 
+@pytest.mark.req("ORD-6-2")
 def test_retransmissions_come_out_of_the_allowance_first() -> None:
     """ORD-6-2: with max_messages 2 and two requests it can serve, a node retransmits both and
     originates nothing on that visit."""
@@ -359,6 +377,7 @@ def test_retransmissions_come_out_of_the_allowance_first() -> None:
     assert out.fcc == 2
 
 
+@pytest.mark.req("ORD-6-1")
 def test_sort_window_limits_origination() -> None:
     """ORD-6-1: a node never originates beyond released + sort_window."""
     core, now = operational(sort_window=4)
@@ -371,6 +390,7 @@ def test_sort_window_limits_origination() -> None:
 # ---------------------------------------------------------------------- §7.4 GC, §11 invariants
 
 
+@pytest.mark.req("ORD-7.4-1")
 def test_garbage_collection() -> None:
     """ORD-7.4-1: mcasts that are safe and delivered are released on the next token; nothing is
     released in GATHER."""
@@ -387,6 +407,7 @@ def test_garbage_collection() -> None:
     assert 4 in core.ring.queue and core.ring.queue.released == 3
 
 
+@pytest.mark.req("ORD-11-1", "ORD-11-2", "ORD-11-3")
 def test_invariant_checks_raise_with_their_id() -> None:
     """ORD-11-1, ORD-11-2, ORD-11-3: the checks raise InvariantViolation naming the requirement."""
     invariant(True, "ORD-11-2", "fine")
@@ -394,6 +415,7 @@ def test_invariant_checks_raise_with_their_id() -> None:
         invariant(False, "ORD-11-1", "rtr list of 31 entries")
 
 
+@pytest.mark.req("ORD-11-1", "ORD-11-2", "ORD-11-3")
 def test_invariants_hold_under_loss() -> None:
     """ORD-11-1, ORD-11-2, ORD-11-3: on a lossy ring with a two-entry rtr list and a small per-visit
     budget, no token carries more than rtr_max entries or an aru above its seq, no visit sends
@@ -423,6 +445,7 @@ def test_invariants_hold_under_loss() -> None:
             assert len(sent) <= 4
 
 
+@pytest.mark.req("ORD-9-2", "ORD-9-1")
 def test_accelerated_ring_sends_new_mcasts_after_the_token() -> None:
     """ORD-9-2: with accelerated = true, the visit's retransmissions still precede the token,
     its new mcasts follow it (in order), and deliveries come last. ORD-9-1: with the default
@@ -440,6 +463,7 @@ def test_accelerated_ring_sends_new_mcasts_after_the_token() -> None:
     assert out.seq == 3
 
 
+@pytest.mark.req("ORD-6.1-1")
 def test_adaptive_window_halves_once_per_rotation_and_grows_back() -> None:
     """ORD-6.1-1: a loss signal halves the window at most once per rotation, never below
     window_min; clean visits add one back up to window_size."""
@@ -461,6 +485,7 @@ def test_adaptive_window_halves_once_per_rotation_and_grows_back() -> None:
     assert [visit(17 + i, False) for i in range(3)] == [9, 10, 11]
 
 
+@pytest.mark.req("ORD-6.1-1")
 def test_adaptive_window_keeps_every_guarantee_under_loss() -> None:
     """ORD-6.1-1: with the adaptive window on, a lossy run passes every checker and the window
     really shrank below window_size at some node."""

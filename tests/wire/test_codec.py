@@ -47,6 +47,7 @@ def raw(*items: Any) -> bytes:
 # ---------------------------------------------------------------- round trips (WIRE-8.1-11)
 
 
+@pytest.mark.req("WIRE-8.1-11", "WIRE-5-2")
 @pytest.mark.parametrize(
     "strategy",
     [
@@ -60,7 +61,7 @@ def raw(*items: Any) -> bytes:
     ],
     ids=["orf_token", "mcast", "memb_join", "memb_leave", "commit", "merge_detect", "hold_cancel"],
 )
-def test_round_trip_each_frame_type_wire_16(strategy: st.SearchStrategy[Frame]) -> None:
+def test_round_trip_each_frame_type(strategy: st.SearchStrategy[Frame]) -> None:
     """WIRE-8.1-11: decode(encode(f)) == f for every valid frame of every type."""
 
     @s.PROPERTY
@@ -82,9 +83,10 @@ def test_strategies_cover_every_frame_type() -> None:
         assert type(find(s.frames(), lambda f, cls=cls: type(f) is cls, settings=quick)) is cls
 
 
+@pytest.mark.req("WIRE-8.1-11")
 @s.PROPERTY
 @given(s.mcasts)
-def test_decoded_records_are_plain_records_wire_16(mcast: Mcast) -> None:
+def test_decoded_records_are_plain_records(mcast: Mcast) -> None:
     """The fast slot-setting constructor builds objects equal to, and hashing like, normal ones."""
     back = decode_frame(encode_frame(mcast, CID), CID)
     assert isinstance(back, Mcast)
@@ -100,7 +102,8 @@ def test_decoded_records_are_plain_records_wire_16(mcast: Mcast) -> None:
     assert hash(back.ring_id) == hash(mcast.ring_id)
 
 
-def test_sets_encode_sorted_and_flags_as_plain_ints_wire_2() -> None:
+@pytest.mark.req("WIRE-5-2")
+def test_sets_encode_sorted_and_flags_as_plain_ints() -> None:
     join = MembJoin(3, frozenset({300, 2, 17}), frozenset({17}), 4)
     assert cbor2.loads(encode_frame(join, CID)) == [1, CID, 3, 3, [2, 17, 300], [17], 4]
     flags = RecordFlags.FIRST | RecordFlags.SAFE
@@ -131,7 +134,8 @@ def test_encode_rejects_non_frames_and_bad_cluster_ids() -> None:
 # ---------------------------------------------------------------- strict decoding
 
 
-def test_every_tag_is_rejected_including_the_ones_cbor2_understands_wire_3() -> None:
+@pytest.mark.req("WIRE-8.1-1")
+def test_every_tag_is_rejected_including_the_ones_cbor2_understands() -> None:
     """WIRE-8.1-1: bignums, shared and string references, dates, self-describe: all refused."""
     tags = [*range(64), 256, 258, 259, 260, 261, 1004, 55799, (1 << 32) - 1, (1 << 64) - 1]
     prefix = b"\x85" + b"".join(cbor2.dumps(item) for item in (1, CID, 2, 1)) + b"\x82\x01"
@@ -141,7 +145,8 @@ def test_every_tag_is_rejected_including_the_ones_cbor2_understands_wire_3() -> 
         assert reason_of(prefix + head + b"\x08") is DropReason.CBOR, tag  # ring seq 8, tagged
 
 
-def test_indefinite_lengths_and_deep_nesting_are_rejected_wire_4() -> None:
+@pytest.mark.req("WIRE-8.1-2")
+def test_indefinite_lengths_and_deep_nesting_are_rejected() -> None:
     good = raw(1, CID, 2, 1, [1, 8])
     assert reason_of(b"\x9f" + good[1:] + b"\xff") is DropReason.CBOR
     assert reason_of(b"\x81" * 5 + b"\x01") is DropReason.CBOR
@@ -150,13 +155,15 @@ def test_indefinite_lengths_and_deep_nesting_are_rejected_wire_4() -> None:
     assert decode_frame(encode_frame(token, CID), CID) == token
 
 
-def test_trailing_bytes_are_rejected_wire_5() -> None:
+@pytest.mark.req("WIRE-8.1-3")
+def test_trailing_bytes_are_rejected() -> None:
     good = raw(1, CID, 2, 1, [1, 8])
     assert decode_frame(good, CID) == MembMergeDetect(1, R)
     assert reason_of(good + b"\x00") is DropReason.TRAILING_BYTES
     assert reason_of(good + good) is DropReason.TRAILING_BYTES
 
 
+@pytest.mark.req("WIRE-8.1-4")
 @pytest.mark.parametrize(
     ("items", "reason"),
     [
@@ -177,11 +184,12 @@ def test_trailing_bytes_are_rejected_wire_5() -> None:
         ((1, CID, 1, 1, [1, 8], 1, 0, [], None), DropReason.TYPE),
     ],
 )
-def test_exact_types_wire_6(items: tuple[Any, ...], reason: DropReason) -> None:
+def test_exact_types(items: tuple[Any, ...], reason: DropReason) -> None:
     """WIRE-8.1-4: no implicit conversions between CBOR types."""
     assert reason_of(raw(*items)) is reason
 
 
+@pytest.mark.req("WIRE-8.1-5")
 @pytest.mark.parametrize(
     "items",
     [
@@ -193,10 +201,11 @@ def test_exact_types_wire_6(items: tuple[Any, ...], reason: DropReason) -> None:
         (1, CID),
     ],
 )
-def test_exact_array_lengths_wire_7(items: tuple[Any, ...]) -> None:
+def test_exact_array_lengths(items: tuple[Any, ...]) -> None:
     assert reason_of(raw(*items)) is DropReason.SHAPE
 
 
+@pytest.mark.req("WIRE-8.1-6")
 @pytest.mark.parametrize(
     "items",
     [
@@ -211,18 +220,20 @@ def test_exact_array_lengths_wire_7(items: tuple[Any, ...]) -> None:
         (1, CID, 4, [1, 8], 1, 0, [[0, [1, 8], 0, 0, False]]),
     ],
 )
-def test_integer_ranges_wire_8(items: tuple[Any, ...]) -> None:
+def test_integer_ranges(items: tuple[Any, ...]) -> None:
     assert reason_of(raw(*items)) is DropReason.RANGE
 
 
-def test_u64_and_node_id_extremes_are_accepted_wire_8() -> None:
+@pytest.mark.req("WIRE-8.1-6")
+def test_u64_and_node_id_extremes_are_accepted() -> None:
     top = (1 << 64) - 1
     node = (1 << 32) - 1
     frame = decode_frame(raw(1, CID, 2, node, [node, top]), CID)
     assert frame == MembMergeDetect(node, RingId(seq=top, rep=node))
 
 
-def test_list_and_size_limits_wire_9() -> None:
+@pytest.mark.req("WIRE-7-1")
+def test_list_and_size_limits() -> None:
     small = WireLimits(max_rtr_entries=2, max_nodes=3, max_records=2, max_group_bytes=4)
     rtr = [[[1, 8], n] for n in range(3)]
     assert reason_of(raw(1, CID, 0, [1, 8], 1, 2, 2, 0, 0, 0, False, rtr), small) is (
@@ -250,19 +261,22 @@ def test_list_and_size_limits_wire_9() -> None:
     assert decode_frame(frame, CID, WireLimits(max_datagram_bytes=2000)).seq == 1  # type: ignore[union-attr]
 
 
-def test_group_names_exactly_at_the_limit_pass_wire_9() -> None:
+@pytest.mark.req("WIRE-7-1")
+def test_group_names_exactly_at_the_limit_pass() -> None:
     for name in ("g" * 255, "é" * 127 + "g"):
         frame = raw(1, CID, 1, 1, [1, 8], 1, False, [[name, 1, 0, b""]], None)
         assert decode_frame(frame, CID).records[0].group == name  # type: ignore[union-attr]
 
 
+@pytest.mark.req("WIRE-8.1-7")
 @pytest.mark.parametrize("proc", [[2, 1], [1, 1], [1, 3, 2]])
-def test_sets_must_be_strictly_ascending_wire_10(proc: list[int]) -> None:
+def test_sets_must_be_strictly_ascending(proc: list[int]) -> None:
     assert reason_of(raw(1, CID, 3, 1, proc, [], 8)) is DropReason.NOT_CANONICAL
     assert reason_of(raw(1, CID, 3, 1, [], proc, 8)) is DropReason.NOT_CANONICAL
 
 
-def test_record_flags_wire_11() -> None:
+@pytest.mark.req("WIRE-4.2.1-1")
+def test_record_flags() -> None:
     def mcast(safe: bool, flags: int) -> bytes:
         return raw(1, CID, 1, 1, [1, 8], 1, safe, [["g", 1, flags, b""]], None)
 
@@ -277,7 +291,8 @@ def test_record_flags_wire_11() -> None:
             assert reason_of(mcast(safe, flags)) is DropReason.RANGE
 
 
-def test_encapsulation_rules_wire_12() -> None:
+@pytest.mark.req("WIRE-4.2.2-1")
+def test_encapsulation_rules() -> None:
     inner = [4, [1, 8], 17, False, [["g", 1, 0, b"x"]], None]
     ok = decode_frame(raw(1, CID, 1, 1, [1, 12], 1, True, [], inner), CID)
     assert isinstance(ok, Mcast) and ok.encapsulated is not None
@@ -293,7 +308,8 @@ def test_encapsulation_rules_wire_12() -> None:
     assert reason_of(raw(1, CID, 1, 1, [1, 12], 1, False, [], [4, [1, 8]])) is DropReason.SHAPE
 
 
-def test_version_cluster_and_type_wire_13() -> None:
+@pytest.mark.req("WIRE-8.1-8")
+def test_version_cluster_and_type() -> None:
     assert reason_of(raw(2, CID, 2, 1, [1, 8])) is DropReason.BAD_VERSION
     assert reason_of(raw(True, CID, 2, 1, [1, 8])) is DropReason.BAD_VERSION
     assert reason_of(raw(1, CID + 1, 2, 1, [1, 8])) is DropReason.WRONG_CLUSTER
@@ -301,7 +317,8 @@ def test_version_cluster_and_type_wire_13() -> None:
         assert reason_of(raw(1, CID, code, 1, [1, 8])) is DropReason.UNKNOWN_TYPE
 
 
-def test_protocol_rules_are_not_checked_wire_14() -> None:
+@pytest.mark.req("WIRE-8.1-9")
+def test_protocol_rules_are_not_checked() -> None:
     """WIRE-8.1-9: a fail set outside the proc set, aru > seq, unsorted commit members all
     decode."""
     join = decode_frame(raw(1, CID, 3, 1, [1], [5, 6], 0), CID)
@@ -315,6 +332,7 @@ def test_protocol_rules_are_not_checked_wire_14() -> None:
 # ---------------------------------------------------------------- bombs (WIRE-8.1-10)
 
 
+@pytest.mark.req("WIRE-8.1-10")
 @pytest.mark.parametrize(
     "head",
     [
@@ -326,7 +344,7 @@ def test_protocol_rules_are_not_checked_wire_14() -> None:
         b"\x9a\xff\xff\xff\xff",
     ],
 )
-def test_huge_length_claims_fail_fast_without_allocating_wire_15(head: bytes) -> None:
+def test_huge_length_claims_fail_fast_without_allocating(head: bytes) -> None:
     data = head + bytes(1400)
     tracemalloc.start()
     started = time.perf_counter()

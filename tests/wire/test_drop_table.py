@@ -12,6 +12,8 @@ import json
 import re
 from typing import Any
 
+import pytest
+
 from gcs.wire.errors import DropReason
 from tools.make_vectors import VECTORS
 
@@ -62,7 +64,8 @@ def test_rows_are_numbered_in_order() -> None:
     assert datagram == [f"D{i}" for i in range(1, len(datagram) + 1)]
 
 
-def test_every_row_has_vectors_with_its_reason_wire_8_1() -> None:
+@pytest.mark.req("WIRE-8.2-1")
+def test_every_row_has_vectors_with_its_reason() -> None:
     for row, reasons, names in ROWS:
         assert names, f"row {row} has no vector"
         for name in names:

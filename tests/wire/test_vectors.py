@@ -97,8 +97,9 @@ def test_every_frame_type_and_suite_has_a_valid_vector() -> None:
     assert aes_types == types
 
 
+@pytest.mark.req("WIRE-4-1")
 @pytest.mark.parametrize("vector", VALID["vectors"], ids=ids(VALID))
-def test_frame_layout_wire_1(vector: dict[str, Any]) -> None:
+def test_frame_layout(vector: dict[str, Any]) -> None:
     """WIRE-4-1: one array, [1, cluster id, type code, fields...], of the type's fixed length."""
     item = cbor2.loads(bytes.fromhex(vector["cbor"]))
     code = FrameType[vector["frame"]["type"].upper()]
@@ -107,8 +108,9 @@ def test_frame_layout_wire_1(vector: dict[str, Any]) -> None:
     assert len(item) == widths[code]
 
 
+@pytest.mark.req("WIRE-5-2")
 @pytest.mark.parametrize("vector", VALID["vectors"], ids=ids(VALID))
-def test_valid_vector_encodes_and_seals_byte_for_byte_wire_2(vector: dict[str, Any]) -> None:
+def test_valid_vector_encodes_and_seals_byte_for_byte(vector: dict[str, Any]) -> None:
     frame = frame_from_json(vector["frame"])
     assert frame_to_json(frame) == vector["frame"]
     body = encode_frame(frame, CID)
@@ -138,7 +140,8 @@ def test_valid_vector_decodes_and_opens_to_its_fields(vector: dict[str, Any]) ->
     assert channel.open(bytes.fromhex(sealed["datagram"])) == (sealed["sender"], frame)
 
 
-def test_a_channel_reproduces_the_counter_zero_vectors_sec_16() -> None:
+@pytest.mark.req("SEC-11-1")
+def test_a_channel_reproduces_the_counter_zero_vectors() -> None:
     """SEC-11-1: a fresh Channel's first datagram is exactly the published one."""
     checked = 0
     for vector in VALID["vectors"]:
@@ -171,8 +174,9 @@ def test_invalid_frame_vector_fails_with_its_reason(vector: dict[str, Any]) -> N
         decode_frame(bytes.fromhex(vector["cbor"]), CID)
 
 
+@pytest.mark.req("WIRE-5-1")
 @pytest.mark.parametrize("vector", NONCANONICAL["vectors"], ids=ids(NONCANONICAL))
-def test_noncanonical_encodings_are_accepted_wire_5_1(vector: dict[str, Any]) -> None:
+def test_noncanonical_encodings_are_accepted(vector: dict[str, Any]) -> None:
     """WIRE-5-1: longer-than-needed heads decode to their values; the sender's form is canonical."""
     frame = frame_from_json(vector["frame"])
     assert decode_frame(bytes.fromhex(vector["cbor"]), CID) == frame
@@ -217,8 +221,9 @@ def test_invalid_datagram_vector_fails_with_its_reason(vector: dict[str, Any]) -
     assert channel.drops[DropReason(vector["reason"])] == 1
 
 
+@pytest.mark.req("SEC-7.1-1", "SEC-8.3-2")
 @pytest.mark.parametrize("vector", SEQUENCES["vectors"], ids=ids(SEQUENCES))
-def test_datagram_sequence_vector_sec_19_sec_21(vector: dict[str, Any]) -> None:
+def test_datagram_sequence_vector(vector: dict[str, Any]) -> None:
     """Boots and epochs in time: each step accepted or dropped exactly as published."""
     channel = receiver_channel(vector["receiver"])
     for n, step in enumerate(vector["steps"]):
@@ -239,7 +244,8 @@ def test_invalid_datagrams_cover_every_datagram_level_reason() -> None:
     assert reasons == set(DropReason)
 
 
-def test_key_schedule_vectors_sec_4() -> None:
+@pytest.mark.req("SEC-4.2-1")
+def test_key_schedule_vectors() -> None:
     """SEC-4.2-1: extract and expand byte-exact, and the same as cryptography's HKDF."""
     key = bytes.fromhex(KEYS["key"])
     name = KEYS["cluster_name"]

@@ -21,6 +21,7 @@ from collections import deque
 from collections.abc import Iterator
 
 from gcs.sim.checkers.index import HistoryIndex, ProcView, Source, as_index
+from gcs.sim.checkers.judges import judges
 from gcs.sim.checkers.params import DEFAULT_PARAMS, CheckParams
 from gcs.sim.checkers.verdict import Problems, Verdict, fmt_proc, fmt_t
 
@@ -53,6 +54,7 @@ class _Graph:
         return vid
 
 
+@judges("GUAR-5-10", "EVS-11-14")
 def check_acyclic(history: Source, params: CheckParams = DEFAULT_PARAMS) -> Verdict:
     """The graph of mcasts and configuration changes, linked per stream, is acyclic (EVS-11-14)."""
     idx = as_index(history)

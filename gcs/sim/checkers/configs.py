@@ -34,6 +34,7 @@ from gcs.sim.checkers.index import (
     Source,
     as_index,
 )
+from gcs.sim.checkers.judges import judges
 from gcs.sim.checkers.params import DEFAULT_PARAMS, CheckParams
 from gcs.sim.checkers.verdict import Problems, Verdict, fmt_proc, fmt_t
 from gcs.wire.frames import RingId
@@ -45,6 +46,7 @@ def fmt_nodes(nodes: Iterable[int]) -> str:
     return "{" + ",".join(str(n) for n in sorted(nodes)) + "}"
 
 
+@judges("GUAR-5-5", "EVS-11-1")
 def check_config_agreement(history: Source, params: CheckParams = DEFAULT_PARAMS) -> Verdict:
     """Same configuration key ⇒ same members; left/joined derived from members (EVS-11-1)."""
     idx = as_index(history)
@@ -100,6 +102,7 @@ def _compare_list(
         )
 
 
+@judges("GUAR-5-6", "EVS-11-2")
 def check_ring_ids(history: Source, params: CheckParams = DEFAULT_PARAMS) -> Verdict:
     """Ring seqs strictly increase per incarnation and across restarts (EVS-11-2)."""
     idx = as_index(history)
@@ -208,6 +211,7 @@ def _check_persist_before_install(view: ProcView, problems: Problems) -> None:
             )
 
 
+@judges("GUAR-5-7", "EVS-11-3")
 def check_change_shape(history: Source, params: CheckParams = DEFAULT_PARAMS) -> Verdict:
     """Singleton first; regular, (transitional, regular)*; trans = members from my old ring."""
     idx = as_index(history)

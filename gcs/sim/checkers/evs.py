@@ -37,6 +37,7 @@ from gcs.sim.checkers.index import (
     Source,
     as_index,
 )
+from gcs.sim.checkers.judges import judges
 from gcs.sim.checkers.params import DEFAULT_PARAMS, CheckParams
 from gcs.sim.checkers.verdict import Problems, Proc, Verdict, fmt_ids, fmt_proc, fmt_t
 
@@ -50,6 +51,7 @@ def _mcasts_text(idx: HistoryIndex, mcasts: Iterable[Mcast], limit: int = 5) -> 
     return "[" + "; ".join(parts) + more + "]"
 
 
+@judges("GUAR-5-8", "EVS-11-9")
 def check_virtual_synchrony(history: Source, params: CheckParams = DEFAULT_PARAMS) -> Verdict:
     """Same C → same next configuration ⇒ same set delivered in C (EVS-11-9)."""
     idx = as_index(history)
@@ -86,6 +88,7 @@ def _next_time(config: ConfigView) -> int:
     return config.next.time_ns if config.next is not None else config.time_ns
 
 
+@judges("GUAR-5-3", "EVS-11-11")
 def check_self_delivery(history: Source, params: CheckParams = DEFAULT_PARAMS) -> Verdict:
     """A sender that survives to its next regular configuration delivered its mcasts (EVS-11-11)."""
     idx = as_index(history)
@@ -119,6 +122,7 @@ def check_self_delivery(history: Source, params: CheckParams = DEFAULT_PARAMS) -
     return problems.verdict({"excused_by_failure": excused, "pending_at_end": pending})
 
 
+@judges("GUAR-5-4", "EVS-11-12")
 def check_causal(history: Source, params: CheckParams = DEFAULT_PARAMS) -> Verdict:
     """FIFO per sender and ring, and send-after-deliver within a configuration (EVS-11-12).
 
@@ -200,6 +204,7 @@ def _check_gap_causality(
             )
 
 
+@judges("GUAR-5-9", "EVS-11-13")
 def check_safe(history: Source, params: CheckParams = DEFAULT_PARAMS) -> Verdict:
     """Safe in c ⇒ every member of c delivers it in c or trans(c), or fails (EVS-11-13).
 

@@ -35,6 +35,7 @@ from gcs.sim.checkers.index import (
     Source,
     as_index,
 )
+from gcs.sim.checkers.judges import judges
 from gcs.sim.checkers.params import DEFAULT_PARAMS, CheckParams
 from gcs.sim.checkers.verdict import (
     Problems,
@@ -56,6 +57,7 @@ __all__ = [
 ]
 
 
+@judges()
 def check_streams(history: Source, params: CheckParams = DEFAULT_PARAMS) -> Verdict:
     """Well-formed per-incarnation streams (the premise of every other checker)."""
     idx = as_index(history)
@@ -115,6 +117,7 @@ def _check_incarnation_order(idx: HistoryIndex, problems: Problems) -> None:
             )
 
 
+@judges("GUAR-5-2", "EVS-11-5")
 def check_identity(history: Source, params: CheckParams = DEFAULT_PARAMS) -> Verdict:
     """msg_id -> (origin ring, seq, sender) and mcast -> (sender, ids) are functions (EVS-11-5).
 
@@ -152,6 +155,7 @@ def check_identity(history: Source, params: CheckParams = DEFAULT_PARAMS) -> Ver
     return problems.verdict(stats)
 
 
+@judges("GUAR-5-2", "EVS-11-6")
 def check_no_duplicates(history: Source, params: CheckParams = DEFAULT_PARAMS) -> Verdict:
     """Each incarnation delivers each message id and each mcast at most once (EVS-11-6).
 
@@ -213,6 +217,7 @@ def _check_delivered_once(
             )
 
 
+@judges("GUAR-5-2", "EVS-11-5")
 def check_no_creation(history: Source, params: CheckParams = DEFAULT_PARAMS) -> Verdict:
     """Everything delivered was submitted, then originated once, by its sender (EVS-11-5)."""
     idx = as_index(history)
@@ -336,6 +341,7 @@ def _check_sent_once(idx: HistoryIndex, problems: Problems) -> None:
         )
 
 
+@judges("REC-6.2-3")
 def check_origination_state(history: Source, params: CheckParams = DEFAULT_PARAMS) -> Verdict:
     """Mcasts are originated only in OPERATIONAL (ORD-4.6-2, REC-6.2-3, [P §7.2]: "no new
     application messages are originated in RECOVERY"; in GATHER and COMMIT there is no ring token).
@@ -364,6 +370,7 @@ def check_origination_state(history: Source, params: CheckParams = DEFAULT_PARAM
     return problems.verdict({"incarnations_judged": judged})
 
 
+@judges("ORD-11-1", "ORD-11-2", "ORD-11-3")
 def check_core_invariants(history: Source, params: CheckParams = DEFAULT_PARAMS) -> Verdict:
     """Any InvariantViolation raised by a core fails the run (RFC 0003 §11)."""
     idx = as_index(history)

@@ -37,6 +37,7 @@ from gcs.sim.checkers.index import (
     Source,
     as_index,
 )
+from gcs.sim.checkers.judges import judges
 from gcs.sim.checkers.params import DEFAULT_PARAMS, CheckParams
 from gcs.sim.checkers.verdict import (
     Problems,
@@ -55,6 +56,7 @@ __all__ = ["check_gather_bound", "check_liveness", "check_no_spurious_change", "
 _NEEDS = "needs quiet_from_ns, liveness_bound_ns and expected_live"
 
 
+@judges("GUAR-5-11", "EVS-11-15")
 def check_liveness(history: Source, params: CheckParams = DEFAULT_PARAMS) -> Verdict:
     """Expected incarnations converge on one configuration, deliver their messages (EVS-11-15)."""
     idx = as_index(history)
@@ -208,6 +210,7 @@ def _formation(key: ConfigKey, views: list[ProcView | None]) -> tuple[int | None
     return formed, left
 
 
+@judges("GUAR-5-11", "EVS-11-15")
 def check_no_spurious_change(history: Source, params: CheckParams = DEFAULT_PARAMS) -> Verdict:
     """After settling, every configuration change has a fault to explain it (EVS-11-15)."""
     idx = as_index(history)
@@ -235,6 +238,7 @@ def check_no_spurious_change(history: Source, params: CheckParams = DEFAULT_PARA
     return problems.verdict(stats)
 
 
+@judges("EVS-11-15")
 def check_gather_bound(history: Source, params: CheckParams = DEFAULT_PARAMS) -> Verdict:
     """At most ``gather_bound`` GATHER entries in a row without OPERATIONAL (EVS-11-15)."""
     idx = as_index(history)

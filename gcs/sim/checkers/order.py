@@ -32,6 +32,7 @@ from gcs.sim.checkers.index import (
     Source,
     as_index,
 )
+from gcs.sim.checkers.judges import judges
 from gcs.sim.checkers.params import DEFAULT_PARAMS, CheckParams
 from gcs.sim.checkers.verdict import Problems, Verdict, fmt_ids, fmt_mcast, fmt_proc, fmt_t
 
@@ -50,6 +51,7 @@ def _describe(deliver: Deliver) -> str:
     )
 
 
+@judges("GUAR-5-7", "EVS-11-4")
 def check_delivery_location(history: Source, params: CheckParams = DEFAULT_PARAMS) -> Verdict:
     """Ring-R mcasts are delivered only in regular R or in the member's trans(R) (EVS-11-4)."""
     idx = as_index(history)
@@ -81,6 +83,7 @@ def check_delivery_location(history: Source, params: CheckParams = DEFAULT_PARAM
     return problems.verdict()
 
 
+@judges("GUAR-5-1", "EVS-11-7")
 def check_total_order(history: Source, params: CheckParams = DEFAULT_PARAMS) -> Verdict:
     """Per incarnation and origin ring, delivered seqs strictly increase (EVS-11-7)."""
     idx = as_index(history)
@@ -99,6 +102,7 @@ def check_total_order(history: Source, params: CheckParams = DEFAULT_PARAMS) -> 
     return problems.verdict()
 
 
+@judges("GUAR-5-1", "EVS-11-8")
 def check_agreed_prefix(history: Source, params: CheckParams = DEFAULT_PARAMS) -> Verdict:
     """No gaps in regular configs; in transitional ones only the allowed gaps (EVS-11-8)."""
     idx = as_index(history)
@@ -163,6 +167,7 @@ def _check_transitional_gap(
     )
 
 
+@judges("GUAR-5-8", "EVS-11-10")
 def check_transitional_agreement(history: Source, params: CheckParams = DEFAULT_PARAMS) -> Verdict:
     """Members of one transitional configuration deliver one sequence in it (EVS-11-10)."""
     idx = as_index(history)
