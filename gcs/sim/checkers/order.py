@@ -1,4 +1,4 @@
-"""Where and in what order messages are delivered: RFC 0004 EVS-11-4, EVS-11-7, EVS-11-8, EVS-10.
+"""Where and in what order messages are delivered: RFC 0004 EVS-11-4, EVS-11-7, EVS-11-8, EVS-11-10.
 
 * ``check_delivery_location`` (EVS-11-4, [P §4.2], EVS Spec 1.3): a delivery happens in the
   incarnation's current configuration (the event repeats it) and an mcast originated on ring R
