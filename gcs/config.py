@@ -2,7 +2,7 @@
 
 Why one frozen value: every node of a cluster must agree on its timers and limits, so the
 configuration is read once, validated once, and never consulted anywhere but where a node is
-constructed (ARCHITECTURE.md, "Where things live"). Durations are integer milliseconds with the
+constructed (RFC 0006 Appendix A). Durations are integer milliseconds with the
 unit in the name; ``config.totem()`` converts them into the core's nanosecond ``TotemConfig``.
 Every validation error is a ``gcs.ConfigError`` that names the field (``nodes[2].address: ...``)
 so an operator can fix the file without reading code.

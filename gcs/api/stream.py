@@ -1,6 +1,6 @@
 """A bounded, single-consumer event stream: how deliveries reach an application.
 
-Why bounded, and why the reader is cut off rather than waited for (ARCHITECTURE.md decision 7):
+Why bounded, and why the reader is cut off rather than waited for (RFC 0006 API-5-2):
 the token must never wait for an application. Deliveries are appended from the protocol's
 callbacks without blocking; a reader that falls further behind than its bound is closed with
 ``SlowConsumer`` instead of stalling the ring or growing memory without limit. It still
@@ -37,7 +37,7 @@ class YieldBudget:
     ``await group.send()`` returns without suspending while the send window is open, and
     ``async for`` over a stream with a backlog returns queued events without suspending. A tight
     loop over either would then never let the loop run: tokens would wait, and the ring would
-    take the node for paused or dead (brief §8.3). Yielding every ``YIELD_EVERY`` sends (every
+    take the node for paused or dead (RFC 0004 §8.3). Yielding every ``YIELD_EVERY`` sends (every
     ``READ_SLICE`` reads) bounds that stall to about a millisecond at a cost of one loop
     iteration per 64 sends (per slice of reads).
     """

@@ -10,7 +10,7 @@ Lifecycle. Start the node (it returns once it installed its first ring), then li
 SIGTERM or SIGINT — tell the clients, leave the ring cleanly (the others reform at once with
 reason ``leave``), then drop the clients. A fail-stop of the node (an invariant violation, a
 ring seq that could not be written) ends the daemon too, with exit code 1, after the clients
-were told why: continuing would risk the guarantees (ARCHITECTURE.md decision 8).
+were told why: continuing would risk the guarantees (RFC 0006 API-7-1).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The asyncio driver: one sans-I/O core, one Channel, one UDP socket, one timer.
 
-Theory of operation (ARCHITECTURE.md, "The core's contract"; the simulator's ``Host`` is the same
+Theory of operation (RFC 0001 §4, RFC 0003 §1.1 effects; the simulator's ``Host`` is the same
 driver in virtual time). Every input reaches the core through one path: take ``now_ns`` from
 ``time.monotonic_ns()`` (never letting it go backwards), note the input in the flight recorder,
 call the core, and execute the returned effects in order:
@@ -17,7 +17,7 @@ Then re-arm the one ``loop.call_at`` at the earlier of the core's and the listen
 deadlines (the group layer's timers are deadlines too), and only then let the listener submit
 what it has waiting (``after_effects``): the core is never re-entered from inside an effect.
 
-Drain before token (brief §8.2, §12): data and tokens share the socket; a token (ORF token or
+Drain before token (RFC 0009 §4.3): data and tokens share the socket; a token (ORF token or
 commit token) is queued and processed from a ``call_soon`` callback, so the mcasts read in the
 same batch are applied first and the token does not request retransmission of messages that
 were already in the buffer. Tokens keep their order among themselves.
@@ -34,10 +34,10 @@ and ``submit`` refuses with ``SendQueueFull`` (the group layer keeps the record 
 after the batch, as for a full queue): the listener never sees the core run ahead of the
 effects it has been handed.
 
-Fail-stop (decision 8): any exception from the core other than a refused submit means the core
-can no longer be trusted. The driver stops feeding it, sends a leave if the core can still
-produce one, closes the socket, and calls ``on_failure`` (the API dumps the flight recorder and
-fails every pending and later call).
+Fail-stop (RFC 0006 API-7-1, RFC 0003 §11): any exception from the core other than a refused
+submit means the core can no longer be trusted. The driver stops feeding it, sends a leave if
+the core can still produce one, closes the socket, and calls ``on_failure`` (the API dumps the
+flight recorder and fails every pending and later call).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """What the core asks its driver to do: the output half of the sans-I/O contract.
 
 Every entry point of ``gcs.totem.Node`` returns a list of these, in the order the driver must
-execute them (ARCHITECTURE.md, "The core's contract"). Drivers never call back into the core while
+execute them (RFC 0003 §1.1). Drivers never call back into the core while
 executing an effect. Deliveries and configurations appear in one list because their relative
 order *is* the extended-virtual-synchrony guarantee: a configuration change sits exactly between
 the messages it separates (RFC 0004 §7).
@@ -52,7 +52,7 @@ class ConfigurationKind(enum.Enum):
 
 @dataclass(frozen=True, slots=True, init=False)
 class ConfigId:
-    """Configurations are keyed by (kind, ring id) (ARCHITECTURE.md decision 4).
+    """Configurations are keyed by (kind, ring id) (RFC 0004 REC-7.1-2).
 
     A transitional configuration carries the id of the *new* ring it leads into.
     """
@@ -208,7 +208,7 @@ class Configuration:
 
 @dataclass(frozen=True, slots=True)
 class PersistRingSeq:
-    """Durably store ``seq``, then call ``on_persisted(now_ns, seq)`` (decision 2)."""
+    """Durably store ``seq``, then call ``on_persisted(now_ns, seq)`` (RFC 0004 REC-5.3-2)."""
 
     seq: int
 

@@ -123,7 +123,7 @@ class Node:
         self.obligation: set[int] = set()
         self.carry_high_delivered = 0
         self.last_commit_seq = 0  # highest ring seq this node entered COMMIT for
-        # Stable storage (ARCHITECTURE.md decision 2).
+        # Stable storage (RFC 0004 MEM-2.3-2, REC-5.3-2).
         self.persisted_seq = -1
         self.pending_persist_seq = 0
         # A token or commit token sent to this node itself (singleton rings).
@@ -277,7 +277,7 @@ class Node:
     # ------------------------------------------------------------------ internals
 
     def _fail_stop(self) -> None:
-        """An invariant broke: stop for good (ARCHITECTURE.md decision 8)."""
+        """An invariant broke: stop for good (RFC 0003 §11, RFC 0006 API-7-1)."""
         self.state = _FAILED
         self.timers.cancel_all()
         self.self_frame = None

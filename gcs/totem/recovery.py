@@ -121,7 +121,7 @@ def on_commit_token(n: Node, now_ns: int, token: MembCommitToken) -> None:
                 if n.persisted_seq >= token.ring_id.seq:
                     _recovery_enter(n, now_ns, token)
                 else:
-                    commit.pending = token  # wait for stable storage (decision 2)
+                    commit.pending = token  # wait for stable storage (REC-5.3-2)
             else:
                 n.counters.drop("commit_token_unexpected")
         case MembState.RECOVERY:

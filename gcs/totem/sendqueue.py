@@ -7,11 +7,11 @@ Only one record can be in flight as fragments at a time (the queue is FIFO), so 
 one reassembly buffer per sender.
 
 Why here and not in a layer above: a packed mcast gets one seq, so packing decides what the
-total order and the safe guarantee apply to (ARCHITECTURE.md decision 5). Safe and agreed records
+total order and the safe guarantee apply to (RFC 0003 §8.2). Safe and agreed records
 are never packed together, and a fragmented safe record is delivered only when its last
 fragment is, which in strict seq order means every fragment was safe.
 
-Backpressure (decision 7): the queue is bounded in bytes. ``push`` raises ``SendQueueFull`` when
+Backpressure (RFC 0003 §8.1): the queue is bounded in bytes. ``push`` raises ``SendQueueFull`` when
 a record does not fit; crossing the high mark closes the send window and draining below the low
 mark reopens it, each reported once as a ``SendWindow`` effect.
 """

@@ -1,7 +1,7 @@
 """Every Totem frame as a frozen, slotted dataclass (RFC 0002 §4).
 
 These are the only objects that cross the boundary between the wire layer and the protocol core
-(ARCHITECTURE.md decision 1): the core never sees bytes, the codec never sees protocol state.
+(RFC 0001 §4): the core never sees bytes, the codec never sees protocol state.
 Field names follow the Totem paper and corosync (``ring_id``, ``aru``, ``aru_id``, ``rtr``) so the
 RFC, the code and the literature read the same.
 
@@ -75,7 +75,7 @@ class RecordFlags(enum.IntFlag):
 
     Bits 0-1: record kind; bits 2-3: fragment position; bit 4: safe. Safe is really a property of
     the enclosing mcast (records of different guarantees are never packed together,
-    ARCHITECTURE.md decision 5); the bit is repeated per record so a reassembled or unpacked record
+    RFC 0002 §4.2.1); the bit is repeated per record so a reassembled or unpacked record
     keeps it, and the decoder rejects a record whose bit disagrees with its mcast.
     """
 
@@ -178,7 +178,7 @@ class OrfToken:
 
 @dataclass(frozen=True, slots=True, init=False)
 class Record:
-    """One application-level record inside an mcast payload (ARCHITECTURE.md decision 5).
+    """One application-level record inside an mcast payload (RFC 0002 §4.2.1).
 
     ``group`` names the process group, ``handle`` the sending member on its node, ``flags`` are
     ``RecordFlags`` bits and ``data`` the (possibly fragment of the) application bytes.

@@ -15,7 +15,7 @@ Keys. All members share one cluster key (the key file). A sender never uses it d
 once with a salt naming the cluster, Expand per subkey with an info string naming the suite,
 sender, boot id and epoch. So the 96-bit nonce can be a plain counter (4 zero bytes then the
 64-bit counter): it is unique because no two (sender, boot, epoch) triples share a subkey, and a
-boot id strictly increases across restarts (ARCHITECTURE.md decision 3). The sender moves to the
+boot id strictly increases across restarts (RFC 0005 §7). The sender moves to the
 next epoch, and so to a fresh subkey, before the suite's usage limit (``EPOCH_FRAMES``).
 
 This module is pure apart from the two key-file helpers at the end, and has no randomness: the

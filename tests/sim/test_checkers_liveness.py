@@ -1,4 +1,4 @@
-"""Liveness (brief §10.23), no change without a fault (§10.24), GATHER bound (§10.25), plus the
+"""Liveness, no change without a fault and the GATHER bound (RFC 0004 EVS-11-15), plus the
 suite around the checkers: check_all, verdicts, reports and the run summary."""
 
 from __future__ import annotations
