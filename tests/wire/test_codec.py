@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 import tracemalloc
 from typing import Any
 
@@ -360,15 +359,14 @@ def test_protocol_rules_are_not_checked() -> None:
 def test_huge_length_claims_fail_fast_without_allocating(head: bytes) -> None:
     data = head + bytes(1400)
     tracemalloc.start()
-    started = time.perf_counter()
     try:
         with pytest.raises(FrameError):
             decode_frame(data, CID)
-        elapsed = time.perf_counter() - started
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    assert elapsed < 0.05
+    # "Fast" is judged by what the decoder allocates (a claim honoured would allocate its
+    # length), not by a wall-clock figure, which a loaded machine makes meaningless.
     assert peak < 1 << 20
 
 
