@@ -31,7 +31,7 @@ Departures from the 1995 paper, each for a reason written in RFC 0004 §8:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, assert_never
 
 from mypy_extensions import mypyc_attr
 
@@ -232,8 +232,10 @@ def on_memb_join(n: Node, now_ns: int, src: int, join: MembJoin) -> None:
             ):
                 _merge_join(n, join)
                 gather_enter(n, now_ns, _reason(n))
+        case MembState.STARTING | MembState.LEFT | MembState.FAILED:
+            pass  # not yet in, or out of, the membership: a join changes nothing (RFC 0004 §2)
         case _:
-            pass
+            assert_never(n.state)
 
 
 def _dooms_commit(n: Node, join: MembJoin) -> bool:

@@ -39,15 +39,15 @@ __all__ = [
     "GroupRun",
     "MemberEvent",
     "Position",
-    "check_final_views",
+    "check_group_final_views",
     "check_group_order",
     "check_group_synchrony",
     "check_groups",
-    "check_self_delivery",
-    "check_sender_in_view",
-    "check_view_ids",
-    "check_view_positions",
-    "check_views_in_configuration",
+    "check_group_self_delivery",
+    "check_group_sender_in_view",
+    "check_group_view_ids",
+    "check_group_view_positions",
+    "check_group_views_in_configuration",
     "held_delays_ns",
 ]
 
@@ -123,7 +123,7 @@ def _lists(view: View, sender: Member, e: MemberEvent) -> bool:
 
 
 @judges("API-3.7-1", "API-3.7-2", "API-3.3-2", "API-3.6-1", "API-3.6-4")
-def check_sender_in_view(run: GroupRun) -> Verdict:
+def check_group_sender_in_view(run: GroupRun) -> Verdict:
     """API-3.7-1, API-3.7-2: every message in a view listing its sender (or, in a transitional
     view, one it
     departed from, API-3.3-2); API-3.6-1: a stream starts with a view listing its member;
@@ -190,7 +190,7 @@ def held_delays_ns(events: Iterable[MemberEvent]) -> list[int]:
 
 
 @judges("API-3.5-1", "API-3.5-2")
-def check_view_ids(run: GroupRun) -> Verdict:
+def check_group_view_ids(run: GroupRun) -> Verdict:
     """API-3.5-1: within a group, one view id names one membership (and one transitional flag)."""
     problems = Problems("group_view_ids")
     seen: dict[tuple[str, ViewId], tuple[View, _Key]] = {}
@@ -248,7 +248,7 @@ def _regular(e: MemberEvent) -> bool:
 
 
 @judges("API-3.3-1", "API-3.3-2")
-def check_views_in_configuration(run: GroupRun) -> Verdict:
+def check_group_views_in_configuration(run: GroupRun) -> Verdict:
     """API-3.3-1, API-3.3-2: a message the ring delivered in a regular configuration is delivered
     in a view
     whose members are all of nodes of that configuration (a view that still lists a departed
@@ -306,7 +306,7 @@ class _Cut:
 
 
 @judges("API-3.4-3", "API-3.7-1")
-def check_view_positions(run: GroupRun) -> Verdict:
+def check_group_view_positions(run: GroupRun) -> Verdict:
     """API-3.4-3, API-3.7-1: a view is installed at the same point of the stream at every member: no
     message two members both deliver is before the view at one and after it at the other."""
     problems = Problems("group_view_positions")
@@ -348,7 +348,7 @@ def check_view_positions(run: GroupRun) -> Verdict:
 
 
 @judges("API-3.6-2")
-def check_self_delivery(run: GroupRun) -> Verdict:
+def check_group_self_delivery(run: GroupRun) -> Verdict:
     """API-3.6-2: a member whose stream ended with its leave, or that is open at the end, received
     every multicast of its own that its node's ring delivered."""
     problems = Problems("group_self_delivery")
@@ -377,7 +377,7 @@ def check_self_delivery(run: GroupRun) -> Verdict:
 
 
 @judges("API-3.6-5")
-def check_final_views(run: GroupRun) -> Verdict:
+def check_group_final_views(run: GroupRun) -> Verdict:
     """API-3.6-5: at the end, every open member of a group has the same last view, regular, listing
     exactly the group's open members."""
     problems = Problems("group_final_views")
@@ -413,14 +413,14 @@ def check_final_views(run: GroupRun) -> Verdict:
 def check_groups(run: GroupRun) -> list[Verdict]:
     """Every group-level verdict of one run (a checker that raises is reported, not hidden)."""
     checkers = (
-        check_sender_in_view,
-        check_view_ids,
+        check_group_sender_in_view,
+        check_group_view_ids,
         check_group_synchrony,
         check_group_order,
-        check_view_positions,
-        check_views_in_configuration,
-        check_self_delivery,
-        check_final_views,
+        check_group_view_positions,
+        check_group_views_in_configuration,
+        check_group_self_delivery,
+        check_group_final_views,
     )
     verdicts = []
     for checker in checkers:

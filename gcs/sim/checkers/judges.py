@@ -24,7 +24,11 @@ def judges(*ids: str) -> Callable[[F], F]:
     """Record ``ids`` as the requirements the decorated checker judges; returns it unchanged."""
 
     def mark(checker: F) -> F:
-        JUDGED[getattr(checker, "__name__", "").removeprefix("check_")] = ids
+        name = getattr(checker, "__name__", "").removeprefix("check_")
+        # A checker is named by its verdict; two checkers of one name would hide each other's ids.
+        if name in JUDGED and JUDGED[name] != ids:
+            raise ValueError(f"two checkers are named {name!r}: name each after its verdict")
+        JUDGED[name] = ids
         return checker
 
     return mark
