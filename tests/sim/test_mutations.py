@@ -160,6 +160,7 @@ def test_mutation_is_caught(
 
 
 @pytest.mark.req("SIM-4.2-1")
+@pytest.mark.pure_python
 def test_early_install_is_caught_within_30_swarm_seeds() -> None:
     """Issue 12 item 8: the default swarm's recovery nemesis (RFC 0007 SIM-4.2-1) loses and
     delays recovery re-sends, so a core that installs before every member holds them
@@ -189,6 +190,7 @@ def _caught_seeds(seeds: range) -> list[int]:
 
 
 @pytest.mark.req("SIM-4.2-1")
+@pytest.mark.pure_python
 def test_early_install_is_caught_in_most_recovery_phase_seeds() -> None:
     """Issue 12 item 8: the dedicated scenario's recovery nemesis (RFC 0007 SIM-4.2-1) makes
     the early install (RFC 0004 REC-6.3-1 without its aru condition) visible in most seeds,
@@ -198,6 +200,7 @@ def test_early_install_is_caught_in_most_recovery_phase_seeds() -> None:
 
 @pytest.mark.req("SIM-4.2-1")
 @pytest.mark.slow
+@pytest.mark.pure_python
 def test_early_install_sweep_of_recovery_phase() -> None:
     """The larger sweep behind the bounded test above: at least 90 % of the seeds after it
     (``GCS_SWEEP_SEEDS`` x 2, 40 by default) are caught."""
