@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from gcs import build as _build
 from gcs.errors import (
     ConfigError,
     DaemonUnavailable,
@@ -39,6 +40,8 @@ if TYPE_CHECKING:
     from gcs.quorum.rules import Quorum, QuorumOptions, QuorumReason
     from gcs.runtime.loop import run
     from gcs.transfer.group import StateGroup, StateHandler, join_with_state
+
+_build.select()  # before any hot-path module loads: compiled or pure (GCS_PURE=1), see gcs.build
 
 __version__ = "0.1.0"
 

@@ -2,7 +2,7 @@
 
 Why one frozen value: every node of a cluster must agree on its timers and limits, so the
 configuration is read once, validated once, and never consulted anywhere but where a node is
-constructed (ARCHITECTURE.md, "Where things live"). Durations are integer milliseconds with the
+constructed (RFC 0006 Appendix A). Durations are integer milliseconds with the
 unit in the name; ``config.totem()`` converts them into the core's nanosecond ``TotemConfig``.
 Every validation error is a ``gcs.ConfigError`` that names the field (``nodes[2].address: ...``)
 so an operator can fix the file without reading code.
@@ -34,6 +34,7 @@ merge_timeout_ms           200                 how often a representative probes
 fail_to_recv_ms            token * 4           a member missing messages this long is excluded
 window_size                50                  mcasts per token rotation (flow control)
 max_messages               17                  mcasts one node may originate per token visit
+window_bytes               256 KiB             record bytes per token rotation (flow control)
 max_message_bytes          1 MiB               largest application message
 frame_payload_bytes        1400                payload budget of one datagram (MTU minus headers)
 accelerated                false               pass the token before multicasting (RFC 0003 §9)
@@ -209,6 +210,7 @@ class Config:
     fail_to_recv_ms: int | None = None
     window_size: int = _TOTEM_DEFAULTS["window_size"]
     max_messages: int = _TOTEM_DEFAULTS["max_messages"]
+    window_bytes: int = _TOTEM_DEFAULTS["window_bytes"]
     max_message_bytes: int = _TOTEM_DEFAULTS["max_message_bytes"]
     frame_payload_bytes: int = _TOTEM_DEFAULTS["frame_payload_bytes"]
     send_queue_bytes: int = _TOTEM_DEFAULTS["send_queue_max_bytes"]
@@ -332,6 +334,7 @@ class Config:
                 fail_to_recv_ns=scaled(self.fail_to_recv_ms, "fail_to_recv_ns"),
                 window_size=self.window_size,
                 max_messages=self.max_messages,
+                window_bytes=self.window_bytes,
                 send_queue_max_bytes=self.send_queue_bytes,
                 frame_payload_bytes=self.frame_payload_bytes,
                 max_message_bytes=self.max_message_bytes,
@@ -505,6 +508,7 @@ _INT_RANGES: tuple[tuple[str, int, int], ...] = (
     ("fail_to_recv_ms", 1, _HOUR_MS),
     ("window_size", 1, 100_000),
     ("max_messages", 1, 100_000),
+    ("window_bytes", 64, 1 << 34),
     ("max_message_bytes", 1, 1 << 30),
     ("frame_payload_bytes", 64, MAX_FRAME_PAYLOAD_BYTES),
     ("send_queue_bytes", 4096, 1 << 34),

@@ -91,7 +91,7 @@ class DaemonUnavailable(NodeClosed):
 
 
 class NodeFailed(NodeClosed):
-    """The node stopped on its own because continuing was unsafe (fail-stop, decision 8).
+    """The node stopped on its own because continuing was unsafe (fail-stop, RFC 0006 API-7-1).
 
     ``__cause__`` holds the original error (a ring seq that could not be written, a bug in the
     runtime). An ``InvariantViolation`` is raised as itself, not wrapped in this class.
@@ -111,7 +111,7 @@ class NotMember(GcsError):
 
 
 class SlowConsumer(GcsError):
-    """A subscriber fell further behind than its queue bound and was closed (decision 7).
+    """A subscriber fell further behind than its queue bound and was closed (RFC 0006 API-5-2).
 
     The ring never waits for an application; a reader that cannot keep up is cut off instead of
     stalling everyone. It may join again (and take a state transfer where the group offers one).

@@ -27,6 +27,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from gcs.totem.timers import Timer  # noqa: E402
 from gcs.wire.frames import Frame, OrfToken  # noqa: E402
 from tests.totem.tracing import (  # noqa: E402
     MS,
@@ -41,6 +42,7 @@ from tests.totem.tracing import (  # noqa: E402
 )
 
 US = 1_000
+S = 1_000_000_000
 SUBJECT = 1
 
 
@@ -196,6 +198,31 @@ def safe_two_visits() -> dict[str, Any]:
     return s.finish(33 * MS)
 
 
+def safe_after_hold() -> dict[str, Any]:
+    s = Scenario(
+        "safe-after-hold",
+        "An idle ring (seqno_unchanged_const 3, hold_timeout 20 ms, to keep the trace short): "
+        "node 1, the representative, holds the token on every visit once it has seen more than "
+        "3 visits with an unchanged seq, and the hold timer lets it go round once each time. "
+        "1 ms after one such release node 1 submits a safe record: there is no held token to "
+        "release, so the record waits for the token's return. Node 1 originates it as the next "
+        "seq and, because this visit originated, forwards the token instead of holding it; the "
+        "seq changed, so the idle count restarts and the ring turns freely. Two visits later "
+        "the aru has covered the mcast twice and node 1 delivers it as safe, about three "
+        "rotations after the submit instead of a hold period later.",
+        ["ORD-4.9-1", "ORD-4.9-2", "ORD-4.9-3", "ORD-7.2-1"],
+        seqno_unchanged_const=3,
+        hold_timeout_ns=20 * MS,
+    )
+    s.start()
+    s.run_until(60 * MS)
+    core = s.core(SUBJECT)
+    released_at = core.timers.get(Timer.HOLD)
+    assert core.ring.holding is not None and released_at is not None, "node 1 holds no token"
+    s.submit(released_at + MS, SUBJECT, b"safe", safe=True)
+    return s.finish(released_at + 15 * MS)
+
+
 def retransmit_by_other() -> dict[str, Any]:
     s = Scenario(
         "retransmit-by-non-originator",
@@ -333,15 +360,53 @@ def partition_merge() -> dict[str, Any]:
         "fail node 3 at the consensus timeout and install ring 1.12; node 3 forms its own "
         "singleton ring. As representative of a ring smaller than the configured cluster, node "
         "1 multicasts a merge-detect to node 3 every merge_timeout_ns (lost while the partition "
-        "lasts). The partition heals at 3000 ms; the next merge-detect or join crossing it "
-        "starts a gather, and {1,2,3} install ring 1.16, whose transitional configuration at "
+        "lasts). The partition heals at 3000 ms; a merge-detect crossing it is answered with a "
+        "probe join, which starts a gather on the other side, whose joins bring the first side "
+        "in (reason merge), and {1,2,3} install ring 1.16, whose transitional configuration at "
         "node 1 is {1,2}.",
-        ["ORD-4.10-1", "MEM-3.5-1", "MEM-3.5-2", "MEM-4.2-1"],
+        ["ORD-4.10-1", "MEM-3.5-1", "MEM-3.5-2", "MEM-4.2-1", "MEM-8.4-3", "MEM-3.3-1"],
     )
     s.start()
     s.at(40 * MS, lambda: s.world.network.partition([[1, 2], [3]]))
     s.at(3000 * MS, s.world.network.heal)
     return s.finish(3300 * MS)
+
+
+def one_way_isolated() -> dict[str, Any]:
+    s = Scenario(
+        "one-way-isolated",
+        "Ring 1.8 of {1,2,3}; from 40 ms everything node 1 sends to node 2 is lost, while 2 -> 1 "
+        "works. Node 2 loses the token and gathers; node 1, hearing everyone, reaches consensus "
+        "on {1,2,3} and commits, but its commit token never reaches node 2. At its consensus "
+        "timeout node 2 fails node 1, and its join (which node 1 hears) dooms node 1's attempt: "
+        "node 1 abandons it at once and, failed by a ring-mate and nobody else, goes alone, "
+        "installing ring 1.20 of {1}; nodes 2 and 3 install 2.12. Node 2's merge-detects are "
+        "then answered with probe joins that node 2 never receives (node 3 keeps node 1 out), "
+        "so nothing changes. At 6000 ms the link works again: node 2 hears a probe, gathers, and "
+        "{1,2,3} install ring 1.24 (reason merge at node 1).",
+        ["MEM-3.3-4", "MEM-8.4-1", "MEM-8.4-3", "MEM-3.3-1", "MEM-3.3-5"],
+    )
+    s.drops.append(lambda src, dst, f: src == 1 and dst == 2 and 40 * MS <= s.world.now < 6 * S)
+    s.start()
+    return s.finish(6300 * MS)
+
+
+def one_way_kept_out() -> dict[str, Any]:
+    s = Scenario(
+        "one-way-kept-out",
+        "Ring 1.8 of {1,2,3}; from 40 ms everything node 2 sends to node 3 is lost. Node 3 loses "
+        "the token, and at its consensus timeout fails node 2, which it never hears; node 1, "
+        "which hears node 2, takes node 3's word (a ring-mate's current join) and, at the "
+        "installation of ring 1.20 of {1,3}, keeps node 2 out. As representative of a ring "
+        "smaller than the cluster node 1 sends merge-detects to node 2; node 2's merge-detects "
+        "and its probe joins reach node 1 and are ignored, so ring 1.20 stays. At 6000 ms the "
+        "link works again: node 3 hears node 2, gathers, node 1 follows its ring-mate and {1,2,3} "
+        "install ring 1.24.",
+        ["MEM-8.4-2", "MEM-3.3-1", "MEM-3.5-2", "MEM-8.4-3"],
+    )
+    s.drops.append(lambda src, dst, f: src == 2 and dst == 3 and 40 * MS <= s.world.now < 6 * S)
+    s.start()
+    return s.finish(6300 * MS)
 
 
 def clean_leave() -> dict[str, Any]:
@@ -376,12 +441,15 @@ SCENARIOS = [
     ring_formation,
     agreed_first_rotation,
     safe_two_visits,
+    safe_after_hold,
     retransmit_by_other,
     token_loss,
     crash_survivor,
     failed_recovery,
     recovery_keepers,
     partition_merge,
+    one_way_isolated,
+    one_way_kept_out,
     clean_leave,
     lone_start,
 ]

@@ -68,7 +68,7 @@ BOOT = 1_700_000_000_000  # a boot id as a node without a state dir makes it (ms
 
 R8 = RingId(seq=8, rep=1)
 R12 = RingId(seq=12, rep=1)
-SILENCE_NS = 1_000_000_000  # the receivers' silence_ns (RFC 0005 SEC-19, SEC-21)
+SILENCE_NS = 1_000_000_000  # the receivers' silence_ns (RFC 0005 SEC-7.1-1, SEC-8.3-2)
 MS = 1_000_000
 
 # ---------------------------------------------------------------- JSON <-> frames
@@ -519,7 +519,7 @@ def noncanonical_vectors() -> dict[str, Any]:
             }
         )
     return {
-        "description": "Encodings no sender produces (RFC 0002 WIRE-2) that every receiver "
+        "description": "Encodings no sender produces (RFC 0002 WIRE-5-2) that every receiver "
         "accepts (WIRE-5-1): cbor decodes to frame, and frame encodes to canonical",
         "params": _params(),
         "vectors": vectors,
@@ -586,7 +586,7 @@ def _invalid_datagrams() -> list[tuple[str, str, dict[str, Any], list[bytes], st
         ("old-epoch", "epoch 4 after epochs 5 and 6", _recv(),
          [seal(body, aes, 1, epoch=5), seal(body, aes, 1, epoch=6), seal(body, aes, 1, epoch=4)],
          "old_epoch"),
-        ("epoch-jump", "epoch 5 straight after epoch 0: one datagram is not believed (SEC-21)",
+        ("epoch-jump", "epoch 5 straight after epoch 0: one datagram is not believed (SEC-8.3-2)",
          _recv(), [seal(body, aes, 1), seal(body, aes, 1, epoch=5)], "epoch_jump"),
         ("epoch-jump-third-live", "epochs 0, 1, 2 in one instant: 2 would evict a live epoch",
          _recv(), [seal(body, aes, 1), seal(body, aes, 1, epoch=1), seal(body, aes, 1, epoch=2)],
@@ -604,7 +604,7 @@ def _invalid_datagrams() -> list[tuple[str, str, dict[str, Any], list[bytes], st
 def _two_fault_datagrams(
     good: bytes, body: bytes
 ) -> list[tuple[str, str, dict[str, Any], list[bytes], str]]:
-    """Two faults each: the reason is the first in the order of RFC 0005 SEC-11."""
+    """Two faults each: the reason is the first in the order of RFC 0005 SEC-8.1-1."""
     aes = Suite.AES_256_GCM
     forged = seal(body, aes, 1, counter=0)[:-1] + b"\x00"
     return [
@@ -632,7 +632,7 @@ ELSEWHERE = "10.0.0.4:5405"
 
 
 def _sequences() -> list[tuple[str, str, dict[str, Any], list[Step]]]:
-    """(name, description, receiver, steps): the rules of RFC 0005 SEC-19 and SEC-21."""
+    """(name, description, receiver, steps): the rules of RFC 0005 SEC-7.1-1 and SEC-8.3-2."""
     body = encode_frame(MembMergeDetect(1, R8), CLUSTER_ID)
     aes = Suite.AES_256_GCM
     homes = _recv(addresses={"1": HOME})

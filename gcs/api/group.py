@@ -50,7 +50,7 @@ class GroupOwner(Protocol):
 
     node_id: int
     supports_send_to: bool
-    """``Group.send_to`` works on this owner's members (RFC 0006 API-27)."""
+    """``Group.send_to`` works on this owner's members (RFC 0006 API-10.2-4)."""
 
     @property
     def max_message_bytes(self) -> int: ...

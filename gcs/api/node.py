@@ -115,6 +115,10 @@ class NodeStatistics:
     """Messages primary-component members did not receive (delivered while not quorate)."""
     directed_undeliverable: int = 0
     """Point-to-point messages whose local destination member was gone."""
+    messages_outside_view: int = 0
+    """Messages no local member received because no view of theirs listed the sender: held
+    records a ring change flushed, and transitional deliveries while unsettled (RFC 0006
+    API-3.7-2)."""
 
     @property
     def drops(self) -> Mapping[str, int]:
@@ -171,7 +175,8 @@ class Node:
     """
 
     supports_send_to = True
-    """``Group.send_to`` works on groups of this node (and of a daemon client, RFC 0006 API-27)."""
+    """``Group.send_to`` works on groups of this node (and of a daemon client, RFC 0006
+    API-10.2-4)."""
 
     def __init__(
         self,
@@ -483,6 +488,7 @@ class Node:
             group_records_ignored=groups.state.ignored_records,
             messages_not_quorate=0 if tracker is None else tracker.filtered,
             directed_undeliverable=groups.state.undeliverable,
+            messages_outside_view=groups.state.outside_view,
         )
 
     async def dump_flight_recorder(
@@ -622,7 +628,7 @@ class Node:
             self._quorum_writing = False
 
     def _slow_consumer(self, membership: Membership) -> None:
-        """Cut off a reader that fell behind its bound: it leaves the group (RFC 0006 API-18)."""
+        """Cut off a reader that fell behind its bound: it leaves the group (RFC 0006 API-5-2)."""
         self._slow += 1
         _LOG.warning(
             "node %d: member %s of %r fell more than its queue bound behind and was closed",

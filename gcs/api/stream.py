@@ -1,6 +1,6 @@
 """A bounded, single-consumer event stream: how deliveries reach an application.
 
-Why bounded, and why the reader is cut off rather than waited for (ARCHITECTURE.md decision 7):
+Why bounded, and why the reader is cut off rather than waited for (RFC 0006 API-5-2):
 the token must never wait for an application. Deliveries are appended from the protocol's
 callbacks without blocking; a reader that falls further behind than its bound is closed with
 ``SlowConsumer`` instead of stalling the ring or growing memory without limit. It still
@@ -15,14 +15,20 @@ from collections.abc import Callable
 from typing import Generic, TypeVar
 
 from gcs.errors import SlowConsumer
+from gcs.runtime.driver import DELIVERY_SLICE
 
-__all__ = ["ErrorFactory", "EventStream", "YieldBudget"]
+__all__ = ["READ_SLICE", "ErrorFactory", "EventStream", "YieldBudget"]
 
 T = TypeVar("T")
 ErrorFactory = Callable[[], BaseException]
 
 YIELD_EVERY = 64
-"""Calls that may complete without suspending before one yields to the loop anyway."""
+"""Sends that may complete without suspending before one yields to the loop anyway."""
+
+READ_SLICE = DELIVERY_SLICE
+"""Reads of a backlog that complete without suspending before one yields to the loop: as many
+as the runtime hands over in one pass (RFC 0006 API-5-3), so a reader that keeps reading keeps
+up with a burst instead of falling one slice behind on every pass."""
 
 
 class YieldBudget:
@@ -31,14 +37,16 @@ class YieldBudget:
     ``await group.send()`` returns without suspending while the send window is open, and
     ``async for`` over a stream with a backlog returns queued events without suspending. A tight
     loop over either would then never let the loop run: tokens would wait, and the ring would
-    take the node for paused or dead (brief §8.3). Yielding every ``YIELD_EVERY`` calls bounds
-    that stall to a fraction of a millisecond at a cost of one loop iteration per 64 calls.
+    take the node for paused or dead (RFC 0004 §8.3). Yielding every ``YIELD_EVERY`` sends (every
+    ``READ_SLICE`` reads) bounds that stall to about a millisecond at a cost of one loop
+    iteration per 64 sends (per slice of reads).
     """
 
-    __slots__ = ("_left",)
+    __slots__ = ("_every", "_left")
 
-    def __init__(self) -> None:
-        self._left = YIELD_EVERY
+    def __init__(self, every: int = YIELD_EVERY) -> None:
+        self._every = every
+        self._left = every
 
     async def spend(self) -> None:
         if self.due():
@@ -53,12 +61,12 @@ class YieldBudget:
         self._left -= 1
         if self._left > 0:
             return False
-        self._left = YIELD_EVERY
+        self._left = self._every
         return True
 
     def refill(self) -> None:
         """The caller just suspended anyway: the loop has run."""
-        self._left = YIELD_EVERY
+        self._left = self._every
 
 
 class EventStream(Generic[T]):
@@ -73,7 +81,7 @@ class EventStream(Generic[T]):
         self._end: ErrorFactory | None = None
         """Set once the stream ends: what ``get`` raises after the queued items."""
         self.overflowed = False
-        self._budget = YieldBudget()
+        self._budget = YieldBudget(READ_SLICE)
 
     def __len__(self) -> int:
         return len(self._items)

@@ -45,6 +45,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from gcs.build import build_info
 from gcs.errors import GcsError
 from gcs.runtime.endpoint import free_udp_ports
 
@@ -701,6 +702,7 @@ def _machine() -> dict[str, Any]:
         "cpu": model,
         "kernel": platform.release(),
         "python": platform.python_version(),
+        "build": build_info().describe(),
         "load_avg": [round(x, 2) for x in os.getloadavg()],
         **versions,
     }
@@ -742,6 +744,7 @@ def format_report(report: dict[str, Any]) -> str:
         f"phase verified (same sequence and full count at every receiver)",
         f"machine: {report['machine']['cpus']} CPUs {report['machine']['cpu']}, Python "
         f"{report['machine']['python']}, load average at the end {report['machine']['load_avg']}",
+        f"build: {report['machine'].get('build', 'unknown')} (every node process runs this build)",
     ]
     for sealed in (False, True):
         variants = [v for v in report["variants"] if v["sealed"] is sealed]

@@ -12,6 +12,7 @@ import platform
 import time
 from typing import Any
 
+from gcs.build import build_info
 from gcs.sim.network import LinkParams
 from gcs.sim.run import run
 from gcs.sim.scenario import Scenario, Workload
@@ -65,7 +66,8 @@ def run_bench(seconds: float = 10.0) -> dict[str, Any]:
                     "valid": result.valid,
                 }
             )
-    return {"machine": platform.platform(), "python": platform.python_version(), "rows": rows}
+    machine, python = platform.platform(), platform.python_version()
+    return {"machine": machine, "python": python, "build": build_info().describe(), "rows": rows}
 
 
 def format_report(report: dict[str, Any]) -> str:
@@ -81,6 +83,7 @@ def format_report(report: dict[str, Any]) -> str:
             f"{'pass' if r['valid'] else 'FAIL'}"
         )
     lines.append(
-        f"({report['machine']}, Python {report['python']}; wall time includes the checkers)"
+        f"({report['machine']}, Python {report['python']}, {report.get('build', '?')} build; "
+        "wall time includes the checkers)"
     )
     return "\n".join(lines)

@@ -18,6 +18,7 @@ from importlib import metadata
 from time import perf_counter_ns
 from typing import Any
 
+from gcs.build import build_info
 from gcs.wire.channel import Channel
 from gcs.wire.frames import Frame, Mcast, OrfToken, Record, RingId, RtrEntry
 from gcs.wire.seal import Suite
@@ -129,6 +130,7 @@ def run(repeat: int = 7, frames: int = 2000) -> dict[str, Any]:
         "repeat": repeat,
         "frames": frames,
         "python": platform.python_version(),
+        "build": build_info().describe(),
         "cbor2": metadata.version("cbor2"),
         "cryptography": metadata.version("cryptography"),
         "results": results,
@@ -141,6 +143,7 @@ def format_report(report: dict[str, Any]) -> str:
         f"gcs bench wire: median of {report['repeat']} interleaved runs of {report['frames']} "
         f"frames (Python {report['python']}, cbor2 {report['cbor2']}, "
         f"cryptography {report['cryptography']})",
+        f"build: {report.get('build', 'unknown')}",
         "seal = encode + seal; open = authenticate + replay check + decode",
         "",
         f"{'suite':<18} {'frame':<16} {'bytes':>6} {'seal µs':>8} {'seal/s':>9} "

@@ -17,6 +17,7 @@ import sys
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
+from gcs.build import BuildInfo
 from gcs.errors import DaemonUnavailable, GcsError
 
 if TYPE_CHECKING:
@@ -323,6 +324,7 @@ def format_status(s: dict[str, Any]) -> str:
     lines = [
         f"node {s['node_id']} of cluster {s['cluster_name']!r}: {s['state']}, ring {s['ring_id']}"
         + (" (transitional)" if s.get("transitional") else ""),
+        f"  build         {BuildInfo.from_json(s.get('build')).describe()}",
         f"  members       {' '.join(map(str, s['members']))}  "
         f"(configured: {' '.join(map(str, s['configured_nodes']))})",
         f"  token         {'-' if rot is None else f'{rot:.3f} ms per rotation'}",

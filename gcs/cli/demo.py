@@ -26,6 +26,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from gcs import __version__
+from gcs.build import build_info
+
 if TYPE_CHECKING:
     from typing import TypeAlias
 
@@ -145,6 +148,7 @@ class Demo:
         return 0
 
     async def _script(self) -> None:
+        print(f"gcs {__version__}: {build_info().describe()}")
         ports = self._write_configs()
         print(f"gcs demo: {NODES} node processes on 127.0.0.1 (udp ports {ports}), sealed")
         print(

@@ -29,14 +29,19 @@ AHEAD = 4
 
 
 def _reader(
-    fd: int, loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[bytes | OSError]
+    fd: int,
+    loop: asyncio.AbstractEventLoop,
+    queue: asyncio.Queue[bytes | OSError],
+    stop: threading.Event,
 ) -> None:
-    """Thread body: read ``fd`` until end of file, handing each chunk to the loop."""
-    while True:
+    """Thread body: read ``fd`` until end of file or ``stop``, handing each chunk to the loop."""
+    while not stop.is_set():
         try:
             chunk: bytes | OSError = os.read(fd, CHUNK)
         except OSError as exc:
             chunk = exc
+        if stop.is_set() or loop.is_closed():
+            return  # the consumer is gone: this chunk is not wanted
         try:
             asyncio.run_coroutine_threadsafe(queue.put(chunk), loop).result()
         except (RuntimeError, concurrent.futures.CancelledError):
@@ -49,11 +54,24 @@ async def read_lines(fd: int, limit: int) -> AsyncIterator[bytes]:
     """Each line of ``fd`` without its ending (``\\n`` or ``\\r\\n``), as soon as it is complete.
 
     A last line without a newline is yielded at end of file. A line longer than ``limit``
-    bytes raises ``InvalidArgument`` naming its number; a read error raises ``OSError``.
+    bytes raises ``InvalidArgument`` naming its number; a read error raises ``OSError``. When
+    the consumer stops early, the reading thread stops after its current read (a thread
+    blocked on a full queue is released), so it does not read on for nobody.
     """
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[bytes | OSError] = asyncio.Queue(AHEAD)
-    threading.Thread(target=_reader, args=(fd, loop, queue), daemon=True).start()
+    stop = threading.Event()
+    threading.Thread(target=_reader, args=(fd, loop, queue, stop), daemon=True).start()
+    try:
+        async for line in _split(queue, limit):
+            yield line
+    finally:
+        stop.set()
+        while not queue.empty():  # a put waiting for room completes, and the thread sees stop
+            queue.get_nowait()
+
+
+async def _split(queue: asyncio.Queue[bytes | OSError], limit: int) -> AsyncIterator[bytes]:
     pending = b""
     number = 0
     while True:

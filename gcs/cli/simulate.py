@@ -51,11 +51,13 @@ def register(subparsers: Any) -> None:
     swarm_p.add_argument("--nodes", type=int, default=0, help="fix the cluster size")
     swarm_p.add_argument(
         "--workload",
-        choices=("messages", "groups", "kv"),
-        default="messages",
-        help="messages: the ring-level workload; groups: the same, sent by group members "
-        "through the group layer; kv: a replicated key-value store with quorum rules drawn per "
-        "seed, judged also by the quorum and kv checkers (RFC 0008 §7)",
+        choices=("groups", "messages", "kv"),
+        default="groups",
+        help="groups (the default): group members on every node join, leave and send through "
+        "the group layer, judged also by the group-level checkers (RFC 0006 API-3.7-1); messages: "
+        "the ring-level workload alone, without the group layer; kv: a replicated key-value "
+        "store with quorum rules drawn per seed, judged also by the quorum and kv checkers "
+        "(RFC 0008 §7)",
     )
     swarm_p.add_argument("--show", action="store_true", help="print each drawn scenario")
     swarm_p.set_defaults(func=_cmd_swarm)
@@ -90,7 +92,8 @@ class _Job:
     nodes: int
     out: str | None = None
     plots: bool = True
-    workload: str = "messages"
+    workload: str = "groups"
+    """The swarm's workload kind (``run`` takes its workload from the scenario file)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,7 +175,7 @@ def _run_jobs(args: argparse.Namespace, kind: str, path: str, nodes: int) -> int
     first = args.seed if args.seed is not None else 1
     count = args.seeds if args.seeds is not None else 1
     seeds = list(range(first, first + count))
-    workload = getattr(args, "workload", "messages")
+    workload = getattr(args, "workload", "groups")
     jobs = [
         _Job(kind, path, seed, args.wire, nodes, args.out, not args.no_plots, workload)
         for seed in seeds
@@ -255,7 +258,7 @@ def _print_reproduce(args: argparse.Namespace, kind: str, path: str, seed: int) 
             seed,
             args.wire,
             getattr(args, "nodes", 0),
-            workload=getattr(args, "workload", "messages"),
+            workload=getattr(args, "workload", "groups"),
         )
         run_dir = Path(args.out) / run_dir_name(_scenario_for(job), seed)
         print(f"replay: gcs simulate replay {run_dir} --trace")
@@ -263,8 +266,8 @@ def _print_reproduce(args: argparse.Namespace, kind: str, path: str, seed: int) 
         return
     target = f" {path}" if kind == "run" else ""
     wire = f" --wire {args.wire}" if args.wire else ""
-    workload = getattr(args, "workload", "messages")
-    extra = f" --workload {workload}" if workload != "messages" else ""
+    workload = getattr(args, "workload", "groups")
+    extra = f" --workload {workload}" if kind == "swarm" and workload != "groups" else ""
     print(f"replay: gcs simulate {kind}{target} --seed {seed}{wire}{extra} --trace")
 
 

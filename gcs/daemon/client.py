@@ -18,7 +18,7 @@ would.
 
 Sends wait for the daemon's reply, which comes once the record is queued on the ring (after
 flow control): ``await group.send()`` means the same thing in both modes. A ticket's
-``delivered()`` asks the daemon about the send's number (from the send's reply, API-29),
+``delivered()`` asks the daemon about the send's number (from the send's reply, API-10.2-3),
 and the daemon answers when the node delivered the message.
 """
 
@@ -56,7 +56,7 @@ _LOG = logging.getLogger("gcs.client")
 OnReply = Callable[[dict[str, Any]], Any]
 REFUSED = "refused: "
 """How the ``problem`` of a ``DaemonUnavailable`` begins when a running daemon refused the
-connection (its client limit, RFC 0006 API-28) rather than nothing listening on the path."""
+connection (its client limit, RFC 0006 API-10.1-3) rather than nothing listening on the path."""
 
 
 def connect(path: str | os.PathLike[str]) -> Client:
@@ -358,7 +358,7 @@ class Client:
             failure = item.get("error")
             if type(failure) is dict and failure.get("type") == "DaemonUnavailable":
                 message = f"{REFUSED}{reason}: {failure.get('message', '')}"
-                self._fail(DaemonUnavailable(self.path, message))  # API-28: beyond its limit
+                self._fail(DaemonUnavailable(self.path, message))  # API-10.1-3: beyond its limit
                 return
             error = (
                 proto.error_from_wire(failure)

@@ -7,7 +7,7 @@ of service. So the daemon serves at most
 
     min(max_clients, soft RLIMIT_NOFILE - descriptors in use at start - FD_RESERVE)
 
-clients at once (RFC 0006 API-28), and the descriptors above that stay free for what the node
+clients at once (RFC 0006 API-10.1-3), and the descriptors above that stay free for what the node
 must be able to open at any time: the ring seq, boot id and quorum files (two descriptors each
 while written: the file and its directory for the ``fsync``), the flight-recorder dump, the
 metrics server's connections (``METRICS_CONNECTIONS``), and the one connection being refused.

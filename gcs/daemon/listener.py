@@ -3,7 +3,7 @@
 Why not ``asyncio.start_server``: it accepts a whole backlog at once (up to 100 descriptors
 before any callback could refuse one), and on EMFILE it logs a traceback every second. This
 loop accepts one connection at a time, so a connection beyond the cap holds a descriptor only
-while ``refuse`` writes it one frame and closes it (RFC 0006 API-28): the descriptors the
+while ``refuse`` writes it one frame and closes it (RFC 0006 API-10.1-3): the descriptors the
 daemon uses for clients never exceed ``cap + 1``. When ``accept`` itself fails for lack of a
 resource (EMFILE, ENFILE, ENOBUFS, ENOMEM), the loop stops watching the socket for a while
 (doubling from ``BACKOFF_MIN_S`` to ``BACKOFF_MAX_S``) instead of retrying at once, and says so

@@ -10,11 +10,11 @@ one line that says so.
 The figures are the status map's (``gcs.daemon.status.build_status``), each with the labels
 ``node`` and ``cluster``: ring size and seq, operational, token rotation time, delivered messages
 and bytes, retransmissions, configurations, event-loop lag, duplicate node ids and boot
-fallbacks (RFC 0005 SEC-20), clients, group members, drops by reason and the duration of the
+fallbacks (RFC 0005 SEC-7.1-2), clients, group members, drops by reason and the duration of the
 last membership change. The collector runs on the event loop, where the node's state lives.
 
 Why gcs still answers the HTTP requests itself: any local user can reach a loopback port, so the
-metrics port has the control socket's limits (RFC 0006 API-28), which the library's threaded
+metrics port has the control socket's limits (RFC 0006 API-10.1-3), which the library's threaded
 server does not offer: at most ``METRICS_CONNECTIONS`` requests at once (more are closed at once;
 their descriptors come from the daemon's reserve), and each request must arrive whole within
 ``REQUEST_TIMEOUT_S`` (a client that trickles header lines is cut off). The server answers

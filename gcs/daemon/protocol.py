@@ -62,7 +62,7 @@ LENGTH = struct.Struct(">I")
 HELLO_LIMIT = 64 * 1024
 """Largest frame either side accepts before the hello exchange settled the real limit (a hello
 and its reply are a few hundred bytes; a client that has not greeted may not make the daemon
-buffer more, API-22)."""
+buffer more, API-10.1-2)."""
 MIN_FRAME_LIMIT = 1 << 20
 """The smallest limit after the hello, whatever ``max_message_bytes`` (status replies)."""
 FRAME_SLACK = 64 * 1024

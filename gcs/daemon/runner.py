@@ -10,7 +10,7 @@ Lifecycle. Start the node (it returns once it installed its first ring), then li
 SIGTERM or SIGINT — tell the clients, leave the ring cleanly (the others reform at once with
 reason ``leave``), then drop the clients. A fail-stop of the node (an invariant violation, a
 ring seq that could not be written) ends the daemon too, with exit code 1, after the clients
-were told why: continuing would risk the guarantees (ARCHITECTURE.md decision 8).
+were told why: continuing would risk the guarantees (RFC 0006 API-7-1).
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from typing import Any
 from gcs.api.node import Node
 from gcs.config import Config
 from gcs.daemon import protocol as proto
+from gcs.daemon.collector import tune_after_start
 from gcs.daemon.metrics import MetricsServer
 from gcs.daemon.server import ControlServer, prepare_socket_path
 from gcs.daemon.status import ChangeLog, Rates, build_status
@@ -143,6 +144,7 @@ class Daemon:
             if self.metrics is not None:
                 await self.metrics.start()
             self._announce()
+            tune_after_start()  # start-up is over: what exists now lives as long as the process
             with self._signals():
                 await self._stop.wait()
         finally:

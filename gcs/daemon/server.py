@@ -11,7 +11,7 @@ Per connection:
   that must wait (a join for its first view, a send for flow control, a leave for its delivery)
   never delays the requests behind it. The reader itself waits only when the client is too far
   ahead — too many requests unanswered, too many send bytes queued, too many reply bytes
-  unread (``Connection._wait_for_room``, API-28) — so a client's pipelining is bounded by its
+  unread (``Connection._wait_for_room``, API-10.1-3) — so a client's pipelining is bounded by its
   own socket, not by the daemon's memory;
 * one sender task submits the connection's sends in the order they arrived, so a client's
   messages keep their order (FIFO per sender) and wait for flow control exactly as an embedded
@@ -55,7 +55,7 @@ __all__ = ["ControlServer", "prepare_socket_path"]
 _LOG = logging.getLogger("gcs.daemon")
 WRITE_HIGH_WATER = 256 * 1024
 """Bytes queued on a client's socket before its pumps wait for the client to read (and before
-the daemon reads its next request, API-28)."""
+the daemon reads its next request, API-10.1-3)."""
 MAX_OUTSTANDING = 1024
 """A connection's requests awaiting their replies before the daemon reads no more of them."""
 UNIX_PATH_MAX = 107
@@ -91,7 +91,7 @@ def prepare_socket_path(path: Path) -> None:
 class ControlServer:
     """The Unix-socket server: admits clients within limits, tracks them, broadcasts rings.
 
-    Limits (RFC 0006 API-28): at most ``Config.max_clients`` clients at once, fewer when the
+    Limits (RFC 0006 API-10.1-3): at most ``Config.max_clients`` clients at once, fewer when the
     descriptor limit demands (``gcs.daemon.fdbudget``); a connection beyond that gets one
     ``closing`` frame (reason ``too many clients``) and is closed; a client that sends no
     ``hello`` within ``Config.hello_timeout_ms`` is closed (reason ``hello timeout``). Both are
@@ -123,7 +123,7 @@ class ControlServer:
         return 0 if self._listener is None else self._listener.cap
 
     def limits(self) -> dict[str, int]:
-        """The status map's view of API-28: the cap and how many clients it turned away."""
+        """The status map's view of API-10.1-3: the cap and how many clients it turned away."""
         listener = self._listener
         return {
             "client_limit": self.cap,
@@ -294,7 +294,7 @@ class Connection:
         self.room.set()
 
     async def _wait_for_room(self) -> None:
-        """Read the next request only when the client is not ahead of the daemon (API-28).
+        """Read the next request only when the client is not ahead of the daemon (API-10.1-3).
 
         A client that pipelines requests without reading the replies, or more sends than flow
         control lets through, is slowed by its own socket's buffer instead of growing the
@@ -353,7 +353,7 @@ class Connection:
     def dispatch(self, item: dict[str, Any]) -> None:
         req_id = field(item, "id", int)
         op = field(item, "op", str)
-        self.outstanding += 1  # until reply() or fail() answers it (API-23: exactly once)
+        self.outstanding += 1  # until reply() or fail() answers it (API-10.2-1: exactly once)
         if not self.ready and op != "hello":
             error = ControlProtocolError(f"the first request must be hello, not {op!r}")
             self.fail(req_id, error)

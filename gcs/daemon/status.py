@@ -17,6 +17,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, assert_never
 
+from gcs.build import build_info
 from gcs.history.recorder import InputKind
 from gcs.totem.effects import (
     Configuration,
@@ -185,6 +186,7 @@ def build_status(
         "cluster_name": node.config.cluster_name,
         "boot_id": node.boot_id,
         "uptime_s": round(time.monotonic() - started, 1),
+        "build": build_info().as_json(),  # compiled (mypyc) or pure Python, see gcs.build
         "node_state": stats.state,
         "state": core.state,
         "ring_id": core.ring_id,
@@ -200,8 +202,8 @@ def build_status(
             "tokens": core.tokens_retransmitted,
         },
         "drops": dict(sorted(stats.drops.items())),
-        # RFC 0005 SEC-20: two processes under one node id, once per id and pair of boots or
-        # addresses; the last few with their details. SEC-19: older boots accepted again.
+        # RFC 0005 SEC-7.1-2: two processes under one node id, once per id and pair of boots or
+        # addresses; the last few with their details. SEC-7.1-1: older boots accepted again.
         "duplicate_node_id": stats.channel.duplicate_node_id,
         "duplicate_sightings": [
             {"node": d.node_id, "boots": list(d.boots), "addresses": list(d.sources)}

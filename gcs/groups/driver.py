@@ -17,7 +17,7 @@ through ``submit`` (the runtime's or the simulated host's submit into the core).
 Sending (the outbox). Two queues feed the core. Control records — joins, leaves,
 last_man_standing decisions and this node's announcement (RFC 0006 §3.4) — go first and ignore
 the send window: they are tiny, and a view change must not wait behind a backlog of data. Data
-records wait for the window (RFC 0006 API-19), in FIFO order across all members of the node, so a
+records wait for the window (RFC 0006 API-6-1), in FIFO order across all members of the node, so a
 small message never overtakes a large one that waits for room. A record the core refuses for
 lack of room (``SendQueueFull``) stays at the head of its queue until the next ``drain``, after
 the next batch of effects (room appears only through effects). Records asked for while effects

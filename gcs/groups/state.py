@@ -17,9 +17,21 @@ every node then announces all its local members of all groups in one record (the
 *announcement*, RFC 0006 §3.4) and the group layer is *unsettled* until the announcement of every
 member of the new ring has been delivered. Each node is the authority on its own members, so
 once all announcements are in, every node holds the same state, and at that point — the same
-position of the stream everywhere — every group with local members gets one regular view. While
-unsettled, joins and leaves of other members take effect at that settling view, departures still
-shrink views at once, and messages are delivered in the view each member already has.
+position of the stream everywhere — every group with local members gets one regular view.
+
+The barrier (RFC 0006 §3.7). While unsettled in a regular configuration, every record but the
+announcements and last_man_standing decisions — joins, leaves, messages, point-to-point
+messages — is *held*, in stream order, and has no effect yet; an announcement lists its node's
+members as of the announcement, so the state takes the node's members as they were when the hold
+began (the announcement minus the effect of that node's held joins and leaves, undone in reverse
+order). At the settling view every node holds that same state, and the held records are then
+replayed in stream order exactly as records of a settled ring: joins and leaves make views at their
+own positions, messages are delivered in views that list their senders, at the same position at
+every member (sender-in-view, API-3.7-1). A ring change that ends the hold first (a transitional
+configuration before the round completes) flushes it as an unsettled layer always did: joins and
+leaves change the state without views, and messages reach only the members whose view lists their
+sender — the same rule for messages the core delivers in that transitional configuration.
+Departures still shrink views at once.
 
 View ids are derived from what caused the view, never from local counters: a record's view is
 named by the record's (origin ring, seq, index in its mcast); a configuration's view by the new
@@ -188,12 +200,20 @@ class GroupState:
         self.settled = False
         self.sync: _Sync | None = None
         self.trans_changed: dict[str, Reason] = {}
+        self.barrier: list[tuple[Deliver, int, Record]] = []
+        """Records held while unsettled in a regular configuration: (delivery, index, record)."""
         self._quorum_follows = False
         """Set while emitting views that a Quorum event for every member will follow."""
         self.ignored_records = 0
         """Malformed or impossible records (a buggy or hostile member): counted as drops."""
         self.stale_records = 0
         """Announcements made for an earlier ring, joins of departed nodes: normal, not drops."""
+        self.held_records = 0
+        """Records the barrier held (API-3.7-1): they reach members after the settling view."""
+        self.outside_view = 0
+        """Messages not delivered because their sender was in no view of the receiver: held
+        records flushed by a ring change, and transitional deliveries, while unsettled
+        (API-3.7-2)."""
 
     # ------------------------------------------------------------------ local side
 
@@ -284,6 +304,8 @@ class GroupState:
 
     def on_configuration(self, conf: Configuration) -> list[Output]:
         out: list[Output] = []
+        if self.barrier:
+            self._flush(out)  # the ring changed before the round completed (API-3.7-2)
         self.ring = conf.ring_id
         self.config_nodes = frozenset(conf.members)
         self._remove_nodes_outside(conf.members)
@@ -336,6 +358,8 @@ class GroupState:
         out: list[Output] = []
         local = self.local
         for index, record in enumerate(deliver.records):
+            if not self.settled and self._hold(deliver, index, record):
+                continue
             kind = record.flags & _KIND
             if kind == _DATA:
                 if record.group == ANNOUNCE_GROUP:
@@ -346,6 +370,9 @@ class GroupState:
                     active = group.active
                     if active:
                         sender = Member(deliver.sender, record.handle)
+                        if not self.settled and not _lists(group.last_view, sender):
+                            self.outside_view += 1  # in a transitional configuration (API-3.7-2)
+                            continue
                         msg = Message(
                             sender,
                             record.data,
@@ -359,30 +386,122 @@ class GroupState:
                         else:
                             out.append(Emit(record.group, active, msg))
                 continue
-            view_id = ViewId(deliver.origin, deliver.seq, index)
-            if record.group == ANNOUNCE_GROUP:
-                if kind == _JOIN and record.handle == 0:
-                    self._on_announcement(deliver.sender, record.data, view_id, out)
-                else:
-                    self.ignored_records += 1
-            elif record.handle == 0 or not valid_group_name(record.group):
-                self.ignored_records += 1
-            elif kind == _JOIN:
-                self._on_join(Member(deliver.sender, record.handle), record.group, view_id, out)
-            elif kind == _LEAVE:
-                self._on_leave(Member(deliver.sender, record.handle), record.group, view_id, out)
+            self._on_membership(deliver, index, record, kind, out)
+        return out
+
+    def _on_membership(
+        self, deliver: Deliver, index: int, record: Record, kind: int, out: list[Output]
+    ) -> None:
+        """A record of kind JOIN or LEAVE: an announcement, a member's join or leave."""
+        view_id = ViewId(deliver.origin, deliver.seq, index)
+        if record.group == ANNOUNCE_GROUP:
+            if kind == _JOIN and record.handle == 0:
+                self._on_announcement(deliver.sender, record.data, view_id, out)
             else:
                 self.ignored_records += 1
-        return out
+        elif record.handle == 0 or not valid_group_name(record.group):
+            self.ignored_records += 1
+        elif kind == _JOIN:
+            self._on_join(Member(deliver.sender, record.handle), record.group, view_id, out)
+        elif kind == _LEAVE:
+            self._on_leave(Member(deliver.sender, record.handle), record.group, view_id, out)
+        else:
+            self.ignored_records += 1
+
+    # ------------------------------------------------------------------ the barrier
+
+    def _hold(self, deliver: Deliver, index: int, record: Record) -> bool:
+        """Hold ``record`` if the barrier applies to it (API-3.7-1); True if it was held.
+
+        Only in a regular configuration: in a transitional one nothing can settle, so records
+        are delivered at once under API-3.7-2. The group layer's own records that drive the round
+        — announcements, last_man_standing decisions — are never held.
+        """
+        if self.transitional:
+            return False
+        if record.group == ANNOUNCE_GROUP and record.handle == 0:
+            return False  # an announcement, or a quorum decision (a control record of the node)
+        self.barrier.append((deliver, index, record))
+        self.held_records += 1
+        return True
+
+    def _unwind(self, node: int, groups: dict[str, frozenset[int]]) -> dict[str, frozenset[int]]:
+        """Node ``node``'s members when the hold began: its announcement without the effect of
+        its held joins and leaves, which were delivered before it (FIFO), so it counts them."""
+        mine = [
+            r
+            for d, _, r in self.barrier
+            if d.sender == node and r.handle and r.flags & _KIND in (_JOIN, _LEAVE)
+        ]
+        mine = [r for r in mine if valid_group_name(r.group)]
+        if not mine:
+            return groups
+        members = {group: set(handles) for group, handles in groups.items()}
+        for record in reversed(mine):
+            handles = members.setdefault(record.group, set())
+            if record.flags & _KIND == _JOIN:
+                handles.discard(record.handle)
+            else:
+                handles.add(record.handle)
+        return {group: frozenset(handles) for group, handles in members.items() if handles}
+
+    def _release(self, out: list[Output]) -> None:
+        """The layer settled: replay the held records, in order, as records of a settled ring."""
+        held, self.barrier = self.barrier, []
+        for deliver, index, record in held:
+            self._replay(deliver, index, record, out, flushed=False)
+
+    def _flush(self, out: list[Output]) -> None:
+        """A ring change ended the hold first: the held records, in order, as an unsettled layer
+        takes them — joins and leaves change the state, messages reach only members whose view
+        lists their sender (API-3.7-2)."""
+        held, self.barrier = self.barrier, []
+        for deliver, index, record in held:
+            self._replay(deliver, index, record, out, flushed=True)
+
+    def _replay(
+        self, deliver: Deliver, index: int, record: Record, out: list[Output], flushed: bool
+    ) -> None:
+        kind = record.flags & _KIND
+        if kind != _DATA:
+            self._on_membership(deliver, index, record, kind, out)
+        elif record.group == ANNOUNCE_GROUP:
+            self._on_control(deliver, record, out, held=True)
+        else:
+            self._deliver_held(deliver, record, out, flushed)
+
+    def _deliver_held(
+        self, deliver: Deliver, record: Record, out: list[Output], flushed: bool
+    ) -> None:
+        """A held message, to the group's active members (never to primary members, RFC 0008
+        QRM-4.1-1: it was delivered by the ring while the layer was unsettled)."""
+        group = self.local.get(record.group)
+        if group is None or group.last_view is None or not group.active:
+            return
+        sender = Member(deliver.sender, record.handle)
+        if flushed and not _lists(group.last_view, sender):
+            self.outside_view += 1
+            return
+        handles = group.active
+        if group.primary:
+            handles = tuple(h for h in handles if h not in group.primary)
+            if self.quorum_tracker is not None:
+                self.quorum_tracker.filtered += 1
+        if handles:
+            view_id = group.last_view.view_id
+            msg = Message(sender, record.data, deliver.safe, view_id, deliver.origin, deliver.seq)
+            out.append(Emit(record.group, handles, msg))
 
     # ------------------------------------------------------------------ control records
 
-    def _on_control(self, deliver: Deliver, record: Record, out: list[Output]) -> None:
+    def _on_control(
+        self, deliver: Deliver, record: Record, out: list[Output], held: bool = False
+    ) -> None:
         """A group-layer control record: a point-to-point message or a quorum decision."""
         data = record.data
         kind = data[0] if data else -1
         if kind == CONTROL_DIRECTED and record.handle != 0:
-            self._on_directed(deliver, record, out)
+            self._on_directed(deliver, record, out, held)
         elif kind == CONTROL_LMS and record.handle == 0 and self.quorum_tracker is not None:
             ring = decode_lms(data)
             if ring is None:
@@ -398,7 +517,10 @@ class GroupState:
         else:
             self.ignored_records += 1
 
-    def _on_directed(self, deliver: Deliver, record: Record, out: list[Output]) -> None:
+    def _on_directed(
+        self, deliver: Deliver, record: Record, out: list[Output], held: bool = False
+    ) -> None:
+        """A point-to-point message; ``held``: replayed by the barrier (API-3.7-1, API-3.7-2)."""
         parsed = decode_directed(record.data)
         if parsed is None:
             self.ignored_records += 1
@@ -411,8 +533,15 @@ class GroupState:
             self.undeliverable += 1  # its member left, or never became active
             return
         sender = Member(deliver.sender, record.handle)
+        if not self.settled and not _lists(local.last_view, sender):
+            self.outside_view += 1  # flushed by a ring change, or delivered in it (API-3.7-2)
+            return
         view_id = local.last_view.view_id
         msg = Message(sender, payload, deliver.safe, view_id, deliver.origin, deliver.seq, to)
+        if held and to.handle in local.primary:
+            if self.quorum_tracker is not None:
+                self.quorum_tracker.filtered += 1
+            return
         self._route(group, local, (to.handle,), msg, True, out)
 
     # ------------------------------------------------------------------ quorum output
@@ -538,6 +667,7 @@ class GroupState:
         if sync is None or ring != sync.ring or node not in sync.waiting:
             self.stale_records += 1  # made for an earlier ring, or a repeat
             return
+        groups = self._unwind(node, groups)
         if self.quorum_tracker is not None:
             self.quorum_tracker.on_announced(node, ext.get("quorum"))
         for group in list(self.members):
@@ -581,6 +711,7 @@ class GroupState:
         self._quorum_follows = False
         if verdict is not None:
             self._quorum_out(verdict, out)
+        self._release(out)
 
     # ------------------------------------------------------------------ configurations
 
@@ -612,6 +743,16 @@ class GroupState:
                 view_id = ViewId(conf.ring_id, 0, min(conf.members), self._lineage(previous))
                 self._emit(group, view_id, members, (), gone, reason, out)
 
+    def _transitional_lineage(self) -> int:
+        """The lineage of a view a record causes in a transitional configuration (API-3.5-1).
+
+        EVS delivers some old-ring records in the regular configuration at one node and in the
+        transitional configuration at another, where the departed members are gone: the view
+        differs, so its id must too. Every node of one transitional configuration derives the
+        same lineage, from the transitional configuration's own view id.
+        """
+        return ViewId(self.ring, 0, min(self.config_nodes)).derived()
+
     def _lineage(self, previous: View) -> int:
         return 0 if self.settled else previous.view_id.derived()
 
@@ -626,6 +767,8 @@ class GroupState:
     ) -> None:
         """A view of the settled state of ``group`` (the same at every node of the ring)."""
         members = tuple(sorted(self.members.get(group, ())))
+        if self.transitional and view_id.seq:
+            view_id = replace(view_id, lineage=self._transitional_lineage())
         self._emit(group, view_id, members, joined, left, reason, out)
 
     def _emit(
@@ -660,3 +803,9 @@ class GroupState:
             verdict = tracker.verdict
             if verdict is not None and tracker.pending is None:
                 self._route(group, local, fresh, verdict, False, out)
+
+
+def _lists(view: View, sender: Member) -> bool:
+    """Whether a message of ``sender`` may be delivered in ``view`` (API-3.7-1): the view lists
+    it, or the view is transitional and ``sender`` departed at it (API-3.3-2)."""
+    return sender in view.members or (view.transitional and sender in view.left)

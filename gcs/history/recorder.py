@@ -1,6 +1,6 @@
 """The flight recorder: every input of a live core, kept so its decisions can be replayed.
 
-Why (ARCHITECTURE.md decision 11): the core is a deterministic function of its configuration,
+Why (RFC 0006 Appendix B): the core is a deterministic function of its configuration,
 its rng seed and its inputs, so a record of the inputs turns a bug seen on a real network into a
 reproducible run. The runtime records, before each core call, what it is about to feed the core
 — ``start``, every authenticated frame with its source, timer firings, submits, leaves and

@@ -4,7 +4,7 @@ Theory of operation. A ring splits into partitions; each goes on with its own ri
 replicated service that must not change state in two partitions at once asks one question of
 every regular configuration: *is it quorate?* Here the answer is a pure function of
 
-* the configuration's members (node ids, identical at every member: GUAR-5),
+* the configuration's members (node ids, identical at every member: GUAR-5-5),
 * the quorum rules (``QuorumRules``: per-node votes, ``expected_votes`` and corosync
   votequorum's options, from the configuration file, identical at every node), and
 * a small quorum state (``QuorumState``: dynamic expected votes, the wait-for-all flag, whether

@@ -1,6 +1,6 @@
 """The asyncio driver: one sans-I/O core, one Channel, one UDP socket, one timer.
 
-Theory of operation (ARCHITECTURE.md, "The core's contract"; the simulator's ``Host`` is the same
+Theory of operation (RFC 0001 §4, RFC 0003 §1.1 effects; the simulator's ``Host`` is the same
 driver in virtual time). Every input reaches the core through one path: take ``now_ns`` from
 ``time.monotonic_ns()`` (never letting it go backwards), note the input in the flight recorder,
 call the core, and execute the returned effects in order:
@@ -17,15 +17,27 @@ Then re-arm the one ``loop.call_at`` at the earlier of the core's and the listen
 deadlines (the group layer's timers are deadlines too), and only then let the listener submit
 what it has waiting (``after_effects``): the core is never re-entered from inside an effect.
 
-Drain before token (brief §8.2, §12): data and tokens share the socket; a token (ORF token or
+Drain before token (RFC 0009 §4.3): data and tokens share the socket; a token (ORF token or
 commit token) is queued and processed from a ``call_soon`` callback, so the mcasts read in the
 same batch are applied first and the token does not request retransmission of messages that
 were already in the buffer. Tokens keep their order among themselves.
 
-Fail-stop (decision 8): any exception from the core other than a refused submit means the core
-can no longer be trusted. The driver stops feeding it, sends a leave if the core can still
-produce one, closes the socket, and calls ``on_failure`` (the API dumps the flight recorder and
-fails every pending and later call).
+Deliveries in slices (RFC 0006 API-5-3): one input can make thousands of records deliverable at
+once (a token visit that completes a safe window, an mcast that fills a gap, 65,000-byte frames
+of small records, or many mcasts read in one pass). The driver hands at most ``DELIVERY_SLICE``
+records to the listener in one pass of the event loop, counted across inputs; the rest of the
+effects wait, in order, in a backlog that a ``call_soon`` callback resumes on the next pass, so
+readers, timers and other tasks run between slices and a reader that keeps reading is not cut
+off by one burst (streams read as many per pass, ``gcs.api.stream.READ_SLICE``). While a
+backlog waits, later inputs still reach the core but their effects join the backlog behind it,
+and ``submit`` refuses with ``SendQueueFull`` (the group layer keeps the record and submits it
+after the batch, as for a full queue): the listener never sees the core run ahead of the
+effects it has been handed.
+
+Fail-stop (RFC 0006 API-7-1, RFC 0003 §11): any exception from the core other than a refused
+submit means the core can no longer be trusted. The driver stops feeding it, sends a leave if
+the core can still produce one, closes the socket, and calls ``on_failure`` (the API dumps the
+flight recorder and fails every pending and later call).
 """
 
 from __future__ import annotations
@@ -62,6 +74,13 @@ from gcs.wire.frames import Frame, LinkProbe, MembCommitToken, OrfToken, Record
 __all__ = ["Driver", "Listener", "RuntimeStatistics"]
 
 _LOG = logging.getLogger("gcs.runtime")
+
+DELIVERY_SLICE = 256
+"""Records handed to the listener in one pass of the event loop before the rest of the effects
+wait for the next pass (RFC 0006 API-5-3): as many as a reader takes in one pass
+(``gcs.api.stream.READ_SLICE``). A slice ends after the ``Deliver`` that reaches it, so it is at
+most this plus one mcast's records."""
+
 _TRACE_LOG = logging.getLogger("gcs.totem.trace")
 
 
@@ -88,6 +107,8 @@ class RuntimeStatistics:
     bytes_received: int
     bytes_sent: int
     tokens_deferred: int
+    delivery_slices: int
+    """Times a burst of deliveries yielded to the loop with effects still waiting (API-5-3)."""
     timer_firings: int
     before_start: int
     """Datagrams that arrived after the socket opened but before the core started (dropped:
@@ -120,8 +141,11 @@ class Driver:
         peers: dict[int, SockAddr],
         *,
         on_failure: Callable[[BaseException], None],
+        delivery_slice: int = DELIVERY_SLICE,
         links: Callable[[Callable[[], int]], LinkDriver] | None = None,
     ) -> None:
+        if delivery_slice < 1:
+            raise ValueError(f"delivery_slice must be at least 1, not {delivery_slice}")
         self._loop = loop
         self._core = core
         self._channel = channel
@@ -150,6 +174,12 @@ class Driver:
         self._last_now = 0
         self._tokens: deque[tuple[int, Frame, bytes]] = deque()
         self._drain_scheduled = False
+        self._slice = delivery_slice
+        self._left = delivery_slice
+        """Records the listener may still be handed in this pass of the loop (API-5-3)."""
+        self._refill_scheduled = False
+        self._backlog: deque[Effect] = deque()
+        """Effects of earlier inputs not executed yet: the rest of a burst (API-5-3)."""
         self._in_after = False
         self._closed = False
         self._started = False
@@ -163,6 +193,7 @@ class Driver:
                 "bytes_received",
                 "bytes_sent",
                 "tokens_deferred",
+                "delivery_slices",
                 "timer_firings",
                 "before_start",
                 "unknown_destination",
@@ -211,6 +242,7 @@ class Driver:
         """Stop the timer and the socket; wait for a ring-seq write already in flight."""
         if self._closed:
             return
+        self._flush_backlog()
         self._closed = True
         self._cancel_timer()
         self._lag.stop()
@@ -342,6 +374,8 @@ class Driver:
             raise NodeClosed("node is closed")
         if self.failure is not None:
             raise NodeClosed("node stopped after a failure") from self.failure
+        if self._backlog:
+            raise SendQueueFull("deliveries of an earlier input are still being handed over")
         now = self.now_ns()
         recorder = self._recorder
         index = recorder.record_submit(now, record, safe) if self._recording else -1
@@ -399,43 +433,111 @@ class Driver:
             # SendWindow, a delivery or configuration), and control records drain themselves.
             self._rearm()
             return
+        try:
+            for tap in self._taps:
+                tap.on_effects(effects)  # in the core's order, with its inputs, even if deferred
+        except Exception as exc:
+            self._fail(exc)
+            return
+        if self._backlog or self._left <= 0:
+            self._defer(effects)  # behind the burst still being handed over, or the next pass
+            self._rearm()
+            return
         if self._apply(effects):
             self._rearm()
             self._after_effects()
+        else:
+            self._rearm()
 
     def _apply(self, effects: list[Effect]) -> bool:
-        """Execute ``effects`` in order; False if one failed (the node is then failing)."""
-        listener = self._listener
+        """Execute ``effects`` in order; False if some wait in the backlog or one failed."""
+        count = len(effects)
         try:
-            for tap in self._taps:
-                tap.on_effects(effects)
-            for effect in effects:
-                match effect:
-                    case Multicast(frame=frame, dests=dests):
-                        self._multicast(frame, dests)
-                    case Send(dest=dest, frame=frame):
-                        self._send(frame, dest)
-                    case Deliver():
-                        listener.on_deliver(self._last_now, effect)
-                    case Configuration():
-                        self.configuration = effect
-                        self._log_configuration(effect)
-                        listener.on_configuration(self._last_now, effect)
-                    case PersistRingSeq(seq=seq):
-                        self._writer.persist(seq)
-                    case SendWindow(open=is_open):
-                        listener.on_send_window(is_open)
-                    case Trace():
-                        if _TRACE_LOG.isEnabledFor(logging.DEBUG):
-                            _TRACE_LOG.debug(
-                                "node %d %s %s", self._core.me, effect.event, effect.data
-                            )
-                    case _:
-                        assert_never(effect)
+            for i in range(count):
+                if self._apply_one(effects[i]) and self._spent() and i + 1 < count:
+                    self._defer(effects[i + 1 :])
+                    return False
         except Exception as exc:
             self._fail(exc)
             return False
         return True
+
+    def _spent(self) -> bool:
+        """Records were handed over (``_left`` counts them): True if this pass's slice is spent.
+
+        The slice is per pass of the loop, not per input: a receiving node may read many mcasts
+        in one pass. The first handover of a pass schedules the refill for the next one.
+        """
+        if not self._refill_scheduled:
+            self._refill_scheduled = True
+            self._loop.call_soon(self._refill)
+        return self._left <= 0
+
+    def _refill(self) -> None:
+        self._refill_scheduled = False
+        self._left = self._slice
+
+    def _defer(self, rest: list[Effect]) -> None:
+        """The slice is spent: ``rest`` waits in the backlog for the next pass (API-5-3)."""
+        backlog = self._backlog
+        if not backlog:
+            self._counts["delivery_slices"] += 1
+            self._loop.call_soon(self._resume)
+        backlog.extend(rest)
+
+    def _resume(self) -> None:
+        """Hand over the next slice of the backlog; after the last, let the listener submit."""
+        backlog = self._backlog
+        if self._closed or self.failure is not None:
+            backlog.clear()
+            return
+        try:  # the refill for this pass ran first: it was scheduled before this callback
+            while backlog:
+                if self._apply_one(backlog.popleft()) and self._spent() and backlog:
+                    self._counts["delivery_slices"] += 1
+                    self._loop.call_soon(self._resume)
+                    return
+        except Exception as exc:
+            self._fail(exc)
+            return
+        self._rearm()
+        self._after_effects()
+
+    def _flush_backlog(self) -> None:
+        """Closing: execute what waits at once (a leave's multicast may be behind a burst)."""
+        backlog = self._backlog
+        try:
+            while backlog and self.failure is None:
+                self._apply_one(backlog.popleft())
+        except Exception as exc:
+            self._fail(exc)
+        backlog.clear()
+
+    def _apply_one(self, effect: Effect) -> bool:
+        """Execute one effect; True if it handed records to the listener (counted in ``_left``)."""
+        match effect:
+            case Multicast(frame=frame, dests=dests):
+                self._multicast(frame, dests)
+            case Send(dest=dest, frame=frame):
+                self._send(frame, dest)
+            case Deliver():
+                self._listener.on_deliver(self._last_now, effect)
+                self._left -= len(effect.records)
+                return True
+            case Configuration():
+                self.configuration = effect
+                self._log_configuration(effect)
+                self._listener.on_configuration(self._last_now, effect)
+            case PersistRingSeq(seq=seq):
+                self._writer.persist(seq)
+            case SendWindow(open=is_open):
+                self._listener.on_send_window(is_open)
+            case Trace():
+                if _TRACE_LOG.isEnabledFor(logging.DEBUG):
+                    _TRACE_LOG.debug("node %d %s %s", self._core.me, effect.event, effect.data)
+            case _:
+                assert_never(effect)
+        return False
 
     def _after_effects(self) -> None:
         """Let the listener submit what waits for room (never nested inside itself)."""
@@ -533,6 +635,7 @@ class Driver:
             return
         self.failure = exc
         _LOG.error("node %d: fail-stop after %r", self._core.me, exc, exc_info=exc)
+        self._backlog.clear()  # a failed node delivers nothing more
         self._cancel_timer()
         self._lag.stop()
         self._writer.close()

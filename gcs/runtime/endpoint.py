@@ -1,10 +1,10 @@
 """The UDP endpoint: one datagram socket per node (per link) for tokens and data, IPv4 or IPv6.
 
 Why one socket: the token and the mcasts it orders then arrive through one queue, so the driver
-can apply the data of a read batch before the token (brief §8.2, "drain before token"). Why large
+can apply the data of a read batch before the token (RFC 0009 §4.3, "drain before token"). Why large
 buffers: a token rotation releases up to ``window_size`` mcasts from every node at once; a
 receive buffer smaller than that burst drops datagrams the ring must then retransmit (the
-"Retransmit List" floods of brief §8.2). The kernel silently caps SO_RCVBUF/SO_SNDBUF at
+"Retransmit List" floods of corosync, RFC 0003 §6). The kernel silently caps SO_RCVBUF/SO_SNDBUF at
 ``net.core.rmem_max``/``wmem_max``, so the sizes are read back and a cap is logged with the
 figure and the sysctl to raise.
 

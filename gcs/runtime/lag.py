@@ -2,7 +2,7 @@
 
 Why: Totem assumes timely processors. A loop that stalls longer than the token timeout (a GC
 pause, a blocking call in an application callback, a slow ``fsync`` on the loop) is
-indistinguishable from a crash and costs a membership change (brief §8.3, corosync's "main
+indistinguishable from a crash and costs a membership change (RFC 0004 §8.3, corosync's "main
 process was not scheduled" warning). Measuring the lag continuously turns a mysterious
 "token timed out" into a log line with the figure, and puts the numbers in ``statistics()``.
 

@@ -1,8 +1,8 @@
 """The event loop: uvloop by default, and one log line when a node runs on another loop.
 
-Why uvloop is a runtime dependency (ARCHITECTURE.md decision 10): asyncio's default loop reads
+Why uvloop is a runtime dependency (RFC 0006 §1, §9): asyncio's default loop reads
 one datagram per selector wake-up and tops out near 30k datagrams/s on the reference machine,
-dropping most of a burst; uvloop takes in over 250k/s (shared/anchors/python-limits). A ring runs
+dropping most of a burst; uvloop takes in over 250k/s on the same machine. A ring runs
 at the speed of its slowest member, so one node on the default loop slows everyone.
 
 ``gcs.run(main)`` creates the loop through ``asyncio.Runner(loop_factory=...)`` rather than an

@@ -14,14 +14,16 @@ from __future__ import annotations
 import functools
 import random
 from collections.abc import Callable
+from typing import Any
 
 from gcs.sim.scenario import FaultStep, Scenario
 from gcs.sim.world import Clock, DropRule, World
-from gcs.wire.frames import MembCommitToken, OrfToken
+from gcs.wire.frames import Mcast, MembCommitToken, OrfToken
 
 __all__ = ["apply_step", "heal_all", "install_nemesis", "partition_groups", "restore_all_links"]
 
 S = 1_000_000_000
+MS = 1_000_000
 
 
 def install_nemesis(world: World, scenario: Scenario) -> None:
@@ -234,6 +236,44 @@ def _frame_loss(frame_type: type, kind: str) -> Callable[..., None]:
     return action
 
 
+def _recovery_rule(kind: str) -> Callable[..., None]:
+    """The recovery nemesis: lose or delay what a node transmits while its core is in RECOVERY.
+
+    ``spec`` picks the frames: ``resend`` (mcasts carrying re-sent old-ring messages, and their
+    retransmissions), ``token`` (the commit token's second rotation and the new ring's token
+    before installation), or ``all``. Each copy, per destination, is hit with probability
+    ``value``; a hit copy is dropped (``recovery_loss``) or sent ``delay_ms`` later
+    (``recovery_delay``), until ``at + duration_s`` or the end of the fault phase.
+    """
+
+    def action(
+        world: World,
+        scenario: Scenario,
+        step: FaultStep,
+        rng: random.Random,
+        nodes: tuple[int, ...],
+    ) -> None:
+        duration = int(step.duration_s * S) if step.duration_s > 0 else 1 << 62
+        until = world.now + duration
+        stream = world.seeds.rng(f"{kind}/{world.now}")
+        delay = int(step.delay_ms * MS) if kind == "recovery_delay" else 0
+        frames = step.spec or "all"
+        rule = functools.partial(
+            DropRule, probability=step.value, until_ns=until, rng=stream, state="recovery"
+        )
+        if frames in ("all", "resend"):
+            world.drop_rules.append(rule(Mcast, carriers_only=True, delay_ns=delay))
+        if frames in ("all", "token"):
+            world.drop_rules.append(rule(MembCommitToken, delay_ns=delay))
+            world.drop_rules.append(rule(OrfToken, delay_ns=delay))
+        detail: dict[str, Any] = {"value": step.value, "spec": frames}
+        if delay:
+            detail["delay_ms"] = step.delay_ms
+        world.fault(kind, duration_s=step.duration_s, **detail)
+
+    return action
+
+
 def _clock(
     world: World, scenario: Scenario, step: FaultStep, rng: random.Random, nodes: tuple[int, ...]
 ) -> None:
@@ -308,6 +348,8 @@ _ACTIONS: dict[str, Callable[..., None]] = {
     "loss": _loss,
     "token_loss": _frame_loss(OrfToken, "token_loss"),
     "commit_token_loss": _frame_loss(MembCommitToken, "commit_token_loss"),
+    "recovery_loss": _recovery_rule("recovery_loss"),
+    "recovery_delay": _recovery_rule("recovery_delay"),
     "clock": _clock,
     "replay_joins": _replay_joins,
     "cut_link": _cut_link,

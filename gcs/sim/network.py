@@ -96,6 +96,10 @@ class Network:
         for key, params in list(self._params.items()):
             self._params[key] = replace(params, **changes)  # type: ignore[arg-type]
 
+    def max_loss(self) -> float:
+        """The highest loss probability of any link (the liveness checker's ``quiet_loss``)."""
+        return max([self._default.loss, *(params.loss for params in self._params.values())])
+
     def block(self, src: int, dst: int) -> None:
         self.blocked.add((src, dst))
 

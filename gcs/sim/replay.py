@@ -10,7 +10,7 @@ The event log interleaves the history (starts, crashes, configurations, membersh
 faults; optionally every submission, origination and delivery) with the cores' own trace
 events (gather reasons, token loss, consensus timeouts, penalties), in the order they happened,
 one line each: virtual time, node, what happened. It is the terminal view of a run (VOPR's
-one-line-per-event state dump, style-anchors B2).
+one-line-per-event state dump).
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ from gcs.sim.nemesis import heal_all, install_nemesis, restore_all_links
 from gcs.sim.report.metrics import Metrics, compute_metrics
 from gcs.sim.scenario import Scenario
 from gcs.sim.transport import ChannelTransport
-from gcs.sim.workloads.groups import install_groups
+from gcs.sim.workloads.groups import GroupWorkload, install_groups
 from gcs.sim.workloads.kv import KvWorkload, install_kv
 from gcs.sim.workloads.messages import install_workload
 from gcs.sim.world import Transport, World
@@ -105,11 +105,12 @@ def run(
         offset = int(spread.random() * scenario.start_spread_ms * MS)
         world.at(offset, world.start, node)
     kv: KvWorkload | None = None
+    groups: GroupWorkload | None = None
     match scenario.workload.kind:
         case "kv":
             kv = install_kv(world, scenario)
         case "groups":
-            install_groups(world, scenario)
+            groups = install_groups(world, scenario)
         case _:
             install_workload(world, scenario)
     install_nemesis(world, scenario)
@@ -121,10 +122,14 @@ def run(
         quiet_ns = world.fault_horizon_ns
         world.run_until(quiet_ns)
     bound = scenario.liveness_bound_ns() + _pending_penalty(world)
-    world.run_until(quiet_ns + max(int(scenario.quiet_s * S), bound))
+    quiet_end = quiet_ns + max(int(scenario.quiet_s * S), bound)
+    world.run_until(quiet_end)
+    _settle(world, quiet_end + bound)
     verdicts = check_all(world.history, params=_params(world, scenario, quiet_ns, bound, end_ns))
     if kv is not None:
         verdicts += kv.verdicts()
+    if groups is not None:
+        verdicts += groups.verdicts()  # the group-level checkers (RFC 0007 SIM-6-3)
     workload_s = max(scenario.duration_s - scenario.workload.start_s, 1e-9)
     return Result(
         scenario=scenario,
@@ -135,6 +140,14 @@ def run(
         events=world.events_run,
         virtual_s=world.now / S,
     )
+
+
+def _settle(world: World, limit_ns: int) -> None:
+    """RFC 0007 SIM-5.4-3: a run does not stop in the middle of a reformation. While the live
+    cores are not all OPERATIONAL in one configuration of exactly the live nodes, the run goes
+    on in 10 ms steps of virtual time, for at most one more liveness bound."""
+    while world.now < limit_ns and not world.converged():
+        world.run_until(min(world.now + 10 * MS, limit_ns))
 
 
 def _quiet(world: World) -> None:
@@ -177,5 +190,6 @@ def _params(
         wiped=frozenset(wiped),
         submit_cutoff_ns=end_ns,
         gather_bound=None,
+        quiet_loss=world.network.max_loss(),
         link_failover=failover,
     )

@@ -46,11 +46,16 @@ FAULT_ACTIONS = (
     "loss",
     "token_loss",
     "commit_token_loss",
+    "recovery_loss",
+    "recovery_delay",
     "clock",
     "replay_joins",
     "cut_link",
     "restore_link",
 )
+
+# Which frames of the RECOVERY phase the recovery nemesis hits (``spec``, RFC 0007 §4.2).
+RECOVERY_FRAMES = ("all", "resend", "token")
 
 # Scenario [totem] keys: file name -> (TotemConfig field, multiplier to the field's unit).
 TOTEM_KEYS: dict[str, tuple[str, int]] = {
@@ -112,6 +117,7 @@ class FaultStep:
     value: float = 0.0
     wipe: bool = False
     when: str = ""  # a membership state ("commit", "recovery", ...) that triggers the action
+    delay_ms: float = 0.0  # recovery_delay: how much later a hit copy is transmitted
     link: int = 0  # cut_link / restore_link: which of the node's links
 
     def to_toml(self) -> dict[str, Any]:
@@ -457,11 +463,14 @@ def _fault(data: Mapping[str, Any], index: int, nodes: int, links: int = 1) -> F
         "value",
         "wipe",
         "when",
+        "delay_ms",
     }
     _unknown(data, known, prefix)
     action = data.get("action")
     if action not in FAULT_ACTIONS:
         raise ConfigError(prefix + "action", f"expected one of {', '.join(FAULT_ACTIONS)}")
+    if str(action).startswith("recovery_"):
+        _recovery_step(data, prefix)
     node_list = data.get("nodes", [data["node"]] if "node" in data else [])
     if any(not isinstance(x, int) or not 1 <= x <= nodes for x in node_list):
         raise ConfigError(prefix + "nodes", f"node ids must be in 1..{nodes}")
@@ -481,8 +490,18 @@ def _fault(data: Mapping[str, Any], index: int, nodes: int, links: int = 1) -> F
         value=_num(data, "value", 0.0, 0.0, prefix),
         wipe=bool(data.get("wipe", False)),
         when=str(data.get("when", "")),
+        delay_ms=_num(data, "delay_ms", 0.0, 0.0, prefix),
         link=link,
     )
+
+
+def _recovery_step(data: Mapping[str, Any], prefix: str) -> None:
+    """The recovery nemesis: a probability, which frames, and (for delays) how long."""
+    _prob(data, "value", prefix)
+    if data.get("spec", "all") not in RECOVERY_FRAMES:
+        raise ConfigError(prefix + "spec", f"expected one of {', '.join(RECOVERY_FRAMES)}")
+    if data.get("action") == "recovery_delay" and _num(data, "delay_ms", 0.0, 0.0, prefix) <= 0:
+        raise ConfigError(prefix + "delay_ms", "recovery_delay needs a delay > 0")
 
 
 # ---------------------------------------------------------------------- writing TOML

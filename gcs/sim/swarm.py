@@ -28,6 +28,8 @@ _ACTIONS = (
     ("loss", 2),
     ("token_loss", 2),
     ("commit_token_loss", 1),
+    ("recovery_loss", 4),
+    ("recovery_delay", 2),
     ("clock", 1),
     ("replay_joins", 1),
 )
@@ -36,14 +38,17 @@ _WHEN = ("", "", "", "gather", "commit", "recovery")
 
 
 def draw_scenario(
-    seed: int, *, base: Scenario | None = None, nodes: int = 0, kind: str = "messages"
+    seed: int, *, base: Scenario | None = None, nodes: int = 0, kind: str = "groups"
 ) -> Scenario:
     """A scenario for ``seed``: same seed, same scenario, in any process.
 
+    ``kind="groups"`` (the default) runs the ``messages`` workload through group members that
+    join, leave and send on every node, judged also by the group-level checkers
+    (``gcs.sim.workloads.groups``); ``kind="messages"`` is the same scenario without the group
+    layer (its ring-level history is what the swarm drew before the group layer was the default).
     ``kind="kv"`` runs the replicated key-value store (``gcs.sim.workloads.kv``) with quorum rules
     drawn from the seed's own ``swarm-kv`` stream, so the rest of the scenario is the same one
-    ``"messages"`` draws; ``kind="groups"`` sends the same workload through group members
-    (``gcs.sim.workloads.groups``).
+    ``"messages"`` draws.
     """
     rng = SeedTree(seed).rng("swarm")
     count = nodes or rng.choice((3, 3, 4, 5, 5, 6, 7))
@@ -118,8 +123,29 @@ def _draw_faults(rng: random.Random, nodes: int, duration: float) -> list[FaultS
     for _ in range(rng.randint(2, 8)):
         action = rng.choices(names, weights)[0]
         at = round(rng.uniform(2.0, duration - 3.0), 3)
-        steps.append(_draw_step(rng, action, at, nodes, duration))
+        step = _draw_step(rng, action, at, nodes, duration)
+        steps.append(step)
+        if action in ("recovery_loss", "recovery_delay"):
+            # Recovery re-sends only what some member lacks when the ring breaks: loss makes
+            # the members' arus differ, so that there is something for the nemesis to hit.
+            loss = rng.choice((0.02, 0.05))
+            steps.append(FaultStep(step.at_s, "loss", value=loss, duration_s=step.duration_s))
     return steps
+
+
+def _recovery_step(rng: random.Random, action: str, at: float, duration: float) -> FaultStep:
+    """The recovery nemesis is only in force while some node is in RECOVERY, and few
+    recoveries have anything to re-send, so it starts in the first third of the fault phase
+    and lasts to its end: it meets every recovery the other faults cause from then on."""
+    start = round(2.0 + (at - 2.0) / 3, 3)
+    length = round(duration - start, 3)
+    spec = rng.choice(("resend", "resend", "token", "all"))
+    if action == "recovery_loss":
+        value = rng.choice((0.3, 0.6, 0.9))
+        return FaultStep(start, action, spec=spec, value=value, duration_s=length)
+    delay = float(rng.choice((20, 100, 400)))
+    value = rng.choice((0.3, 0.6))
+    return FaultStep(start, action, spec=spec, value=value, delay_ms=delay, duration_s=length)
 
 
 def _draw_step(
@@ -151,6 +177,8 @@ def _draw_step(
             return FaultStep(at, action, value=rng.choice((0.05, 0.1, 0.2)), duration_s=length)
         case "token_loss" | "commit_token_loss":
             return FaultStep(at, action, value=rng.choice((0.2, 0.5)), duration_s=length)
+        case "recovery_loss" | "recovery_delay":
+            return _recovery_step(rng, action, at, duration)
         case "clock":
             return FaultStep(at, action, nodes=(node,), value=rng.choice((0.95, 1.05, 1.1)))
         case _:

@@ -1,6 +1,6 @@
 """Real bytes on the simulated network: each simulated host seals and opens with a ``Channel``.
 
-The simulator uses the same wire layer as the runtime (ARCHITECTURE.md decision 1), so the codec,
+The simulator uses the same wire layer as the runtime (RFC 0001 §4, RFC 0007 §3), so the codec,
 the AEAD, the anti-replay windows and the drop counters are exercised by every simulated run, and
 a corrupted or replayed datagram is handled exactly as on a real socket.
 """

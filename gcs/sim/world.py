@@ -84,12 +84,29 @@ LayerFactory = Callable[["Host"], Layer]
 
 @dataclass(slots=True)
 class DropRule:
-    """Drop frames of one type with a probability until a time (nemesis)."""
+    """Drop (or delay) frames of one type with a probability until a time (nemesis).
+
+    ``state``: only frames a host transmits while its core reports that membership state
+    ("" = any), which is how the recovery nemesis aims at RECOVERY without decoding the wire;
+    ``carriers_only``: only mcasts that carry an old-ring message (the re-sends of recovery);
+    ``delay_ns``: 0 drops a hit copy, otherwise it is transmitted that much later.
+    """
 
     frame_type: type
     probability: float
     until_ns: int
     rng: random.Random
+    state: str = ""
+    carriers_only: bool = False
+    delay_ns: int = 0
+
+    def matches(self, state: str, frame: Frame, now_ns: int) -> bool:
+        return (
+            type(frame) is self.frame_type
+            and now_ns < self.until_ns
+            and (not self.state or state == self.state)
+            and (not self.carriers_only or getattr(frame, "encapsulated", None) is not None)
+        )
 
 
 @dataclass(slots=True)
@@ -141,6 +158,7 @@ class Host:
     link_gen: int = 0
     last_send: dict[int, tuple[int, Any]] = field(default_factory=dict)
     """Per peer: (local time, payload) of the last ``Send`` (re-sent on a reroute, TRN-10-8)."""
+    members: tuple[int, ...] = ()
 
     @property
     def alive(self) -> bool:
@@ -369,6 +387,7 @@ class Host:
         match effect:
             case Configuration():
                 self.config = f"{effect.kind.value}:{effect.ring_id}"
+                self.members = effect.members
                 w.record(
                     h.Conf(
                         w.now,
@@ -409,24 +428,30 @@ class Host:
             self._transmit(effect.frame, (effect.dest,), unicast=True)
 
     def _transmit(self, frame: Frame, dests: tuple[int, ...], unicast: bool = False) -> None:
-        if not dests:
-            return
         w = self.world
-        if w.drop_rules and w.drops_frame(frame):
+        later: list[tuple[int, int]] = []
+        if w.drop_rules and dests:
+            dests, later = w.frame_fates(self.state, frame, dests)
+        if not dests and not later:
             return
         if type(frame) is MembJoin:
             w.captured_joins.append((self.node_id, frame))
         transport = self.transport
         assert transport is not None
         payload = transport.seal(frame)
+        size = transport.size(payload)
         links = self.links
         if links is None:
-            w.transmit(self.node_id, dests, payload, transport.size(payload))
+            if dests:
+                w.transmit(self.node_id, dests, payload, size)
+            for dest, delay in later:
+                w.at(w.now + delay, w.transmit, self.node_id, (dest,), payload, size)
             return
         now = self.clock.local(w.now)
-        if unicast:
+        if unicast and dests:
             self.last_send[dests[0]] = (now, payload)
-        size = transport.size(payload)
+        for dest, delay in later:  # a recovery_delay hit: link 0, as with one link
+            w.at(w.now + delay, w.transmit_on, self.node_id, dest, payload, size, 0)
         for dest in dests:
             route = links.routes.get(dest, (0,))
             for link in route:
@@ -601,6 +626,7 @@ class World:
         self.drop_rules: list[DropRule] = []
         self.captured_joins: deque[tuple[int, MembJoin]] = deque(maxlen=64)
         self.frames_dropped = 0
+        self.frames_delayed = 0
         # Payload bytes -> message id, filled at submission: delivery then needs a dict lookup,
         # and a payload whose bytes changed on the way misses and is decoded (and caught) in full.
         self.payload_ids: dict[bytes, h.MsgId] = {}
@@ -609,17 +635,46 @@ class World:
         self.layer_factory: LayerFactory | None = None
         """What each host incarnation runs above its core (None: nothing, the ring level)."""
 
-    def drops_frame(self, frame: Frame) -> bool:
-        """Frame-type-aware loss (token loss, commit-token loss): a nemesis tool."""
-        for rule in self.drop_rules:
-            hit = type(frame) is rule.frame_type and self.now < rule.until_ns
-            if hit and rule.rng.random() < rule.probability:
+    def frame_fates(
+        self, state: str, frame: Frame, dests: tuple[int, ...]
+    ) -> tuple[tuple[int, ...], list[tuple[int, int]]]:
+        """Apply the nemesis's frame rules to one transmission (RFC 0007 SIM-4.2-1).
+
+        Per destination, in order, each matching rule draws once from its stream until one
+        hits; the hit copy is dropped, or delayed by that rule's ``delay_ns``. Returns the
+        destinations to send to now and the (destination, delay) of the delayed copies.
+        """
+        rules = [rule for rule in self.drop_rules if rule.matches(state, frame, self.now)]
+        if not rules:
+            return dests, []
+        now: list[int] = []
+        later: list[tuple[int, int]] = []
+        for dest in dests:
+            hit = next((rule for rule in rules if rule.rng.random() < rule.probability), None)
+            if hit is None:
+                now.append(dest)
+            elif hit.delay_ns:
+                self.frames_delayed += 1
+                later.append((dest, hit.delay_ns))
+            else:
                 self.frames_dropped += 1
-                return True
-        return False
+        return tuple(now), later
 
     def record(self, event: h.Event) -> None:
         self.history.append(event)
+
+    def converged(self) -> bool:
+        """Every live core is OPERATIONAL in one regular configuration of exactly the live
+        nodes (RFC 0007 SIM-5.4-3: a run does not end in the middle of a reformation)."""
+        live = [host for host in self.hosts.values() if host.alive]
+        if not live:
+            return True
+        nodes = tuple(host.node_id for host in live)
+        first = live[0]
+        return first.config.startswith("regular:") and all(
+            host.state == "operational" and host.config == first.config and host.members == nodes
+            for host in live
+        )
 
     def at(self, time_ns: int, action: Callable[..., None], *args: Any) -> None:
         """Schedule ``action(*args)`` at virtual time ``time_ns`` (never in the past)."""

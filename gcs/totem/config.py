@@ -8,9 +8,12 @@ and RFC 0004 §10; the values here must match those tables (a test checks it).
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass, fields
+from typing import Any
 
 from gcs.errors import ConfigError
+from gcs.wire.frames import reduce_frozen
 from gcs.wire.limits import WireLimits
 
 __all__ = ["FailToRecvMode", "TotemConfig"]
@@ -48,6 +51,7 @@ class TotemConfig:
     # Ordering and flow control.
     window_size: int = 50
     max_messages: int = 17
+    window_bytes: int = 256 * 1024  # bytes of records per rotation, shared by backlog (ORD-6-4)
     adaptive_window: bool = False  # AIMD on the window when retransmissions appear (§6.1)
     window_min: int = 8
     sort_window: int = 16384
@@ -77,6 +81,9 @@ class TotemConfig:
     # Accelerated ring (RFC 0003 §9): pass the token before multicasting the visit's share.
     accelerated: bool = False
 
+    def __reduce__(self) -> tuple[Callable[..., Any], tuple[Any, ...]]:
+        return reduce_frozen(self)
+
     def __post_init__(self) -> None:
         self._check_ids()
         self._check_positive()
@@ -92,6 +99,8 @@ class TotemConfig:
             raise ConfigError("send_queue_high_pct", "need 0 <= low < high <= 100")
         if self.frame_payload_bytes < 64:
             raise ConfigError("frame_payload_bytes", "must be at least 64")
+        if self.window_bytes < self.frame_payload_bytes:
+            raise ConfigError("window_bytes", "must be at least frame_payload_bytes")
 
     def _check_ids(self) -> None:
         if self.node_id <= 0 or self.node_id >= 2**32:

@@ -11,13 +11,18 @@ when fcc exceeds a lowered window):
 
 Retransmissions come out of the same allowance first: a ring that is losing messages slows
 down new traffic until the holes are filled.
+
+A fourth limit counts bytes (``byte_allowance``, RFC 0003 ORD-6-4): the same backlog share of
+``window_bytes``. With the default 1,400-byte frames the mcast limits bind first; with frames
+of tens of kilobytes, fifty mcasts a rotation would release tens of thousands of small messages
+at once, more than a reader can take between two turns of the event loop.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["FlowState", "adapt_window", "allowance", "update_token"]
+__all__ = ["FlowState", "adapt_window", "allowance", "byte_allowance", "update_token"]
 
 
 @dataclass(slots=True)
@@ -75,6 +80,18 @@ def allowance(
         share = max(1, window_size * my_backlog // total)
         allowed = min(allowed, share)
     return max(allowed, 0)
+
+
+def byte_allowance(*, window_bytes: int, backlog: int, my_backlog: int, flow: FlowState) -> int:
+    """Bytes of mcasts (retransmissions included) this visit may send (ORD-6-4).
+
+    The visit stops once it has sent this many; the mcast that crosses the line still goes, so
+    a visit with any allowance sends at least one.
+    """
+    total = backlog + my_backlog - flow.my_pbl
+    if my_backlog > 0 and total > 0:
+        return max(1, window_bytes * my_backlog // total)
+    return window_bytes
 
 
 def update_token(

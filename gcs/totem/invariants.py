@@ -1,7 +1,7 @@
 """Always-on invariant checks (RFC 0003 §11): cheap, never stripped by ``python -O``.
 
-A broken invariant means the node can no longer promise the guarantees, so it stops (ARCHITECTURE.md
-decision 8) instead of continuing in a state no proof covers.
+A broken invariant means the node can no longer promise the guarantees, so it stops (RFC 0006
+API-7-1) instead of continuing in a state no proof covers.
 """
 
 from __future__ import annotations

@@ -12,8 +12,13 @@ consensus is immediate.
 Departures from the 1995 paper, each for a reason written in RFC 0004 §8:
 
 * a node named in a join's fail set treats the sender as failed (symmetric exclusion), and a
-  node excluded while it was demonstrably alive is kept out for a growing penalty (hysteresis),
-  so a one-way link costs a few view changes instead of a change every few seconds;
+  node excluded again soon after it was excluded while demonstrably alive is kept out for a
+  growing penalty (hysteresis), so a flapping link does not reform the ring every few seconds;
+* one-way links (RFC 0004 §8.4): a node that a ring-mate gives up on alone goes alone at once;
+  a node excluded on a ring-mate's word is kept out until that ring-mate (the one that could
+  not hear it) readmits it; evidence of another ring is answered with a probe join instead of
+  a gather, so a node never gathers with nodes that cannot hear it; and a commit attempt that
+  a ring-mate's join dooms is abandoned at once. A one-way fault costs one view change;
 * a sender's fail set is merged in full only from members of my last ring; from others, only
   for nodes outside my ring (I trust my own observation of my ring-mates);
 * failure to receive excludes the laggard by consensus, on a time bound, instead of the laggard
@@ -26,7 +31,9 @@ Departures from the 1995 paper, each for a reason written in RFC 0004 §8:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, assert_never
+
+from mypy_extensions import mypyc_attr
 
 from gcs.totem import recovery
 from gcs.totem.effects import ChangeReason, MembState, Multicast, ReasonKind
@@ -42,6 +49,7 @@ __all__ = [
     "exclude_laggard",
     "foreign_sender",
     "gather_enter",
+    "keep_out_excluded",
     "on_consensus_timeout",
     "on_join_timeout",
     "on_memb_join",
@@ -55,6 +63,7 @@ __all__ = [
 ]
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
 @dataclass(slots=True)
 class Penalty:
     """Hysteresis against a node that was excluded while it was alive (RFC 0004 §8.2)."""
@@ -114,6 +123,9 @@ def _new_episode(n: Node, reason: ChangeReason) -> None:
     n.heard = set()
     n.suspects = set()
     n.left_nodes = set()
+    n.adopted_from = {}
+    n.went_alone_from = set()
+    n.probed = None
     n.join_round = 0
     n.counters.gather_entries += 1
     n.sendq.restart_partial()
@@ -215,11 +227,32 @@ def on_memb_join(n: Node, now_ns: int, src: int, join: MembJoin) -> None:
                     _send_join(n, now_ns)
                 check_consensus(n, now_ns)
         case MembState.COMMIT | MembState.RECOVERY:
-            if join.sender in recovery.new_members(n) and join.ring_seq >= recovery.new_ring_seq(n):
+            if join.sender in recovery.new_members(n) and (
+                join.ring_seq >= recovery.new_ring_seq(n) or _dooms_commit(n, join)
+            ):
                 _merge_join(n, join)
                 gather_enter(n, now_ns, _reason(n))
+        case MembState.STARTING | MembState.LEFT | MembState.FAILED:
+            pass  # not yet in, or out of, the membership: a join changes nothing (RFC 0004 §2)
         case _:
-            pass
+            assert_never(n.state)
+
+
+def _dooms_commit(n: Node, join: MembJoin) -> bool:
+    """A ring-mate's current join fails a member of my proposal: the attempt cannot succeed.
+
+    (MEM-3.3-4.) Its ``ring_seq`` at least my installed ring's shows it was sent since we left
+    that ring together; with a proposed member in its fail set, its sender cannot accept a
+    commit token listing that member during this change, so waiting a token timeout for the
+    attempt to fail gains nothing, and the verdict must reach the join rules now.
+    """
+    ring = n.ring
+    return (
+        n.state is MembState.COMMIT
+        and join.sender in ring.members
+        and join.ring_seq >= ring.ring_id.seq
+        and not join.fail_set.isdisjoint(recovery.new_members(n))
+    )
 
 
 def _hear(n: Node, sender: int) -> bool:
@@ -241,20 +274,39 @@ def _hear(n: Node, sender: int) -> bool:
 
 def _join_in_operational(n: Node, now_ns: int, join: MembJoin) -> None:
     ring = n.ring
-    if n.penalized(join.sender, now_ns):
+    q = join.sender
+    if n.penalized(q, now_ns):
         n.counters.drop("join_penalized")
+        return
+    if n.kept_out(q, now_ns):
+        n.counters.drop("join_kept_out")
         return
     if n.me in join.fail_set:
         n.counters.drop("join_excludes_me")
         return
-    if join.sender in ring.members and join.ring_seq < ring.ring_id.seq:
+    if _stale(n, join):
         n.counters.drop("join_stale")
         return
+    probed, n.probed = n.probed, None
     n.proc_set = set(ring.members)
     n.fail_set = set()
     _merge_join(n, join)
-    gather_enter(n, now_ns, ChangeReason(ReasonKind.JOIN, (join.sender,)))
-    n.heard.add(join.sender)
+    if probed is not None and q not in ring.members:
+        # The answer to my probe (MEM-8.4-3): the change is the merge the probe was about.
+        gather_enter(n, now_ns, ChangeReason(ReasonKind.MERGE, (probed,)))
+        n.heard.add(probed)
+    else:
+        gather_enter(n, now_ns, ChangeReason(ReasonKind.JOIN, (q,)))
+    n.heard.add(q)
+
+
+def _stale(n: Node, join: MembJoin) -> bool:
+    """Sent before its sender's last change as I know it (MEM-3.3-1): from a ring-mate, before
+    our ring formed; from a node I went alone from, during the change in which I did."""
+    q, ring = join.sender, n.ring
+    if q in ring.members:
+        return join.ring_seq < ring.ring_id.seq
+    return join.ring_seq <= n.parted.get(q, -1)
 
 
 def _merge_join(n: Node, join: MembJoin) -> bool:
@@ -266,16 +318,54 @@ def _merge_join(n: Node, join: MembJoin) -> bool:
     if (join.proc_set <= proc and join.fail_set <= fail) or join.sender in fail:
         return False
     size = (len(proc), len(fail))
+    alive = proc - fail
     proc |= join.proc_set
     if n.me in join.fail_set:
-        fail.add(join.sender)
-        n.suspects.add(join.sender)
+        _excluded_by(n, join, alive)
     elif join.sender in n.ring.members:
-        fail |= join.fail_set
+        _adopt(n, join, join.fail_set)
     else:
         fail |= join.fail_set - set(n.ring.members)
     fail.discard(n.me)
     return (len(proc), len(fail)) != size
+
+
+def _excluded_by(n: Node, join: MembJoin, alive: set[int]) -> None:
+    """A join names me as failed: its sender cannot have me in its ring during this change.
+
+    Symmetric exclusion ("you gave up on me, so I give up on you") fails the sender, with two
+    exceptions for one-way links (MEM-8.4-1):
+
+    * a ring-mate that gives up on me *alone* of the nodes I still count on: my ring-mates take
+      its word on me in full, so I am the one going, and I go alone at once, failing every node
+      I still counted on. Failing only the sender would put a verdict on it in my join, and a
+      ring-mate taking that verdict before the sender's on me would split the ring further;
+    * a sender that gives up on every other node it knows is going alone that way: that is its
+      decision about itself, not an observation of me. I leave it to the word it is going on
+      (or to my consensus timeout), which keeps the record of who excluded it (§8.4) true.
+    """
+    q = join.sender
+    if join.fail_set >= join.proc_set - {q}:
+        return
+    gone = {q}
+    if q in n.ring.members and join.fail_set & alive == {n.me}:
+        gone |= n.proc_set - n.fail_set - {n.me}
+        n.went_alone_from |= gone
+    n.fail_set |= gone
+    n.suspects.add(q)
+
+
+def _adopt(n: Node, join: MembJoin, failed: frozenset[int]) -> None:
+    """Merge a ring-mate's fail set, noting whose word each new entry was taken on (§8.4).
+
+    Only a join sent since we left our common ring (its ``ring_seq`` at least the installed
+    ring's) counts as that ring-mate's word; an older one is merged as before, unattributed.
+    """
+    current = join.ring_seq >= n.ring.ring_id.seq
+    for node in failed - n.fail_set:
+        if current and node != n.me:
+            n.adopted_from[node] = join.sender
+        n.fail_set.add(node)
 
 
 def _sane(n: Node, join: MembJoin | MembLeave) -> bool:
@@ -334,19 +424,40 @@ def on_merge_detect(n: Node, now_ns: int, src: int, frame: MembMergeDetect) -> N
 
 
 def foreign_sender(n: Node, now_ns: int, sender: int, reason: ChangeReason) -> None:
-    """Evidence of another ring (a merge-detect or a foreign mcast): gather with its sender."""
+    """Evidence of another ring (a merge-detect or a foreign mcast) from ``sender``.
+
+    In OPERATIONAL it is answered with a probe (MEM-8.4-3): my join, to the configured nodes
+    outside my ring, while I stay in it. The change begins where the probe is accepted, and
+    reaches me as their joins; if nobody can hear me (a one-way link), nothing changes here.
+    """
     if n.penalized(sender, now_ns):
         n.counters.drop("merge_penalized")
         return
     if n.state is MembState.OPERATIONAL:
-        n.proc_set = set(n.ring.members) | {sender}
-        n.fail_set = set()
-        gather_enter(n, now_ns, reason)
-        n.heard.add(sender)
+        if n.kept_out(sender, now_ns):
+            n.counters.drop("merge_kept_out")
+            return
+        _probe(n, now_ns, sender)
     elif n.state is MembState.GATHER and sender not in n.proc_set:
         n.proc_set.add(sender)
         gather_enter(n, now_ns, _reason(n))
         n.heard.add(sender)
+
+
+def _probe(n: Node, now_ns: int, sender: int) -> None:
+    """Send my join to the nodes outside my ring, at most once per join interval."""
+    if n.probed is None:
+        n.probed = sender
+    if now_ns < n.probe_ready_ns:
+        return
+    ring = n.ring
+    outsiders = tuple(x for x in n.config.peers if x not in ring.members)
+    proc = frozenset(ring.members) | {sender}
+    join = MembJoin(n.me, proc, frozenset(), max(ring.ring_id.seq, n.last_commit_seq))
+    n.out.append(Multicast(join, outsiders))
+    n.counters.joins_sent += 1
+    n.probe_ready_ns = now_ns + n.config.join_timeout_ns
+    n.trace("probe", about=sender)
 
 
 def on_merge_timeout(n: Node, now_ns: int) -> None:
@@ -411,3 +522,33 @@ def penalize_excluded(n: Node, now_ns: int) -> None:
             )
         n.penalties[node] = Penalty(now_ns + duration, count, now_ns)
         n.trace("penalty", node=node, duration_ns=duration, count=count)
+
+
+def keep_out_excluded(n: Node, now_ns: int, trans: tuple[int, ...]) -> None:
+    """What the excluded may do next, decided at installation with ``F`` as it was for the change.
+
+    *Kept out* (MEM-8.4-2): a node this node could hear, excluded on the current word of a
+    member of its transitional configuration ``trans`` (who came from the same ring, and could
+    not hear it). Its joins and its evidence of another ring are ignored while this ring lasts,
+    at most ``exclusion_penalty_max_ns``: the member whose own observation excluded it brings it
+    back, when it hears it. Words from members that came from another ring do not count: such
+    a member may carry, from a change it never finished, this very node's earlier verdict, and
+    two nodes taking each other's word would keep the node out with nobody to bring it back
+    (big-ring seed 172).
+
+    *Parted* (MEM-3.3-5): if this node went alone (MEM-8.4-1), the nodes it left, with the seq
+    of the ring the change began from. They gave up on it; a join of theirs carrying no higher
+    ring seq was sent during that change, before they installed a ring of their own: it was on
+    its way while the change ended, not an invitation.
+    """
+    old_seq = n.ring.ring_id.seq
+    n.parted = dict.fromkeys(n.went_alone_from & n.fail_set, old_seq)
+    n.kept_out_until = {}
+    cfg = n.config
+    if not cfg.exclusion_hysteresis:
+        return
+    until = now_ns + cfg.exclusion_penalty_max_ns
+    for node in sorted(n.fail_set - n.left_nodes):
+        if n.adopted_from.get(node) in trans and node in n.heard:
+            n.kept_out_until[node] = until
+            n.trace("kept_out", node=node, on_word_of=n.adopted_from[node])

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import random
 
+from mypy_extensions import mypyc_attr
+
 from gcs.errors import InvariantViolation, NodeClosed
 from gcs.totem import membership, ordering, recovery
 from gcs.totem.config import TotemConfig
@@ -65,6 +67,10 @@ _FAILED = MembState.FAILED
 _COMMIT = MembState.COMMIT
 
 
+# Compiled (gcs.build): pickled by the flight recorder, and subclassed by the trace generator.
+# mypyc runs __init__ for a serializable class built from interpreted code only when it also
+# allows interpreted subclasses, so the core's serializable classes say both.
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
 class Node:
     """One member of a Totem ring, sans I/O. See the module docstring for the contract."""
 
@@ -98,6 +104,16 @@ class Node:
         self.left_nodes: set[int] = set()
         self.join_round = 0
         self.penalties: dict[int, membership.Penalty] = {}
+        # One-way links (RFC 0004 §8.4): whose word each fail-set entry was taken on; the nodes
+        # it went alone from in this change; nodes kept out of the installed ring; nodes it went
+        # alone from in the last change, with the ring seq they parted at; the probe (the sender
+        # of the evidence probed about, and when the next may go).
+        self.adopted_from: dict[int, int] = {}
+        self.went_alone_from: set[int] = set()
+        self.kept_out_until: dict[int, int] = {}
+        self.parted: dict[int, int] = {}
+        self.probed: int | None = None
+        self.probe_ready_ns = 0
         self.distrust_joins_until_ns = -1
         self.pause_seen = False
         # Commit and recovery (RFC 0004 §5-§7).
@@ -107,7 +123,7 @@ class Node:
         self.obligation: set[int] = set()
         self.carry_high_delivered = 0
         self.last_commit_seq = 0  # highest ring seq this node entered COMMIT for
-        # Stable storage (ARCHITECTURE.md decision 2).
+        # Stable storage (RFC 0004 MEM-2.3-2, REC-5.3-2).
         self.persisted_seq = -1
         self.pending_persist_seq = 0
         # A token or commit token sent to this node itself (singleton rings).
@@ -253,10 +269,15 @@ class Node:
         penalty = self.penalties.get(node)
         return penalty is not None and now_ns < penalty.until_ns
 
+    def kept_out(self, node: int, now_ns: int) -> bool:
+        """Kept out of the installed ring on a ring-mate's word (RFC 0004 MEM-8.4-2)."""
+        until = self.kept_out_until.get(node)
+        return until is not None and now_ns < until
+
     # ------------------------------------------------------------------ internals
 
     def _fail_stop(self) -> None:
-        """An invariant broke: stop for good (ARCHITECTURE.md decision 8)."""
+        """An invariant broke: stop for good (RFC 0003 §11, RFC 0006 API-7-1)."""
         self.state = _FAILED
         self.timers.cancel_all()
         self.self_frame = None

@@ -14,8 +14,8 @@ in this order (RFC 0003 §4.2, after corosync's refinement of the paper's Fig. 3
    visits (mcasts can arrive after the token that follows them);
 6. updates fcc and backlog, then the aru by the aru/aru_id rule (§5): anyone may lower aru, only
    the node that lowered it (``aru_id``) may raise it, and a null aru_id means nobody is behind;
-7. forwards the token (or, as an idle representative, holds it) and only then delivers, so
-   delivery work never delays the ring.
+7. forwards the token (or, as an idle representative whose visit originated nothing, holds it)
+   and only then delivers, so delivery work never delays the ring.
 
 Delivery is in strict seq order: agreed mcasts as soon as the prefix below them is complete;
 safe mcasts only once ``seq <= safe_upto``, which holds back everything after them too.
@@ -36,7 +36,7 @@ from gcs.totem.effects import (
     ReasonKind,
     Send,
 )
-from gcs.totem.flow import adapt_window, allowance, update_token
+from gcs.totem.flow import adapt_window, allowance, byte_allowance, update_token
 from gcs.totem.invariants import invariant
 from gcs.totem.ring import RingState
 from gcs.totem.timers import Timer
@@ -158,12 +158,13 @@ def _send_share(
     )
     # Never run further ahead than the sort window behind this node's oldest held message.
     allowed = max(0, min(allowed, ring.queue.released + cfg.sort_window - token.seq))
-    sent, rtr = _retransmit(n, ring, token.rtr, allowed)
+    budget = _byte_budget(n, ring, token, my_backlog, allowed, recovering)
+    sent, rtr, budget = _retransmit(n, ring, token.rtr, allowed, budget)
     if recovering:
         seq, originated = recovery.originate(n, ring, token.seq, allowed - sent)
     else:
-        seq, originated = _originate(n, ring, token.seq, allowed - sent)
-    invariant(originated + sent <= cfg.max_messages, "ORD-19", "visit exceeded max_messages")
+        seq, originated = _originate(n, ring, token.seq, allowed - sent, budget)
+    invariant(originated + sent <= cfg.max_messages, "ORD-11-3", "visit exceeded max_messages")
     _add_holes(n, ring, rtr, seq)
     return seq, sent + originated, tuple(rtr)
 
@@ -194,10 +195,27 @@ def _idle_bookkeeping(n: Node, ring: RingState, token: OrfToken) -> None:
     ring.last_seq = token.seq
 
 
+def _byte_budget(
+    n: Node, ring: RingState, token: OrfToken, my_backlog: int, allowed: int, recovering: bool
+) -> int | None:
+    """The visit's byte allowance (ORD-6-4), or None where it cannot bind and is not counted.
+
+    It cannot bind when ``allowed`` full frames fit in it (the common case with the default
+    frame size), and RECOVERY visits are bounded by the mcast allowance only.
+    """
+    if recovering:
+        return None
+    cfg = n.config
+    budget = byte_allowance(
+        window_bytes=cfg.window_bytes, backlog=token.backlog, my_backlog=my_backlog, flow=ring.flow
+    )
+    return None if allowed * cfg.frame_payload_bytes <= budget else budget
+
+
 def _retransmit(
-    n: Node, ring: RingState, requests: tuple[RtrEntry, ...], allowed: int
-) -> tuple[int, list[RtrEntry]]:
-    """Serve the requests this node can; return (sent, requests still open)."""
+    n: Node, ring: RingState, requests: tuple[RtrEntry, ...], allowed: int, budget: int | None
+) -> tuple[int, list[RtrEntry], int | None]:
+    """Serve the requests this node can; return (sent, requests still open, bytes left)."""
     sent = 0
     still_open: list[RtrEntry] = []
     queue = ring.queue
@@ -211,25 +229,30 @@ def _retransmit(
             # Left on the token it could never be served and would clog the list for good.
             continue
         mcast = queue.get(entry.seq)
-        if mcast is not None and sent < allowed:
+        if mcast is not None and sent < allowed and (budget is None or budget > 0):
             n.out.append(Multicast(mcast, ring.others))
             sent += 1
+            if budget is not None:
+                budget -= n.sendq.payload_bytes(mcast.records)
         else:
             still_open.append(entry)
     n.counters.mcasts_retransmitted += sent
-    return sent, still_open
+    return sent, still_open, budget
 
 
-def _originate(n: Node, ring: RingState, seq: int, allowed: int) -> tuple[int, int]:
-    """Take up to ``allowed`` mcast payloads from the send queue; return (new seq, count)."""
+def _originate(
+    n: Node, ring: RingState, seq: int, allowed: int, budget: int | None
+) -> tuple[int, int]:
+    """Take up to ``allowed`` mcast payloads from the send queue, and while ``budget`` (bytes,
+    None: not counted) is not used up; return (new seq, count)."""
     count = 0
     me = n.me
     ring_id = ring.ring_id
     dests = ring.others
-    take = n.sendq.take
+    sendq = n.sendq
     out = n.out
-    while count < allowed:
-        payload = take()
+    while count < allowed and (budget is None or budget > 0):
+        payload = sendq.take()
         if payload is None:
             break
         seq += 1
@@ -237,6 +260,8 @@ def _originate(n: Node, ring: RingState, seq: int, allowed: int) -> tuple[int, i
         ring.queue.add(mcast)
         out.append(Multicast(mcast, dests))
         count += 1
+        if budget is not None:
+            budget -= sendq.payload_bytes(payload[1])
     n.counters.mcasts_originated += count
     return seq, count
 
@@ -266,7 +291,7 @@ def _add_holes(n: Node, ring: RingState, rtr: list[RtrEntry], seq: int) -> None:
         if len(counts) >= cfg.sort_window:
             break
     ring.miss_counts = counts
-    invariant(len(rtr) <= cfg.rtr_max, "ORD-12", f"rtr list of {len(rtr)} entries")
+    invariant(len(rtr) <= cfg.rtr_max, "ORD-11-1", f"rtr list of {len(rtr)} entries")
 
 
 def _aru_rule(me: int, ring: RingState, token: OrfToken, seq: int) -> tuple[int, int]:
@@ -276,8 +301,8 @@ def _aru_rule(me: int, ring: RingState, token: OrfToken, seq: int) -> tuple[int,
     if my_aru < aru or aru_id in (me, 0):
         aru = my_aru
         aru_id = 0 if aru == seq else me
-    invariant(aru <= seq, "ORD-18", f"aru {aru} above seq {seq}")
-    invariant(ring.queue.aru <= ring.queue.high_seq, "ORD-18", "my_aru above my high seq")
+    invariant(aru <= seq, "ORD-11-2", f"aru {aru} above seq {seq}")
+    invariant(ring.queue.aru <= ring.queue.high_seq, "ORD-11-2", "my_aru above my high seq")
     return aru, aru_id
 
 
@@ -319,6 +344,7 @@ def _forward_or_hold(n: Node, now_ns: int, token: OrfToken) -> None:
         and ring.is_rep
         and n.config.token_hold
         and ring.seq_unchanged > n.config.seqno_unchanged_const
+        and token.seq == ring.last_seq  # this visit originated nothing (ORD-4.9-2)
         and not n.sendq
         and not token.rtr
     ):

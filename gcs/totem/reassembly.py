@@ -6,7 +6,7 @@ partial buffer untrustworthy and drop it (RFC 0003 §8.3):
 
 * a skipped seq during transitional delivery (``gap``): the missing mcast may have carried the
   next fragment of a sender outside the transitional configuration, and splicing across it
-  would deliver corrupt bytes (corosync's history, brief §8.8). A sender *inside* it cannot
+  would deliver corrupt bytes (corosync's history, RFC 0003 ORD-8.3-2). A sender *inside* it cannot
   have lost a fragment: recovery gave every transitional member every mcast any of them held,
   and a member holds all of its own unreleased mcasts (RFC 0004 §7.2), so its partial record
   survives the gap and its own messages are still self-delivered;

@@ -28,6 +28,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
+from mypy_extensions import mypyc_attr
+
 from gcs.totem import membership, ordering
 from gcs.totem.effects import (
     ChangeReason,
@@ -62,6 +64,7 @@ __all__ = [
 RING_SEQ_STEP = 4
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
 @dataclass(slots=True)
 class CommitState:
     """COMMIT: the proposed ring, the last commit token_seq seen, a token waiting for storage."""
@@ -72,6 +75,7 @@ class CommitState:
     pending: MembCommitToken | None = None
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
 @dataclass(slots=True)
 class RecoveryState:
     """RECOVERY: the new ring and the retrans_flg protocol's bookkeeping (RFC 0004 §6.3)."""
@@ -117,7 +121,7 @@ def on_commit_token(n: Node, now_ns: int, token: MembCommitToken) -> None:
                 if n.persisted_seq >= token.ring_id.seq:
                     _recovery_enter(n, now_ns, token)
                 else:
-                    commit.pending = token  # wait for stable storage (decision 2)
+                    commit.pending = token  # wait for stable storage (REC-5.3-2)
             else:
                 n.counters.drop("commit_token_unexpected")
         case MembState.RECOVERY:
@@ -336,6 +340,7 @@ def _operational_enter(n: Node, now_ns: int) -> None:
     joined = tuple(m for m in new.members if m not in trans)
     n.configuration(ConfigurationKind.REGULAR, new.ring_id, new.members, (), joined, reason)
     membership.penalize_excluded(n, now_ns)
+    membership.keep_out_excluded(n, now_ns, trans)
     n.ring = new
     n.recovery = None
     n.proc_set = set(new.members)

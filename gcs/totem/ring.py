@@ -7,6 +7,8 @@ state (queues, counters, flow control) impossible to mix up across configuration
 
 from __future__ import annotations
 
+from mypy_extensions import mypyc_attr
+
 from gcs.totem.flow import FlowState
 from gcs.totem.sortqueue import SortQueue
 from gcs.wire.frames import OrfToken, RingId
@@ -14,6 +16,7 @@ from gcs.wire.frames import OrfToken, RingId
 __all__ = ["RingState"]
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
 class RingState:
     """Everything a member tracks about one ring (RFC 0003 §3)."""
 

@@ -7,11 +7,11 @@ Only one record can be in flight as fragments at a time (the queue is FIFO), so 
 one reassembly buffer per sender.
 
 Why here and not in a layer above: a packed mcast gets one seq, so packing decides what the
-total order and the safe guarantee apply to (ARCHITECTURE.md decision 5). Safe and agreed records
+total order and the safe guarantee apply to (RFC 0003 §8.2). Safe and agreed records
 are never packed together, and a fragmented safe record is delivered only when its last
 fragment is, which in strict seq order means every fragment was safe.
 
-Backpressure (decision 7): the queue is bounded in bytes. ``push`` raises ``SendQueueFull`` when
+Backpressure (RFC 0003 §8.1): the queue is bounded in bytes. ``push`` raises ``SendQueueFull`` when
 a record does not fit; crossing the high mark closes the send window and draining below the low
 mark reopens it, each reported once as a ``SendWindow`` effect.
 """
@@ -19,6 +19,8 @@ mark reopens it, each reported once as a ``SendWindow`` effect.
 from __future__ import annotations
 
 from collections import deque
+
+from mypy_extensions import mypyc_attr
 
 from gcs.errors import MessageTooLarge, SendQueueFull
 from gcs.totem.config import RECORD_OVERHEAD
@@ -51,6 +53,7 @@ _Columns = tuple[list[str], list[int], list[int], list[bytes]]
 _State = tuple[_Columns, int, int, int, int, int, int, int, bool]
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
 class SendQueue:
     """FIFO of records awaiting origination; takes out whole mcast payloads.
 
@@ -119,6 +122,10 @@ class SendQueue:
                 self._group_bytes.clear()
             size = self._group_bytes[group] = len(group.encode())
         return data_len + size + RECORD_OVERHEAD
+
+    def payload_bytes(self, records: tuple[Record, ...]) -> int:
+        """What ``records`` cost of a frame's budget (RFC 0003 §8.1): the byte window's unit."""
+        return sum([self._cost(r.group, len(r.data)) for r in records])
 
     @property
     def backlog(self) -> int:

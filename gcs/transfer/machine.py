@@ -472,7 +472,7 @@ class Transfer:
         grew = previous is not None and not set(verdict.members) <= set(previous.members)
         if self.primary and new_ring and grew:
             # Nodes joined the ring: the group layer passes no messages until it is settled,
-            # and a view marks that point (RFC 0006 API-9). Rounds wait for it.
+            # and a view marks that point (RFC 0006 API-3.4-3). Rounds wait for it.
             self.await_settle = True
         if self.primary and new_ring:
             # The ring changed under an unchanged group view: primary-component filtering may

@@ -4,7 +4,7 @@ A receiver keeps, per sender, a bounded amount of state — at most two boots, a
 windows per boot, one pending epoch jump per boot — and decides from the clear header alone
 whether a datagram can be fresh (``Admission.check``, before any cryptography), then, once the
 tag verified, what the datagram changes (``Admission.commit``). Nothing moves before the tag
-verified (SEC-10).
+verified (SEC-8.4-1).
 
 Why time matters here. Without it, one event a receiver never forgets can take a healthy sender
 out of service for good: a second process started by mistake with the same node id (its newer
@@ -19,8 +19,8 @@ Why addresses matter. The sender id is authenticated as "some key holder", not a
 so an address never makes a datagram acceptable. But when two processes send under one node id,
 the one at the node's configured address is the one the others can answer (every peer sends to
 that address), so a receiver prefers it, and never lets a boot from elsewhere take over from it
-(SEC-19). And the addresses name the culprits: the receiver reports the id, both boots and both
-addresses once, and counts it (SEC-20).
+(SEC-7.1-1). And the addresses name the culprits: the receiver reports the id, both boots and both
+addresses once, and counts it (SEC-7.1-2).
 """
 
 from __future__ import annotations
@@ -50,10 +50,10 @@ REPLAY_WINDOW = 4096
 """Counters a receiver remembers behind the highest one accepted, per (sender, boot, epoch)."""
 
 BOOTS_KEPT = 2
-"""Boots a receiver keeps replay state for, per sender: the newest and one other (SEC-19)."""
+"""Boots a receiver keeps replay state for, per sender: the newest and one other (SEC-7.1-1)."""
 
 EPOCHS_KEPT = 2
-"""Epoch windows a receiver keeps per sender boot (SEC-9)."""
+"""Epoch windows a receiver keeps per sender boot (SEC-8.3-1)."""
 
 SIGHTINGS_KEPT = 256
 """Duplicate-node-id sightings remembered, so each is logged once; the oldest goes first."""
@@ -172,7 +172,7 @@ class _Peer:
 
 @dataclass(frozen=True, slots=True)
 class DuplicateSighting:
-    """Evidence that two processes send under one node id (RFC 0005 SEC-20)."""
+    """Evidence that two processes send under one node id (RFC 0005 SEC-7.1-2)."""
 
     node_id: int
     boots: tuple[int, int]
@@ -278,7 +278,7 @@ class Admission:
     def _new_epoch(
         self, sender: int, boot: Boot, epoch: int, counter: int, now_ns: int, verdict: int
     ) -> int:
-        """The verdict for an epoch this boot has no window for (SEC-9, SEC-21)."""
+        """The verdict for an epoch this boot has no window for (SEC-8.3-1, SEC-8.3-2)."""
         windows = boot.windows
         if not windows:
             return verdict  # first contact with this boot: nothing to explain the epoch by
@@ -346,7 +346,7 @@ class Admission:
             self._serve(sender, peer, boot_id)
 
     def _new_boot(self, sender: int, boot_id: int, now_ns: int, source: Hashable | None) -> Boot:
-        """A first or newer boot: it becomes the newest, and one other is kept (SEC-19).
+        """A first or newer boot: it becomes the newest, and one other is kept (SEC-7.1-1).
 
         The other kept is, of the two it could be, the one at the configured address, else the
         one heard last: after a duplicate node id, the real or the live process, not the other.
@@ -422,7 +422,7 @@ class Admission:
         self.recent.append(DuplicateSighting(sender, (a[0], b[0]), (a[1], b[1])))
         _LOG.warning(
             "node %d: DUPLICATE NODE ID %d: boot %d from %s and boot %d from %s are both "
-            "sending; give every process its own node id (RFC 0005 SEC-19 picks which is heard)",
+            "sending; give every process its own node id (RFC 0005 SEC-7.1-1 picks which is heard)",
             self.node_id,
             sender,
             a[0],
@@ -433,7 +433,7 @@ class Admission:
 
 
 def _jump_confirmed(boot: Boot, epoch: int, counter: int, now_ns: int, silence: int) -> bool:
-    """SEC-21: a jump is believed when the same epoch authenticated before, at least
+    """SEC-8.3-2: a jump is believed when the same epoch authenticated before, at least
     ``silence`` ago with a lower counter, and the newest kept epoch has been silent as long."""
     jump = boot.jump
     if jump is None or jump[0] != epoch or counter <= jump[2] or now_ns - jump[1] < silence:
@@ -450,7 +450,7 @@ def _note_jump(boot: Boot, epoch: int, counter: int, now_ns: int) -> None:
 
 
 def _open_window(boot: Boot, suite: int, aead: Aead | None, epoch: int, now_ns: int) -> Window:
-    """A window for an authenticated new epoch; the lowest goes if more than two (SEC-9)."""
+    """A window for an authenticated new epoch; the lowest goes if more than two (SEC-8.3-1)."""
     window = Window(suite, aead, now_ns)
     windows = boot.windows
     windows[epoch] = window

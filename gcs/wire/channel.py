@@ -90,7 +90,7 @@ class ChannelStatistics:
     derivations: int
     """Subkeys derived so far (send and receive)."""
     duplicate_node_id: int = 0
-    """Distinct duplicate-node-id sightings (SEC-20): one per node id and pair of boots or
+    """Distinct duplicate-node-id sightings (SEC-7.1-2): one per node id and pair of boots or
     addresses, however many datagrams showed it."""
     boot_fallbacks: int = 0
     """Times a sender's older kept boot was accepted again because its newer one fell silent."""
@@ -115,9 +115,10 @@ class Channel:
     from one to the other a node at a time.
 
     ``silence_ns`` is how long a sender's boot or epoch must go unheard before the receiver
-    believes it is gone (RFC 0005 SEC-19, SEC-21); the drivers pass the token timeout. A caller
-    that never passes ``now_ns`` lives at time 0, where nothing is ever silent: older boots stay
-    refused, and a sender may not move past two epochs (tests that rotate epochs pass a clock).
+    believes it is gone (RFC 0005 SEC-7.1-1, SEC-8.3-2); the drivers pass the token timeout. A
+    caller that never passes ``now_ns`` lives at time 0, where nothing is ever silent: older boots
+    stay refused, and a sender may not move past two epochs (tests that rotate epochs pass a
+    clock).
     ``addresses`` maps peer ids to the source each should send from, in the form the driver
     passes as ``source``: a boot from elsewhere never takes over from one at that address.
 

@@ -12,11 +12,11 @@ cyclic list), indefinite lengths refused and nesting capped at the format's real
 the frame's shape is checked field by field against the layout: exact array lengths, exact types
 (``bool`` is not an ``int`` here), ranges, list lengths within ``WireLimits``, no bytes after the
 item. Anything wrong raises ``FrameError`` with a ``DropReason``; nothing else escapes, whatever
-the input (WIRE-15). The checker does not know protocol rules (whether a fail set is a subset of
+the input (WIRE-8.1-10). The checker does not know protocol rules (whether a fail set is a subset of
 a proc set, whether a seq makes sense): that is the core's job.
 
 Which reason. A frame with several faults is dropped for the first one in the order of RFC 0002
-§8 (WIRE-8-1): the size, then the CBOR item in byte order (``gcs.wire.wellformed`` names that
+§8 (WIRE-8.2-1): the size, then the CBOR item in byte order (``gcs.wire.wellformed`` names that
 fault when cbor2 refuses the bytes, because cbor2's own order differs), trailing bytes, the
 three-element prefix, and then the fields depth-first in element order, each value's checks in
 the order form, range, limit, content, relation to earlier values. Every slow path below visits
@@ -24,16 +24,15 @@ fields in exactly that order, so conformance suites can compare reasons.
 
 Speed. Decoding is on the receive hot path. Each field group is checked with one boolean
 expression over the unpacked values; only when it fails does a slower function work out which
-field was wrong and why, so error reporting costs nothing on good frames. Records and ring ids,
-the objects a busy ring creates most, are built without the frozen-dataclass ``__init__`` (which
-costs nearly twice as much as setting the slots directly), and ring ids are memoised.
+field was wrong and why, so error reporting costs nothing on good frames. Frames are built with
+their plain constructors, so this module compiles unchanged to a C extension (the compiled
+build, ``gcs.build``), where those constructors are native; ring ids are memoised.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from dataclasses import fields
 from io import BytesIO
 from typing import Any, NoReturn
 
@@ -183,8 +182,12 @@ _ENCODERS: dict[type, Callable[[Any, int], list[Any]]] = {
 }
 
 
-def encode_frame(frame: WireFrame, cluster_id: int) -> bytes:
+def encode_frame(frame: WireFrame | object, cluster_id: int | object) -> bytes:
     """Encode ``frame`` as deterministic CBOR for cluster ``cluster_id`` (RFC 0002 §4).
+
+    Anything that is not a frame, or a cluster id that is not a u32, raises ``EncodeError`` (the
+    parameters are typed ``object`` so that the compiled build, which checks argument types at
+    the call, raises the same error as the pure one).
 
     The encoder trusts its input: it checks the Python types only as far as cbor2 must, and does
     not re-validate ranges or limits (that would double the cost of every send). A frame that
@@ -219,7 +222,7 @@ class _EveryTag(dict[int, Callable[..., Any]]):
 
     cbor2 decodes some tags itself (bignums become ``int``, shared references become aliased or
     cyclic lists), and only unknown tags reach ``tag_hook``; overriding every number through this
-    mapping is the only way to refuse them all (WIRE-3). A dict subclass with ``__missing__``
+    mapping is the only way to refuse them all (WIRE-8.1-1). A dict subclass with ``__missing__``
     costs nothing at decoder construction, unlike a generic ``Mapping``; a test walks the tag
     numbers cbor2 knows to prove every one is refused.
     """
@@ -240,8 +243,8 @@ def _scalars(where: str, names: str, kinds: str, values: tuple[Any, ...]) -> Non
 
     ``kinds`` has one letter per field: ``u`` u64, ``n`` node id (1..2^32-1), ``z`` node id or 0,
     ``l`` link index (0..MAX_LINKS-1), ``b`` bool. Each field is checked for its type first,
-    then its range (WIRE-6, WIRE-8); a field that should hold a scalar and holds an array or a
-    map is a ``type`` fault too.
+    then its range (WIRE-8.1-4, WIRE-8.1-6); a field that should hold a scalar and holds an array
+    or a map is a ``type`` fault too.
     """
     for name, kind, value in zip(names.split(), kinds, values, strict=True):
         expected = bool if kind == "b" else int
@@ -270,68 +273,6 @@ def _shape_error(where: str, value: Any, length: int | None = None) -> NoReturn:
     _fail(DropReason.SHAPE, f"{where}: expected {length} elements, got {len(value)}")
 
 
-# Frozen dataclasses pay for ``object.__setattr__`` per field in ``__init__``; setting the slots
-# through their descriptors builds an identical object for about half the cost. The check below
-# keeps this honest if frames.py ever changes a field list or adds validation.
-def _slot_setters(
-    cls: type, names: tuple[str, ...]
-) -> tuple[Callable[[object, object], None], ...]:
-    if tuple(f.name for f in fields(cls)) != names or hasattr(cls, "__post_init__"):
-        raise RuntimeError(f"gcs.wire.codec is out of date with frames.{cls.__name__}")
-    return tuple(cls.__dict__[name].__set__ for name in names)
-
-
-_new = object.__new__
-_SET_GROUP, _SET_HANDLE, _SET_FLAGS, _SET_DATA = _slot_setters(
-    Record, ("group", "handle", "flags", "data")
-)
-_SET_SEQ, _SET_REP = _slot_setters(RingId, ("seq", "rep"))
-_MCAST_SETTERS = _slot_setters(
-    Mcast, ("sender", "ring_id", "seq", "safe", "records", "encapsulated")
-)
-_TOKEN_SETTERS = _slot_setters(
-    OrfToken,
-    ("ring_id", "token_seq", "seq", "aru", "aru_id", "fcc", "backlog", "retrans_flg", "rtr"),
-)
-
-
-def _new_mcast(
-    sender: int,
-    ring_id: RingId,
-    seq: int,
-    safe: bool,
-    records: tuple[Record, ...],
-    encapsulated: Mcast | None,
-) -> Mcast:
-    """``Mcast(...)`` at half the cost (see ``_slot_setters``)."""
-    set_sender, set_ring, set_seq, set_safe, set_records, set_encapsulated = _MCAST_SETTERS
-    mcast = _new(Mcast)
-    set_sender(mcast, sender)
-    set_ring(mcast, ring_id)
-    set_seq(mcast, seq)
-    set_safe(mcast, safe)
-    set_records(mcast, records)
-    set_encapsulated(mcast, encapsulated)
-    return mcast
-
-
-def _new_token(values: tuple[Any, ...]) -> OrfToken:
-    """``OrfToken(*values)`` at half the cost (see ``_slot_setters``)."""
-    s_ring, s_token_seq, s_seq, s_aru, s_aru_id, s_fcc, s_backlog, s_retrans, s_rtr = _TOKEN_SETTERS
-    ring_id, token_seq, seq, aru, aru_id, fcc, backlog, retrans_flg, rtr = values
-    token = _new(OrfToken)
-    s_ring(token, ring_id)
-    s_token_seq(token, token_seq)
-    s_seq(token, seq)
-    s_aru(token, aru)
-    s_aru_id(token, aru_id)
-    s_fcc(token, fcc)
-    s_backlog(token, backlog)
-    s_retrans(token, retrans_flg)
-    s_rtr(token, rtr)
-    return token
-
-
 _RINGS: dict[tuple[int, int], RingId] = {}
 _RINGS_MAX = 1024
 
@@ -343,9 +284,7 @@ def _new_ring(rep: int, seq: int) -> RingId:
     if ring is None:
         if len(_RINGS) >= _RINGS_MAX:
             _RINGS.clear()
-        ring = _new(RingId)
-        _SET_SEQ(ring, seq)
-        _SET_REP(ring, rep)
+        ring = RingId(seq=seq, rep=rep)
         _RINGS[key] = ring
     return ring
 
@@ -360,9 +299,6 @@ def _ring(where: str, value: Any) -> RingId:
     _check_fields(where, "rep seq", "nu", (rep, seq))
 
 
-_SET_RTR_RING, _SET_RTR_SEQ = _slot_setters(RtrEntry, ("ring_id", "seq"))
-
-
 def _rtr_entry(value: Any) -> RtrEntry:
     """Decode ``[ring_id, seq]``, one retransmission request."""
     if type(value) is not list or len(value) != 2:
@@ -371,10 +307,7 @@ def _rtr_entry(value: Any) -> RtrEntry:
     ring_id = _ring("orf_token.rtr[].ring_id", ring)
     if type(seq) is not int or seq < 0:
         _check_fields("orf_token.rtr[]", "seq", "u", (seq,))
-    entry = _new(RtrEntry)
-    _SET_RTR_RING(entry, ring_id)
-    _SET_RTR_SEQ(entry, seq)
-    return entry
+    return RtrEntry(ring_id, seq)
 
 
 _TOKEN_NAMES = "token_seq seq aru aru_id fcc backlog retrans_flg"
@@ -397,7 +330,7 @@ def _dec_token(item: list[Any], limits: WireLimits) -> OrfToken:
     if len(rtr) > limits.max_rtr_entries:
         _fail(DropReason.TOO_MANY, f"orf_token.rtr: {len(rtr)} > {limits.max_rtr_entries}")
     entries = tuple([_rtr_entry(e) for e in rtr])
-    return _new_token((ring_id, token_seq, seq, aru, aru_id, fcc, backlog, retrans_flg, entries))
+    return OrfToken(ring_id, token_seq, seq, aru, aru_id, fcc, backlog, retrans_flg, entries)
 
 
 _KINDS = (RecordFlags.DATA, RecordFlags.JOIN, RecordFlags.LEAVE)
@@ -435,12 +368,7 @@ def _records(where: str, items: Any, safe: bool, limits: WireLimits) -> tuple[Re
             and (len(group) <= short_group or len(group.encode()) <= max_group)
         ):
             _bad_record(f"{where}.records[{len(out)}]", rec, safe, limits)
-        record = _new(Record)
-        _SET_GROUP(record, group)
-        _SET_HANDLE(record, handle)
-        _SET_FLAGS(record, flags)
-        _SET_DATA(record, data)
-        out.append(record)
+        out.append(Record(group, handle, flags, data))
     return tuple(out)
 
 
@@ -485,7 +413,7 @@ def _mcast(
     ring_id = _ring(f"{where}.ring_id", ring)
     recs = _records(where, records, safe, limits)
     if inner is None:
-        return _new_mcast(sender, ring_id, seq, safe, recs, None)
+        return Mcast(sender, ring_id, seq, safe, recs, None)
     if not outer:
         _fail(DropReason.ENCAPSULATION, "mcast.encapsulated: encapsulation nests one level only")
     if type(inner) is not list or len(inner) != _MCAST_WIDTH:
@@ -494,7 +422,7 @@ def _mcast(
         _fail(DropReason.ENCAPSULATION, "mcast: an encapsulating mcast carries no records")
     i_sender, i_ring, i_seq, i_safe, i_records, i_inner = inner
     encapsulated = _mcast(False, i_sender, i_ring, i_seq, i_safe, i_records, i_inner, limits)
-    return _new_mcast(sender, ring_id, seq, safe, recs, encapsulated)
+    return Mcast(sender, ring_id, seq, safe, recs, encapsulated)
 
 
 def _dec_mcast(item: list[Any], limits: WireLimits) -> Mcast:
@@ -630,7 +558,7 @@ def decode_frame(
 ) -> WireFrame:
     """Decode one CBOR frame of cluster ``cluster_id``, or raise ``FrameError`` (RFC 0002 §8).
 
-    No other exception escapes, whatever ``data`` holds (WIRE-15).
+    No other exception escapes, whatever ``data`` holds (WIRE-8.1-10).
     """
     return decode_body(data, cluster_id, limits, DropReason.BAD_VERSION, DropReason.WRONG_CLUSTER)
 

@@ -2,7 +2,7 @@
 
 The wire layer faces the network, so every refusal must be cheap to produce, impossible to confuse
 with a bug, and countable. ``FrameError`` is the *only* exception that decoding and opening raise,
-whatever the input bytes (RFC 0002 §8, WIRE-15); its ``reason`` is a member of the closed
+whatever the input bytes (RFC 0002 §8, WIRE-8.1-10); its ``reason`` is a member of the closed
 ``DropReason`` enum so drop counters, logs, test vectors and other implementations all use the
 same vocabulary (the registry is RFC 0002 §8.3; the checks that produce each are §8.2).
 
@@ -24,7 +24,7 @@ class DropReason(enum.StrEnum):
 
     The values are the strings used in test vectors, statistics and log lines; they are part of
     the specification and MUST NOT be renamed. Checks run in the order of the table in RFC 0002
-    §8.2 (WIRE-8-1), so the reason reported for bytes with several faults is deterministic.
+    §8.2 (WIRE-8.2-1), so the reason reported for bytes with several faults is deterministic.
     """
 
     # Datagram level (clear header and sealing, RFC 0005).
@@ -41,7 +41,7 @@ class DropReason(enum.StrEnum):
     OLD_BOOT = "old_boot"  # a boot older than the newest authenticated one and no longer kept
     SHADOWED_BOOT = "shadowed_boot"  # a kept boot while the sender's preferred boot is heard
     OLD_EPOCH = "old_epoch"  # key epoch older than the two newest seen from that sender boot
-    EPOCH_JUMP = "epoch_jump"  # an epoch the sender cannot have reached (SEC-21)
+    EPOCH_JUMP = "epoch_jump"  # an epoch the sender cannot have reached (SEC-8.3-2)
     REPLAY = "replay"  # counter already accepted, or too far behind the replay window
     AUTH = "auth"  # the AEAD tag did not verify (wrong key, forgery, corruption)
 

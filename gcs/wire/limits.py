@@ -11,7 +11,11 @@ receiver with smaller limits than its peers drops their larger frames as ``too_l
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
+
+from gcs.wire.frames import reduce_frozen
 
 __all__ = [
     "HEADER_BYTES",
@@ -67,6 +71,9 @@ class WireLimits:
     max_records: int = 256
     max_group_bytes: int = 255
     max_record_data_bytes: int = 65535
+
+    def __reduce__(self) -> tuple[Callable[..., Any], tuple[Any, ...]]:
+        return reduce_frozen(self)
 
     def __post_init__(self) -> None:
         _check("max_datagram_bytes", self.max_datagram_bytes, _MIN_DATAGRAM, MAX_DATAGRAM_CEILING)

@@ -15,7 +15,7 @@ Keys. All members share one cluster key (the key file). A sender never uses it d
 once with a salt naming the cluster, Expand per subkey with an info string naming the suite,
 sender, boot id and epoch. So the 96-bit nonce can be a plain counter (4 zero bytes then the
 64-bit counter): it is unique because no two (sender, boot, epoch) triples share a subkey, and a
-boot id strictly increases across restarts (ARCHITECTURE.md decision 3). The sender moves to the
+boot id strictly increases across restarts (RFC 0005 §7). The sender moves to the
 next epoch, and so to a fresh subkey, before the suite's usage limit (``EPOCH_FRAMES``).
 
 This module is pure apart from the two key-file helpers at the end, and has no randomness: the
@@ -221,7 +221,7 @@ def check_key_length(key: bytes) -> None:
 
 
 def load_key(path: str | os.PathLike[str]) -> bytes:
-    """Read the cluster key file, refusing one that others can read (RFC 0005 §2, SEC-2).
+    """Read the cluster key file, refusing one that others can read (RFC 0005 §2, SEC-2-1).
 
     The mode is checked on the open file descriptor, so the file checked is the file read. On
     POSIX a key readable by group or others is refused outright rather than warned about: the key
@@ -254,7 +254,7 @@ def load_key(path: str | os.PathLike[str]) -> bytes:
 
 
 def generate_key(path: str | os.PathLike[str], rng_bytes: bytes, *, force: bool = False) -> None:
-    """Write ``rng_bytes`` as a new key file, mode 0600, atomically (RFC 0005 §2, SEC-3).
+    """Write ``rng_bytes`` as a new key file, mode 0600, atomically (RFC 0005 §2, SEC-2-2).
 
     The bytes go to a private temporary file in the same directory, are flushed to disk, and
     the file is then linked into place (which fails if ``path`` exists) or, with ``force``,

@@ -10,7 +10,7 @@ only after cbor2 has refused the input, so well-formed frames never pay for it.
 
 The walk is iterative, holds one counter per open array or map (at most five, since a sixth
 level is already a fault), and consumes at least one byte per step, so it runs in time linear in
-the input and constant memory whatever lengths the input claims (WIRE-15).
+the input and constant memory whatever lengths the input claims (WIRE-8.1-10).
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ __all__ = ["MAX_CBOR_DEPTH", "first_fault"]
 
 MAX_CBOR_DEPTH = 4
 """Most arrays and maps that may enclose a data item: frame > rtr list > rtr entry > ring id >
-rep is the deepest valid path, and the rep integer is enclosed by four arrays (RFC 0002 WIRE-4)."""
+rep is the deepest valid path, and the rep integer is enclosed by four arrays (RFC 0002
+WIRE-8.1-2)."""
 
 _ARGUMENT_BYTES = {24: 1, 25: 2, 26: 4, 27: 8}
 _MAJOR_TEXT = 3

@@ -101,3 +101,35 @@ async def test_ticket_fails_when_the_node_closes_first() -> None:
         await ticket.delivered()  # delivered: closing later does not change that
         assert ticket.done()
     await ticket.delivered()
+
+
+@pytest.mark.req("API-5-3")
+async def test_a_reader_that_keeps_reading_is_not_cut_off_by_a_burst() -> None:
+    """API-5-3: a token visit releases up to a window of mcasts at once (here 50 of about 40
+    records each), far more than the reader's bound of 600 events; the runtime hands them
+    over a slice per pass of the loop and the stream reads as many per pass, so a reader that
+    keeps reading sees every message and is never cut off as a slow consumer."""
+    cfgs = configs(2, window_size=50, max_messages=50)
+    count = 6_000
+    async with running(cfgs) as nodes:
+        sender = await nodes[0].join("burst")
+        reader = await nodes[1].join("burst", queue_size=600)
+        await view_where(reader, lambda v: sender.member in v.members)
+        await view_where(sender, lambda v: reader.member in v.members)
+        got = 0
+
+        async def read() -> None:
+            nonlocal got
+            async for event in reader:
+                if isinstance(event, gcs.Message):
+                    got += 1
+                    if got == count:
+                        return
+
+        reading = asyncio.create_task(read())
+        tickets = await asyncio.gather(*(sender.send(i.to_bytes(8, "big")) for i in range(count)))
+        await asyncio.gather(*(t.delivered() for t in tickets))
+        await asyncio.wait_for(reading, 60)
+        stats = nodes[1].statistics()
+        assert got == count and stats.slow_consumers == 0
+        assert stats.runtime.delivery_slices > 0, "the bursts really were cut into slices"

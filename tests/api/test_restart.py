@@ -49,3 +49,18 @@ async def test_a_state_dir_serves_one_node_at_a_time(tmp_path: Path) -> None:
     async with gcs.Node(cfg):
         with pytest.raises(gcs.ConfigError, match="state_dir"):
             await gcs.Node(cfg).start()
+
+
+@pytest.mark.req("API-3.1-1")
+async def test_member_handles_are_never_reused_across_joins_and_restarts(tmp_path: Path) -> None:
+    (cfg,) = configs(1, state_root=tmp_path)
+    members: list[gcs.Member] = []
+    for _ in range(2):  # two incarnations of node 1, with the same state directory
+        async with gcs.Node(cfg) as node:
+            await wait_until(lambda: node.view is not None and not node.view.transitional)
+            for _ in range(2):  # join, leave, join again: a new member each time
+                group = await node.join("handles")
+                members.append(group.member)
+                await group.leave()
+    assert len(set(members)) == len(members) == 4, members
+    assert all(m.node == 1 and m.handle != 0 for m in members), "handle 0 is the node's own"

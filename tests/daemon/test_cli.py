@@ -270,7 +270,8 @@ def _read_exactly(sock: socket.socket, n: int) -> bytes:
     return data
 
 
-def test_unknown_send_numbers_and_handles_are_typed_errors_api_29(
+@pytest.mark.req("API-10.2-3")
+def test_unknown_send_numbers_and_handles_are_typed_errors(
     cluster: tuple[list[Path], list[subprocess.Popen[bytes]]], tmp_path: Path
 ) -> None:
     """``delivered`` naming no send of the connection is ``InvalidArgument``; ``leave`` of a

@@ -135,8 +135,9 @@ async def test_status_and_flight_recorder_through_the_socket(tmp_path: Path) -> 
     assert replay(path), "the dump replays into a fresh core"
 
 
-async def test_protocol_errors_api_22_23(tmp_path: Path) -> None:
-    """API-22/23: a malformed request is refused and the connection stays; hello comes first;
+@pytest.mark.req("API-10.1-2", "API-10.2-1")
+async def test_protocol_errors(tmp_path: Path) -> None:
+    """API-10.1-2/23: a malformed request is refused and the connection stays; hello comes first;
     an undecodable frame ends the connection with a ``closing`` event."""
     from gcs.daemon import protocol as proto
 

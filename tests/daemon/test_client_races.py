@@ -1,4 +1,4 @@
-"""The client against replies that race its own closing (API-23: one reply per request).
+"""The client against replies that race its own closing (API-10.2-1: one reply per request).
 
 ``gcs send`` once printed "reply to an unknown request 5" (request 5 is its ``leave``): the
 leave returned on the member's ``end`` event, the client closed — settling every outstanding
@@ -27,7 +27,8 @@ TURNS = range(5)
 """200 iterations: every (application turns, reply turns) pair of ``TURNS``, ``ROUNDS`` times."""
 
 
-async def test_a_reply_racing_the_clients_close_is_not_a_protocol_error_api_23(
+@pytest.mark.req("API-10.2-1")
+async def test_a_reply_racing_the_clients_close_is_not_a_protocol_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     original = server.Connection.reply

@@ -1,4 +1,4 @@
-"""API-28: the control socket's limits — the client cap, the hello timeout, the descriptor
+"""API-10.1-3: the control socket's limits — the client cap, the hello timeout, the descriptor
 reserve, and an accept loop that backs off instead of spinning when it runs out of resources.
 
 The daemons here run in the test's process (real sockets); the descriptor-limit scenario with
@@ -27,7 +27,8 @@ def _refusals(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [r.getMessage() for r in caplog.records if "refused a connection" in r.getMessage()]
 
 
-async def test_clients_beyond_max_clients_are_refused_with_a_typed_error_api_28(
+@pytest.mark.req("API-10.1-3")
+async def test_clients_beyond_max_clients_are_refused_with_a_typed_error(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     async with running_daemons(tmp_path, 1, max_clients=3) as daemons:
@@ -72,7 +73,8 @@ async def _read_frame(reader: asyncio.StreamReader) -> dict[str, object]:
     return proto.decode(await reader.readexactly(length))
 
 
-async def test_a_client_without_hello_is_closed_after_the_timeout_api_28(
+@pytest.mark.req("API-10.1-3")
+async def test_a_client_without_hello_is_closed_after_the_timeout(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     async with running_daemons(tmp_path, 1, max_clients=1, hello_timeout_ms=300) as daemons:
@@ -131,7 +133,8 @@ class _FailingAccept(socket.socket):
         return super().accept()
 
 
-async def test_accept_out_of_descriptors_backs_off_and_logs_once_api_28(
+@pytest.mark.req("API-10.1-3")
+async def test_accept_out_of_descriptors_backs_off_and_logs_once(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     path = str(tmp_path / "s.sock")
@@ -163,7 +166,8 @@ async def test_accept_out_of_descriptors_backs_off_and_logs_once_api_28(
             conn.close()
 
 
-async def test_the_metrics_port_has_limits_too_api_28(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.req("API-10.1-3")
+async def test_the_metrics_port_has_limits_too(monkeypatch: pytest.MonkeyPatch) -> None:
     """At most METRICS_CONNECTIONS requests at once (more are closed at once), and a request
     that does not arrive whole within the timeout is cut off, freeing its place."""
     from gcs.daemon import metrics
@@ -213,7 +217,8 @@ _STATUS_REST = {
 }
 
 
-async def test_a_client_that_does_not_read_its_replies_is_slowed_by_its_socket_api_28(
+@pytest.mark.req("API-10.1-3")
+async def test_a_client_that_does_not_read_its_replies_is_slowed_by_its_socket(
     tmp_path: Path,
 ) -> None:
     """5,000 pipelined status requests, replies unread: the daemon stops reading instead of

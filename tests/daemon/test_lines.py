@@ -15,13 +15,34 @@ from gcs.cli.lines import read_lines
 
 
 async def _collect(data: bytes, limit: int = 100) -> list[bytes]:
+    """The lines ``read_lines`` yields for ``data`` written to a pipe by another thread (more
+    than a pipe holds would block a write from this one before anything reads it). The read
+    end is closed only once the reading thread is done, so the next pipe cannot reuse its
+    number under a thread that still reads it."""
     read_fd, write_fd = os.pipe()
-    os.write(write_fd, data)
-    os.close(write_fd)
+    before = set(threading.enumerate())
+
+    def writer() -> None:
+        try:
+            os.write(write_fd, data)
+        except BrokenPipeError:
+            pass  # the reader stopped early (a line over the limit): the rest is not wanted
+        finally:
+            os.close(write_fd)
+
+    thread = threading.Thread(target=writer, daemon=True)
+    thread.start()
+    readers = set()
     try:
-        return [line async for line in read_lines(read_fd, limit)]
+        lines_of = read_lines(read_fd, limit)
+        readers = set(threading.enumerate()) - before - {thread}
+        return [line async for line in lines_of]
     finally:
+        readers |= set(threading.enumerate()) - before - {thread}
+        for reader in readers:  # stopped: it ends after its current read
+            await asyncio.to_thread(reader.join, 10)
         os.close(read_fd)
+        thread.join(timeout=10)
 
 
 async def test_lines_without_their_endings_and_a_last_line_without_newline() -> None:

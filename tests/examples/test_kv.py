@@ -42,8 +42,9 @@ def put(service: Service, node: int, key: str, value: str) -> dict[str, Any]:
     return service.request(node, {"op": "put", "key": key, "value": value})
 
 
+@pytest.mark.req("QRM-3.6-1", "QRM-4.1-4", "XFR-5.3-1", "XFR-5.5-1")
 def test_kv_store_survives_partitions_crashes_and_restarts(tmp_path: Path) -> None:
-    """QRM-3.6-1, QRM-4-4, XFR-5.3-1, XFR-5.5-1 on real processes and real partitions."""
+    """QRM-3.6-1, QRM-4.1-4, XFR-5.3-1, XFR-5.5-1 on real processes and real partitions."""
     with NetLab(3) as lab:
         kv = Service(lab, EXAMPLE, tmp_path)
         try:

@@ -45,8 +45,9 @@ def acquire(locks: Service, node: int, lock: str, client: str) -> dict[str, Any]
     return locks.request(node, {"op": "acquire", "lock": lock, "client": client}, timeout=60)
 
 
+@pytest.mark.req("QRM-3.6-1", "QRM-4.1-4")
 def test_locks_follow_their_holders_out_of_the_view(tmp_path: Path) -> None:
-    """QRM-3.6-1, QRM-4-4: lease-free release on leaving the view; a minority grants nothing."""
+    """QRM-3.6-1, QRM-4.1-4: lease-free release on leaving the view; a minority grants nothing."""
     with NetLab(3) as lab:
         locks = Service(lab, EXAMPLE, tmp_path)
         try:

@@ -89,6 +89,7 @@ class RingModel:
         self.next_ring_seq = 4
         self.components: list[Component] = []
         self.payloads = itertools.count(1)
+        self.left: dict[int, set[tuple[str, int]]] = {}
         self.history: list[tuple[RingId, int, int, int, Record]] = []
         """Every delivered record: (origin ring, seq, index in the mcast, sender, record)."""
         for n in node_ids:
@@ -110,11 +111,9 @@ class RingModel:
     def active_members(self, node: int) -> list[tuple[str, int]]:
         """Members that may send or leave: in a view, not closed, no leave submitted."""
         model = self.nodes[node]
-        leaving = {
-            (r.group, r.handle)
-            for r in model.queue
-            if r.flags & RecordFlags.KIND_MASK == RecordFlags.LEAVE
-        }
+        # As the API does (NotMember after leave()): a leave sent but held by the group layer
+        # (RFC 0006 API-3.7-1) has left the queue without closing the stream yet.
+        leaving = self.left.get(node, set())
         return [
             key
             for key, log in model.logs.items()
@@ -123,6 +122,7 @@ class RingModel:
 
     def leave(self, node: int, key: tuple[str, int]) -> None:
         model = self.nodes[node]
+        self.left.setdefault(node, set()).add(key)
         model.submit(Record(key[0], key[1], int(RecordFlags.LEAVE), b""))
 
     def send(self, node: int, key: tuple[str, int], safe: bool = False) -> None:

@@ -3,6 +3,7 @@ streams."""
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -93,6 +94,7 @@ def test_pending_member_gets_nothing_before_its_view() -> None:
     assert isinstance(view, View) and view.members == (Member(1, 7), Member(2, 5))
 
 
+@pytest.mark.req("API-3.3-1", "API-3.3-2")
 def test_departed_node_members_leave_with_a_transitional_view() -> None:
     model = RingModel((1, 2, 3))
     model.settle()
@@ -110,6 +112,7 @@ def test_departed_node_members_leave_with_a_transitional_view() -> None:
     assert model.nodes[2].logs[("g", 1)].events[-2:] == [trans, regular], "same views at node 2"
 
 
+@pytest.mark.req("API-3.3-1")
 def test_clean_node_leave_is_reported_as_leave() -> None:
     state = settled_state(members=(1, 2))
     state.add_local("g", 7)
@@ -123,6 +126,7 @@ def test_clean_node_leave_is_reported_as_leave() -> None:
     assert view.view_id == ViewId(R8, 0, 1)
 
 
+@pytest.mark.req("API-3.3-3")
 def test_join_of_a_departed_node_is_not_resurrected() -> None:
     """A join delivered after the transitional configuration that removed its node."""
     state = settled_state(members=(1, 2))
@@ -137,6 +141,7 @@ def test_join_of_a_departed_node_is_not_resurrected() -> None:
     assert state.stale_records == 1
 
 
+@pytest.mark.req("API-3.4-1", "API-3.4-2", "API-3.4-3")
 def test_merge_settles_only_after_every_announcement() -> None:
     state = settled_state()
     state.add_local("g", 7)
@@ -158,6 +163,7 @@ def test_merge_settles_only_after_every_announcement() -> None:
     assert view.reason.kind is ViewReason.NODE_UP and state.settled
 
 
+@pytest.mark.req("API-3.4-2")
 def test_stale_and_malformed_announcements() -> None:
     state = settled_state(members=(1, 2))
     merge = ChangeReason(ReasonKind.MERGE)
@@ -177,3 +183,95 @@ def test_records_that_break_the_rules_are_ignored_and_counted() -> None:
     state.on_deliver(deliver(R4, 6, 1, Record(ANNOUNCE_GROUP, 3, LEAVE, b"")))
     assert state.ignored_records == 2
     assert state.members == {}
+
+
+def _merged_pair() -> tuple[RingModel, Member, Member]:
+    """Nodes 1 and 2, each with a member of ``g``, partitioned; both members then send once,
+    and join a second member each, before the merge (records queued across the change)."""
+    model = RingModel((1, 2))
+    model.settle()
+    one, two = model.join(1, "g"), model.join(2, "g")
+    model.settle()
+    model.partition(0, {2}, [])
+    model.send(1, ("g", one.handle))
+    model.send(2, ("g", two.handle))
+    model.join(2, "g")
+    model.merge(0, 1, [])
+    return model, one, two
+
+
+@pytest.mark.req("API-3.7-1")
+def test_messages_of_the_other_side_wait_for_the_settling_view() -> None:
+    """API-3.7-1: a record originated in a regular configuration that added nodes is held until the
+    announcements are in, then delivered after the settling view, in stream order, at the same
+    position at every member. Before the barrier node 1's member received node 2's message in
+    its old view, which did not list the sender."""
+    model, one, two = _merged_pair()
+    comp = model.components[0]
+    model.deliver(comp, [2, 2, 1])  # 2's message, 2's join, 1's message: all before announcements
+    model.deliver(comp, [1, 2])  # the announcements: the layer settles
+    logs = [model.nodes[1].logs[("g", one.handle)], model.nodes[2].logs[("g", two.handle)]]
+    for log in logs:
+        current: View | None = None
+        for event in log.events:
+            if isinstance(event, View):
+                current = event
+            else:
+                assert current is not None and event.sender in current.members, (
+                    f"{log.member} got {event.data!r} of {event.sender} in {current}"
+                )
+    tails = [log.events[-4:] for log in logs]
+    assert _shape(tails[0]) == _shape(tails[1]), "the same views and messages, same positions"
+    settling, m2, joined, m1 = tails[0]
+    assert isinstance(settling, View) and settling.reason.kind is ViewReason.NODE_UP
+    assert settling.members == (one, two), "the settling view: the members when the hold began"
+    assert isinstance(m2, Message) and m2.sender == two and m2.view_id == settling.view_id
+    assert isinstance(joined, View) and joined.reason.kind is ViewReason.JOIN
+    assert joined.view_id.seq > 0 and len(joined.members) == 3, "the held join, at its position"
+    assert isinstance(m1, Message) and m1.sender == one and m1.view_id == joined.view_id
+    state = model.nodes[1].state
+    assert state.settled and state.held_records == 3 and state.outside_view == 0
+
+
+def _shape(events: list[View | Message]) -> list[object]:
+    """Views by id and members (joined/left are relative to each member's previous view)."""
+    return [
+        (e.view_id, e.members) if isinstance(e, View) else (e.sender, e.data, e.view_id)
+        for e in events
+    ]
+
+
+@pytest.mark.req("API-3.7-2")
+def test_a_ring_change_before_the_round_completes_flushes_the_hold() -> None:
+    """API-3.7-2: held records flushed by a transitional configuration reach only the members whose
+    view lists their sender; the others count them (outside_view)."""
+    model, one, two = _merged_pair()
+    comp = model.components[0]
+    model.deliver(comp, [2, 1])  # 2's message, 1's message: held
+    model.partition(0, {2}, [])
+    state = model.nodes[1].state
+    assert not state.barrier and state.outside_view == 1
+    got = [e for e in model.nodes[1].logs[("g", one.handle)].events if isinstance(e, Message)]
+    assert [m.sender for m in got][-1] == one, "its own message, not node 2's"
+    assert two not in [m.sender for m in got[-1:]]
+
+
+@pytest.mark.req("API-3.5-2")
+def test_a_record_delivered_in_a_transitional_configuration_names_its_view_apart() -> None:
+    """API-3.5-2: node 3 delivers node 2's join in the regular configuration, node 1 (which lost
+    node 3) in its transitional configuration: the members differ, so must the view ids
+    (API-3.5-1)."""
+    states = {n: settled_state(node=n, members=(1, 2, 3)) for n in (1, 3)}
+    for state in states.values():
+        state.add_local("g", 7)
+        for seq, sender in ((10, 1), (11, 3)):
+            state.on_deliver(deliver(R4, seq, sender, Record("g", 7, JOIN, b"")))
+    join = Record("g", 9, JOIN, b"")
+    (regular,) = events(states[3].on_deliver(deliver(R4, 12, 2, join)))
+    lost = ChangeReason(ReasonKind.TOKEN_LOSS, (3,))
+    states[1].on_configuration(Configuration(TRANSITIONAL, R8, (1, 2), (3,), (), lost))
+    (trans,) = events(states[1].on_deliver(deliver(R4, 12, 2, join, trans=True)))
+    assert isinstance(regular, View) and isinstance(trans, View)
+    assert regular.view_id == ViewId(R4, 12, 0) and len(regular.members) == 3
+    assert trans.members == (Member(1, 7), Member(2, 9)) and trans.transitional
+    assert trans.view_id == ViewId(R4, 12, 0, ViewId(R8, 0, 1).derived())

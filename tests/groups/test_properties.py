@@ -2,11 +2,14 @@
 
 Several ``GroupState`` instances are fed by ``RingModel`` (nodes of a component get the same
 stream). Whatever the interleaving, the promises of RFC 0006 §3 must hold on what the local
-members saw, and once everything is merged and delivered every node must agree on every group.
+members saw (API-3.5-1, API-3.6-1, API-3.6-3, API-3.6-4, and sender-in-view, API-3.7-1 and
+API-3.7-2), and once
+everything is merged and delivered every node must agree on every group.
 """
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -90,6 +93,10 @@ def _check_streams(model: RingModel) -> None:
             else:
                 assert current is not None, f"{log.member} got a message before any view"
                 assert event.view_id == current.view_id, "a message carries its view's id"
+                departed = current.transitional and event.sender in current.left
+                assert event.sender in current.members or departed, (
+                    f"API-3.7-1: {log.member} got a message of {event.sender} in {current}"
+                )
 
 
 def _segments(log: LocalLog) -> dict[tuple[ViewId, ViewId], list[bytes]]:
@@ -141,6 +148,7 @@ def _check_settled(model: RingModel) -> None:
             assert not last.transitional
 
 
+@pytest.mark.req("API-3.2-1", "API-3.5-1", "API-3.6-3")
 @given(st.data())
 def test_random_histories_keep_the_promises(data: st.DataObject) -> None:
     count = data.draw(st.integers(2, 4), label="nodes")

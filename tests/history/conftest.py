@@ -1,4 +1,4 @@
-"""Run this directory's asyncio tests on uvloop, the loop gcs is built for (decision 10)."""
+"""Run this directory's asyncio tests on uvloop, the loop gcs runs on (RFC 0006 §1)."""
 
 from __future__ import annotations
 

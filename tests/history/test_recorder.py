@@ -103,6 +103,7 @@ def _fields(dump: rec.Dump) -> dict[str, Any]:
     return {name: getattr(dump, name) for name in rec.Dump.__dataclass_fields__}
 
 
+@pytest.mark.pure_python
 async def test_invariant_violation_is_fail_stop(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -2,10 +2,10 @@
 
 The daemon under attack runs under ``prlimit --nofile=1024`` with a client cap far above what
 its descriptors allow (``max_clients = 4096``), so only the descriptor-derived cap and reserve
-of API-28 protect it. A local attacker (``flood.py``) makes 2,000 connection attempts and holds
+of API-10.1-3 protect it. A local attacker (``flood.py``) makes 2,000 connection attempts and holds
 every connection it gets, half of them after a hello, half silent (the hello timeout is long
 enough not to help). Then another node is killed with SIGKILL: the daemon under attack must
-store the new ring's seq (API-28's reserve), install the ring, tell its already-connected
+store the new ring's seq (API-10.1-3's reserve), install the ring, tell its already-connected
 client the new view, and serve new clients once the attacker goes away.
 """
 
@@ -112,7 +112,8 @@ def _stop(proc: subprocess.Popen[Any]) -> None:
             stream.close()
 
 
-def test_a_connection_flood_under_1024_descriptors_then_a_crash_api_28(
+@pytest.mark.req("API-10.1-3")
+def test_a_connection_flood_under_1024_descriptors_then_a_crash(
     lab: NetLab, tmp_path: Path
 ) -> None:
     paths = _configs(tmp_path, lab)

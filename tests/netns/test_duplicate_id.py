@@ -1,8 +1,9 @@
-"""A second process with a node's id must not lock the real node out (RFC 0005 SEC-19, SEC-20).
+"""A second process with a node's id must not lock the real node out (RFC 0005 SEC-7.1-1,
+SEC-7.1-2).
 
 Three keyed ``gcs node`` daemons, one per network namespace, and an impostor in a fourth: the
 same cluster key, ``node_id = 2``, its own address and state directory. It runs 12 s and stops.
-Before SEC-19 its newer boot id made nodes 1 and 3 drop every datagram of the real node 2 as
+Before SEC-7.1-1 its newer boot id made nodes 1 and 3 drop every datagram of the real node 2 as
 ``old_boot`` from then on: node 2 was still alone 60 s after the impostor stopped, and nothing
 said why. Now nodes 1 and 3 keep hearing the real node 2 (the impostor is not at node 2's
 configured address), say once each "DUPLICATE NODE ID 2" with both addresses, count it in
@@ -151,7 +152,8 @@ def _metric(d: Daemons, node: int, port: int, name: str) -> str:
     return "\n".join(line for line in text.splitlines() if line.startswith(name))
 
 
-def test_an_impostor_with_the_same_node_id_is_reported_and_locks_nobody_out_sec_19_sec_20(
+@pytest.mark.req("SEC-7.1-1", "SEC-7.1-2")
+def test_an_impostor_with_the_same_node_id_is_reported_and_locks_nobody_out(
     daemons: Daemons,
 ) -> None:
     d = daemons

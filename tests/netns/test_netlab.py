@@ -32,8 +32,8 @@ def _matrix(lab: NetLab) -> dict[tuple[int, int], int]:
     """Datagrams received per (src, dst) when every node sends ``SENT`` to every other."""
     receivers = {}
     for i in lab.ids:
-        argv = [sys.executable, PROBE, "recv", lab.address(i), str(PORT), "1.5"]
-        receivers[i] = lab.popen(i, argv, stdout=subprocess.PIPE, text=True)
+        argv = [sys.executable, PROBE, "recv", lab.address(i), str(PORT), "0.3"]
+        receivers[i] = lab.popen(i, argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         assert receivers[i].stdout is not None
         assert receivers[i].stdout.readline().strip() == "ready"
     for src in lab.ids:

@@ -1,6 +1,7 @@
 """Measure which lab links carry datagrams: ``recv`` counts arrivals per source, ``send`` fires.
 
-    python udp_probe.py recv ADDR PORT SECONDS   -> prints {"source address": count} as JSON
+    python udp_probe.py recv ADDR PORT QUIET     -> {"source address": count} as JSON, once
+                                                    stdin closes and QUIET s pass in silence
     python udp_probe.py send ADDR DST PORT COUNT
 
 Used by ``test_netlab.py`` inside NetLab namespaces (one receiver per node, then senders).
@@ -9,24 +10,29 @@ Used by ``test_netlab.py`` inside NetLab namespaces (one receiver per node, then
 from __future__ import annotations
 
 import json
+import select
 import socket
 import sys
 import time
 
 
-def recv(addr: str, port: int, seconds: float) -> None:
+def recv(addr: str, port: int, quiet: float) -> None:
+    """Count until standard input closes (every sender is done), then until ``quiet`` seconds
+    pass without a datagram: the window follows the senders, however slowly they start."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.bind((addr, port))
     print("ready", flush=True)
     counts: dict[str, int] = {}
-    deadline = time.monotonic() + seconds
-    while (left := deadline - time.monotonic()) > 0:
-        sock.settimeout(left)
-        try:
+    stdin_open = True
+    while True:
+        readable, _, _ = select.select([sock, sys.stdin] if stdin_open else [sock], [], [], quiet)
+        if sys.stdin in readable and not sys.stdin.readline():
+            stdin_open = False
+        if sock in readable:
             _, (source, _) = sock.recvfrom(64)
-        except TimeoutError:
+            counts[source] = counts.get(source, 0) + 1
+        elif not readable and not stdin_open:
             break
-        counts[source] = counts.get(source, 0) + 1
     print(json.dumps(counts), flush=True)
 
 

@@ -114,13 +114,14 @@ def test_kill_minus_nine_then_restart(loopback: MakeCluster, size: int) -> None:
     _final_judgement(cluster, f"kill -9 of node {victim}, restart")
 
 
+@pytest.mark.req("API-3.2-2")
 def test_clean_leave_gives_the_survivors_reason_leave(loopback: MakeCluster) -> None:
     """SIGTERM: the node leaves its group and the ring cleanly; nobody waits for a timeout.
 
     Ring reasons are local observations (RFC 0004 §9.1): a survivor that hears the other
     survivor's join before the leaver's leave reports that join. So the ring-level assertion is
     that the change began with the leave (``leave 2`` at some survivor, and only that or a
-    survivor's join anywhere); the group level promises ``leave`` at every survivor (API-3).
+    survivor's join anywhere); the group level promises ``leave`` at every survivor (API-3.2-2).
     """
     cluster = loopback(3)
     cluster.start_all(rate=RATE)

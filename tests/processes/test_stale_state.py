@@ -1,9 +1,9 @@
-"""One authentic datagram must not be remembered against its sender for ever (RFC 0005 SEC-21).
+"""One authentic datagram must not be remembered against its sender for ever (RFC 0005 SEC-8.3-2).
 
 Real keyed node processes on 127.0.0.1. The test plays a key holder (or a cloned machine): it
 builds a ``Channel`` for node 3 with node 3's own boot id (read from its state directory), seals
 datagrams of node 3's later key epochs, and sends them to node 2 from a socket of its own.
-Before SEC-21, epochs 1 and 2 arriving once each evicted the epoch node 3 was really using, and
+Before SEC-8.3-2, epochs 1 and 2 arriving once each evicted the epoch node 3 was really using, and
 node 2 dropped all of node 3's traffic as ``old_epoch`` until node 3 restarted: 18 configuration
 changes in 20 s at node 2 (the ring kept losing node 3's token). Now the epoch node 3 uses stays.
 """
@@ -48,7 +48,8 @@ def _forged_epochs(cluster: ProcCluster, key: bytes, ring: list[int]) -> dict[in
     return {epoch: forger.seal(frame) for epoch in range(10)}
 
 
-def test_authentic_datagrams_of_later_epochs_do_not_cut_their_sender_off_sec_21(
+@pytest.mark.req("SEC-8.3-2")
+def test_authentic_datagrams_of_later_epochs_do_not_cut_their_sender_off(
     loopback: MakeCluster,
 ) -> None:
     cluster = loopback(3, keyed=True)

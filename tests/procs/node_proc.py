@@ -19,6 +19,13 @@ them all), ``{"event": "joined", "group"}``, ``{"event": "view", "members", "lef
 "transitional", "reason"}`` for each group view (node ids of the members), ``{"event":
 "quiet"}`` once the workload stopped after SIGUSR1 (nothing more is submitted), and
 ``{"event": "closed"}`` just before a clean exit.
+
+``--member-log PATH`` appends every event the group member receives to PATH, one JSON object a
+line, for the group-level checks of ``tests.netns.member_log``: ``{"k": "start", "node",
+"incarnation"}`` first, then ``{"k": "view", "id", "members", "left", "transitional"}`` (view id
+and members as text, ``node/handle``) and ``{"k": "msg", "from", "view", "id"}`` (the payload's
+``[node, incarnation, counter]``). Lines are written as the events arrive, so a SIGKILL loses
+at most the last one.
 The process exits by itself if its parent dies or after ``--lifetime`` seconds, so a crashed
 test run leaves no nodes behind.
 """
@@ -31,10 +38,10 @@ import json
 import os
 import signal
 import sys
-from typing import Any
+from typing import Any, TextIO
 
 import gcs
-from gcs.history.events import MsgId, encode_payload
+from gcs.history.events import MsgId, decode_payload, encode_payload
 
 POLL_S = 0.01
 
@@ -53,6 +60,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--sizes", default="64,300,3000", help="payload sizes, cycled")
     p.add_argument("--safe-every", type=int, default=4, help="every Nth message safe (0: none)")
     p.add_argument("--lifetime", type=float, default=300.0, help="exit after this many seconds")
+    p.add_argument("--member-log", default=None, help="log the member's events (JSON lines)")
     return p.parse_args(argv)
 
 
@@ -78,9 +86,25 @@ async def workload(node: gcs.Node, group: gcs.Group, args: argparse.Namespace) -
         await asyncio.sleep(max(0.0, next_at - loop.time()))
 
 
-async def drain(group: gcs.Group) -> None:
+def _member_row(event: gcs.View | gcs.Message) -> dict[str, Any]:
+    if isinstance(event, gcs.View):
+        return {
+            "k": "view",
+            "id": str(event.view_id),
+            "members": [str(m) for m in event.members],
+            "left": [str(m) for m in event.left],
+            "transitional": event.transitional,
+        }
+    msg_id = decode_payload(event.data)
+    payload = None if msg_id is None else [msg_id.node, msg_id.incarnation, msg_id.counter]
+    return {"k": "msg", "from": str(event.sender), "view": str(event.view_id), "id": payload}
+
+
+async def drain(group: gcs.Group, log: TextIO | None) -> None:
     """Read every event so the member is never cut off as a slow consumer; report views."""
     async for event in group:
+        if log is not None:
+            log.write(json.dumps(_member_row(event)) + "\n")
         if isinstance(event, gcs.View):
             _emit(
                 "view",
@@ -144,9 +168,14 @@ async def main(args: argparse.Namespace) -> int:
     _emit("started", node=node.node_id, incarnation=node.history_incarnation, pid=os.getpid())
     watcher = loop.create_task(watch_ring(node), name="watch_ring")
     orphan = loop.create_task(orphan_watch(args.lifetime), name="orphan_watch")
+    log = None
+    if args.member_log is not None:
+        log = open(args.member_log, "a", buffering=1)  # noqa: SIM115 (open for the run)
+        row = {"k": "start", "node": node.node_id, "incarnation": node.history_incarnation}
+        log.write(json.dumps(row) + "\n")
     group = await node.join(args.group)
     _emit("joined", group=args.group)
-    reader = loop.create_task(drain(group), name="reader")
+    reader = loop.create_task(drain(group, log), name="reader")
     tasks = [watcher, orphan, reader]
     sender = loop.create_task(workload(node, group, args), name="workload")
     tasks += [sender, loop.create_task(stop_workload(quiet, sender), name="quiet")]

@@ -42,6 +42,7 @@ class QuorumModel(RingModel):
         self.next_ring_seq = 4
         self.components = []
         self.payloads = itertools.count(1)
+        self.left = {}
         self.history = []
         for n in node_ids:
             ring = RingId(seq=self.next_ring_seq, rep=n)

@@ -40,6 +40,7 @@ def verdict(
     return decide(r, RING, members, state or initial_state(r))[0]
 
 
+@pytest.mark.req("QRM-3.1-1")
 def test_majority_of_votes_is_quorate() -> None:
     """QRM-3.1-1: quorum is expected // 2 + 1 votes; a configuration with that many is quorate."""
     r = rules(5)
@@ -52,6 +53,7 @@ def test_majority_of_votes_is_quorate() -> None:
     assert not verdict(weighted, (2, 3)).quorate
 
 
+@pytest.mark.req("QRM-3.1-1")
 def test_expected_votes_above_the_sum_raises_the_bar() -> None:
     """QRM-3.1-1: a configured expected_votes larger than the nodes' votes counts."""
     r = rules(3, expected_votes=5)
@@ -59,6 +61,7 @@ def test_expected_votes_above_the_sum_raises_the_bar() -> None:
     assert verdict(r, (1, 2, 3)).quorate
 
 
+@pytest.mark.req("QRM-3.1-2", "QRM-3.5-1", "QRM-3.5-2", "QRM-3.5-4")
 @pytest.mark.parametrize(
     ("options", "field"),
     [
@@ -119,6 +122,7 @@ def test_config_reads_quorum_table_and_node_votes(tmp_path: object) -> None:
     assert info.value.field == "nodes[1].votes"
 
 
+@pytest.mark.req("QRM-3.5-1")
 def test_two_node_keeps_one_node_quorate_after_both_were_seen() -> None:
     """QRM-3.5-1: two_node needs one vote; wait_for_all is on by default and blocks at start."""
     r = rules(2, two_node=True)
@@ -131,6 +135,7 @@ def test_two_node_keeps_one_node_quorate_after_both_were_seen() -> None:
     assert one.quorate and one.quorum == 1 and one.reason is QuorumReason.TWO_NODE
 
 
+@pytest.mark.req("QRM-3.5-2")
 def test_wait_for_all_rearms_when_not_quorate() -> None:
     """QRM-3.5-2: armed at start and whenever not quorate; then only all votes clear it."""
     r = rules(5, wait_for_all=True)
@@ -146,6 +151,7 @@ def test_wait_for_all_rearms_when_not_quorate() -> None:
     assert not decide(r, RING, (1, 2, 3), state)[0].quorate, "re-armed: needs all again"
 
 
+@pytest.mark.req("QRM-3.5-6")
 def test_tie_breaker_decides_an_exact_half() -> None:
     """QRM-3.5-6: an exact half of an even expected count is quorate with the tie-breaker."""
     low = rules(4, auto_tie_breaker=True)
@@ -159,6 +165,7 @@ def test_tie_breaker_decides_an_exact_half() -> None:
     assert not verdict(odd, (1, 2)).quorate, "no exact half of an odd count"
 
 
+@pytest.mark.req("QRM-3.5-3")
 def test_last_man_standing_lowers_and_total_votes_raise() -> None:
     """QRM-3.5-3: lowered to the members' votes in a quorate configuration, raised by more."""
     r = rules(5, last_man_standing=True, wait_for_all=True)
@@ -176,6 +183,7 @@ def test_last_man_standing_lowers_and_total_votes_raise() -> None:
     assert lowered(rules(5), RING, (1, 2, 3), state) is None, "only with the option"
 
 
+@pytest.mark.req("QRM-3.5-5")
 def test_stored_expected_votes_apply_only_to_last_man_standing() -> None:
     """QRM-3.5-5: a stored lowered count is used after a restart, never above the configured."""
     lms = rules(5, last_man_standing=True, wait_for_all=True)
@@ -184,6 +192,7 @@ def test_stored_expected_votes_apply_only_to_last_man_standing() -> None:
     assert initial_state(rules(5), 3).expected_votes == 5
 
 
+@pytest.mark.req("QRM-3.4-2")
 def test_merge_takes_quorate_members_as_the_authority() -> None:
     """QRM-3.4-2: quorate members' expected votes win; a quorate member clears wait_for_all."""
     r = rules(5, last_man_standing=True, wait_for_all=True)
@@ -196,6 +205,7 @@ def test_merge_takes_quorate_members_as_the_authority() -> None:
     assert cold.expected_votes == 5 and cold.wfa_armed
 
 
+@pytest.mark.req("QRM-3.4-1")
 def test_state_wire_round_trip_and_cautious_default() -> None:
     """QRM-3.4-1: announced states round-trip; a malformed one is the most cautious state."""
     r = rules(5, wait_for_all=True)
@@ -229,6 +239,7 @@ def _static_rules() -> st.SearchStrategy[QuorumRules]:
     return build()
 
 
+@pytest.mark.req("QRM-3.6-1")
 @given(_static_rules())
 def test_two_disjoint_configurations_are_never_both_quorate(r: QuorumRules) -> None:
     """QRM-3.6-1: under static rules, any two quorate member sets intersect."""
@@ -242,6 +253,7 @@ def test_two_disjoint_configurations_are_never_both_quorate(r: QuorumRules) -> N
         assert a & b, f"disjoint quorate configurations {a} and {b} under {r}"
 
 
+@pytest.mark.req("QRM-3.2-1")
 @given(_static_rules(), st.data())
 def test_members_agree_on_the_verdict(r: QuorumRules, data: st.DataObject) -> None:
     """QRM-3.2-1: the verdict depends only on the members, the rules and the shared state."""

@@ -8,6 +8,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
+
 import gcs
 from gcs.runtime.persist import QUORUM_FILE
 from tests.runtime.cluster import configs, running, wait_until
@@ -23,6 +25,7 @@ async def _verdicts(group: gcs.Group, until: int) -> list[gcs.Quorum]:
     return out
 
 
+@pytest.mark.req("QRM-3.3-1", "QRM-3.3-2")
 async def test_members_see_the_verdict_of_each_configuration() -> None:
     """QRM-3.3-1, QRM-3.3-2: node.quorum and Quorum events agree; a clean leave shrinks it."""
     async with running(configs(3)) as nodes:
@@ -42,6 +45,7 @@ async def test_members_see_the_verdict_of_each_configuration() -> None:
             break
 
 
+@pytest.mark.req("QRM-3.5-3", "QRM-3.5-5")
 async def test_last_man_standing_lowers_and_stores_expected_votes(tmp_path: Path) -> None:
     """QRM-3.5-3, QRM-3.5-5: after the window the survivors lower E, durably."""
     quorum = {"wait_for_all": True, "last_man_standing": True, "last_man_standing_window_ms": 300}

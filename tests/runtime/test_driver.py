@@ -12,9 +12,11 @@ import time
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
+
 import gcs
 from gcs.history.recorder import FlightRecorder
-from gcs.runtime.driver import Driver
+from gcs.runtime.driver import DELIVERY_SLICE, Driver
 from gcs.runtime.persist import StateStore
 from gcs.totem.config import TotemConfig
 from gcs.totem.effects import (
@@ -25,6 +27,7 @@ from gcs.totem.effects import (
     Deliver,
     Effect,
     ReasonKind,
+    Send,
 )
 from gcs.wire.channel import Channel
 from gcs.wire.frames import Frame, Mcast, OrfToken, Record, RingId
@@ -84,6 +87,7 @@ class Listener:
 
     def __init__(self) -> None:
         self.log: list[str] = []
+        self.delivered: list[tuple[int, int]] = []  # (seq, records) of each Deliver
         self.driver: Driver | None = None
         self.submit_after = False
         self.failures: list[BaseException] = []
@@ -92,6 +96,7 @@ class Listener:
 
     def on_deliver(self, now_ns: int, deliver: Deliver) -> None:
         self.log.append("deliver")
+        self.delivered.append((deliver.seq, len(deliver.records)))
 
     def on_configuration(self, now_ns: int, configuration: Configuration) -> None:
         self.log.append("configuration")
@@ -113,8 +118,11 @@ class Listener:
         self.failures.append(exc)
 
 
-def make_driver() -> tuple[Driver, ScriptedCore, Listener, Channel]:
-    """A driver around a scripted core, and node 2's channel to send it datagrams."""
+def make_driver(
+    *, delivery_slice: int = DELIVERY_SLICE, sent: list[bytes] | None = None
+) -> tuple[Driver, ScriptedCore, Listener, Channel]:
+    """A driver around a scripted core, and node 2's channel to send it datagrams (``sent``
+    collects the datagrams the driver sends)."""
     core = ScriptedCore()
     listener = Listener()
     channel = Channel(1, 1, "t", None, peers=(1, 2))
@@ -130,8 +138,10 @@ def make_driver() -> tuple[Driver, ScriptedCore, Listener, Channel]:
         listener,
         {2: ("127.0.0.1", 9)},
         on_failure=listener.on_failure,
+        delivery_slice=delivery_slice,
     )
-    transport = SimpleNamespace(sendto=lambda data, addr: None)
+    outbox = [] if sent is None else sent
+    transport = SimpleNamespace(sendto=lambda data, addr: outbox.append(data))
     endpoint: Any = SimpleNamespace(
         transport=transport,
         multicast=None,
@@ -246,3 +256,96 @@ async def test_datagrams_before_the_core_started_are_dropped_and_counted() -> No
     peer = Channel(2, 1, "t", None, peers=(1, 2))
     driver.datagram_received(peer.seal(MCAST))
     assert core.calls == [] and driver.statistics().before_start == 1
+
+
+def burst(first_seq: int, mcasts: int, records: int) -> list[Effect]:
+    """The Deliver effects of ``mcasts`` consecutive mcasts of ``records`` records each."""
+    config = ConfigId(ConfigurationKind.REGULAR, RING)
+    record = Record("g", 1, 0, b"x")
+    return [
+        Deliver(config, RING, seq, 2, False, (record,) * records)
+        for seq in range(first_seq, first_seq + mcasts)
+    ]
+
+
+def loop_turns(log: list[str]) -> asyncio.Handle:
+    """Append "turn" to ``log`` on every pass of the event loop until cancelled."""
+    loop = asyncio.get_running_loop()
+    handle: asyncio.Handle
+
+    def turn() -> None:
+        nonlocal handle
+        log.append("turn")
+        handle = loop.call_soon(turn)
+
+    handle = loop.call_soon(turn)
+    return handle
+
+
+def slices(log: list[str]) -> list[int]:
+    """How many deliveries the listener got between consecutive loop turns (empty runs left out)."""
+    runs = "".join("d" if entry == "deliver" else "|" if entry == "turn" else "" for entry in log)
+    return [len(run) for run in runs.split("|") if run]
+
+
+@pytest.mark.req("API-5-3")
+async def test_a_burst_of_deliveries_is_handed_over_in_slices() -> None:
+    """API-5-3: one input that makes 3,000 records deliverable is handed to the listener at most
+    one slice (1,000 records here, ending after the mcast that reaches it) per loop callback,
+    in order, with the loop running in between; the token it forwards goes after the burst,
+    and the listener may submit only once the whole burst is handed over."""
+    sent: list[bytes] = []
+    driver, core, listener, peer = make_driver(delivery_slice=1_000, sent=sent)
+    core.on_receive = [*burst(1, 12, 250), Send(2, TOKEN)]  # 3,000 records, then the token
+    ticker = loop_turns(listener.log)
+    await asyncio.sleep(0)  # the ticker is now part of every loop pass
+    driver.datagram_received(peer.seal(MCAST))
+    assert listener.delivered == [(seq, 250) for seq in range(1, 5)], "one slice, synchronously"
+    assert sent == [], "the token waits behind the deliveries"
+    await wait_until(lambda: "after" in listener.log)
+    ticker.cancel()
+    assert listener.delivered == [(seq, 250) for seq in range(1, 13)], "all of it, in order"
+    assert slices(listener.log) == [4, 4, 4], "at most 1,000 records between two loop turns"
+    assert len(sent) == 1 and listener.log.count("after") == 1
+    assert listener.log.index("after") > max(
+        i for i, entry in enumerate(listener.log) if entry == "deliver"
+    )
+    assert driver.statistics().delivery_slices == 3, "after 1,000, 2,000 and 3,000 records"
+    await driver.close()
+
+
+@pytest.mark.req("API-5-3")
+async def test_inputs_during_a_burst_wait_behind_it() -> None:
+    """API-5-3: a datagram that arrives while a burst is being handed over reaches the core, but
+    its effects run after the burst's; a submit in between is refused with SendQueueFull (the
+    group layer submits it after the batch), so the core never runs ahead of the listener."""
+    driver, core, listener, peer = make_driver(delivery_slice=100)
+    core.on_receive = burst(1, 5, 50)
+    driver.datagram_received(peer.seal(MCAST))
+    assert [seq for seq, _ in listener.delivered] == [1, 2]
+    core.on_receive = burst(99, 1, 1)
+    driver.datagram_received(peer.seal(MCAST))
+    assert [name for name, _ in core.calls] == ["receive", "receive"]
+    try:
+        driver.submit(Record("g", 1, 0, b"late"), False)
+    except gcs.SendQueueFull:
+        pass
+    else:
+        raise AssertionError("a submit during a burst must wait for it")
+    await wait_until(lambda: "after" in listener.log)
+    assert [seq for seq, _ in listener.delivered] == [1, 2, 3, 4, 5, 99]
+    driver.submit(Record("g", 1, 0, b"late"), False)  # accepted once the burst is over
+    assert [name for name, _ in core.calls][-1] == "submit"
+    await driver.close()
+
+
+@pytest.mark.req("API-5-3")
+async def test_closing_during_a_burst_executes_what_waits() -> None:
+    """A leave's multicast can sit behind a burst: closing executes the rest at once."""
+    sent: list[bytes] = []
+    driver, core, listener, peer = make_driver(delivery_slice=10, sent=sent)
+    core.on_receive = [*burst(1, 4, 10), Send(2, TOKEN)]
+    driver.datagram_received(peer.seal(MCAST))
+    assert len(listener.delivered) == 1 and sent == []
+    await driver.close()
+    assert len(listener.delivered) == 4 and len(sent) == 1

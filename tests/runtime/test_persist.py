@@ -33,7 +33,8 @@ def test_ring_seq_and_boot_id_survive_in_the_directory(tmp_path: Path) -> None:
     assert sorted(p.name for p in (tmp_path / "s").iterdir()) == ["boot_id", "lock", "ring_seq"]
 
 
-def test_boot_id_is_the_larger_of_stored_plus_one_and_the_clock_sec_7(tmp_path: Path) -> None:
+@pytest.mark.req("SEC-7-1")
+def test_boot_id_is_the_larger_of_stored_plus_one_and_the_clock(tmp_path: Path) -> None:
     """RFC 0005 §7: a persisted counter that never falls behind the wall clock, written before
     the node seals anything: it survives a clock stepped back and a wiped directory."""
     before_ms = time.time_ns() // 1_000_000

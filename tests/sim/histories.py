@@ -5,7 +5,7 @@ per event unless ``at()`` sets it. The builder tracks each node's current incarn
 configuration, so the fields a test does not care about get the values a correct core would
 produce:
 
-* ``conf`` derives ``left``/``joined`` from the members (brief §10.7, the corosync lists);
+* ``conf`` derives ``left``/``joined`` from the members (RFC 0004 EVS-11-1, REC-7.1-1: corosync's);
 * ``originate`` takes the next seq of the node's current regular ring;
 * ``deliver`` copies sender, ids and safe from the Originate event and the configuration from
   the node's current one.
@@ -161,7 +161,7 @@ class HistoryBuilder:
         joined: Iterable[int] | None = None,
         reason: str = "join",
     ) -> Conf:
-        """Install a configuration; ``left``/``joined`` default to the §10.7 rules."""
+        """Install a configuration; ``left``/``joined`` default to the REC-7.1-1 rules."""
         state = self.nodes[node]
         new = frozenset(members)
         if kind == "transitional":
@@ -209,7 +209,7 @@ class HistoryBuilder:
 
     def form(self, ring_id: RingId, members: Iterable[int], *, reason: str = "join") -> None:
         """Every member changes to ``ring_id``. Each one's transitional configuration holds the
-        members whose current regular ring is its own (brief §4.1 ``my_trans_memb``), worked
+        members whose current regular ring is its own (RFC 0004 REC-6.1-1 ``my_trans_memb``), worked
         out before anyone moves."""
         new = sorted(frozenset(members))
         came_from = {node: self.nodes[node].regular_ring for node in new}

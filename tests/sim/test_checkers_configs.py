@@ -1,5 +1,5 @@
-"""Configuration checkers: agreement and lists (brief §10.4, §10.7), ring ids (§10.5) and the
-shape of a change (§10.6)."""
+"""Configuration checkers: agreement and lists (RFC 0004 EVS-11-1), ring ids (EVS-11-2) and the
+shape of a change (EVS-11-3)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Virtual synchrony (brief §10.12), self-delivery (§10.13), causality (§10.14), safe (§10.15)."""
+"""Virtual synchrony (RFC 0004 EVS-11-9), self-delivery (EVS-11-11), causality (EVS-11-12) and
+safe delivery (EVS-11-13)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Identity and integrity checkers (brief §10 items 1-3) and the stream well-formedness check."""
+"""Identity and integrity checkers (RFC 0004 EVS-11-5, EVS-11-6) and the stream well-formedness
+check."""
 
 from __future__ import annotations
 

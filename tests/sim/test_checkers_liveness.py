@@ -1,9 +1,11 @@
-"""Liveness (brief §10.23), no change without a fault (§10.24), GATHER bound (§10.25), plus the
+"""Liveness, no change without a fault and the GATHER bound (RFC 0004 EVS-11-15), plus the
 suite around the checkers: check_all, verdicts, reports and the run summary."""
 
 from __future__ import annotations
 
 from dataclasses import replace
+
+import pytest
 
 from gcs.sim.checkers import (
     MAX_PROBLEMS,
@@ -124,6 +126,134 @@ def test_own_message_never_delivered_fails_liveness() -> None:
         "node 3/1 submitted",
         "its sender never delivered it",
         params=params,
+    )
+
+
+# ---------------------------------------------------------------------- loss-caused reformations
+
+
+def settled_then_reformed(
+    *,
+    quiet_loss: float = 0.02,
+    first: str = "token_loss",
+    took_ns: int = S // 10,
+    settle_ns: int = S // 10,
+) -> tuple[HistoryBuilder, CheckParams]:
+    """Nodes 1 and 2 merge with node 3 into 1.12 ``settle_ns`` after the heal; three seconds
+    later, long after the deadline (quiet + 1 s), node 2 stops seeing the token (``first`` is
+    its reason), the others follow it into GATHER, and all three form 1.16 with the same members
+    ``took_ns`` later (RFC 0007 SIM-6.1-1)."""
+    h = HistoryBuilder()
+    h.boot(1, 2, 3)
+    h.form(ring(8), {1, 2})
+    h.fault("heal")
+    quiet = h.now_ns
+    h.at(quiet + settle_ns)
+    h.form(ring(12), {1, 2, 3}, reason="merge")
+    h.deliver_everywhere(h.send(1), [1, 2, 3])
+    h.at(quiet + 3 * S)
+    h.state(2, "operational", "gather", first)
+    h.state(1, "operational", "gather", "join 2")
+    h.state(3, "operational", "gather", "join 2")
+    h.at(h.now_ns + took_ns)
+    for node in (2, 1, 3):
+        h.state(node, "gather", "commit", "commit 1.16")
+        h.state(node, "commit", "recovery", "recovery 1.16")
+        h.change(node, ring(16), {1, 2, 3}, reason=first if node == 2 else "join 2")
+        h.state(node, "recovery", "operational", "installed 1.16")
+    h.deliver_everywhere(h.send(3), [1, 2, 3])
+    params = CheckParams(
+        quiet_from_ns=quiet,
+        liveness_bound_ns=S,
+        expected_live=frozenset({(1, 1), (2, 1), (3, 1)}),
+        quiet_loss=quiet_loss,
+    )
+    return h, params
+
+
+@pytest.mark.req("SIM-6.1-1")
+def test_loss_caused_reformation_after_settling_is_excused() -> None:
+    h, params = settled_then_reformed()
+    history = h.build()
+    liveness = check_liveness(history, params)
+    assert liveness.valid is True, liveness.summary()
+    assert liveness.stats["excused_reformations"] == 1
+    assert liveness.stats["common_ring"] == "1.16"
+    assert check_no_spurious_change(history, params).valid is True
+    assert_valid(history, params)
+
+
+@pytest.mark.req("SIM-6.1-1")
+def test_no_reformation_is_excused_in_a_lossless_quiet_period() -> None:
+    h, params = settled_then_reformed(quiet_loss=0.0)
+    history = h.build()
+    assert_fails(
+        history,
+        "liveness",
+        "regular 1.16, the final configuration",
+        "installed after the liveness deadline",
+        "the quiet period's network is lossless",
+        params=params,
+    )
+    assert_fails(history, "no_spurious_change", "regular 1.16", "no fault", params=params)
+
+
+@pytest.mark.req("SIM-6.1-1")
+def test_a_reformation_not_rooted_in_token_loss_is_not_excused() -> None:
+    h, params = settled_then_reformed(first="failure_to_receive")
+    history = h.build()
+    assert_fails(
+        history, "liveness", "its root cause is failure_to_receive, not token_loss", params=params
+    )
+    assert "no_spurious_change" in failing(history, params)
+
+
+@pytest.mark.req("SIM-6.1-1")
+def test_a_reformation_slower_than_the_bound_is_not_excused() -> None:
+    h, params = settled_then_reformed(took_ns=2 * S)
+    assert_fails(h.build(), "liveness", "more than the bound", params=params)
+
+
+@pytest.mark.req("SIM-6.1-1")
+def test_excused_reformations_need_a_configuration_formed_in_time() -> None:
+    """The chain of excused reformations must start from a convergence within the bound."""
+    h, params = settled_then_reformed(settle_ns=2 * S)
+    assert_fails(
+        h.build(),
+        "liveness",
+        "installed after the liveness deadline",
+        "no common configuration formed by the deadline was held until then",
+        params=params,
+    )
+
+
+@pytest.mark.req("SIM-6.1-1")
+def test_a_reformation_through_another_configuration_is_not_excused() -> None:
+    """Split by the token loss and merged again: not "the same members again"."""
+    h, params = settled_then_reformed()
+    h.at(h.now_ns + S // 10)
+    h.state(3, "operational", "gather", "token_loss")
+    h.change(3, ring(20, 3), {3}, reason="token_loss")
+    h.change(1, ring(20), {1, 2}, reason="token_loss")
+    h.change(2, ring(20), {1, 2}, reason="join 1")
+    h.at(h.now_ns + S // 10)
+    h.form(ring(24), {1, 2, 3}, reason="merge")
+    assert_fails(
+        h.build(),
+        "liveness",
+        "the change from regular 1.16",
+        "node 1/1 installed regular 1.20 after it",
+        params=params,
+    )
+
+
+@pytest.mark.req("SIM-6.1-1")
+def test_an_excused_reformation_still_owes_every_delivery() -> None:
+    h, params = settled_then_reformed()
+    lost = h.send(2)
+    h.deliver_everywhere(lost, [1, 2])
+    assert_fails(
+        h.build(), "liveness", "ring 1.16 seq 2", "node 3/1 never delivered it", params=params
     )
 
 

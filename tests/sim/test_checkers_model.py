@@ -1,7 +1,7 @@
 """Property tests: random valid histories from a tiny reference model pass every checker, and
 a single random corruption of one is caught.
 
-The model (brief §4.3, §10): 2-4 nodes boot, form ring 1.8 and originate mcasts on it (some
+The model (RFC 0004 §7, §11): 2-4 nodes boot, form ring 1.8 and originate mcasts on it (some
 safe, some fragmented over two mcasts), each node delivering a prefix of them in seq order,
 interleaved in time. Then either everyone delivers everything, or the nodes split in two
 groups. A group g *holds* seqs 1..h_g plus every later mcast of its own senders (what recovery

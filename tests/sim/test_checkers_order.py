@@ -1,5 +1,5 @@
-"""Delivery location (brief §10.8), total order (§10.9), acyclicity (§10.10), agreed prefix
-(§10.11) and transitional agreement (§10.16)."""
+"""Delivery location (RFC 0004 EVS-11-4), total order (EVS-11-7), acyclicity (EVS-11-14), agreed
+prefix (EVS-11-8) and transitional agreement (EVS-11-10)."""
 
 from __future__ import annotations
 
@@ -160,7 +160,7 @@ def test_only_members_messages_may_follow_a_gap() -> None:
 
 
 def test_after_an_abandoned_recovery_the_obligation_set_may_follow_a_gap() -> None:
-    """Brief §4.4: a node that gave up a recovery attempt must still deliver, in the
+    """RFC 0004 §7.3: a node that gave up a recovery attempt must still deliver, in the
     transitional configuration it finally installs, the old-ring messages of the members of
     that attempt (the obligation set), gaps or not. The history shows the attempt only as a
     RECOVERY -> GATHER state change, which is enough to relax the rule."""

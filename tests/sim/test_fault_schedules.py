@@ -7,6 +7,7 @@ falsifying example (a list of ``FaultStep``), ready to paste into a scenario fil
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -60,6 +61,16 @@ fault_steps = st.one_of(
         value=st.sampled_from([0.1, 0.3, 0.6]),
         duration_s=length,
     ),
+    st.builds(
+        FaultStep,
+        at_s=at,
+        action=st.sampled_from(["recovery_loss", "recovery_delay"]),
+        spec=st.sampled_from(["resend", "token", "all"]),
+        value=st.sampled_from([0.3, 0.6, 1.0]),
+        delay_ms=st.sampled_from([20.0, 300.0]),
+        duration_s=length,
+        when=when,
+    ),
 )
 
 
@@ -96,8 +107,9 @@ def _faults(result: object, kind: str, node: int) -> list[int]:
     ]
 
 
-def test_a_trigger_still_armed_at_the_end_never_fires_sim_5_2() -> None:
-    """SIM-5-2: node 2 crashes near the end, so the RECOVERY that would fire node 3's trigger
+@pytest.mark.req("SIM-5.4-1")
+def test_a_trigger_still_armed_at_the_end_never_fires() -> None:
+    """SIM-5.4-1: node 2 crashes near the end, so the RECOVERY that would fire node 3's trigger
     comes after the end: the trigger is disarmed and no fault starts in the quiet phase (swarm
     seed 926 failed liveness because such a crash was judged as if the quiet phase had begun)."""
     steps = [
@@ -109,7 +121,8 @@ def test_a_trigger_still_armed_at_the_end_never_fires_sim_5_2() -> None:
     assert [v.name for v in result.verdicts if v.valid is not True] == []
 
 
-def test_a_late_trigger_moves_the_quiet_point_to_its_undo_sim_5_2() -> None:
+@pytest.mark.req("SIM-5.4-1")
+def test_a_late_trigger_moves_the_quiet_point_to_its_undo() -> None:
     """A triggered crash fires after its ``at_s``; its restart, not ``at_s + duration_s``, ends
     the fault phase, and the quiet phase is measured from there."""
     scenario = _scenario(

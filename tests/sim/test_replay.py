@@ -34,6 +34,7 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_run(run(SCENARIO, 9), tmp_path_factory.mktemp("runs"), plots=False)
 
 
+@pytest.mark.req("SIM-8-2")
 def test_replay_reproduces_the_digest(run_dir: Path) -> None:
     outcome = replay(run_dir)
     assert outcome.matches
@@ -50,6 +51,7 @@ def test_replay_cli_reports_an_exact_reproduction(
     assert "reproduced exactly" in out
 
 
+@pytest.mark.req("SIM-8-2")
 def test_replay_detects_a_different_history(
     tmp_path: Path, run_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -45,6 +45,7 @@ def crash_run() -> tuple[object, object]:
     return run(CRASH, 4, probes=[probe]), probe
 
 
+@pytest.mark.req("SIM-8-2")
 def test_run_directory_holds_every_artefact_reproducibly(tmp_path: Path, crash_run: tuple) -> None:
     result, probe = crash_run
     path = write_run(result, tmp_path, probe=probe)
@@ -117,6 +118,7 @@ def test_probes_do_not_change_the_history() -> None:
     assert run(short, 2).digest() == run(short, 2, probes=[probe_for(short)]).digest()
 
 
+@pytest.mark.req("SIM-2.1-1")
 @pytest.mark.parametrize("path", sorted(SCENARIOS.glob("*.toml")), ids=lambda p: p.stem)
 def test_resolved_scenarios_round_trip_exactly(path: Path) -> None:
     """scenario.toml must give back the very scenario that ran (replay depends on it)."""
@@ -124,6 +126,7 @@ def test_resolved_scenarios_round_trip_exactly(path: Path) -> None:
     assert parse_scenario(tomllib.loads(scenario.to_toml())) == scenario
 
 
+@pytest.mark.req("SIM-2.1-1")
 def test_drawn_scenarios_round_trip_exactly() -> None:
     for seed in range(300):
         scenario = draw_scenario(seed)

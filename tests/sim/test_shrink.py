@@ -39,6 +39,8 @@ SIX_STEPS = Scenario(
 )
 
 
+@pytest.mark.pure_python
+@pytest.mark.req("SIM-9-2")
 def test_six_fault_steps_shrink_to_one_crash() -> None:
     assert failing_checkers(run(SIX_STEPS, 1)) == []  # the real core passes
     with forget_ring_seq():
@@ -62,6 +64,7 @@ def test_a_passing_run_cannot_be_shrunk() -> None:
         shrink(quick, 1)
 
 
+@pytest.mark.pure_python
 def test_shrink_cli_writes_a_minimal_scenario(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

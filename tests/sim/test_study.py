@@ -17,7 +17,7 @@ from gcs.sim.study import Study, load_study
 from gcs.sim.sweep import SweepResult, csv_text, jobs_for, run_job, run_sweep
 
 STUDIES = Path(__file__).parents[2] / "simulations" / "studies"
-NAMES = ("ring-size", "loss", "token-timeout", "partition-merge", "asymmetric")
+NAMES = ("ring-size", "loss", "token-timeout", "partition-merge", "asymmetric", "oneway")
 
 # One cheap case per study (index into the case order), re-run by the quick test.
 CHEAP_CASE = {
@@ -26,6 +26,7 @@ CHEAP_CASE = {
     "token-timeout": 0,  # pause_guard on, token 200 ms, seed 1
     "partition-merge": 0,  # 3 nodes, seed 1
     "asymmetric": 0,  # hysteresis on, 5 s block, seed 1
+    "oneway": 0,  # the asymmetric scenario, seed 1
 }
 
 

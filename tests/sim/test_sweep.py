@@ -61,6 +61,7 @@ def serial_csv(study_file: Path) -> str:
     return csv_text(run_sweep(load_study(study_file), serial_mapper))
 
 
+@pytest.mark.req("SIM-10-1")
 def test_csv_rows_follow_the_case_order(serial_csv: str) -> None:
     lines = serial_csv.splitlines()
     assert lines[0] == (
@@ -82,10 +83,12 @@ def test_csv_rows_follow_the_case_order(serial_csv: str) -> None:
     assert reform[("hold", "600")] > reform[("hold", "300")] + 0.5
 
 
+@pytest.mark.req("SIM-10-1")
 def test_process_pool_gives_the_same_csv(study_file: Path, serial_csv: str) -> None:
     assert csv_text(run_sweep(load_study(study_file), local_mapper(2))) == serial_csv
 
 
+@pytest.mark.req("SIM-10-1")
 def test_dask_local_cluster_gives_the_same_csv(study_file: Path, serial_csv: str) -> None:
     from distributed import LocalCluster
 
@@ -122,7 +125,7 @@ def test_plots_are_deterministic(tmp_path: Path, study_file: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ('nme = "typo"', "unknown study key"),
+        pytest.param('nme = "typo"', "unknown study key", marks=pytest.mark.req("SIM-2.1-2")),
         ('columns = ["throughput"]', "columns"),
         ("seeds = 0", "seeds"),
         ('[grid]\n"network.loss" = []', "non-empty"),

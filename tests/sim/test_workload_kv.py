@@ -50,13 +50,14 @@ def kv_scenario(**quorum: object) -> dict[str, object]:
     }
 
 
+@pytest.mark.req("QRM-3.6-1", "QRM-4.1-4", "XFR-5.5-1")
 @pytest.mark.parametrize(
     "quorum",
     [{}, {"wait_for_all": True, "last_man_standing": True, "last_man_standing_window_ms": 500}],
     ids=["votes", "lms"],
 )
 def test_kv_runs_pass_every_checker(quorum: dict[str, object]) -> None:
-    """QRM-3.6-1, QRM-4-4, XFR-5.5-1: partition, crash and restart under the kv workload."""
+    """QRM-3.6-1, QRM-4.1-4, XFR-5.5-1: partition, crash and restart under the kv workload."""
     result = run(parse_scenario(kv_scenario(**quorum)), 3)
     failed = [v.summary() for v in result.verdicts if v.valid is not True]
     assert not failed, "\n".join(failed)
@@ -127,6 +128,7 @@ def test_kv_converged_catches_diverged_replicas() -> None:
     assert check_kv_converged(KvLog(finals=[a, replace(b, installed=False)])).valid is False
 
 
+@pytest.mark.req("QRM-3.6-1")
 def test_quorum_checker_catches_two_quorate_partitions() -> None:
     """QRM-3.6-1: overlapping quorate rings without a common member are a violation."""
     split = KvLog(
@@ -150,6 +152,7 @@ def test_quorum_checker_catches_two_quorate_partitions() -> None:
     assert check_quorum(KvLog(two_node=True)).valid is None
 
 
+@pytest.mark.req("QRM-3.2-1")
 def test_quorum_agreement_catches_members_that_disagree() -> None:
     """QRM-3.2-1: members of one ring must reach the same verdicts."""
     agree = KvLog(events=[Verdict(1, 1, 1, R1, (1, 2), True, 2, 3)] * 2)

@@ -17,6 +17,7 @@ from gcs.wire.frames import MembJoin, Record
 from .tracing import MS, Cluster
 
 
+@pytest.mark.req("ORD-4.11-2")
 def test_next_deadline_is_the_earliest_armed_timer() -> None:
     """ORD-4.11-2: next_deadline_ns is the earliest armed deadline, also after a timer (here
     JOIN, when a join restarts GATHER) was re-armed to a later time. It used to keep the old,
@@ -28,6 +29,7 @@ def test_next_deadline_is_the_earliest_armed_timer() -> None:
     assert node.next_deadline_ns == min(node.timers._at.values())
 
 
+@pytest.mark.req("ORD-8.2-1", "ORD-8.1-1")
 def test_a_record_always_makes_progress() -> None:
     """ORD-8.2-1, ORD-8.1-1: with a long group name and a small frame budget, the head record is
     still fragmented into a fresh mcast (take() used to return empty payloads forever); a group
@@ -45,6 +47,7 @@ def test_a_record_always_makes_progress() -> None:
     small.push(Record("g" * 43, 1, 0, b"x"), False)  # 43 + 21 = 64 bytes: fits exactly
 
 
+@pytest.mark.req("ORD-4.9-3")
 def test_an_idle_ring_turns_about_once_per_hold_period() -> None:
     """ORD-4.9-3: after the hold timer releases the token, the representative holds it again on
     its next visit (as corosync does); it used to do seqno_unchanged_const + 1 more rotations

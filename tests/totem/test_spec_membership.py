@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import random
 
+import pytest
+
 from gcs.history import events as h
 from gcs.totem import membership
 from gcs.totem.config import FailToRecvMode, TotemConfig
@@ -38,6 +40,7 @@ def gathering(**overrides: object) -> tuple[Node, int]:
     return core, now
 
 
+@pytest.mark.req("MEM-2.1-1")
 def test_states() -> None:
     """MEM-2.1-1: the states of RFC 0004 §2.1, and nothing else."""
     assert {s.name for s in MembState} == {
@@ -54,6 +57,7 @@ def test_states() -> None:
 # ---------------------------------------------------------------------- §3.2 the join rules
 
 
+@pytest.mark.req("MEM-3.2-1")
 def test_join_sanity() -> None:
     """MEM-3.2-1: joins naming unconfigured nodes, or whose sender is not in its proc_set, or
     whose sender is not its source, are discarded."""
@@ -65,6 +69,7 @@ def test_join_sanity() -> None:
     assert core.proc_set == {1, 2, 3}
 
 
+@pytest.mark.req("MEM-3.2-3", "MEM-3.3-2", "MEM-4.1-1")
 def test_join_rules() -> None:
     """MEM-3.2-3, MEM-3.3-2, MEM-4.1-1: equal sets count towards consensus (and are checked
     for it, without a restart); a subset is ignored; a ring-mate's fail set is merged in full;
@@ -84,6 +89,7 @@ def test_join_rules() -> None:
     assert out.fail_set == {3, 4} and 4 in core.suspects
 
 
+@pytest.mark.req("MEM-3.2-2")
 def test_ring_id_seq_is_learnt_from_every_sane_join() -> None:
     """MEM-3.2-2: even a join that is then ignored raises token_ring_id_seq, and the next
     commit token proposes a ring seq 4 above it."""
@@ -99,6 +105,7 @@ def test_ring_id_seq_is_learnt_from_every_sane_join() -> None:
     assert persist.seq == 104  # type: ignore[attr-defined]
 
 
+@pytest.mark.req("MEM-3.3-1", "MEM-8.2-2")
 def test_joins_in_operational() -> None:
     """MEM-3.3-1, MEM-8.2-2: joins from a penalised node, naming me as failed, or stale from a
     ring-mate are ignored; any other starts a change with the ring's members plus the join's."""
@@ -116,15 +123,21 @@ def test_joins_in_operational() -> None:
     assert str(core.gather_reason) == "join 4" and core.heard == {4}
 
 
+@pytest.mark.req("MEM-3.3-3", "MEM-3.3-4")
 def test_joins_in_commit() -> None:
-    """MEM-3.3-3: in COMMIT a join from a member of the proposed ring is acted on only if its
-    ring_seq is at least the proposed ring's seq (a member that abandoned the attempt still
-    sends its installed ring's seq, so it is ignored: RFC 0004 §3.3 note)."""
+    """MEM-3.3-3, MEM-3.3-4: in COMMIT a join from a member of the proposed ring is acted on if
+    its ring_seq is at least the proposed ring's seq (its sender abandoned the attempt), or if
+    it is a ring-mate's join sent since we left our ring that fails a proposed member (its
+    sender can never accept the proposal); any other join is discarded."""
     core, now = prefix("token-loss-gather", 25)
     assert core.state is MembState.COMMIT and core.commit is not None
-    assert core.commit.ring_id.seq == 12
-    assert visible(core.receive(now, 2, join(2, {1, 2, 3}, {3}, ring_seq=8))) == []
+    assert core.commit.ring_id.seq == 12 and core.commit.members == (1, 2, 3)
+    assert visible(core.receive(now, 2, join(2, {1, 2, 3}, {3}, ring_seq=4))) == []
+    assert visible(core.receive(now, 2, join(2, {1, 2, 3}, ring_seq=8))) == []
     assert core.state is MembState.COMMIT
+    (out,) = joins_sent(visible(core.receive(now, 2, join(2, {1, 2, 3}, {3}, ring_seq=8))))
+    assert core.state is MembState.GATHER and out.fail_set == {3}
+    core, now = prefix("token-loss-gather", 25)
     (out,) = joins_sent(visible(core.receive(now, 2, join(2, {1, 2, 3}, {3}, ring_seq=12))))
     assert core.state is MembState.GATHER and out.fail_set == {3}
 
@@ -132,6 +145,7 @@ def test_joins_in_commit() -> None:
 # ---------------------------------------------------------------------- §3.4 leaves
 
 
+@pytest.mark.req("MEM-3.4-1")
 def test_leave_sends_a_leave_and_stops() -> None:
     """MEM-3.4-1: leave multicasts memb_leave (proc_set without me, fail_set {me}, my ring's
     seq) to every configured peer, then the node is LEFT with no timer; in STARTING it sends
@@ -147,6 +161,7 @@ def test_leave_sends_a_leave_and_stops() -> None:
     assert visible(starting.leave(0)) == [] and starting.state is MembState.LEFT
 
 
+@pytest.mark.req("MEM-3.4-2", "MEM-8.2-2")
 def test_receiving_leaves() -> None:
     """MEM-3.4-2, MEM-8.2-2: insane or spoofed leaves are discarded; a leave from a non-member
     only clears its penalty; in GATHER a leave fails its sender at once."""
@@ -169,9 +184,11 @@ def test_receiving_leaves() -> None:
 # ---------------------------------------------------------------------- §3.5, §4
 
 
+@pytest.mark.req("MEM-3.5-1", "MEM-3.5-2", "MEM-8.2-2", "MEM-8.4-3")
 def test_merge_detect() -> None:
-    """MEM-3.5-1, MEM-3.5-2, MEM-8.2-2: merge-detects from ring-mates or for my own ring are
-    ignored, as are those from a penalised node; one from an outsider starts a merge."""
+    """MEM-3.5-1, MEM-3.5-2, MEM-8.2-2, MEM-8.4-3: merge-detects from ring-mates or for my own
+    ring are ignored, as are those from a penalised node; one from an outsider is answered with
+    a probe (my join to the nodes outside my ring) and the node stays in its ring."""
     core, now = operational(nodes=(1, 2, 3, 4), down=(4,))
     mine = core.ring.ring_id
     assert visible(core.receive(now, 2, MembMergeDetect(2, RingId(seq=99, rep=2)))) == []
@@ -180,10 +197,13 @@ def test_merge_detect() -> None:
     assert visible(core.receive(now, 4, MembMergeDetect(4, RingId(seq=4, rep=4)))) == []
     assert core.statistics().drops["merge_penalized"] == 1
     del core.penalties[4]
-    (out,) = joins_sent(visible(core.receive(now, 4, MembMergeDetect(4, RingId(seq=4, rep=4)))))
-    assert out.proc_set == {1, 2, 3, 4} and str(core.gather_reason) == "merge 4"
+    effects = visible(core.receive(now, 4, MembMergeDetect(4, RingId(seq=4, rep=4))))
+    (probe,) = [e for e in effects if isinstance(e, Multicast)]
+    assert probe.dests == (4,) and probe.frame == join(1, {1, 2, 3, 4}, ring_seq=8)
+    assert core.state is MembState.OPERATIONAL
 
 
+@pytest.mark.req("MEM-8.2-2", "ORD-4.10-1")
 def test_merge_timer_skips_penalised_outsiders() -> None:
     """MEM-8.2-2, ORD-4.10-1: the representative sends no merge-detect to a penalised node but
     keeps the timer armed."""
@@ -201,6 +221,7 @@ def test_merge_timer_skips_penalised_outsiders() -> None:
     )
 
 
+@pytest.mark.req("MEM-4.3-2", "MEM-4.3-1")
 def test_join_timer_rebroadcasts_and_counts_rounds() -> None:
     """MEM-4.3-2, MEM-4.3-1: each JOIN expiry in GATHER re-sends the join and counts a round;
     after join_backoff_after rounds the interval doubles."""
@@ -214,6 +235,7 @@ def test_join_timer_rebroadcasts_and_counts_rounds() -> None:
     assert core.timers.get(Timer.JOIN) == due + 2 * cfg.join_timeout_ns
 
 
+@pytest.mark.req("MEM-4.3-4", "MEM-4.3-1")
 def test_a_node_heard_for_the_first_time_ends_the_join_backoff() -> None:
     """MEM-4.3-4, MEM-4.3-1: node 1 has gathered long enough for its joins to back off (a
     partition: nobody answers). When a partition heals without changing its sets, the first
@@ -239,6 +261,7 @@ def test_a_node_heard_for_the_first_time_ends_the_join_backoff() -> None:
 # ---------------------------------------------------------------------- §8.1 failure to receive
 
 
+@pytest.mark.req("MEM-8.1-1", "MEM-8.1-2", "MEM-8.2-1")
 def test_laggard_is_excluded_by_the_others() -> None:
     """MEM-8.1-1, MEM-8.1-2, MEM-8.2-1: node 3 never receives node 1's mcast; once the aru has
     been stuck with aru_id 3 for fail_to_recv_ns, nodes 1 and 2 exclude it (the first of them
@@ -271,6 +294,7 @@ def test_laggard_is_excluded_by_the_others() -> None:
     assert 330 * MS <= first_gather < 330 * MS + hold + 20 * MS
 
 
+@pytest.mark.req("MEM-8.1-3")
 def test_laggard_excludes_itself_in_corosync_mode() -> None:
     """MEM-8.1-3: with fail_to_recv_mode = self_exclude the laggard fails everyone else after
     fail_to_recv_const stuck visits and forms a one-member ring."""
@@ -286,6 +310,7 @@ def test_laggard_excludes_itself_in_corosync_mode() -> None:
 # ---------------------------------------------------------------------- §8.2 hysteresis
 
 
+@pytest.mark.req("MEM-8.2-1")
 def test_penalty_formula() -> None:
     """MEM-8.2-1: a first exclusion of a live node costs nothing; repeats within the memory
     window double from exclusion_penalty_ns up to the maximum; nodes that left are exempt; a
@@ -315,6 +340,7 @@ def test_penalty_formula() -> None:
     assert off.penalties == {}
 
 
+@pytest.mark.req("MEM-8.2-2")
 def test_penalised_node_joins_normally_in_gather() -> None:
     """MEM-8.2-2: in GATHER a penalised node's join is handled like any other."""
     core, now = gathering()
@@ -326,6 +352,7 @@ def test_penalised_node_joins_normally_in_gather() -> None:
 # ---------------------------------------------------------------------- §8.3 the pause guard
 
 
+@pytest.mark.req("MEM-8.3-1", "MEM-8.3-2", "MEM-8.3-3")
 def test_pause_guard() -> None:
     """MEM-8.3-1, MEM-8.3-2, MEM-8.3-3: a wake-up more than token_timeout_ns/2 after the
     earliest deadline records a pause; joins are then discarded for join_timeout_ns (their
@@ -346,6 +373,7 @@ def test_pause_guard() -> None:
     assert core.state is MembState.GATHER and str(core.gather_reason) == "pause"
 
 
+@pytest.mark.req("MEM-8.3-4")
 def test_a_ring_that_survives_a_pause_forgets_it() -> None:
     """MEM-8.3-4: a pause is recorded, but the next token is accepted in time: a later token
     loss is reported as token loss, not as the pause."""
@@ -363,6 +391,7 @@ def test_a_ring_that_survives_a_pause_forgets_it() -> None:
     assert core.state is MembState.GATHER and str(core.gather_reason) == "token_loss"
 
 
+@pytest.mark.req("MEM-8.3-1")
 def test_no_pause_when_on_time() -> None:
     """MEM-8.3-1: a wake-up at most token_timeout_ns/2 late is not a pause."""
     core, _ = operational()
@@ -372,6 +401,7 @@ def test_no_pause_when_on_time() -> None:
     assert core.statistics().pauses_detected == 0
 
 
+@pytest.mark.req("MEM-4.3-3", "MEM-4.3-1")
 def test_join_jitter_comes_from_the_injected_generator() -> None:
     """MEM-4.3-3, MEM-4.3-1: with jitter, the join interval is join_timeout_ns plus a draw in
     [0, join_jitter_ns) from the node's own generator: the same seed gives the same intervals,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -26,6 +27,7 @@ from .tracing import (
 TRACES = load_traces()
 
 
+@pytest.mark.req("REC-5.3-1", "REC-5.3-2")
 def test_recovery_waits_for_stable_storage() -> None:
     """REC-5.3-1, REC-5.3-2: a node whose commit token came back but whose new ring seq is not
     yet confirmed persisted stays in COMMIT, holding the token, for as long as it takes; the
@@ -48,6 +50,7 @@ def test_recovery_waits_for_stable_storage() -> None:
     assert core.state is MembState.OPERATIONAL and core.ring.ring_id.seq == 48
 
 
+@pytest.mark.req("REC-5.3-3", "ORD-4.3-1")
 def test_duplicate_commit_token_does_not_restart_the_ring() -> None:
     """REC-5.3-3, ORD-4.3-1: the representative creates the first token once; a duplicate of
     the returning commit token in RECOVERY is discarded."""
@@ -95,6 +98,7 @@ def check_install_condition(visits: list[tuple[dict[str, Any], dict[str, Any], s
     assert visits[install][0]["aru"] >= install_seq
 
 
+@pytest.mark.req("REC-6.3-1", "REC-6.2-1")
 def test_retrans_flg_protocol_and_install_condition() -> None:
     """REC-6.3-1, REC-6.2-1: node 2 has eight old-ring mcasts to re-send and may send two per
     visit, so it sets retrans_flg until its queue is empty and clears it then; node 1 installs
@@ -134,8 +138,9 @@ def delivery_times(c: Cluster, node: int) -> list[tuple[int, str, int, int, bool
     ]
 
 
+@pytest.mark.req("REC-7.1-3", "REC-7.1-1", "EVS-11-13")
 def test_safe_message_known_delivered_by_a_peer_stays_in_the_regular_configuration() -> None:
-    """REC-7.1-3, REC-7.1-1, EVS-13: nodes 2 and 3 deliver safe seq 1 in ring 1.8; node 1 is cut
+    """REC-7.1-3, REC-7.1-1, EVS-11-13: nodes 2 and 3 deliver safe seq 1 in ring 1.8; node 1 is cut
     off before its own second visit, so its safe bound never reaches 1. At the installation it
     raises the bound to the highest high_delivered of its transitional peers and delivers seq 1
     as safe in the regular configuration 1.8, as they did, not in the transitional one."""
@@ -154,6 +159,7 @@ def test_safe_message_known_delivered_by_a_peer_stays_in_the_regular_configurati
     assert ("regular", "1.12", (1, 2, 3), "token_loss") in c.configurations(1)
 
 
+@pytest.mark.req("REC-7.2-1", "REC-6.1-1")
 def test_transitional_delivery_skips_other_senders_after_a_gap() -> None:
     """REC-7.2-1, REC-6.1-1: seq 1 (node 3's) reached nobody, seq 2 (node 2's) and seq 3 (node
     3's) reached nodes 1 and 2, then node 3 crashed. Recovery cannot fill seq 1; after that
@@ -172,6 +178,7 @@ def test_transitional_delivery_skips_other_senders_after_a_gap() -> None:
     assert c.configurations(1)[-2] == ("transitional", "1.12", (1, 2), "token_loss")
 
 
+@pytest.mark.req("REC-5.3-1", "REC-6.1-1")
 def test_first_token_is_sent_after_the_second_rotation() -> None:
     """REC-5.3-1, REC-6.1-1: the commit token's second rotation moves each member to RECOVERY
     and the representative turns it into the first regular token; the second-rotation commit
@@ -195,6 +202,7 @@ def test_first_token_is_sent_after_the_second_rotation() -> None:
     assert forwarded["token_seq"] == received["token_seq"] + 1
 
 
+@pytest.mark.req("REC-7.3-3", "REC-7.3-2", "REC-6.3-1")
 def test_obligation_set_survives_a_failed_attempt() -> None:
     """REC-7.3-3, REC-7.3-2, REC-6.3-1 (step 4): node 4's seq 1 of ring 1.8 reaches nobody and
     node 4 crashes; nodes 1, 2, 3 hold node 2's seq 2. In the attempt to form 1.12, node 3
@@ -237,6 +245,7 @@ def test_obligation_set_survives_a_failed_attempt() -> None:
     assert [d[1:] for d in delivery_times(c, 3)] == [("transitional:1.16", 2, 2, False)]
 
 
+@pytest.mark.req("REC-6.1-1", "REC-7.2-1")
 def test_each_old_ring_mcast_is_resent_once_spread_over_its_keepers() -> None:
     """REC-6.1-1 (step 2), REC-7.2-1: node 2's six mcasts of ring 1.8 reach nodes 1, 4 and 5
     but never node 3, then node 5 crashes. Nodes 1, 2 and 4 all hold the six (their lines show
@@ -274,6 +283,7 @@ def test_each_old_ring_mcast_is_resent_once_spread_over_its_keepers() -> None:
         assert old == [("regular:1.8", seq) for seq in range(1, 7)], node
 
 
+@pytest.mark.req("REC-6.1-1")
 @given(
     st.lists(
         st.tuples(st.integers(0, 40), st.sets(st.integers(1, 60), max_size=12)),

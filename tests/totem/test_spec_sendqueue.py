@@ -48,6 +48,7 @@ def shape(payload: tuple[bool, tuple[Record, ...]] | None) -> list[tuple[int, in
 # ---------------------------------------------------------------------- §8.1 the queue
 
 
+@pytest.mark.req("ORD-8.1-1")
 def test_submit_limits() -> None:
     """ORD-8.1-1: MessageTooLarge above max_message_bytes; SendQueueFull when a non-empty queue
     would exceed its byte bound; an empty queue takes any record that is not too large; a
@@ -63,6 +64,7 @@ def test_submit_limits() -> None:
     assert record_cost("g", 10) == 10 + 1 + RECORD_OVERHEAD
 
 
+@pytest.mark.req("ORD-8.1-2")
 def test_safe_bit_follows_the_submit_argument() -> None:
     """ORD-8.1-2: the queued record's SAFE bit is set exactly when submitted as safe."""
     q = queue()
@@ -74,6 +76,7 @@ def test_safe_bit_follows_the_submit_argument() -> None:
     assert second[0] is True and second[1][0].flags & SAFE == SAFE
 
 
+@pytest.mark.req("ORD-8.1-3")
 def test_send_window_closes_and_reopens_once() -> None:
     """ORD-8.1-3: crossing the high mark returns SendWindow(open=False) once; draining to the
     low mark after a token visit returns SendWindow(open=True) once."""
@@ -89,6 +92,7 @@ def test_send_window_closes_and_reopens_once() -> None:
     assert again and not [e for e in again if isinstance(e, SendWindow)]
 
 
+@pytest.mark.req("ORD-8.1-4")
 def test_submit_is_accepted_until_the_node_leaves() -> None:
     """ORD-8.1-4: records are queued in STARTING and GATHER; after leave, submit raises."""
     node = Node(TotemConfig(node_id=1, nodes=(1, 2), join_jitter_ns=0), random.Random(0))
@@ -106,6 +110,7 @@ def test_submit_is_accepted_until_the_node_leaves() -> None:
 # ---------------------------------------------------------------------- §8.2 packing
 
 
+@pytest.mark.req("ORD-8.2-1", "ORD-8.2-2")
 def test_packing_fills_the_budget_and_never_mixes_guarantees() -> None:
     """ORD-8.2-1, ORD-8.2-2: records are packed while they fit; a record that does not fit but
     would fit a fresh mcast waits for the next one; safe and agreed records never share."""
@@ -123,6 +128,7 @@ def test_packing_fills_the_budget_and_never_mixes_guarantees() -> None:
     assert q.take() is None
 
 
+@pytest.mark.req("ORD-8.2-1", "ORD-8.2-3")
 def test_fragmentation() -> None:
     """ORD-8.2-1, ORD-8.2-3: a record larger than a frame goes out as FIRST, MIDDLE..., LAST in
     consecutive payloads, filling each; it starts in a partly used payload only when at least
@@ -145,6 +151,7 @@ def test_fragmentation() -> None:
     assert shape(q.take())[0][0] == FIRST
 
 
+@pytest.mark.req("ORD-8.2-4")
 def test_partial_record_restarts_from_its_first_byte() -> None:
     """ORD-8.2-4: a record interrupted by a membership change is sent again from the start."""
     q = queue(budget=200)
@@ -188,6 +195,7 @@ def test_a_frame_full_of_the_smallest_records_passes_the_receivers_limits(budget
     assert receiver.open(sender.seal(mcast)) == (1, mcast)
 
 
+@pytest.mark.req("ORD-8.2-4", "MEM-3.1-2")
 def test_a_change_restarts_the_partial_record_at_the_node() -> None:
     """ORD-8.2-4, MEM-3.1-2: a new change restarts the head record of the node's queue."""
     core, now = operational(max_messages=1, window_size=1)
@@ -208,6 +216,7 @@ def frag(position: int, data: bytes, handle: int = 1, group: str = "g") -> Recor
     return Record(group, handle, position, data)
 
 
+@pytest.mark.req("ORD-8.3-1")
 def test_reassembly() -> None:
     """ORD-8.3-1: whole records pass; FIRST..LAST are joined (flags WHOLE, first fragment's
     group and handle); a continuation without a start, a FIRST replacing a partial record and
@@ -228,6 +237,7 @@ def test_reassembly() -> None:
     )
 
 
+@pytest.mark.req("ORD-8.3-2", "ORD-8.3-3")
 def test_reassembly_at_a_gap_and_at_a_configuration_change() -> None:
     """ORD-8.3-2, ORD-8.3-3: at a transitional gap only the partial records of transitional
     members survive; at a new configuration none do."""

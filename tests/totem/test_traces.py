@@ -62,6 +62,7 @@ def test_the_required_traces_exist() -> None:
         "ring-formation",
         "agreed-first-rotation",
         "safe-two-visits",
+        "safe-after-hold",
         "retransmit-by-non-originator",
         "token-loss-gather",
         "crash-survivor",
@@ -76,6 +77,7 @@ def test_the_required_traces_exist() -> None:
         assert path.name == f"{trace['name']}.json"
 
 
+@pytest.mark.req("MEM-2.4-1", "ORD-9-1")
 @pytest.mark.parametrize("name", sorted(TRACES))
 def test_trace_replays_exactly(name: str) -> None:
     """Every trace step: same effects in the same order, same state, same next deadline.
@@ -92,6 +94,7 @@ def test_trace_replays_exactly(name: str) -> None:
         assert step.actual_deadline == step.expected_deadline, where
 
 
+@pytest.mark.req("MEM-4.3-3")
 @pytest.mark.parametrize("name", ["ring-formation", "crash-survivor", "partition-merge"])
 def test_traces_draw_no_randomness(name: str) -> None:
     """MEM-4.3-3: with join_jitter_ns = 0 the core never draws from its generator, so the
@@ -116,6 +119,7 @@ def test_frame_json_layout_is_the_vectors_layout() -> None:
 # ---------------------------------------------------------------------- start-up and formation
 
 
+@pytest.mark.req("MEM-2.3-1", "MEM-2.3-2", "MEM-3.1-1")
 def test_startup_persists_then_installs_a_singleton_then_gathers() -> None:
     """MEM-2.3-1, MEM-2.3-2, MEM-3.1-1: persist stored+4 first; on confirmation, a regular
     singleton configuration, then GATHER with a join to every configured peer."""
@@ -140,6 +144,7 @@ def test_startup_persists_then_installs_a_singleton_then_gathers() -> None:
     assert lone[0]["expect"] == [{"type": "persist_ring_seq", "seq": 44}]
 
 
+@pytest.mark.req("REC-5.1-1", "REC-5.2-2", "REC-5.3-3", "ORD-4.3-1")
 def test_formation_commit_token_and_first_token() -> None:
     """REC-5.1-1, REC-5.2-2, REC-5.3-3, ORD-4.3-1: ring seq 4 above the known maximum, blank
     lines for the others, my line filled, persistence requested before the token is sent; the
@@ -176,6 +181,7 @@ def test_formation_commit_token_and_first_token() -> None:
     }
 
 
+@pytest.mark.req("REC-7.1-1", "REC-7.1-2")
 def test_formation_installs_transitional_then_regular() -> None:
     """REC-7.1-1, REC-7.1-2: transitional {1} (node 1's old ring was its singleton), then
     regular {1,2,3}, both with the new ring's id and the change's reason, before the token is
@@ -196,6 +202,9 @@ def test_formation_installs_transitional_then_regular() -> None:
 # ---------------------------------------------------------------------- ordering
 
 
+@pytest.mark.req(
+    "ORD-4.6-1", "ORD-4.6-2", "ORD-4.6-3", "ORD-3.1-2", "ORD-7.1-1", "ORD-7.1-2", "REC-6.2-3"
+)
 def test_records_queued_during_formation_go_out_in_the_first_rotation() -> None:
     """ORD-4.6-1, ORD-4.6-2, ORD-4.6-3, ORD-3.1-2, ORD-7.1-1, ORD-7.1-2, REC-6.2-3: submitted
     in COMMIT, originated only once OPERATIONAL as seq 1, delivered by the originator right
@@ -218,6 +227,25 @@ def test_records_queued_during_formation_go_out_in_the_first_rotation() -> None:
     assert [r["data"] for d in delivered for r in d["records"]] == [b"m1".hex(), b"m2".hex()]
 
 
+@pytest.mark.req("ORD-4.9-2", "ORD-4.9-3")
+def test_a_visit_that_originated_is_not_held() -> None:
+    """ORD-4.9-2, ORD-4.9-3: the hold timer releases the held token; a safe record submitted
+    then waits for the token's return, is originated, and that visit forwards the token instead
+    of holding it; the record is delivered safe three rotations (9 ms) after its origination."""
+    s = steps("safe-after-hold")
+    submit = next(i for i, st in enumerate(s) if st["input"]["type"] == "submit")
+    assert s[submit - 1]["input"]["type"] == "timeout"  # the hold timer's release
+    assert [e["type"] for e in s[submit - 1]["expect"]] == ["send"]
+    visit = submit + 1
+    assert [e["type"] for e in s[visit]["expect"]] == ["multicast", "send"]
+    delivered = next(
+        i for i in range(visit, len(s)) if any(e["type"] == "deliver" for e in s[i]["expect"])
+    )
+    took_ns = s[delivered]["input"]["now_ns"] - s[visit]["input"]["now_ns"]
+    assert took_ns <= 3 * 3 * MS, f"safe delivery took {took_ns / MS} ms after origination"
+
+
+@pytest.mark.req("ORD-7.2-1", "ORD-7.2-2", "ORD-7.3-1")
 def test_safe_mcast_waits_for_two_visits_and_holds_back_the_agreed_one() -> None:
     """ORD-7.2-1, ORD-7.2-2, ORD-7.3-1: node 1 originates safe seq 1, sees aru 2 on the next
     visit (but 0 on the one before), so delivers nothing; node 2's agreed seq 2 waits behind
@@ -242,6 +270,7 @@ def test_safe_mcast_waits_for_two_visits_and_holds_back_the_agreed_one() -> None
     assert [(d["seq"], d["safe"]) for d in delivered] == [(1, True), (2, False)]
 
 
+@pytest.mark.req("ORD-4.4-1", "ORD-4.4-2", "ORD-3.3-5")
 def test_hole_requested_by_one_node_is_served_by_another() -> None:
     """ORD-4.4-1, ORD-4.4-2, ORD-3.3-5: node 3 lists seq 1 (originated by node 2) on the token;
     node 1 multicasts node 2's stored mcast unchanged and takes the entry off the list."""
@@ -267,6 +296,7 @@ def test_hole_requested_by_one_node_is_served_by_another() -> None:
     assert forward["type"] == "send" and forward["frame"]["rtr"] == []
 
 
+@pytest.mark.req("ORD-5-1", "ORD-4.5-1")
 def test_a_hole_is_requested_only_after_miss_count_visits() -> None:
     """ORD-5-1: the node missing seq 1 lowers the aru (and becomes aru_id); node 1, which has
     it, leaves a lower aru alone. ORD-4.5-1: the request appears on node 3's fifth visit."""
@@ -285,6 +315,7 @@ def test_a_hole_is_requested_only_after_miss_count_visits() -> None:
 # ---------------------------------------------------------------------- token loss
 
 
+@pytest.mark.req("ORD-4.7-2", "ORD-4.8-1", "ORD-4.8-2", "MEM-3.1-1")
 def test_token_retransmission_then_token_loss() -> None:
     """ORD-4.7-2, ORD-4.8-1, ORD-4.8-2, MEM-3.1-1: the last token is re-sent unchanged every
     token_retransmit_ns; token_timeout_ns after the last accepted token the node gathers."""
@@ -318,6 +349,16 @@ def test_token_retransmission_then_token_loss() -> None:
 # ---------------------------------------------------------------------- membership changes
 
 
+@pytest.mark.req(
+    "MEM-4.2-1",
+    "MEM-9.1-1",
+    "MEM-4.3-1",
+    "REC-5.2-2",
+    "REC-6.1-1",
+    "REC-6.2-1",
+    "REC-6.2-2",
+    "REC-7.1-1",
+)
 def test_crash_survivor_consensus_timeout_and_recovery() -> None:
     """MEM-4.2-1, MEM-9.1-1, MEM-4.3-1: the consensus timeout fails node 3 (never heard); the
     joins back off after join_backoff_after rounds; the change keeps its first reason.
@@ -372,6 +413,7 @@ def test_crash_survivor_consensus_timeout_and_recovery() -> None:
     assert trans["reason"]["kind"] == regular["reason"]["kind"] == "token_loss"
 
 
+@pytest.mark.req("REC-7.3-1", "REC-7.3-2", "REC-5.2-1")
 def test_failed_recovery_keeps_the_recovered_message() -> None:
     """REC-7.3-1, REC-7.3-2, REC-5.2-1: token loss in RECOVERY sends node 1 back to GATHER with
     its old ring; the next attempt proposes a higher ring seq (16, above the failed 12); the
@@ -402,6 +444,7 @@ def test_failed_recovery_keeps_the_recovered_message() -> None:
     assert ("transitional", "1.12") not in confs and ("regular", "1.16") in confs
 
 
+@pytest.mark.req("ORD-4.10-1", "MEM-3.5-1", "MEM-3.5-2")
 def test_partition_merge_by_merge_detect() -> None:
     """ORD-4.10-1, MEM-3.5-1, MEM-3.5-2: while partitioned, the representative of {1,2}
     multicasts merge-detect to node 3 every merge_timeout_ns; after the heal the rings merge
@@ -422,6 +465,7 @@ def test_partition_merge_by_merge_detect() -> None:
     assert last_regular["joined"] == [3] and last_regular["reason"]["kind"] == "merge"
 
 
+@pytest.mark.req("MEM-3.4-2")
 def test_clean_leave_reforms_at_once() -> None:
     """MEM-3.4-2: a leave from a member starts a change at once (no token timeout), with the
     leaver failed and the reason leave."""
@@ -453,6 +497,7 @@ def leave_time(s: list[dict[str, Any]], i: int) -> int:
     return s[i]["input"]["now_ns"]  # type: ignore[no-any-return]
 
 
+@pytest.mark.req("ORD-4.7-3", "MEM-4.1-1", "MEM-4.1-2")
 def test_one_member_ring_uses_no_network_for_its_tokens() -> None:
     """ORD-4.7-3, MEM-4.1-1, MEM-4.1-2: alone, the node reaches consensus at its first join
     timeout (not on entering GATHER), and its commit token and tokens never go on the wire."""

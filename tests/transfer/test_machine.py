@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -24,6 +25,7 @@ def founded(nodes: tuple[int, ...] = (1,), **options: object) -> tuple[TransferM
     return model, first
 
 
+@pytest.mark.req("XFR-5.3-1")
 def test_a_joiner_gets_the_state_at_the_cut_then_the_rest() -> None:
     """XFR-5.3-1: snapshot at the cut, then exactly the messages after it, once each."""
     model, first = founded((1, 2))
@@ -43,6 +45,7 @@ def test_a_joiner_gets_the_state_at_the_cut_then_the_rest() -> None:
     assert isinstance(joiner.events[0], View), "the joiner's application starts with a view"
 
 
+@pytest.mark.req("XFR-5.2-2")
 def test_the_lowest_holder_provides_to_every_needer() -> None:
     """XFR-5.2-2: one deterministic provider streams to all needers of the round."""
     model, first = founded((1, 2, 3, 4))
@@ -58,6 +61,7 @@ def test_the_lowest_holder_provides_to_every_needer() -> None:
     assert first.machine.rounds >= 2
 
 
+@pytest.mark.req("XFR-5.4-1")
 def test_another_member_takes_over_when_the_provider_fails() -> None:
     """XFR-5.4-1: the provider leaves mid-transfer; the next round has a new provider."""
     model = TransferModel((1, 2, 3), chunk_bytes=3)
@@ -78,6 +82,7 @@ def test_another_member_takes_over_when_the_provider_fails() -> None:
     assert len(joiner.app.applied) == 20
 
 
+@pytest.mark.req("XFR-5.5-1")
 def test_a_healed_partition_merges_both_sides() -> None:
     """XFR-5.5-1: each side's state reaches the merge hook, in order; all install the result."""
     model = TransferModel((1, 2, 3, 4))
@@ -101,8 +106,9 @@ def test_a_healed_partition_merges_both_sides() -> None:
     assert all(r.installed in ("found", "merge") for r in replicas)
 
 
+@pytest.mark.req("QRM-4.1-1", "XFR-5.5-1")
 def test_primary_mode_minority_applies_nothing_and_merge_takes_the_majority() -> None:
-    """QRM-4-1, XFR-5.5-1: only the quorate side changes; the merge restores one history."""
+    """QRM-4.1-1, XFR-5.5-1: only the quorate side changes; the merge restores one history."""
     model = TransferModel((1, 2, 3))
     replicas = [model.add(n, primary=True) for n in (1, 2, 3)]
     model.settle()
@@ -117,6 +123,7 @@ def test_primary_mode_minority_applies_nothing_and_merge_takes_the_majority() ->
     assert all(r.app.applied == [b"majority"] for r in replicas)
 
 
+@pytest.mark.req("XFR-5.6-1")
 def test_messages_that_look_like_protocol_are_escaped() -> None:
     """XFR-5.6-1: any application payload round-trips, even one starting with MAGIC."""
     model, first = founded((1, 2))
@@ -127,6 +134,7 @@ def test_messages_that_look_like_protocol_are_escaped() -> None:
     assert escape(b"plain") == b"plain"
 
 
+@pytest.mark.req("XFR-5.6-1")
 def test_malformed_protocol_messages_are_ignored_and_counted() -> None:
     """XFR-5.6-1: broken HELLOs, DONEs and chunks never raise."""
     model, first = founded((1, 2))
@@ -144,6 +152,7 @@ def test_malformed_protocol_messages_are_ignored_and_counted() -> None:
     assert first.app.applied == []
 
 
+@pytest.mark.req("XFR-5.5-1")
 def test_a_restored_holder_merges_instead_of_being_overwritten() -> None:
     """XFR-5.5-1: a member that restored a state joins as a holder of its own lineage."""
     model, first = founded((1, 2))
@@ -156,6 +165,7 @@ def test_a_restored_holder_merges_instead_of_being_overwritten() -> None:
     assert first.app.applied == restored.app.applied == [b"old-1", b"old-2"]
 
 
+@pytest.mark.req("XFR-5.3-3")
 def test_needer_buffer_limit_fails_the_transfer() -> None:
     """XFR-5.3-3: a needer that would buffer more than its limit fails instead of growing."""
     machine = Transfer(Member(1, 1), buffer_limit=10)
@@ -186,12 +196,13 @@ def _check_linear(replicas: list[Replica]) -> None:
         assert longer[: len(shorter)] == shorter, f"diverged: {shorter} vs {longer}"
 
 
+@pytest.mark.req("XFR-5.3-1", "XFR-5.4-1", "XFR-5.5-1", "QRM-4.1-4")
 @settings(max_examples=80, deadline=None)
 @given(OPS, st.booleans())
 def test_replicas_converge_under_random_faults(
     ops: list[tuple[str, int, set[int]]], primary: bool
 ) -> None:
-    """XFR-5.3-1, XFR-5.4-1, XFR-5.5-1, QRM-4-4: one history, no duplicates, convergence."""
+    """XFR-5.3-1, XFR-5.4-1, XFR-5.5-1, QRM-4.1-4: one history, no duplicates, convergence."""
     model = TransferModel((1, 2, 3, 4), chunk_bytes=5)
     replicas = [model.add(1, primary=primary), model.add(2, primary=primary)]
     model.settle()
@@ -255,6 +266,7 @@ def _quorum(members: tuple[int, ...]) -> object:
     return Quorum(RING, True, members, len(members), len(members), 1, QuorumReason.MAJORITY)
 
 
+@pytest.mark.req("XFR-5.2-1")
 def test_a_view_that_adds_members_restarts_the_round_with_them() -> None:
     """XFR-5.2-1: the round in progress fails; the next starts at the view, joiner included."""
     old = Transfer(A, lineage=b"L")
@@ -269,6 +281,7 @@ def test_a_view_that_adds_members_restarts_the_round_with_them() -> None:
     assert old.round.key == joiner.round.key != first_key, "both start the same round, here"
 
 
+@pytest.mark.req("XFR-5.5-2")
 def test_a_failed_merge_round_drops_what_it_buffered_in_primary_mode() -> None:
     """XFR-5.5-2: sides must not apply the same messages to diverged states."""
     machine = Transfer(A, primary=True, lineage=b"side-a")
@@ -290,8 +303,9 @@ def test_a_failed_merge_round_drops_what_it_buffered_in_primary_mode() -> None:
     assert not later and machine.dropped >= 1, "nothing is applied until a round completes"
 
 
+@pytest.mark.req("QRM-4.2-1", "XFR-5.5-1")
 def test_the_next_primary_applies_what_one_member_of_the_last_applied() -> None:
-    """QRM-4-5, XFR-5.5-1: swarm seed 208 on the toy ring. Node 3 applies a safe write in the
+    """QRM-4.2-1, XFR-5.5-1: swarm seed 208 on the toy ring. Node 3 applies a safe write in the
     quorate ring; nodes 1 and 2 get it only in their transitional configurations, which lead
     into minorities. When 1 and 2 form the next primary without 3, the write is in its tail and
     is applied there: the histories of all three agree."""
@@ -338,6 +352,7 @@ def test_the_next_primary_applies_what_one_member_of_the_last_applied() -> None:
     assert [r.app.applied for r in replicas] == [[b"m"]] * 3
 
 
+@pytest.mark.req("XFR-5.5-1")
 def test_a_merge_completes_where_the_last_chunk_is_delivered_for_its_owner_too() -> None:
     """XFR-5.5-1: an owner does not use its own snapshot early (kv swarm seed 485): the merge
     must complete at the same stream position at every member."""

@@ -49,6 +49,7 @@ async def _apply(group: gcs.StateGroup, app: Log) -> None:
         return
 
 
+@pytest.mark.req("XFR-5.3-1")
 async def test_joiner_receives_the_state_then_the_messages_after_it() -> None:
     """XFR-5.3-1: nothing lost, nothing applied twice, across a live sender."""
     async with running(configs(3)) as nodes:
@@ -79,6 +80,7 @@ async def _send_many(group: gcs.StateGroup, prefix: str, count: int) -> None:
         await group.send(f"{prefix}-{i}".encode())
 
 
+@pytest.mark.req("XFR-5.3-2")
 @pytest.mark.parametrize("mib", [4, 50])
 async def test_a_large_state_streams_in_chunks(mib: int) -> None:
     """XFR-5.3-2: a snapshot of tens of megabytes arrives whole while the ring keeps ordering
@@ -101,6 +103,7 @@ async def test_a_large_state_streams_in_chunks(mib: int) -> None:
         await asyncio.gather(*tasks)
 
 
+@pytest.mark.req("XFR-5.4-1")
 async def test_another_member_takes_over_when_the_provider_goes() -> None:
     """XFR-5.4-1: the provider's node closes mid-transfer; the next holder provides."""
     blob = bytes(range(256)) * (12 * 1024 * 1024 // 256)
@@ -128,6 +131,7 @@ async def test_another_member_takes_over_when_the_provider_goes() -> None:
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
+@pytest.mark.req("P2P-6-1", "P2P-6-3")
 async def test_send_to_reaches_one_member() -> None:
     """P2P-6-1, P2P-6-3: point-to-point in the group's order; the size limit is stated."""
     async with running(configs(2)) as nodes:

@@ -2,7 +2,7 @@
 
 It is deliberately slow and literal: its own CBOR reader (nothing from ``gcs.wire`` or cbor2),
 one schema per frame type, and one walk that applies the checks of the table in RFC 0002 §8.2
-in the order §8.1 gives (WIRE-8-1): size, the CBOR item in byte order, trailing bytes, the
+in the order §8.1 gives (WIRE-8.2-1): size, the CBOR item in byte order, trailing bytes, the
 prefix, then every value depth-first in element order, each value's checks in the order form,
 range, limit, content, relation. ``reason(data)`` returns the reason a receiver must report, or
 None for a valid frame. tests/wire/test_precedence.py checks that ``gcs.wire.codec`` reports the

@@ -65,10 +65,11 @@ def outcome(channel: Channel, datagram: bytes, at_ms: float, source: object = No
     return "accept"
 
 
-# ---------------------------------------------------------------- two boots (SEC-19)
+# ---------------------------------------------------------------- two boots (SEC-7.1-1)
 
 
-def test_the_newest_boot_wins_while_live_and_the_other_is_back_once_it_is_silent_sec_19() -> None:
+@pytest.mark.req("SEC-7.1-1")
+def test_the_newest_boot_wins_while_live_and_the_other_is_back_once_it_is_silent() -> None:
     ch = receiver()
     assert outcome(ch, sealed(0, 0, 0), 0) == "accept"
     assert outcome(ch, sealed(1, 0, 0), 10) == "accept"  # a second process (or a restart)
@@ -81,7 +82,8 @@ def test_the_newest_boot_wins_while_live_and_the_other_is_back_once_it_is_silent
     assert ch.statistics().boot_fallbacks == 1
 
 
-def test_a_boot_from_elsewhere_never_takes_over_from_the_configured_address_sec_19() -> None:
+@pytest.mark.req("SEC-7.1-1")
+def test_a_boot_from_elsewhere_never_takes_over_from_the_configured_address() -> None:
     ch = receiver(addresses=True)
     assert outcome(ch, sealed(0), 0, HOME) == "accept"
     # An impostor with the same id, a newer boot id, at another address: never accepted while
@@ -97,7 +99,8 @@ def test_a_boot_from_elsewhere_never_takes_over_from_the_configured_address_sec_
     assert ch.statistics().boot_fallbacks == 0
 
 
-def test_a_third_boot_keeps_the_one_at_home_then_the_one_heard_last_sec_19() -> None:
+@pytest.mark.req("SEC-7.1-1")
+def test_a_third_boot_keeps_the_one_at_home_then_the_one_heard_last() -> None:
     ch = receiver(addresses=True)
     assert outcome(ch, sealed(0), 0, HOME) == "accept"
     assert outcome(ch, sealed(1), 10, ELSEWHERE) == "shadowed_boot"
@@ -115,7 +118,8 @@ def test_a_third_boot_keeps_the_one_at_home_then_the_one_heard_last_sec_19() -> 
     assert outcome(ch, sealed(0, 0, 2), 2000) == "accept"  # boot 2 silent: boot 0 is back
 
 
-def test_a_restart_first_heard_from_elsewhere_is_at_home_once_heard_from_home_sec_19() -> None:
+@pytest.mark.req("SEC-7.1-1")
+def test_a_restart_first_heard_from_elsewhere_is_at_home_once_heard_from_home() -> None:
     """An on-path party can replay a restarted node's first datagram (a token it sent to
     another node) from its own address, ahead of the node's own: that must not make the new
     boot look like an impostor for good."""
@@ -127,7 +131,8 @@ def test_a_restart_first_heard_from_elsewhere_is_at_home_once_heard_from_home_se
     assert outcome(ch, sealed(0, 0, 1), 4, HOME) == "shadowed_boot"  # the old boot, live or not
 
 
-def test_a_forged_newer_boot_moves_no_state_and_is_not_a_duplicate_sec_10_sec_20() -> None:
+@pytest.mark.req("SEC-8.4-1", "SEC-7.1-2")
+def test_a_forged_newer_boot_moves_no_state_and_is_not_a_duplicate() -> None:
     ch = receiver()
     assert outcome(ch, sealed(0), 0) == "accept"
     forger = Channel(1, BOOT + 9, NAME, bytes(64))
@@ -136,10 +141,11 @@ def test_a_forged_newer_boot_moves_no_state_and_is_not_a_duplicate_sec_10_sec_20
     assert ch.statistics().duplicate_node_id == 0
 
 
-# ---------------------------------------------------------------- duplicate reports (SEC-20)
+# ---------------------------------------------------------------- duplicate reports (SEC-7.1-2)
 
 
-def test_a_duplicate_id_is_logged_once_per_pair_and_counted_sec_20(
+@pytest.mark.req("SEC-7.1-2")
+def test_a_duplicate_id_is_logged_once_per_pair_and_counted(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     ch = receiver(addresses=True)
@@ -165,7 +171,8 @@ def test_a_duplicate_id_is_logged_once_per_pair_and_counted_sec_20(
     assert sum("DUPLICATE NODE ID" in r.getMessage() for r in caplog.records) == 2
 
 
-def test_one_boot_from_two_addresses_is_a_duplicate_sec_20(
+@pytest.mark.req("SEC-7.1-2")
+def test_one_boot_from_two_addresses_is_a_duplicate(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     ch = receiver()
@@ -176,7 +183,8 @@ def test_one_boot_from_two_addresses_is_a_duplicate_sec_20(
     assert sum("DUPLICATE NODE ID" in r.getMessage() for r in caplog.records) == 1
 
 
-def test_restarts_are_not_duplicates_sec_20() -> None:
+@pytest.mark.req("SEC-7.1-2")
+def test_restarts_are_not_duplicates() -> None:
     ch = receiver(addresses=True)
     for boot in range(5):
         for counter in range(3):
@@ -185,11 +193,12 @@ def test_restarts_are_not_duplicates_sec_20() -> None:
     assert ch.statistics().boot_fallbacks == 0
 
 
-# ---------------------------------------------------------------- epochs (SEC-21)
+# ---------------------------------------------------------------- epochs (SEC-8.3-2)
 
 
-def test_authentic_datagrams_of_later_epochs_cannot_cut_a_live_sender_off_sec_21() -> None:
-    """Before SEC-21, epochs 1 and 2 injected once each evicted the live epoch 0 for good."""
+@pytest.mark.req("SEC-8.3-2")
+def test_authentic_datagrams_of_later_epochs_cannot_cut_a_live_sender_off() -> None:
+    """Before SEC-8.3-2, epochs 1 and 2 injected once each evicted the live epoch 0 for good."""
     ch = receiver()
     assert outcome(ch, sealed(0, 0, 0), 0) == "accept"
     assert outcome(ch, sealed(0, 1, 0), 1) == "accept"  # the next epoch: explained
@@ -203,7 +212,8 @@ def test_authentic_datagrams_of_later_epochs_cannot_cut_a_live_sender_off_sec_21
     assert outcome(ch, sealed(0, 2, 0), 5000) == "accept"
 
 
-def test_a_receiver_cut_off_for_long_follows_a_far_epoch_after_silence_ns_sec_21() -> None:
+@pytest.mark.req("SEC-8.3-2")
+def test_a_receiver_cut_off_for_long_follows_a_far_epoch_after_silence_ns() -> None:
     ch = receiver()
     assert outcome(ch, sealed(0, 0, 0), 0) == "accept"
     # Healed after a long partition; the sender is three epochs further and keeps sending.
@@ -214,7 +224,8 @@ def test_a_receiver_cut_off_for_long_follows_a_far_epoch_after_silence_ns_sec_21
     assert ch.drops[DropReason.EPOCH_JUMP] == 20
 
 
-def test_a_second_live_stream_of_one_boot_never_moves_its_epoch_sec_21() -> None:
+@pytest.mark.req("SEC-8.3-2")
+def test_a_second_live_stream_of_one_boot_never_moves_its_epoch() -> None:
     """A clone with the same boot id on a far epoch, both live: the real epoch stays."""
     ch = receiver()
     for n in range(200):
@@ -222,6 +233,7 @@ def test_a_second_live_stream_of_one_boot_never_moves_its_epoch_sec_21() -> None
         assert outcome(ch, sealed(0, 7, n), n * 100 + 1) == "epoch_jump"
 
 
+@pytest.mark.req("SEC-7.1-1", "SEC-8.3-2")
 @given(
     at=st.integers(1, 39),  # after first contact: a first datagram of a boot sets its epoch
     epoch=st.integers(0, 30),
@@ -229,7 +241,7 @@ def test_a_second_live_stream_of_one_boot_never_moves_its_epoch_sec_21() -> None
     boot=st.integers(-1, 1),
 )
 @s.PROPERTY
-def test_one_injected_datagram_costs_a_live_sender_one_counter_and_one_silence_sec_19_sec_21(
+def test_one_injected_datagram_costs_a_live_sender_one_counter_and_one_silence(
     at: int, epoch: int, counter: int, boot: int
 ) -> None:
     """A sender heard every 700 ms, moving epoch every 4 datagrams (2.8 s, longer than twice
@@ -252,7 +264,7 @@ def test_one_injected_datagram_costs_a_live_sender_one_counter_and_one_silence_s
         assert doubt_ms < SILENCE // MS + every_ms, f"datagram {n}: {got} {doubt_ms} ms after"
 
 
-# ---------------------------------------------------------------- replay (SEC-8, §7.2)
+# ---------------------------------------------------------------- replay (SEC-8.2-1, §7.2)
 
 _POOL = [
     (boot, epoch, counter, source)
@@ -263,6 +275,7 @@ _POOL = [
 ]
 
 
+@pytest.mark.req("SEC-8.2-1", "SEC-7.1-1", "SEC-8.3-2")
 @given(
     st.lists(
         st.tuples(st.integers(0, len(_POOL) - 1), st.integers(0, 1500)), min_size=1, max_size=120
@@ -270,9 +283,7 @@ _POOL = [
     st.booleans(),
 )
 @s.PROPERTY
-def test_no_datagram_is_ever_accepted_twice_sec_8_sec_19_sec_21(
-    steps: list[tuple[int, int]], addresses: bool
-) -> None:
+def test_no_datagram_is_ever_accepted_twice(steps: list[tuple[int, int]], addresses: bool) -> None:
     """Any order, any timing, any mix of boots, epochs and addresses: at most once each."""
     ch = receiver(addresses)
     datagrams = {(b, e, c): sealed(b, e, c) for b, e, c, _ in _POOL}

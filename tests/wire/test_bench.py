@@ -27,7 +27,8 @@ def test_bench_wire_table(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["bench", "wire", "--repeat", "1", "--frames", "5"]) == 0
     out = capsys.readouterr().out
     assert "chacha20-poly1305" in out and "mcast 20 x 64 B" in out
-    assert len(out.splitlines()) == 4 + 12
+    assert len(out.splitlines()) == 5 + 12
+    assert out.splitlines()[1].startswith("build: ")  # compiled (mypyc ...) or pure Python
 
 
 def test_bench_needs_a_benchmark_name() -> None:

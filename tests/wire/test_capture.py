@@ -37,9 +37,10 @@ def test_there_is_a_capture() -> None:
     assert "capture-3-nodes-kill.json" in DOCS
 
 
+@pytest.mark.req("TRN-4.1-1")
 @pytest.mark.parametrize("name", sorted(DOCS))
 def test_the_observer_reconstructs_the_recorded_run(name: str) -> None:
-    """Rings, token rotations, every node's configurations, tokens and deliveries (TRN-4-1:
+    """Rings, token rotations, every node's configurations, tokens and deliveries (TRN-4.1-1:
     every datagram opens with the key alone, and its header names its source node)."""
     doc = DOCS[name]
     assert observer.compare(observer.observe(doc), doc) == []
@@ -73,8 +74,9 @@ def test_the_capture_shows_a_crash_and_re_sent_old_ring_messages(name: str) -> N
     assert set(survivors) - {str(n) for n in direct}
 
 
+@pytest.mark.req("TRN-4.1-1")
 @pytest.mark.parametrize("name", sorted(DOCS))
-def test_one_frame_one_seal_the_same_bytes_to_each_destination_trn_4_1(name: str) -> None:
+def test_one_frame_one_seal_the_same_bytes_to_each_destination(name: str) -> None:
     """Datagrams with one (sender, boot id, epoch, counter) are copies of one seal: identical
     bytes, each to another destination."""
     copies: dict[bytes, list[dict[str, Any]]] = {}
@@ -116,8 +118,9 @@ def test_any_change_to_the_recorded_run_is_caught(name: str) -> None:
         assert observer.compare(found, changed), f"{label} was not caught"
 
 
+@pytest.mark.req("TRN-5-1")
 @pytest.mark.parametrize("name", sorted(DOCS))
-def test_each_frame_type_goes_where_the_transport_table_says_trn_5_1(name: str) -> None:
+def test_each_frame_type_goes_where_the_transport_table_says(name: str) -> None:
     """RFC 0009 §5 on the wire: tokens to the next member, mcasts and hold-cancels to the other
     members, joins and leaves to every other configured node (the dead one too), merge-detects
     to nodes outside the sender's ring. Only the firewall of the run removes copies: node 3's

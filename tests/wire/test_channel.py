@@ -51,11 +51,12 @@ def reason(channel: Channel, datagram: bytes) -> DropReason:
     return info.value.reason
 
 
-# ---------------------------------------------------------------- the datagram (SEC-1)
+# ---------------------------------------------------------------- the datagram (SEC-3-1)
 
 
+@pytest.mark.req("SEC-3-1")
 @pytest.mark.parametrize("suite", [*AEADS, Suite.NONE])
-def test_seal_then_open_returns_the_authenticated_sender_and_frame_sec_1(suite: Suite) -> None:
+def test_seal_then_open_returns_the_authenticated_sender_and_frame(suite: Suite) -> None:
     a, b = pair(suite)
 
     @s.PROPERTY
@@ -77,7 +78,8 @@ def test_seal_then_open_returns_the_authenticated_sender_and_frame_sec_1(suite: 
     check()
 
 
-def test_counters_count_up_from_zero_and_statistics_follow_sec_5() -> None:
+@pytest.mark.req("SEC-5-1")
+def test_counters_count_up_from_zero_and_statistics_follow() -> None:
     a, b = pair()
     for n in range(5):
         datagram = a.seal(frame(n))
@@ -96,7 +98,8 @@ def test_counters_count_up_from_zero_and_statistics_follow_sec_5() -> None:
 # ---------------------------------------------------------------- authentication
 
 
-def test_wrong_key_forgery_and_tampering_fail_authentication_sec_1() -> None:
+@pytest.mark.req("SEC-3-1", "SEC-8.4-1")
+def test_wrong_key_forgery_and_tampering_fail_authentication() -> None:
     a, b = pair()
     datagram = a.seal(frame())
     stranger = Channel(1, 1, NAME, bytes(64))
@@ -106,7 +109,7 @@ def test_wrong_key_forgery_and_tampering_fail_authentication_sec_1() -> None:
         tampered[index] ^= 0x01
         assert reason(b, bytes(tampered)) is DropReason.AUTH
     assert b.statistics().auth_failures == 4
-    assert b.open(datagram) == (1, frame())  # forgeries moved no state (SEC-10)
+    assert b.open(datagram) == (1, frame())  # forgeries moved no state (SEC-8.4-1)
 
 
 def test_other_cluster_name_same_key_is_refused_before_crypto() -> None:
@@ -115,14 +118,16 @@ def test_other_cluster_name_same_key_is_refused_before_crypto() -> None:
     assert reason(b, a.seal(frame())) is DropReason.WRONG_CLUSTER
 
 
-def test_keyed_receiver_accepts_both_aead_suites_sec_14() -> None:
+@pytest.mark.req("SEC-3.1-1")
+def test_keyed_receiver_accepts_both_aead_suites() -> None:
     b = Channel(2, 1, NAME, KEY)
     for sender, suite in ((1, Suite.AES_256_GCM), (3, Suite.CHACHA20_POLY1305)):
         a = Channel(sender, 1, NAME, KEY, suite)
         assert b.open(a.seal(MembMergeDetect(sender, R))) == (sender, MembMergeDetect(sender, R))
 
 
-def test_unkeyed_mode_is_loud_and_refuses_sealed_datagrams_sec_13(
+@pytest.mark.req("SEC-10-1")
+def test_unkeyed_mode_is_loud_and_refuses_sealed_datagrams(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.clear()
@@ -135,7 +140,8 @@ def test_unkeyed_mode_is_loud_and_refuses_sealed_datagrams_sec_13(
     assert plain_b.open(plain_a.seal(frame())) == (1, frame())
 
 
-def test_unknown_senders_and_own_id_are_dropped_sec_18() -> None:
+@pytest.mark.req("SEC-8.1-2")
+def test_unknown_senders_and_own_id_are_dropped() -> None:
     b = Channel(2, 1, NAME, KEY, peers=[1, 3])
     assert b.open(Channel(1, 1, NAME, KEY).seal(frame()))[0] == 1
     assert reason(b, Channel(4, 1, NAME, KEY).seal(frame())) is DropReason.UNKNOWN_SENDER
@@ -146,14 +152,16 @@ def test_unknown_senders_and_own_id_are_dropped_sec_18() -> None:
     assert reason(Channel(2, 1, NAME, KEY), zero) is DropReason.UNKNOWN_SENDER
 
 
-def test_inner_cluster_id_must_match_the_header_sec_12() -> None:
+@pytest.mark.req("SEC-8.5-1")
+def test_inner_cluster_id_must_match_the_header() -> None:
     body = encode_frame(frame(), CID ^ 0xFF)
     header = pack_header(Suite.AES_256_GCM, CID, 1, 1, 0, 0)
     datagram = seal_datagram(KeySchedule(KEY, NAME).aead(1, 1, 1, 0), header, body)
     assert reason(Channel(2, 1, NAME, KEY), datagram) is DropReason.HEADER_MISMATCH
 
 
-def test_check_order_reports_the_first_fault_sec_11() -> None:
+@pytest.mark.req("SEC-8.1-1")
+def test_check_order_reports_the_first_fault() -> None:
     a, b = pair()
     good = a.seal(frame())
     bad_magic_and_cluster = b"XX" + good[2:4] + (CID ^ 1).to_bytes(4, "big") + good[8:]
@@ -165,7 +173,8 @@ def test_check_order_reports_the_first_fault_sec_11() -> None:
     assert reason(b, wrong_version_and_suite) is DropReason.BAD_VERSION
 
 
-def test_sizes_both_ways_wire_9_wire_18() -> None:
+@pytest.mark.req("WIRE-7-1", "WIRE-7-2")
+def test_sizes_both_ways() -> None:
     """Receivers drop oversized datagrams; senders refuse to make them (EncodeError)."""
     a, b = pair()
     limits = WireLimits()
@@ -185,10 +194,11 @@ def test_sizes_both_ways_wire_9_wire_18() -> None:
     assert reason(b, a.seal(fits)[:-1]) is DropReason.AUTH  # a fresh counter, cut short
 
 
-# ---------------------------------------------------------------- replay (SEC-8, SEC-17)
+# ---------------------------------------------------------------- replay (SEC-8.2-1, SEC-11-2)
 
 
-def test_the_same_datagram_twice_is_a_replay_and_resealing_is_not_sec_17() -> None:
+@pytest.mark.req("SEC-11-2")
+def test_the_same_datagram_twice_is_a_replay_and_resealing_is_not() -> None:
     a, b = pair()
     datagram = a.seal(frame())
     b.open(datagram)
@@ -196,7 +206,8 @@ def test_the_same_datagram_twice_is_a_replay_and_resealing_is_not_sec_17() -> No
     assert b.open(a.seal(frame()))[1] == frame()  # a retransmission is sealed again
 
 
-def test_reordering_within_the_window_is_accepted_exactly_once_sec_8() -> None:
+@pytest.mark.req("SEC-8.2-1")
+def test_reordering_within_the_window_is_accepted_exactly_once() -> None:
     a, b = pair()
     datagrams = [a.seal(frame(n)) for n in range(300)]
     order = list(range(300))
@@ -208,7 +219,8 @@ def test_reordering_within_the_window_is_accepted_exactly_once_sec_8() -> None:
     assert b.statistics().opened == 300
 
 
-def test_counters_behind_the_window_are_replays_sec_8() -> None:
+@pytest.mark.req("SEC-8.2-1")
+def test_counters_behind_the_window_are_replays() -> None:
     a, b = pair()
     datagrams = [a.seal(frame()) for _ in range(REPLAY_WINDOW + 2)]
     b.open(datagrams[REPLAY_WINDOW + 1])  # top = 4097
@@ -218,9 +230,10 @@ def test_counters_behind_the_window_are_replays_sec_8() -> None:
     b.open(datagrams[REPLAY_WINDOW])
 
 
+@pytest.mark.req("SEC-8.2-1")
 @s.PROPERTY
 @given(st.lists(st.integers(0, 3 * REPLAY_WINDOW), max_size=60))
-def test_replay_window_matches_a_reference_model_sec_8(counters: list[int]) -> None:
+def test_replay_window_matches_a_reference_model(counters: list[int]) -> None:
     """Accept iff never accepted before and within the window behind the highest accepted."""
     ks = KeySchedule(KEY, NAME)
     body = encode_frame(frame(), CID)
@@ -238,15 +251,16 @@ def test_replay_window_matches_a_reference_model_sec_8(counters: list[int]) -> N
             assert reason(b, datagram) is DropReason.REPLAY
 
 
-# ---------------------------------------------------------------- boots (SEC-7)
+# ---------------------------------------------------------------- boots (SEC-7-1)
 
 
-def test_an_older_boot_is_dropped_once_a_newer_one_authenticated_sec_7() -> None:
+@pytest.mark.req("SEC-7-1", "SEC-7.1-1")
+def test_an_older_boot_is_dropped_once_a_newer_one_authenticated() -> None:
     old, b = pair(sender_boot=5)
     new = Channel(1, 6, NAME, KEY)
     b.open(old.seal(frame(1)))
     b.open(new.seal(frame(2)))
-    # Kept (SEC-19), but the newer boot is live: refused.
+    # Kept (SEC-7.1-1), but the newer boot is live: refused.
     assert reason(b, old.seal(frame(3))) is DropReason.SHADOWED_BOOT
     assert b.open(new.seal(frame(4))) == (1, frame(4))
     # new.seal(frame(2)) used counter 0, as old.seal(frame(1)) had: windows belong to
@@ -258,7 +272,8 @@ def test_an_older_boot_is_dropped_once_a_newer_one_authenticated_sec_7() -> None
     assert b.statistics().derivations == 1 + 3
 
 
-def test_a_forged_newer_boot_moves_no_state_sec_10() -> None:
+@pytest.mark.req("SEC-8.4-1")
+def test_a_forged_newer_boot_moves_no_state() -> None:
     a, b = pair(sender_boot=5)
     b.open(a.seal(frame()))
     forger = Channel(1, 99, NAME, bytes(64))
@@ -266,11 +281,12 @@ def test_a_forged_newer_boot_moves_no_state_sec_10() -> None:
     assert b.open(a.seal(frame())) == (1, frame())
 
 
-# ---------------------------------------------------------------- epochs (SEC-6, SEC-9)
+# ---------------------------------------------------------------- epochs (SEC-6-1, SEC-8.3-1)
 
 
+@pytest.mark.req("SEC-6-1")
 @pytest.mark.parametrize("suite", [*AEADS, Suite.NONE])
-def test_epoch_rollover_end_to_end_sec_6(suite: Suite) -> None:
+def test_epoch_rollover_end_to_end(suite: Suite) -> None:
     a, b = pair(suite, epoch_frames=3)
     headers = []
     for n in range(10):
@@ -285,7 +301,8 @@ def test_epoch_rollover_end_to_end_sec_6(suite: Suite) -> None:
         assert b.statistics().derivations == 1 + 4
 
 
-def test_previous_epoch_is_kept_and_older_ones_are_refused_sec_9() -> None:
+@pytest.mark.req("SEC-8.3-1")
+def test_previous_epoch_is_kept_and_older_ones_are_refused() -> None:
     a, b = pair(epoch_frames=2)
     datagrams = [a.seal(frame(n)) for n in range(8)]  # epochs 0,0,1,1,2,2,3,3
     b.open(datagrams[4])  # epoch 2
@@ -296,7 +313,8 @@ def test_previous_epoch_is_kept_and_older_ones_are_refused_sec_9() -> None:
     b.open(datagrams[7])
 
 
-def test_default_epoch_lengths_follow_the_usage_limits_sec_6() -> None:
+@pytest.mark.req("SEC-6-1")
+def test_default_epoch_lengths_follow_the_usage_limits() -> None:
     assert EPOCH_FRAMES[Suite.AES_256_GCM] == 1 << 23
     assert Channel(1, 1, NAME, KEY).epoch_frames == 1 << 23
     with pytest.raises(ValueError):
@@ -308,7 +326,8 @@ def test_default_epoch_lengths_follow_the_usage_limits_sec_6() -> None:
 # ---------------------------------------------------------------- determinism and drivers
 
 
-def test_two_channels_with_the_same_inputs_produce_identical_datagrams_sec_16() -> None:
+@pytest.mark.req("SEC-11-1")
+def test_two_channels_with_the_same_inputs_produce_identical_datagrams() -> None:
     frames = [frame(n) for n in range(20)]
     first = Channel(1, 42, NAME, KEY, epoch_frames=7)
     second = Channel(1, 42, NAME, KEY, epoch_frames=7)
@@ -320,7 +339,8 @@ def test_two_channels_with_the_same_inputs_produce_identical_datagrams_sec_16() 
     )
 
 
-def test_receive_never_raises_and_logs_each_reason_once_sec_15(
+@pytest.mark.req("SEC-9-1")
+def test_receive_never_raises_and_logs_each_reason_once(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     a, b = pair()
@@ -350,7 +370,8 @@ def test_constructor_validation() -> None:
             bad()
 
 
-def test_other_wire_versions_are_dropped_counted_and_logged_once_wire_17(
+@pytest.mark.req("WIRE-9-1")
+def test_other_wire_versions_are_dropped_counted_and_logged_once(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     a, b = pair()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 import tracemalloc
 from typing import Any
 
@@ -11,6 +10,7 @@ import pytest
 from hypothesis import Phase, find, given, settings
 from hypothesis import strategies as st
 
+from gcs.build import build_info
 from gcs.wire import codec
 from gcs.wire.codec import cluster_id_for, decode_frame, encode_frame
 from gcs.wire.errors import DropReason, EncodeError, FrameError
@@ -44,9 +44,10 @@ def raw(*items: Any) -> bytes:
     return cbor2.dumps(list(items))
 
 
-# ---------------------------------------------------------------- round trips (WIRE-16)
+# ---------------------------------------------------------------- round trips (WIRE-8.1-11)
 
 
+@pytest.mark.req("WIRE-8.1-11", "WIRE-5-2")
 @pytest.mark.parametrize(
     "strategy",
     [
@@ -70,8 +71,8 @@ def raw(*items: Any) -> bytes:
         "link_probe",
     ],
 )
-def test_round_trip_each_frame_type_wire_16(strategy: st.SearchStrategy[Frame]) -> None:
-    """WIRE-16: decode(encode(f)) == f for every valid frame of every type."""
+def test_round_trip_each_frame_type(strategy: st.SearchStrategy[Frame]) -> None:
+    """WIRE-8.1-11: decode(encode(f)) == f for every valid frame of every type."""
 
     @s.PROPERTY
     @given(strategy)
@@ -80,7 +81,7 @@ def test_round_trip_each_frame_type_wire_16(strategy: st.SearchStrategy[Frame]) 
         back = decode_frame(data, CID)
         assert back == frame
         assert type(back) is type(frame)
-        # WIRE-2: deterministic, so re-encoding the decoded frame gives the same bytes.
+        # WIRE-5-2: deterministic, so re-encoding the decoded frame gives the same bytes.
         assert encode_frame(back, CID) == data
 
     check()
@@ -92,9 +93,10 @@ def test_strategies_cover_every_frame_type() -> None:
         assert type(find(s.frames(), lambda f, cls=cls: type(f) is cls, settings=quick)) is cls
 
 
+@pytest.mark.req("WIRE-8.1-11")
 @s.PROPERTY
 @given(s.mcasts)
-def test_decoded_records_are_plain_records_wire_16(mcast: Mcast) -> None:
+def test_decoded_records_are_plain_records(mcast: Mcast) -> None:
     """The fast slot-setting constructor builds objects equal to, and hashing like, normal ones."""
     back = decode_frame(encode_frame(mcast, CID), CID)
     assert isinstance(back, Mcast)
@@ -110,7 +112,8 @@ def test_decoded_records_are_plain_records_wire_16(mcast: Mcast) -> None:
     assert hash(back.ring_id) == hash(mcast.ring_id)
 
 
-def test_sets_encode_sorted_and_flags_as_plain_ints_wire_2() -> None:
+@pytest.mark.req("WIRE-5-2")
+def test_sets_encode_sorted_and_flags_as_plain_ints() -> None:
     join = MembJoin(3, frozenset({300, 2, 17}), frozenset({17}), 4)
     assert cbor2.loads(encode_frame(join, CID)) == [1, CID, 3, 3, [2, 17, 300], [17], 4]
     flags = RecordFlags.FIRST | RecordFlags.SAFE
@@ -135,14 +138,27 @@ def test_encode_rejects_non_frames_and_bad_cluster_ids() -> None:
     with pytest.raises(EncodeError):
         encode_frame(MembMergeDetect(1, R), 1 << 32)
     with pytest.raises(EncodeError):
+        encode_frame(MembMergeDetect(1, R), "1")
+
+
+def test_a_frame_with_a_field_of_the_wrong_type_is_refused() -> None:
+    """The pure build's frames take any value and the encoder refuses it (EncodeError); the
+    compiled build's frames check their field types when built (TypeError), so such a frame
+    cannot even reach the encoder."""
+    if build_info().compiled:
+        with pytest.raises(TypeError):
+            RingId(seq=object(), rep=1)  # type: ignore[arg-type]
+        return
+    with pytest.raises(EncodeError):
         encode_frame(MembMergeDetect(1, RingId(seq=object(), rep=1)), CID)  # type: ignore[arg-type]
 
 
 # ---------------------------------------------------------------- strict decoding
 
 
-def test_every_tag_is_rejected_including_the_ones_cbor2_understands_wire_3() -> None:
-    """WIRE-3: bignums, shared and string references, dates, self-describe: all refused."""
+@pytest.mark.req("WIRE-8.1-1")
+def test_every_tag_is_rejected_including_the_ones_cbor2_understands() -> None:
+    """WIRE-8.1-1: bignums, shared and string references, dates, self-describe: all refused."""
     tags = [*range(64), 256, 258, 259, 260, 261, 1004, 55799, (1 << 32) - 1, (1 << 64) - 1]
     prefix = b"\x85" + b"".join(cbor2.dumps(item) for item in (1, CID, 2, 1)) + b"\x82\x01"
     assert decode_frame(prefix + b"\x08", CID) == MembMergeDetect(1, R)
@@ -151,7 +167,8 @@ def test_every_tag_is_rejected_including_the_ones_cbor2_understands_wire_3() -> 
         assert reason_of(prefix + head + b"\x08") is DropReason.CBOR, tag  # ring seq 8, tagged
 
 
-def test_indefinite_lengths_and_deep_nesting_are_rejected_wire_4() -> None:
+@pytest.mark.req("WIRE-8.1-2")
+def test_indefinite_lengths_and_deep_nesting_are_rejected() -> None:
     good = raw(1, CID, 2, 1, [1, 8])
     assert reason_of(b"\x9f" + good[1:] + b"\xff") is DropReason.CBOR
     assert reason_of(b"\x81" * 5 + b"\x01") is DropReason.CBOR
@@ -160,13 +177,15 @@ def test_indefinite_lengths_and_deep_nesting_are_rejected_wire_4() -> None:
     assert decode_frame(encode_frame(token, CID), CID) == token
 
 
-def test_trailing_bytes_are_rejected_wire_5() -> None:
+@pytest.mark.req("WIRE-8.1-3")
+def test_trailing_bytes_are_rejected() -> None:
     good = raw(1, CID, 2, 1, [1, 8])
     assert decode_frame(good, CID) == MembMergeDetect(1, R)
     assert reason_of(good + b"\x00") is DropReason.TRAILING_BYTES
     assert reason_of(good + good) is DropReason.TRAILING_BYTES
 
 
+@pytest.mark.req("WIRE-8.1-4")
 @pytest.mark.parametrize(
     ("items", "reason"),
     [
@@ -187,11 +206,12 @@ def test_trailing_bytes_are_rejected_wire_5() -> None:
         ((1, CID, 1, 1, [1, 8], 1, 0, [], None), DropReason.TYPE),
     ],
 )
-def test_exact_types_wire_6(items: tuple[Any, ...], reason: DropReason) -> None:
-    """WIRE-6: no implicit conversions between CBOR types."""
+def test_exact_types(items: tuple[Any, ...], reason: DropReason) -> None:
+    """WIRE-8.1-4: no implicit conversions between CBOR types."""
     assert reason_of(raw(*items)) is reason
 
 
+@pytest.mark.req("WIRE-8.1-5")
 @pytest.mark.parametrize(
     "items",
     [
@@ -203,10 +223,11 @@ def test_exact_types_wire_6(items: tuple[Any, ...], reason: DropReason) -> None:
         (1, CID),
     ],
 )
-def test_exact_array_lengths_wire_7(items: tuple[Any, ...]) -> None:
+def test_exact_array_lengths(items: tuple[Any, ...]) -> None:
     assert reason_of(raw(*items)) is DropReason.SHAPE
 
 
+@pytest.mark.req("WIRE-8.1-6")
 @pytest.mark.parametrize(
     "items",
     [
@@ -221,18 +242,20 @@ def test_exact_array_lengths_wire_7(items: tuple[Any, ...]) -> None:
         (1, CID, 4, [1, 8], 1, 0, [[0, [1, 8], 0, 0, False]]),
     ],
 )
-def test_integer_ranges_wire_8(items: tuple[Any, ...]) -> None:
+def test_integer_ranges(items: tuple[Any, ...]) -> None:
     assert reason_of(raw(*items)) is DropReason.RANGE
 
 
-def test_u64_and_node_id_extremes_are_accepted_wire_8() -> None:
+@pytest.mark.req("WIRE-8.1-6")
+def test_u64_and_node_id_extremes_are_accepted() -> None:
     top = (1 << 64) - 1
     node = (1 << 32) - 1
     frame = decode_frame(raw(1, CID, 2, node, [node, top]), CID)
     assert frame == MembMergeDetect(node, RingId(seq=top, rep=node))
 
 
-def test_list_and_size_limits_wire_9() -> None:
+@pytest.mark.req("WIRE-7-1")
+def test_list_and_size_limits() -> None:
     small = WireLimits(max_rtr_entries=2, max_nodes=3, max_records=2, max_group_bytes=4)
     rtr = [[[1, 8], n] for n in range(3)]
     assert reason_of(raw(1, CID, 0, [1, 8], 1, 2, 2, 0, 0, 0, False, rtr), small) is (
@@ -260,19 +283,22 @@ def test_list_and_size_limits_wire_9() -> None:
     assert decode_frame(frame, CID, WireLimits(max_datagram_bytes=2000)).seq == 1  # type: ignore[union-attr]
 
 
-def test_group_names_exactly_at_the_limit_pass_wire_9() -> None:
+@pytest.mark.req("WIRE-7-1")
+def test_group_names_exactly_at_the_limit_pass() -> None:
     for name in ("g" * 255, "é" * 127 + "g"):
         frame = raw(1, CID, 1, 1, [1, 8], 1, False, [[name, 1, 0, b""]], None)
         assert decode_frame(frame, CID).records[0].group == name  # type: ignore[union-attr]
 
 
+@pytest.mark.req("WIRE-8.1-7")
 @pytest.mark.parametrize("proc", [[2, 1], [1, 1], [1, 3, 2]])
-def test_sets_must_be_strictly_ascending_wire_10(proc: list[int]) -> None:
+def test_sets_must_be_strictly_ascending(proc: list[int]) -> None:
     assert reason_of(raw(1, CID, 3, 1, proc, [], 8)) is DropReason.NOT_CANONICAL
     assert reason_of(raw(1, CID, 3, 1, [], proc, 8)) is DropReason.NOT_CANONICAL
 
 
-def test_record_flags_wire_11() -> None:
+@pytest.mark.req("WIRE-4.2.1-1")
+def test_record_flags() -> None:
     def mcast(safe: bool, flags: int) -> bytes:
         return raw(1, CID, 1, 1, [1, 8], 1, safe, [["g", 1, flags, b""]], None)
 
@@ -287,7 +313,8 @@ def test_record_flags_wire_11() -> None:
             assert reason_of(mcast(safe, flags)) is DropReason.RANGE
 
 
-def test_encapsulation_rules_wire_12() -> None:
+@pytest.mark.req("WIRE-4.2.2-1")
+def test_encapsulation_rules() -> None:
     inner = [4, [1, 8], 17, False, [["g", 1, 0, b"x"]], None]
     ok = decode_frame(raw(1, CID, 1, 1, [1, 12], 1, True, [], inner), CID)
     assert isinstance(ok, Mcast) and ok.encapsulated is not None
@@ -303,7 +330,8 @@ def test_encapsulation_rules_wire_12() -> None:
     assert reason_of(raw(1, CID, 1, 1, [1, 12], 1, False, [], [4, [1, 8]])) is DropReason.SHAPE
 
 
-def test_version_cluster_and_type_wire_13() -> None:
+@pytest.mark.req("WIRE-8.1-8")
+def test_version_cluster_and_type() -> None:
     assert reason_of(raw(2, CID, 2, 1, [1, 8])) is DropReason.BAD_VERSION
     assert reason_of(raw(True, CID, 2, 1, [1, 8])) is DropReason.BAD_VERSION
     assert reason_of(raw(1, CID + 1, 2, 1, [1, 8])) is DropReason.WRONG_CLUSTER
@@ -311,8 +339,10 @@ def test_version_cluster_and_type_wire_13() -> None:
         assert reason_of(raw(1, CID, code, 1, [1, 8])) is DropReason.UNKNOWN_TYPE
 
 
-def test_protocol_rules_are_not_checked_wire_14() -> None:
-    """WIRE-14: a fail set outside the proc set, aru > seq, unsorted commit members all decode."""
+@pytest.mark.req("WIRE-8.1-9")
+def test_protocol_rules_are_not_checked() -> None:
+    """WIRE-8.1-9: a fail set outside the proc set, aru > seq, unsorted commit members all
+    decode."""
     join = decode_frame(raw(1, CID, 3, 1, [1], [5, 6], 0), CID)
     assert join == MembJoin(1, frozenset({1}), frozenset({5, 6}), 0)
     token = decode_frame(raw(1, CID, 0, [1, 8], 0, 1, 99, 7, 0, 0, False, []), CID)
@@ -321,9 +351,10 @@ def test_protocol_rules_are_not_checked_wire_14() -> None:
     assert decode_frame(raw(1, CID, 4, [2, 8], 0, 9, members), CID).members[0].node_id == 5  # type: ignore[union-attr]
 
 
-# ---------------------------------------------------------------- bombs (WIRE-15)
+# ---------------------------------------------------------------- bombs (WIRE-8.1-10)
 
 
+@pytest.mark.req("WIRE-8.1-10")
 @pytest.mark.parametrize(
     "head",
     [
@@ -335,18 +366,17 @@ def test_protocol_rules_are_not_checked_wire_14() -> None:
         b"\x9a\xff\xff\xff\xff",
     ],
 )
-def test_huge_length_claims_fail_fast_without_allocating_wire_15(head: bytes) -> None:
+def test_huge_length_claims_fail_fast_without_allocating(head: bytes) -> None:
     data = head + bytes(1400)
     tracemalloc.start()
-    started = time.perf_counter()
     try:
         with pytest.raises(FrameError):
             decode_frame(data, CID)
-        elapsed = time.perf_counter() - started
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    assert elapsed < 0.05
+    # "Fast" is judged by what the decoder allocates (a claim honoured would allocate its
+    # length), not by a wall-clock figure, which a loaded machine makes meaningless.
     assert peak < 1 << 20
 
 

@@ -1,4 +1,5 @@
-"""Fuzzing: whatever the bytes, decoding and opening raise FrameError and nothing else (WIRE-15).
+"""Fuzzing: whatever the bytes, decoding and opening raise FrameError and nothing else
+(WIRE-8.1-10).
 
 Random bytes mostly die in the first check, so most of the effort goes into mutants of valid
 frames and datagrams (bit flips, structural bytes, insertions, deletions, truncations, splices),
@@ -129,9 +130,10 @@ SEALED_POOL = _sealed(KEY)
 UNKEYED_POOL = _sealed(None)
 
 
+@pytest.mark.req("WIRE-8.1-10")
 @FUZZ
 @given(st.binary(max_size=2000))
-def test_random_bytes_only_raise_frame_errors_wire_15(data: bytes) -> None:
+def test_random_bytes_only_raise_frame_errors(data: bytes) -> None:
     decodes_or_frame_error(data)
     for key in (KEY, None):
         channel = Channel(2, 1, NAME, key)
@@ -141,15 +143,17 @@ def test_random_bytes_only_raise_frame_errors_wire_15(data: bytes) -> None:
             assert channel.receive(data) is None
 
 
+@pytest.mark.req("WIRE-8.1-10")
 @FUZZ
 @given(mutants(POOL_CBOR))
-def test_mutated_frames_only_raise_frame_errors_wire_15(data: bytes) -> None:
+def test_mutated_frames_only_raise_frame_errors(data: bytes) -> None:
     decodes_or_frame_error(data)
 
 
+@pytest.mark.req("SEC-8.4-1")
 @FUZZ
 @given(mutants(POOL_CBOR), st.sampled_from([Suite.AES_256_GCM, Suite.CHACHA20_POLY1305]))
-def test_authentic_datagrams_with_mutated_frames_only_raise_frame_errors_sec_10(
+def test_authentic_datagrams_with_mutated_frames_only_raise_frame_errors(
     body: bytes, suite: Suite
 ) -> None:
     """A key holder sending garbage: it passes authentication and must still be refused cleanly."""
@@ -164,9 +168,10 @@ def test_authentic_datagrams_with_mutated_frames_only_raise_frame_errors_sec_10(
     assert sender == 1 and decode_frame(body, CID) == frame
 
 
+@pytest.mark.req("SEC-3-1")
 @FUZZ
 @given(mutants(SEALED_POOL))
-def test_mutated_sealed_datagrams_only_raise_frame_errors_sec_1(mutant: bytes) -> None:
+def test_mutated_sealed_datagrams_only_raise_frame_errors(mutant: bytes) -> None:
     receiver = Channel(2, 1, NAME, KEY)
     try:
         sender, frame = receiver.open(mutant)
@@ -176,9 +181,10 @@ def test_mutated_sealed_datagrams_only_raise_frame_errors_sec_1(mutant: bytes) -
     assert sender == 1 and frame in POOL  # authenticated: only an intact original opens
 
 
+@pytest.mark.req("SEC-10-1")
 @FUZZ
 @given(mutants(UNKEYED_POOL))
-def test_mutated_unkeyed_datagrams_only_raise_frame_errors_sec_13(mutant: bytes) -> None:
+def test_mutated_unkeyed_datagrams_only_raise_frame_errors(mutant: bytes) -> None:
     """Unkeyed, mutants reach the decoder through the channel (nothing authenticates them)."""
     receiver = Channel(2, 1, NAME, None)
     try:
@@ -193,10 +199,11 @@ def test_mutated_unkeyed_datagrams_only_raise_frame_errors_sec_13(mutant: bytes)
 VECTOR_COUNT = len(VECTOR_DOC["vectors"])
 
 
+@pytest.mark.req("WIRE-8.1-10")
 @pytest.mark.parametrize(
     "body", POOL_CBOR[:VECTOR_COUNT], ids=[v["name"] for v in VECTOR_DOC["vectors"]]
 )
-def test_every_bit_flip_and_truncation_of_the_vector_frames_wire_15(body: bytes) -> None:
+def test_every_bit_flip_and_truncation_of_the_vector_frames(body: bytes) -> None:
     """Exhaustive, not sampled: each single-bit flip and each prefix of every vector's frame."""
     refused = 0
     for index in range(len(body)):

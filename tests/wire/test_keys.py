@@ -1,4 +1,4 @@
-"""The cluster key file and ``gcs keygen`` (RFC 0005 §2: SEC-2, SEC-3)."""
+"""The cluster key file and ``gcs keygen`` (RFC 0005 §2: SEC-2-1, SEC-2-2)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,8 @@ def mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
 
-def test_generate_key_writes_private_file_atomically_sec_3(tmp_path: Path) -> None:
+@pytest.mark.req("SEC-2-2")
+def test_generate_key_writes_private_file_atomically(tmp_path: Path) -> None:
     path = tmp_path / "authkey"
     generate_key(path, bytes(range(64)))
     assert path.read_bytes() == bytes(range(64))
@@ -26,7 +27,8 @@ def test_generate_key_writes_private_file_atomically_sec_3(tmp_path: Path) -> No
     assert [p.name for p in tmp_path.iterdir()] == ["authkey"]  # no temporary left behind
 
 
-def test_generate_key_never_overwrites_without_force_sec_3(tmp_path: Path) -> None:
+@pytest.mark.req("SEC-2-2")
+def test_generate_key_never_overwrites_without_force(tmp_path: Path) -> None:
     path = tmp_path / "authkey"
     generate_key(path, b"a" * 32)
     with pytest.raises(ConfigError, match="exists"):
@@ -37,14 +39,16 @@ def test_generate_key_never_overwrites_without_force_sec_3(tmp_path: Path) -> No
     assert len(list(tmp_path.iterdir())) == 1
 
 
-def test_generate_key_checks_length_sec_3(tmp_path: Path) -> None:
+@pytest.mark.req("SEC-2-2")
+def test_generate_key_checks_length(tmp_path: Path) -> None:
     for size in (0, 31, 4097):
         with pytest.raises(ConfigError):
             generate_key(tmp_path / f"k{size}", bytes(size))
     assert not list(tmp_path.iterdir())
 
 
-def test_load_key_refuses_keys_others_can_read_sec_2(tmp_path: Path) -> None:
+@pytest.mark.req("SEC-2-1")
+def test_load_key_refuses_keys_others_can_read(tmp_path: Path) -> None:
     path = tmp_path / "authkey"
     generate_key(path, bytes(range(48)))
     assert load_key(path) == bytes(range(48))
@@ -56,7 +60,8 @@ def test_load_key_refuses_keys_others_can_read_sec_2(tmp_path: Path) -> None:
     assert load_key(path) == bytes(range(48))
 
 
-def test_load_key_checks_length_and_kind_sec_2(tmp_path: Path) -> None:
+@pytest.mark.req("SEC-2-1")
+def test_load_key_checks_length_and_kind(tmp_path: Path) -> None:
     for size in (0, 31, 4097):
         path = tmp_path / f"k{size}"
         path.write_bytes(bytes(size))
@@ -69,7 +74,8 @@ def test_load_key_checks_length_and_kind_sec_2(tmp_path: Path) -> None:
         load_key(tmp_path)
 
 
-def test_keygen_cli_sec_3(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.req("SEC-2-2")
+def test_keygen_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "authkey"
     assert main(["keygen", str(path)]) == 0
     first = load_key(path)

@@ -1,4 +1,4 @@
-"""WIRE-8-1: a frame with several faults is dropped for the first, in the order of RFC 0002 §8.
+"""WIRE-8.2-1: a frame with several faults is dropped for the first, in the order of RFC 0002 §8.
 
 The reference reader (``tests/wire/reference.py``) applies the document's table literally. The
 codec must name the same reason for every vector and for frames built to carry several faults:
@@ -63,8 +63,9 @@ def reference_limits(overrides: dict[str, int] | None) -> tuple[WireLimits, refe
     return limits, ref
 
 
+@pytest.mark.req("WIRE-8.2-1")
 @pytest.mark.parametrize("vector", INVALID["vectors"], ids=[v["name"] for v in INVALID["vectors"]])
-def test_reference_and_codec_agree_with_each_invalid_vector_wire_8_1(
+def test_reference_and_codec_agree_with_each_invalid_vector(
     vector: dict[str, Any],
 ) -> None:
     data = bytes.fromhex(vector["cbor"])
@@ -78,22 +79,25 @@ def test_reference_accepts_each_valid_vector(vector: dict[str, Any]) -> None:
     assert reference.reason(bytes.fromhex(vector["cbor"]), CID) is None
 
 
-def test_two_faults_are_in_the_vectors_wire_8_1() -> None:
+@pytest.mark.req("WIRE-8.2-1")
+def test_two_faults_are_in_the_vectors() -> None:
     """The vectors themselves show the precedence: several have two faults, named so."""
     two = [v for v in INVALID["vectors"] if v["name"].startswith("two-faults-")]
     assert len(two) >= 8
     assert {v["reason"] for v in two} >= {"shape", "cbor", "too_many", "range", "bad_version"}
 
 
+@pytest.mark.req("WIRE-8.2-1")
 @MANY
 @given(mutants(POOL_CBOR))
-def test_mutated_frames_get_the_reference_reason_wire_8_1(data: bytes) -> None:
+def test_mutated_frames_get_the_reference_reason(data: bytes) -> None:
     assert codec_reason(data, cid=FUZZ_CID) == reference.reason(data, FUZZ_CID)
 
 
+@pytest.mark.req("WIRE-8.1-2")
 @MANY
 @given(mutants(POOL_CBOR))
-def test_cbor2_refuses_exactly_what_the_scanner_faults_wire_4(data: bytes) -> None:
+def test_cbor2_refuses_exactly_what_the_scanner_faults(data: bytes) -> None:
     """The codec's fast path (cbor2) and its fault scanner agree on which items are bad."""
     fp = io.BytesIO(data)
     decoder = cbor2.CBORDecoder(
@@ -124,13 +128,14 @@ def _replace(value: Any, path: tuple[int, ...], new: Any) -> Any:
     return copy
 
 
+@pytest.mark.req("WIRE-8.2-1")
 @MANY
 @given(
     st.sampled_from(POOL_CBOR),
     st.integers(min_value=0, max_value=2**32),
     st.integers(min_value=2, max_value=3),
 )
-def test_frames_with_several_wrong_values_get_the_reference_reason_wire_8_1(
+def test_frames_with_several_wrong_values_get_the_reference_reason(
     frame: bytes, seed: int, faults: int
 ) -> None:
     rng = random.Random(seed)

@@ -1,34 +1,34 @@
-"""History checkers: judge a finished run against the guarantees of brief §10.
+"""History checkers: judge a finished run against the guarantees of RFC 0001 §5 and RFC 0004 §11.
 
 Each checker is a pure function ``check_<name>(history, params) -> Verdict`` over a
 ``gcs.history.events.History`` (or a prebuilt ``HistoryIndex``). ``check_all`` runs them all, and
 ``summarize`` gives counts for run reports. The checkers read only the history, never core
 internals, so they judge simulator runs and histories recorded from real processes alike.
 
-| checker | brief §10 | EVS / paper |
+| checker | RFC requirement | EVS / paper |
 | --- | --- | --- |
-| streams | preamble (per-incarnation streams) | |
-| identity | 1 | Specs 1.3-1.4 |
-| no_duplicates | 2 | Spec 1.4 |
-| no_creation | 3 | Spec 1.2 |
-| config_agreement | 4, 7 | [P §4.1] |
-| ring_ids | 5 | |
-| change_shape | 6 | [P §3], §2 |
-| delivery_location | 8 | Spec 1.3 |
-| total_order | 9 | Specs 6.1-6.2 |
-| acyclic | 10 | [P §4.2 fn 4] |
-| agreed_prefix | 11 | Spec 6.3 |
-| virtual_synchrony | 12 | Spec 4 |
-| self_delivery | 13 | Spec 3 |
-| causal | 14 | Spec 5 |
-| safe | 15 | Specs 7.1-7.2 |
-| transitional_agreement | 16 | [P §7.2] |
-| origination_state | 21 (from State events) | [P §7.2] |
-| core_invariants | Invariant events | |
-| liveness | 23 (and 13's liveness part) | [P §4.1] termination |
-| no_spurious_change | 24 | |
-| gather_bound | 25 | |
-| link_failover | (RFC 0009 §10) | a scenario's ``[expect]``: no view change, cut latency |
+| streams | RFC 0004 §11 (per-incarnation streams) | |
+| identity | EVS-11-5 | Specs 1.3-1.4 |
+| no_duplicates | EVS-11-6 | Spec 1.4 |
+| no_creation | EVS-11-5 | Spec 1.2 |
+| config_agreement | EVS-11-1 | [P §4.1] |
+| ring_ids | EVS-11-2 | |
+| change_shape | EVS-11-3 | [P §3], §2 |
+| delivery_location | EVS-11-4 | Spec 1.3 |
+| total_order | EVS-11-7 | Specs 6.1-6.2 |
+| acyclic | EVS-11-14 | [P §4.2 fn 4] |
+| agreed_prefix | EVS-11-8 | Spec 6.3 |
+| virtual_synchrony | EVS-11-9 | Spec 4 |
+| self_delivery | EVS-11-11 | Spec 3 |
+| causal | EVS-11-12 | Spec 5 |
+| safe | EVS-11-13 | Specs 7.1-7.2 |
+| transitional_agreement | EVS-11-10 | [P §7.2] |
+| origination_state | ORD-4.6-2, REC-6.2-3 (from State events) | [P §7.2] |
+| core_invariants | RFC 0003 §11 (Invariant events) | |
+| liveness | EVS-11-15 (and EVS-11-11's liveness part) | [P §4.1] termination |
+| no_spurious_change | EVS-11-15 | |
+| gather_bound | EVS-11-15 | |
+| link_failover | LINK-4-1 (RFC 0010) | a scenario's ``[expect]``: no view change, cut latency |
 """
 
 from __future__ import annotations

@@ -1,10 +1,10 @@
-"""Global delivery-order acyclicity: brief §10 item 10 ([P §4.2] footnote 4, EVS Specs 6.1-6.2).
+"""Global delivery-order acyclicity: RFC 0004 EVS-11-14 ([P §4.2] footnote 4, EVS Specs 6.1-6.2).
 
 EVS requires one logical clock that orders every delivery and every configuration change
 consistently at all processes: the same mcast and the same configuration change get the same
 logical time everywhere. Pairwise order checks cannot establish that: three processes can
 each see a consistent pair while the three pairs together form a cycle. So build the graph
-the brief prescribes: a vertex per mcast (``(origin ring, seq)``) and per configuration change
+EVS-11-14 prescribes: a vertex per mcast (``(origin ring, seq)``) and per configuration change
 (``ConfigKey``), an edge between consecutive events of each incarnation's stream, and require
 that it has no cycle of any length.
 
@@ -12,7 +12,7 @@ The test is Kahn's algorithm (iterative, O(V + E), no recursion limit). If verti
 every remaining vertex has a remaining predecessor, so walking predecessors from any of them
 must repeat a vertex: that closes a cycle. A breadth-first search from the cycle's vertices
 then finds a shortest cycle through them, which is the witness reported (Elle-style: a small
-anomaly, not a log dump, style-anchors B4).
+anomaly, not a log dump).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from collections import deque
 from collections.abc import Iterator
 
 from gcs.sim.checkers.index import HistoryIndex, ProcView, Source, as_index
+from gcs.sim.checkers.judges import judges
 from gcs.sim.checkers.params import DEFAULT_PARAMS, CheckParams
 from gcs.sim.checkers.verdict import Problems, Verdict, fmt_proc, fmt_t
 
@@ -53,8 +54,9 @@ class _Graph:
         return vid
 
 
+@judges("GUAR-5-10", "EVS-11-14")
 def check_acyclic(history: Source, params: CheckParams = DEFAULT_PARAMS) -> Verdict:
-    """The graph of mcasts and configuration changes, linked per stream, is acyclic (§10.10)."""
+    """The graph of mcasts and configuration changes, linked per stream, is acyclic (EVS-11-14)."""
     idx = as_index(history)
     problems = Problems("acyclic")
     graph = _build(idx)

@@ -1,22 +1,22 @@
-"""Configurations: brief §10 items 4-7 (what the application is told at a view change, §4.3).
+"""Configurations: RFC 0004 EVS-11-1 to EVS-11-3 (what a view change tells the application, §7).
 
-* ``check_config_agreement`` (§10.4 and §10.7; [P §4.1] uniqueness and consistency): every
+* ``check_config_agreement`` (EVS-11-1; [P §4.1] uniqueness and consistency): every
   incarnation that installs a configuration reports the same member set, so ids are never
   reused with different contents; and the corosync-style lists follow from the members:
   transitional ``left`` = previous regular members - transitional members, ``joined`` = ();
   regular ``joined`` = new members - transitional members (all members after the startup
   singleton), ``left`` = ().
-* ``check_ring_ids`` (§10.5): ring seqs strictly increase over the regular configurations an
+* ``check_ring_ids`` (EVS-11-2): ring seqs strictly increase over the regular configurations an
   incarnation installs and across the incarnations of a node, unless the restart wiped its
   storage on purpose (``CheckParams.wiped``). When the history records ``Persist`` events, also
-  the storage contract behind it (ARCHITECTURE.md decision 2, brief §2.5 "Stable storage"): a
+  the storage contract behind it (RFC 0004 MEM-2.3-1, REC-5.3-2): a
   ring is installed only after a seq at least as high was persisted, and a restart reads back
   the last persisted seq.
-* ``check_change_shape`` (§10.6, [P §3], EVS §2): the startup singleton first; after it, a
+* ``check_change_shape`` (EVS-11-3, [P §3], EVS §2): the startup singleton first; after it, a
   transitional configuration between two regular ones, carrying the new ring's id; the
   transitional members are a subset of the previous and next regular members and are exactly
   the members of the new ring that came from the same previous ring, as far as their own
-  histories show it (brief §4.1 step 2, ``my_trans_memb``).
+  histories show it (RFC 0004 REC-6.1-1, ``my_trans_memb``).
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from gcs.sim.checkers.index import (
     Source,
     as_index,
 )
+from gcs.sim.checkers.judges import judges
 from gcs.sim.checkers.params import DEFAULT_PARAMS, CheckParams
 from gcs.sim.checkers.verdict import Problems, Verdict, fmt_proc, fmt_t
 from gcs.wire.frames import RingId
@@ -45,8 +46,9 @@ def fmt_nodes(nodes: Iterable[int]) -> str:
     return "{" + ",".join(str(n) for n in sorted(nodes)) + "}"
 
 
+@judges("GUAR-5-5", "EVS-11-1")
 def check_config_agreement(history: Source, params: CheckParams = DEFAULT_PARAMS) -> Verdict:
-    """Same configuration key ⇒ same members; left/joined derived from members (§10.4, §10.7)."""
+    """Same configuration key ⇒ same members; left/joined derived from members (EVS-11-1)."""
     idx = as_index(history)
     problems = Problems("config_agreement")
     for key, views in idx.configs.items():
@@ -100,8 +102,9 @@ def _compare_list(
         )
 
 
+@judges("GUAR-5-6", "EVS-11-2")
 def check_ring_ids(history: Source, params: CheckParams = DEFAULT_PARAMS) -> Verdict:
-    """Ring seqs strictly increase per incarnation and across restarts (§10.5)."""
+    """Ring seqs strictly increase per incarnation and across restarts (EVS-11-2)."""
     idx = as_index(history)
     problems = Problems("ring_ids")
     for view in idx.procs.values():
@@ -208,6 +211,7 @@ def _check_persist_before_install(view: ProcView, problems: Problems) -> None:
             )
 
 
+@judges("GUAR-5-7", "EVS-11-3")
 def check_change_shape(history: Source, params: CheckParams = DEFAULT_PARAMS) -> Verdict:
     """Singleton first; regular, (transitional, regular)*; trans = members from my old ring."""
     idx = as_index(history)

@@ -1,21 +1,21 @@
-"""Extended virtual synchrony proper: brief §10 items 12-15 (EVS Specs 3, 4, 5 and 7).
+"""Extended virtual synchrony proper: RFC 0004 EVS-11-9, EVS-11-11 to 13 (EVS Specs 3-5, 7).
 
-* ``check_virtual_synchrony`` (§10.12, EVS Spec 4, [P §4.2]): two incarnations that both go
+* ``check_virtual_synchrony`` (EVS-11-9, EVS Spec 4, [P §4.2]): two incarnations that both go
   from configuration C directly to the same next configuration delivered the same set in C.
   Both steps are checked: regular → transitional (failure atomicity of the old ring) and
   transitional → regular (the recovered messages).
-* ``check_self_delivery`` (§10.13, EVS Spec 3): an incarnation that originated m in regular C
+* ``check_self_delivery`` (EVS-11-11, EVS Spec 3): an incarnation that originated m in regular C
   delivers m in C or in its trans(C), unless it crashed or left before installing its next
   regular configuration. Still in C at the end of the run, it must have delivered its own
   messages if it is one of ``CheckParams.expected_live`` (which had time to settle); other
   undecided cases are counted as pending, not judged.
-* ``check_causal`` (§10.14, EVS Spec 5): FIFO per sender within a ring (by message counter:
+* ``check_causal`` (EVS-11-12, EVS Spec 5): FIFO per sender within a ring (by message counter:
   anyone delivering m2 delivered every lower-counter message of the same sender and ring
   first), and send-after-deliver: if the sender delivered m1 before originating m2, anyone
   delivering m2 delivered m1 first. Causality is local to a configuration and both messages
   then share the origin ring, so the second rule reduces to: a gap skipped by the receiver
   must not hold a message the sender had delivered before originating.
-* ``check_safe`` (§10.15, EVS Specs 7.1-7.2): if anyone delivers m as safe in c, every member of
+* ``check_safe`` (EVS-11-13, EVS Specs 7.1-7.2): if anyone delivers m as safe in c, every member of
   c delivers m in c or in its own trans(c), unless it crashed or left before installing its
   next regular configuration; safe delivery in a regular c implies every member installed c.
   An mcast originated safe must also be delivered with the safe guarantee.
@@ -37,6 +37,7 @@ from gcs.sim.checkers.index import (
     Source,
     as_index,
 )
+from gcs.sim.checkers.judges import judges
 from gcs.sim.checkers.params import DEFAULT_PARAMS, CheckParams
 from gcs.sim.checkers.verdict import Problems, Proc, Verdict, fmt_ids, fmt_proc, fmt_t
 
@@ -50,8 +51,9 @@ def _mcasts_text(idx: HistoryIndex, mcasts: Iterable[Mcast], limit: int = 5) -> 
     return "[" + "; ".join(parts) + more + "]"
 
 
+@judges("GUAR-5-8", "EVS-11-9")
 def check_virtual_synchrony(history: Source, params: CheckParams = DEFAULT_PARAMS) -> Verdict:
-    """Same C → same next configuration ⇒ same set delivered in C (§10.12)."""
+    """Same C → same next configuration ⇒ same set delivered in C (EVS-11-9)."""
     idx = as_index(history)
     problems = Problems("virtual_synchrony")
     moves: dict[tuple[int, int], list[ConfigView]] = {}
@@ -86,8 +88,9 @@ def _next_time(config: ConfigView) -> int:
     return config.next.time_ns if config.next is not None else config.time_ns
 
 
+@judges("GUAR-5-3", "EVS-11-11")
 def check_self_delivery(history: Source, params: CheckParams = DEFAULT_PARAMS) -> Verdict:
-    """A sender that survives to its next regular configuration delivered its mcasts (§10.13)."""
+    """A sender that survives to its next regular configuration delivered its mcasts (EVS-11-11)."""
     idx = as_index(history)
     problems = Problems("self_delivery")
     excused = pending = 0
@@ -119,8 +122,9 @@ def check_self_delivery(history: Source, params: CheckParams = DEFAULT_PARAMS) -
     return problems.verdict({"excused_by_failure": excused, "pending_at_end": pending})
 
 
+@judges("GUAR-5-4", "EVS-11-12")
 def check_causal(history: Source, params: CheckParams = DEFAULT_PARAMS) -> Verdict:
-    """FIFO per sender and ring, and send-after-deliver within a configuration (§10.14).
+    """FIFO per sender and ring, and send-after-deliver within a configuration (EVS-11-12).
 
     Receiver side, both rules are about gaps: if the sender originates in counter order
     (checked first), a receiver breaks FIFO exactly when it delivers an mcast of a sender after
@@ -200,8 +204,9 @@ def _check_gap_causality(
             )
 
 
+@judges("GUAR-5-9", "EVS-11-13")
 def check_safe(history: Source, params: CheckParams = DEFAULT_PARAMS) -> Verdict:
-    """Safe in c ⇒ every member of c delivers it in c or trans(c), or fails (§10.15).
+    """Safe in c ⇒ every member of c delivers it in c or trans(c), or fails (EVS-11-13).
 
     Works per configuration with set differences: the mcasts anyone delivered as safe in c,
     minus what each member delivered in c and (for a regular c) its trans(c).

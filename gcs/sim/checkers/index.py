@@ -6,7 +6,7 @@ in each one, who originated ring R's seq s, which incarnation of node n installe
 configuration X. ``build_index`` answers all of these in one O(n) pass, so that running every
 checker over a 10^5-event history stays well under a second (the simulator judges every run).
 
-Vocabulary (brief §10 preamble, §4.3):
+Vocabulary (RFC 0004 §11, §7):
 
 * a *proc* is one process incarnation ``(node, incarnation)``; a restart is a new proc;
 * an *mcast* is one seq of one ring. Deliveries and originations are per mcast; a packed mcast
@@ -75,7 +75,7 @@ Delivery = tuple[int, Deliver, Mcast]  # (position, event, mcast)
 
 @dataclass(frozen=True, slots=True)
 class ConfigKey:
-    """The identity of a configuration (ARCHITECTURE.md decision 4, refined for merges).
+    """The identity of a configuration (RFC 0004 REC-7.1-2, refined for merges).
 
     ``prev`` is None for regular configurations. For a transitional configuration it is the
     previous regular ring of the members moving together, which tells apart the transitional
@@ -96,7 +96,7 @@ class ConfigKey:
 class ConfigView:
     """One incarnation's installation of one configuration, and what it delivered in it.
 
-    ``home`` is the number of the one ring whose mcasts may be delivered here (brief §10.8):
+    ``home`` is the number of the one ring whose mcasts may be delivered here (RFC 0004 EVS-11-4):
     the ring itself for a regular configuration, the previous regular ring for a transitional
     one (-1 if there is none).
     """
@@ -168,7 +168,7 @@ class ProcView:
     def abandoned_recovery(self, after_pos: int, before_pos: int) -> bool:
         """Did a recovery attempt fail (a State event leaving RECOVERY for anything but
         OPERATIONAL) between two stream positions? After one, the paper's obligation set
-        (brief §4.4) may let more senders than the transitional members follow a gap."""
+        (RFC 0004 §7.3) may let more senders than the transitional members follow a gap."""
         return any(
             after_pos < pos < before_pos
             and state.old.lower() == "recovery"
@@ -323,7 +323,7 @@ class HistoryIndex:
     def gap_steps(self) -> dict[Proc, list[GapStep]]:
         """Per incarnation, the deliveries made after it skipped an originated seq of the
         delivery's ring (computed once, on first use). Shared by the agreed-prefix rule
-        (§10.11) and causality (§10.14). Recovery carrier seqs have no Originate event and
+        (EVS-11-8) and causality (EVS-11-12). Recovery carrier seqs have no Originate event and
         are never gaps; in a valid history gaps occur only in transitional configurations.
         """
         if self._gap_steps is None:
@@ -501,7 +501,7 @@ def _add_originate(idx: HistoryIndex, view: ProcView, pos: int, event: Originate
 def _walk_gaps(idx: HistoryIndex, view: ProcView) -> list[GapStep]:
     """One pass over the incarnation's deliveries with a pointer per ring into the sorted
     originated seqs: the seqs the pointer passes without a delivery are gaps. Deliveries of
-    one ring are in increasing seq order (§10.9), so a passed seq is never delivered later;
+    one ring are in increasing seq order (EVS-11-7), so a passed seq is never delivered later;
     if they are not, the gaps found are still real (delivered later than a higher seq).
     The common case, the delivery of exactly the next originated seq, costs one comparison."""
     pointers: dict[int, int] = {}

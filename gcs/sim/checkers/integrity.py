@@ -1,24 +1,25 @@
-"""Identity and integrity: brief §10 items 1-3, plus the shape of the history itself.
+"""Identity and integrity: RFC 0004 EVS-11-5 and EVS-11-6, plus the shape of the history itself.
 
 * ``check_streams``: the history is something the other checkers can trust. Each incarnation
   starts with ``Start``, ends at most once (``Crash``/``Leave``) and records nothing after that;
   the incarnations of one node follow each other and never overlap (a restarted node is a new
-  process, brief §10 preamble); virtual time never goes backwards.
-* ``check_identity`` (§10.1, EVS Specs 1.3-1.4): a message id names one message. Every delivery
-  of an id reports the same (origin ring, seq, sender), every delivery of an mcast reports the
-  same sender and ids, and the sender is the node named in the id. Together with strictly
-  increasing seqs per ring (§10.9) this is what makes per-ring total order pairwise consistent.
-* ``check_no_duplicates`` (§10.2, EVS Spec 1.4): an incarnation delivers an id, and an mcast, at
+  process, RFC 0004 §11); virtual time never goes backwards.
+* ``check_identity`` (RFC 0004 EVS-11-5, EVS Specs 1.3-1.4): a message id names one message.
+  Every delivery of an id reports the same (origin ring, seq, sender), every delivery of an
+  mcast reports the same sender and ids, and the sender is the node named in the id. Together
+  with strictly increasing seqs per ring (EVS-11-7) this is what makes per-ring total order
+  pairwise consistent.
+* ``check_no_duplicates`` (EVS-11-6, EVS Spec 1.4): an incarnation delivers an id, and an mcast, at
   most once, hence never in two configurations.
-* ``check_no_creation`` (§10.3, EVS Spec 1.2): every delivered mcast was originated (the EVS
-  "send", ARCHITECTURE.md decision 6) by its sender while that sender was in the regular
+* ``check_no_creation`` (EVS-11-5, EVS Spec 1.2): every delivered mcast was originated (the EVS
+  "send", RFC 0006 API-4.3-1) by its sender while that sender was in the regular
   configuration of the origin ring; every id in it was submitted earlier by the incarnation the
   id names, originated exactly once, with the guarantee it was submitted with; and every
   delivered record decoded as a workload payload (``corrupt == 0``).
-* ``check_origination_state`` (§10.21): nothing is originated outside OPERATIONAL, as far as
-  the incarnation's ``State`` events show.
+* ``check_origination_state`` (RFC 0003 ORD-4.6-2, RFC 0004 REC-6.2-3): nothing is originated
+  outside OPERATIONAL, as far as the incarnation's ``State`` events show.
 * ``check_core_invariants``: the core raised ``InvariantViolation``; always a failed run
-  (ARCHITECTURE.md decision 8).
+  (RFC 0003 §11, RFC 0006 API-7-1).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from gcs.sim.checkers.index import (
     Source,
     as_index,
 )
+from gcs.sim.checkers.judges import judges
 from gcs.sim.checkers.params import DEFAULT_PARAMS, CheckParams
 from gcs.sim.checkers.verdict import (
     Problems,
@@ -55,6 +57,7 @@ __all__ = [
 ]
 
 
+@judges()
 def check_streams(history: Source, params: CheckParams = DEFAULT_PARAMS) -> Verdict:
     """Well-formed per-incarnation streams (the premise of every other checker)."""
     idx = as_index(history)
@@ -114,8 +117,9 @@ def _check_incarnation_order(idx: HistoryIndex, problems: Problems) -> None:
             )
 
 
+@judges("GUAR-5-2", "EVS-11-5")
 def check_identity(history: Source, params: CheckParams = DEFAULT_PARAMS) -> Verdict:
-    """msg_id -> (origin ring, seq, sender) and mcast -> (sender, ids) are functions (§10.1).
+    """msg_id -> (origin ring, seq, sender) and mcast -> (sender, ids) are functions (EVS-11-5).
 
     Works on the distinct (mcast, sender, ids) signatures the index collected, so its cost is
     per message, not per delivery.
@@ -151,8 +155,9 @@ def check_identity(history: Source, params: CheckParams = DEFAULT_PARAMS) -> Ver
     return problems.verdict(stats)
 
 
+@judges("GUAR-5-2", "EVS-11-6")
 def check_no_duplicates(history: Source, params: CheckParams = DEFAULT_PARAMS) -> Verdict:
-    """Each incarnation delivers each message id and each mcast at most once (§10.2).
+    """Each incarnation delivers each message id and each mcast at most once (EVS-11-6).
 
     Per mcast the index already knows. A message can be delivered twice without an mcast
     being repeated only if one mcast lists it twice or it appears in two different mcasts
@@ -212,8 +217,9 @@ def _check_delivered_once(
             )
 
 
+@judges("GUAR-5-2", "EVS-11-5")
 def check_no_creation(history: Source, params: CheckParams = DEFAULT_PARAMS) -> Verdict:
-    """Everything delivered was submitted, then originated once, by its sender (§10.3)."""
+    """Everything delivered was submitted, then originated once, by its sender (EVS-11-5)."""
     idx = as_index(history)
     problems = Problems("no_creation")
     for proc, deliver in idx.corrupt:
@@ -335,9 +341,10 @@ def _check_sent_once(idx: HistoryIndex, problems: Problems) -> None:
         )
 
 
+@judges("REC-6.2-3")
 def check_origination_state(history: Source, params: CheckParams = DEFAULT_PARAMS) -> Verdict:
-    """Mcasts are originated only in OPERATIONAL (§10.21, [P §7.2]: "no new application
-    messages are originated in RECOVERY"; in GATHER and COMMIT there is no ring token).
+    """Mcasts are originated only in OPERATIONAL (ORD-4.6-2, REC-6.2-3, [P §7.2]: "no new
+    application messages are originated in RECOVERY"; in GATHER and COMMIT there is no ring token).
 
     Judged from ``State`` events: an Originate recorded while the incarnation's latest state
     change left it in another state. Incarnations without State events are not judged.
@@ -363,8 +370,9 @@ def check_origination_state(history: Source, params: CheckParams = DEFAULT_PARAM
     return problems.verdict({"incarnations_judged": judged})
 
 
+@judges("ORD-11-1", "ORD-11-2", "ORD-11-3")
 def check_core_invariants(history: Source, params: CheckParams = DEFAULT_PARAMS) -> Verdict:
-    """Any InvariantViolation raised by a core fails the run (ARCHITECTURE.md decision 8)."""
+    """Any InvariantViolation raised by a core fails the run (RFC 0003 §11)."""
     idx = as_index(history)
     problems = Problems("core_invariants")
     for event in idx.invariants:

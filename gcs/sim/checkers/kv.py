@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections import Counter
 
 from gcs.history.events import MsgId
+from gcs.sim.checkers.judges import judges
 from gcs.sim.checkers.verdict import Problems, Verdict, fmt_t
 from gcs.sim.workloads.kvlog import GENESIS, Ack, Apply, Install, KvLog, chain_step
 
@@ -47,6 +48,7 @@ def _history(log: KvLog, problems: Problems | None) -> dict[int, tuple[MsgId, by
     return {v: (m, c) for v, (m, c, _) in seen.items()}
 
 
+@judges("QRM-4.1-4", "XFR-5.3-1", "XFR-5.5-1")
 def check_kv_history(log: KvLog) -> Verdict:
     problems = Problems("kv_history")
     history = _history(log, problems)
@@ -72,6 +74,7 @@ def check_kv_history(log: KvLog) -> Verdict:
     return problems.verdict({"versions": len(history), "applies": applies})
 
 
+@judges("XFR-5.3-1", "XFR-5.5-1")
 def check_kv_acked(log: KvLog) -> Verdict:
     problems = Problems("kv_acked")
     history = _history(log, None)
@@ -93,6 +96,7 @@ def check_kv_acked(log: KvLog) -> Verdict:
     return problems.verdict({"acknowledged": len(acks), "final_version": final.version})
 
 
+@judges("XFR-5.5-1")
 def check_kv_converged(log: KvLog) -> Verdict:
     problems = Problems("kv_converged")
     finals = log.finals

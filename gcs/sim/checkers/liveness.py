@@ -1,26 +1,29 @@
-"""Liveness and termination after the faults stop: brief §10 items 23-25, style-anchors S9.
+"""Liveness and termination after the faults stop (RFC 0007 SIM-5.4-2, SIM-6.1-1).
 
 Safety checkers judge every history; these need to know when the nemesis went quiet and who
 should be alive and connected afterwards (``CheckParams``), and say "unknown" without it (the
-VOPR two-phase idea: faults, then a healed core that must converge, style-anchors B2).
+two-phase idea of TigerBeetle's VOPR: faults, then a healed cluster that must converge).
 
-* ``check_liveness`` (§10.23, §10.13 liveness part): every expected-live incarnation is still
-  running, ends in one common regular configuration whose members are exactly the expected
-  nodes, installed by ``quiet_from_ns + liveness_bound_ns`` and never left. Every message they
+* ``check_liveness``: every expected-live incarnation is still running and ends in one common
+  regular configuration whose members are exactly the expected nodes. That configuration
+  formed by ``quiet_from_ns + liveness_bound_ns``, or it ended a chain of loss-caused
+  reformations (``gcs.sim.checkers.reformation``) that started from one which did: a quiet
+  period with baseline loss may lose every copy of a token after the ring converged, and the
+  ring re-forming with the same members is the failure detector working. Every message they
   submitted (up to ``submit_cutoff_ns``) was originated and delivered by its own sender, and
   every mcast originated in the common configuration was delivered by all of them. Messages
   originated in earlier configurations are not required everywhere: EVS does not transfer
   state across a partition (set-full's ``:lost`` restated for EVS).
-* ``check_no_spurious_change`` (§10.24): once settled, configurations change only because of a
-  fault. For the expected incarnations "settled" is when their common configuration formed in
-  the quiet period (``settled_at``; a configuration that formed earlier may still react to a
-  fault that just ended); for any other incarnation (say one isolated for good), and when no
-  common configuration formed after the faults, it is ``quiet_from_ns + liveness_bound_ns``.
-  A configuration installed later needs a ``Fault`` event between that moment and the
-  installation.
-* ``check_gather_bound`` (§10.25): no incarnation enters GATHER more than
-  ``CheckParams.gather_bound`` times in a row without reaching OPERATIONAL (a membership
-  livelock, brief §8), read from ``State`` events.
+* ``check_no_spurious_change``: once settled, configurations change only because of a fault
+  or through a loss-caused reformation. For the expected incarnations "settled" is when their
+  common configuration formed in the quiet period (``settled_at``; a configuration that formed
+  earlier may still react to a fault that just ended); for any other incarnation (say one
+  isolated for good), and when no common configuration formed after the faults, it is
+  ``quiet_from_ns + liveness_bound_ns``. A configuration installed later needs a ``Fault``
+  event between that moment and the installation, or to end an excused reformation.
+* ``check_gather_bound``: no incarnation enters GATHER more than ``CheckParams.gather_bound``
+  times in a row without reaching OPERATIONAL (a membership livelock), read from ``State``
+  events.
 """
 
 from __future__ import annotations
@@ -37,7 +40,15 @@ from gcs.sim.checkers.index import (
     Source,
     as_index,
 )
+from gcs.sim.checkers.judges import judges
 from gcs.sim.checkers.params import DEFAULT_PARAMS, CheckParams
+from gcs.sim.checkers.reformation import (
+    Change,
+    Common,
+    common_configs,
+    excused_installs,
+    quiet_changes,
+)
 from gcs.sim.checkers.verdict import (
     Problems,
     Proc,
@@ -55,15 +66,20 @@ __all__ = ["check_gather_bound", "check_liveness", "check_no_spurious_change", "
 _NEEDS = "needs quiet_from_ns, liveness_bound_ns and expected_live"
 
 
+@judges("GUAR-5-11", "EVS-11-15")
 def check_liveness(history: Source, params: CheckParams = DEFAULT_PARAMS) -> Verdict:
-    """Expected incarnations converge on one configuration and deliver their messages (§10.23)."""
+    """Expected incarnations converge on one configuration and deliver their messages."""
     idx = as_index(history)
     problems = Problems("liveness")
     quiet, bound, expected = params.quiet_from_ns, params.liveness_bound_ns, params.expected_live
     if quiet is None or bound is None or not expected:
         return problems.unknown(_NEEDS)
-    finals = _final_configs(idx, expected, quiet + bound, problems)
-    stats: dict[str, Stat] = {"expected_live": len(expected)}
+    finals = _final_configs(idx, expected, problems)
+    changes = quiet_changes(idx, params)
+    stats: dict[str, Stat] = {
+        "expected_live": len(expected),
+        "excused_reformations": sum(change.excused for change in changes),
+    }
     rings = {config.key.ring for config in finals.values()}
     if len(rings) > 1:
         listing = "; ".join(
@@ -84,11 +100,12 @@ def check_liveness(history: Source, params: CheckParams = DEFAULT_PARAMS) -> Ver
         stats["common_ring"] = str(ring)
         stats["formed_after_quiet_ns"] = max(c.time_ns for c in finals.values()) - quiet
         stats["mcasts_in_common_ring"] = _check_common_ring(idx, ring, finals, params, problems)
+    _check_deadline(idx, params, finals, changes, problems)
     return problems.verdict(stats)
 
 
 def _final_configs(
-    idx: HistoryIndex, expected: frozenset[Proc], deadline: int, problems: Problems
+    idx: HistoryIndex, expected: frozenset[Proc], problems: Problems
 ) -> dict[Proc, ConfigView]:
     finals: dict[Proc, ConfigView] = {}
     for proc in sorted(expected):
@@ -106,14 +123,54 @@ def _final_configs(
         elif view.configs[-1].key.kind != REGULAR:
             problems.add(f"{view.configs[-1].label()} is where expected {who} ended the run")
         else:
-            final = view.configs[-1]
-            finals[proc] = final
+            finals[proc] = view.configs[-1]
+    return finals
+
+
+def _check_deadline(
+    idx: HistoryIndex,
+    params: CheckParams,
+    finals: dict[Proc, ConfigView],
+    changes: list[Change],
+    problems: Problems,
+) -> None:
+    """The final configuration formed by the deadline, or after excused reformations only."""
+    assert params.quiet_from_ns is not None and params.liveness_bound_ns is not None
+    deadline = params.quiet_from_ns + params.liveness_bound_ns
+    keys = {config.key for config in finals.values()}
+    common = next((c for c in common_configs(idx, params) if c.key in keys), None)
+    if len(keys) != 1 or common is None:
+        for proc, final in sorted(finals.items()):
             if final.time_ns > deadline:
                 problems.add(
-                    f"{final.label()} is the final configuration of {who}, installed after the "
-                    f"liveness deadline {fmt_t(deadline)} (quiet from + bound)"
+                    f"{final.label()} is the final configuration of node {fmt_proc(proc)}, "
+                    f"installed after the liveness deadline {fmt_t(deadline)} (quiet from + bound)"
                 )
-    return finals
+        return
+    why = _late(common, {change.new.key: change for change in changes}, deadline)
+    if why:
+        problems.add(
+            f"{common.key}, the final configuration of the expected incarnations, was installed "
+            f"after the liveness deadline {fmt_t(deadline)} (quiet from + bound), at "
+            f"{fmt_t(common.formed_ns)}, and {why}"
+        )
+
+
+def _late(common: Common, reached_by: dict[ConfigKey, Change], deadline: int) -> str:
+    """Why ``common`` does not count as reached in time ("" if it does): it formed by the
+    deadline, or an excused reformation led to it from a configuration that counts."""
+    while common.formed_ns > deadline:
+        change = reached_by.get(common.key)
+        if change is None:
+            return "no common configuration formed by the deadline was held until then"
+        if not change.excused:
+            assert change.old.left_ns is not None
+            return (
+                f"the change from {change.old.key}, begun at {fmt_t(change.old.left_ns)}, is "
+                f"not a loss-caused reformation: {change.why_not}"
+            )
+        common = change.old
+    return ""
 
 
 def _check_own_messages(
@@ -208,8 +265,9 @@ def _formation(key: ConfigKey, views: list[ProcView | None]) -> tuple[int | None
     return formed, left
 
 
+@judges("GUAR-5-11", "EVS-11-15")
 def check_no_spurious_change(history: Source, params: CheckParams = DEFAULT_PARAMS) -> Verdict:
-    """After settling, every configuration change has a fault to explain it (§10.24)."""
+    """After settling, every configuration change has a fault (or loss) to explain it."""
     idx = as_index(history)
     problems = Problems("no_spurious_change")
     quiet, bound = params.quiet_from_ns, params.liveness_bound_ns
@@ -220,10 +278,11 @@ def check_no_spurious_change(history: Source, params: CheckParams = DEFAULT_PARA
     settled = settled_at(idx, params)
     expected_from = others_from if settled is None else settled
     faults = sorted(fault.time_ns for fault in idx.faults)
+    excused = excused_installs(quiet_changes(idx, params))
     for view in idx.procs.values():
         since = expected_from if view.proc in expected else others_from
         for config in view.configs:
-            if config.time_ns <= since:
+            if config.time_ns <= since or (view.proc, config.key.ring) in excused:
                 continue
             i = bisect_left(faults, since)
             if i == len(faults) or faults[i] > config.time_ns:
@@ -235,8 +294,9 @@ def check_no_spurious_change(history: Source, params: CheckParams = DEFAULT_PARA
     return problems.verdict(stats)
 
 
+@judges("EVS-11-15")
 def check_gather_bound(history: Source, params: CheckParams = DEFAULT_PARAMS) -> Verdict:
-    """At most ``gather_bound`` GATHER entries in a row without OPERATIONAL (§10.25)."""
+    """At most ``gather_bound`` GATHER entries in a row without OPERATIONAL."""
     idx = as_index(history)
     problems = Problems("gather_bound")
     bound = params.gather_bound

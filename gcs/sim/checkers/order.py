@@ -1,19 +1,19 @@
-"""Where and in what order messages are delivered: brief §10 items 8, 9, 11 and 16.
+"""Where and in what order messages are delivered: RFC 0004 EVS-11-4, EVS-11-7, EVS-11-8, EVS-11-10.
 
-* ``check_delivery_location`` (§10.8, [P §4.2], EVS Spec 1.3): a delivery happens in the
+* ``check_delivery_location`` (EVS-11-4, [P §4.2], EVS Spec 1.3): a delivery happens in the
   incarnation's current configuration (the event repeats it) and an mcast originated on ring R
   is delivered only in regular configuration R or in the transitional configuration that
   follows R at that member. Being a member of R follows: the member installed R.
-* ``check_total_order`` (§10.9, EVS Specs 6.1-6.2): each incarnation delivers the mcasts of one
+* ``check_total_order`` (EVS-11-7, EVS Specs 6.1-6.2): each incarnation delivers the mcasts of one
   origin ring in strictly increasing seq. Since seq names one mcast (``check_identity``), any
   two incarnations then deliver their common messages of R in the same relative order.
-* ``check_agreed_prefix`` (§10.11, EVS Spec 6.3, [P §7.2]): in a regular configuration,
+* ``check_agreed_prefix`` (EVS-11-8, EVS Spec 6.3, [P §7.2]): in a regular configuration,
   delivering seq s of R means every originated seq below s was delivered first. In a
   transitional configuration a process may skip only messages of senders outside it, and
   (``CheckParams.strict_transitional_gap``) only messages whose sender is in it may follow a
-  gap: the others might depend causally on the missing message (brief §4.3 step 4).
+  gap: the others might depend causally on the missing message (RFC 0004 §7.2).
   Recovery carrier seqs have no Originate event and are never gaps.
-* ``check_transitional_agreement`` (§10.16, [P §7.2]): the members of one transitional
+* ``check_transitional_agreement`` (EVS-11-10, [P §7.2]): the members of one transitional
   configuration deliver the same sequence of old-ring messages in it; one that crashed while
   delivering it has a prefix of that sequence.
 """
@@ -32,6 +32,7 @@ from gcs.sim.checkers.index import (
     Source,
     as_index,
 )
+from gcs.sim.checkers.judges import judges
 from gcs.sim.checkers.params import DEFAULT_PARAMS, CheckParams
 from gcs.sim.checkers.verdict import Problems, Verdict, fmt_ids, fmt_mcast, fmt_proc, fmt_t
 
@@ -50,8 +51,9 @@ def _describe(deliver: Deliver) -> str:
     )
 
 
+@judges("GUAR-5-7", "EVS-11-4")
 def check_delivery_location(history: Source, params: CheckParams = DEFAULT_PARAMS) -> Verdict:
-    """Ring-R mcasts are delivered only in regular R or in the member's trans(R) (§10.8)."""
+    """Ring-R mcasts are delivered only in regular R or in the member's trans(R) (EVS-11-4)."""
     idx = as_index(history)
     problems = Problems("delivery_location")
     for view in idx.procs.values():
@@ -81,8 +83,9 @@ def check_delivery_location(history: Source, params: CheckParams = DEFAULT_PARAM
     return problems.verdict()
 
 
+@judges("GUAR-5-1", "EVS-11-7")
 def check_total_order(history: Source, params: CheckParams = DEFAULT_PARAMS) -> Verdict:
-    """Per incarnation and origin ring, delivered seqs strictly increase (§10.9)."""
+    """Per incarnation and origin ring, delivered seqs strictly increase (EVS-11-7)."""
     idx = as_index(history)
     problems = Problems("total_order")
     for view in idx.procs.values():
@@ -99,8 +102,9 @@ def check_total_order(history: Source, params: CheckParams = DEFAULT_PARAMS) -> 
     return problems.verdict()
 
 
+@judges("GUAR-5-1", "EVS-11-8")
 def check_agreed_prefix(history: Source, params: CheckParams = DEFAULT_PARAMS) -> Verdict:
-    """No gaps in regular configs; in transitional ones only the allowed gaps (§10.11)."""
+    """No gaps in regular configs; in transitional ones only the allowed gaps (EVS-11-8)."""
     idx = as_index(history)
     problems = Problems("agreed_prefix")
     skipped = 0
@@ -128,10 +132,10 @@ def _gap_text(idx: HistoryIndex, ring_no: int, gaps: Sequence[int]) -> str:
 def _check_transitional_gap(
     idx: HistoryIndex, step: GapStep, params: CheckParams, problems: Problems
 ) -> None:
-    """EVS Spec 6.3 and brief §4.3 step 4 for one delivery that follows a gap.
+    """EVS Spec 6.3 and RFC 0004 §7.2 for one delivery that follows a gap.
 
     The senders allowed after a gap form the *deliver set*: the transitional members, plus,
-    after an abandoned recovery attempt, the obligation set of brief §4.4 (members of the old
+    after an abandoned recovery attempt, the obligation set of RFC 0004 §7.3 (members of the old
     ring that an earlier attempt had already recovered everything from). The history does
     not record that set, so after an abandoned attempt only old-ring membership is required;
     otherwise the deliver set is exactly the transitional membership.
@@ -163,8 +167,9 @@ def _check_transitional_gap(
     )
 
 
+@judges("GUAR-5-8", "EVS-11-10")
 def check_transitional_agreement(history: Source, params: CheckParams = DEFAULT_PARAMS) -> Verdict:
-    """Members of one transitional configuration deliver one sequence in it (§10.16)."""
+    """Members of one transitional configuration deliver one sequence in it (EVS-11-10)."""
     idx = as_index(history)
     problems = Problems("transitional_agreement")
     compared = 0

@@ -1,6 +1,6 @@
 """What the checkers need to know about a run beyond its history.
 
-Safety checkers need nothing: the history is enough. Liveness checkers (brief §10 items 23-25)
+Safety checkers need nothing: the history is enough. Liveness checkers (RFC 0004 EVS-11-15)
 need to know when the nemesis stopped, how long the cluster may take to settle, and which
 incarnations the run expects to be alive and connected at the end; the ring-id checker
 (item 5) needs to know which restarts found their storage wiped on purpose. Every field has a
@@ -25,7 +25,7 @@ class CheckParams:
     run had no quiet period, so liveness is not judged.
 
     ``liveness_bound_ns``: how long after ``quiet_from_ns`` the expected incarnations have to
-    form their common configuration (brief §10.23: roughly token + consensus + k·join +
+    form their common configuration (RFC 0004 §9.2, EVS-11-15: roughly token + consensus + k·join +
     rotations).
 
     ``expected_live``: the incarnations expected alive and mutually connected at the end. They
@@ -33,7 +33,8 @@ class CheckParams:
     end-of-run obligations (self-delivery, safe delivery) apply to them. None: unknown.
 
     ``wiped``: incarnations that started on storage wiped on purpose; their ring ids may go
-    backwards relative to earlier incarnations of the same node (§10.5 "given stable storage").
+    backwards relative to earlier incarnations of the same node (RFC 0004 EVS-11-2: "provided its
+    stable storage survived").
 
     ``all_restarts_wiped``: every restart ran without stable storage.
 
@@ -41,13 +42,18 @@ class CheckParams:
     delivery requirement (the workload was still sending when the run stopped).
 
     ``gather_bound``: most consecutive GATHER entries allowed without reaching OPERATIONAL
-    (§10.25). None: not checked.
+    (RFC 0004 EVS-11-15). None: not checked.
+
+    ``quiet_loss``: the probability that the network loses a datagram in the quiet period (the
+    scenario's baseline loss, or a loss step never undone). Above 0, a reformation of the
+    converged ring with the same members caused by token loss is excused (RFC 0007 SIM-6.1-1,
+    ``gcs.sim.checkers.reformation``); at 0 nothing is.
 
     ``strict_transitional_gap``: in a transitional configuration, a message that follows a gap
-    must come from the deliver set (§10.11, brief §4.3 step 4): the transitional members, or,
+    must come from the deliver set (RFC 0004 EVS-11-8, REC-7.2-1): the transitional members, or,
     if the incarnation abandoned a recovery attempt since its previous regular configuration
     (visible in its ``State`` events), any member of the old ring, since the paper's obligation
-    set (brief §4.4) is not recorded. False turns the rule off; causality (§10.14) still
+    set (RFC 0004 §7.3) is not recorded. False turns the rule off; causality (EVS-11-12) still
     catches a skipped message that the later one depends on.
 
     ``link_failover``: (no view change expected, latency bound in ns or 0) from a link-cut
@@ -61,6 +67,7 @@ class CheckParams:
     all_restarts_wiped: bool = False
     submit_cutoff_ns: int | None = None
     gather_bound: int | None = None
+    quiet_loss: float = 0.0
     strict_transitional_gap: bool = True
     link_failover: tuple[bool, int] | None = None
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 
+from gcs.sim.checkers.judges import judges
 from gcs.sim.checkers.verdict import Problems, Verdict, fmt_t
 from gcs.sim.workloads.kvlog import KvLog, VerdictEnd
 from gcs.sim.workloads.kvlog import Verdict as QuorumVerdict
@@ -70,6 +71,7 @@ def _spans(log: KvLog) -> dict[RingId, _Span]:
     return spans
 
 
+@judges("QRM-3.6-1")
 def check_quorum(log: KvLog) -> Verdict:
     problems = Problems("quorum")
     if log.two_node:
@@ -88,6 +90,7 @@ def check_quorum(log: KvLog) -> Verdict:
     return problems.verdict(stats)
 
 
+@judges("QRM-3.2-1")
 def check_quorum_agreement(log: KvLog) -> Verdict:
     problems = Problems("quorum_agreement")
     per_ring: dict[RingId, dict[Proc, list[tuple[bool, int, int]]]] = {}

@@ -1,8 +1,8 @@
-"""A small summary of a run for reports (style-anchors S11 ``summary.txt``, B4 ``:net`` stats).
+"""A small summary of a run for reports (``summary.txt``, RFC 0007 §7).
 
 Counts only; nothing here judges the run. View changes are tallied by the first word of
 ``Conf.reason``, which is the ``ReasonKind`` value (``token_loss``, ``join``, ``merge``, ...,
-brief §4.3 and ``gcs.totem.effects.ChangeReason``); transitional installations are not counted
+RFC 0004 §9.1 and ``gcs.totem.effects.ChangeReason``); transitional installations are not counted
 as separate view changes, since each one precedes a regular one.
 """
 

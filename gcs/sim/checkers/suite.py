@@ -43,7 +43,7 @@ __all__ = ["SAFETY_CHECKERS", "Checker", "check_all", "format_report"]
 
 Checker = Callable[[Source, CheckParams], Verdict]
 
-# In brief §10 order, after the history's own well-formedness.
+# In RFC 0004 §11 order (roughly), after the history's own well-formedness.
 SAFETY_CHECKERS: tuple[Checker, ...] = (
     check_streams,
     check_identity,  # 1
@@ -67,8 +67,8 @@ SAFETY_CHECKERS: tuple[Checker, ...] = (
 
 
 def check_all(history: Source, *, params: CheckParams = DEFAULT_PARAMS) -> list[Verdict]:
-    """Every safety checker, plus liveness (§10.23-24) if ``params.quiet_from_ns`` is set, the
-    GATHER bound (§10.25) if ``params.gather_bound`` is set and the link-failover claims of a
+    """Every safety checker, plus liveness (EVS-11-15) if ``params.quiet_from_ns`` is set, the
+    GATHER bound (EVS-11-15) if ``params.gather_bound`` is set and the link-failover claims of a
     scenario (``gcs.sim.checkers.links``) if ``params.link_failover`` is set."""
     with gc_paused():
         return _run(as_index(history), params)

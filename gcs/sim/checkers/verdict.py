@@ -1,12 +1,11 @@
 """What a checker returns, and the text helpers every problem message uses.
 
 A checker's answer is a ``Verdict``: valid (True), invalid (False) or "could not be judged"
-(None, with a note saying why), the Jepsen ``:valid?`` / ``:unknown`` convention
-(style-anchors B3). Problems are plain sentences that name the incarnation, the message ids,
-the rings, the seqs and the virtual time, so a failing seed can be debugged from the report
-alone. Only the first ``MAX_PROBLEMS`` sentences are kept; ``problem_count`` says how many
-there were in total, so a run with ten thousand violations does not produce a ten-thousand-line
-report.
+(None, with a note saying why), the Jepsen ``:valid?`` / ``:unknown`` convention. Problems are
+plain sentences that name the incarnation, the message ids, the rings, the seqs and the virtual
+time, so a failing seed can be debugged from the report alone. Only the first ``MAX_PROBLEMS``
+sentences are kept; ``problem_count`` says how many there were in total, so a run with ten
+thousand violations does not produce a ten-thousand-line report.
 """
 
 from __future__ import annotations
@@ -32,7 +31,7 @@ __all__ = [
 
 MAX_PROBLEMS = 20
 
-Proc = tuple[int, int]  # (node, incarnation): one process incarnation (brief §10 preamble)
+Proc = tuple[int, int]  # (node, incarnation): one process incarnation (RFC 0004 §11)
 Stat = int | float | str
 
 

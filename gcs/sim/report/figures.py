@@ -17,6 +17,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from gcs.sim.report.oneway import one_way_faults
 from gcs.sim.report.timeline import reformations, view_changes
 from gcs.sim.run import Result
 from gcs.sim.scenario import Scenario
@@ -66,6 +67,12 @@ COLUMNS: dict[str, str] = {
     "reform_heal_s": "mean time to reform after a heal (merge), including the final quiet heal",
     "views_after_pause": "view changes in windows opened by a pause (false suspicions)",
     "views_after_block": "view changes in windows opened by a one-way link failure",
+    "oneway_majority_views": "one-way faults: most regular configurations installed during one "
+    "block by a node that is neither end of the link (1 = the one necessary exclusion)",
+    "oneway_settle_s": "one-way faults: longest time from a block to the isolated end's last "
+    "membership change (the whole block if it never settled)",
+    "oneway_merge_s": "one-way faults: longest time from an unblock to one ring of every live "
+    "node (empty if one never formed before the next fault)",
     "events": "simulator events run (cost, not a protocol figure)",
 }
 
@@ -138,6 +145,19 @@ def _reform_columns(result: Result) -> dict[str, Any]:
     }
 
 
+def _one_way_columns(result: Result) -> dict[str, Any]:
+    faults = one_way_faults(result.history)
+    if not faults:
+        return {"oneway_majority_views": "", "oneway_settle_s": "", "oneway_merge_s": ""}
+    settles = [f.settle_ns / S for f in faults if f.settle_ns is not None]
+    merges = [f.merge_ns for f in faults]
+    return {
+        "oneway_majority_views": max(f.majority_views for f in faults),
+        "oneway_settle_s": max(settles) if settles else "",
+        "oneway_merge_s": "" if None in merges else max(m or 0 for m in merges) / S,
+    }
+
+
 def figures(result: Result, probe: CounterProbe | None = None) -> dict[str, Any]:
     """One run as an ordered row of ``COLUMNS`` (numbers unformatted)."""
     m = result.metrics
@@ -169,6 +189,7 @@ def figures(result: Result, probe: CounterProbe | None = None) -> dict[str, Any]
     for reason in REASONS:
         row[f"views_{reason}"] = reasons[reason]
     row.update(_reform_columns(result))
+    row.update(_one_way_columns(result))
     row["events"] = result.events
     assert list(row) == list(COLUMNS), "figures() and COLUMNS disagree"
     return row
@@ -223,6 +244,22 @@ def summary_text(
         lines.append(
             f"{window.time_ns / S:>9.3f}s  {window.view_changes:>5}  {reform:>9}  "
             + "; ".join(window.faults)
+        )
+    faults = one_way_faults(result.history)
+    if faults:
+        lines += [
+            "",
+            f"{'one-way':>10}  {'majority views':>14}  {'isolated':>8}  "
+            f"{'settled after':>13}  {'merged after':>12}",
+        ]
+    for f in faults:
+        settle = "-" if f.settle_ns is None else f"{f.settle_ns / S:.3f} s"
+        if not f.settled:
+            settle = f"never ({settle})"
+        merge = "-" if f.merge_ns is None else f"{f.merge_ns / S:.3f} s"
+        lines.append(
+            f"{f'{f.src}->{f.dst}':>10}  {f.majority_views:>14}  {f.isolated or '-':>8}  "
+            f"{settle:>13}  {merge:>12}"
         )
     lines += ["", "checkers"]
     lines += [

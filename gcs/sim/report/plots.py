@@ -1,6 +1,6 @@
 """Plots of runs and sweeps (the ``plot`` extra: matplotlib, imported only here).
 
-Run plots follow Jepsen's perf checker (style-anchors B3): throughput and latency quantiles
+Run plots follow Jepsen's perf checker (RFC 0007 §7): throughput and latency quantiles
 over virtual time with every fault period shaded, and a per-node membership timeline (which
 ring each node is in and its membership state) in the spirit of Jepsen's timeline.html. Sweep
 plots show a metric against a study parameter, one line per series, with 95% confidence

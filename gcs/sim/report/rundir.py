@@ -1,6 +1,6 @@
 """Run directories: everything one simulated run produced, and enough to reproduce it.
 
-Layout (Maelstrom's store, style-anchors B4/S11), one directory per (scenario, seed)::
+Layout (Maelstrom's store; RFC 0007 §7, §8), one directory per (scenario, seed)::
 
     <out>/<scenario name>-seed<seed>/
         scenario.toml    the fully resolved scenario (every default written out)

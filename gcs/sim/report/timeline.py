@@ -133,9 +133,14 @@ def _label(fault: h.Fault) -> str:
         return f"{fault.kind} {detail.get('src')}->{detail.get('dst')}"
     if fault.kind in ("loss", "token_loss", "commit_token_loss"):
         return f"{fault.kind} {detail.get('value')}"
+    if fault.kind in ("recovery_loss", "recovery_delay"):
+        return f"{fault.kind} {detail.get('spec')} {detail.get('value')}"
     if fault.kind == "clock":
         return f"clock n{fault.node} x{detail.get('rate')}"
     return f"{fault.kind} n{fault.node}" if fault.node else fault.kind
+
+
+_TIMED = ("pause", "token_loss", "commit_token_loss", "recovery_loss", "recovery_delay")
 
 
 def _faults(history: h.History) -> list[h.Fault]:
@@ -151,7 +156,7 @@ def fault_periods(history: h.History, end_ns: int | None = None) -> list[FaultPe
         stop = fault.time_ns
         duration = fault.detail.get("duration_s")
         later = faults[i + 1 :]
-        if fault.kind in ("pause", "token_loss", "commit_token_loss") and duration:
+        if fault.kind in _TIMED and duration:
             stop = fault.time_ns + int(float(duration) * S)
         elif fault.kind in _SPAN_UNTIL:
             ends = _SPAN_UNTIL[fault.kind]
