@@ -126,7 +126,7 @@ class LinkAddress:
 class NodeEntry:
     """One configured node: its id and its UDP address on each link, in link order.
 
-    Link ``k`` of every node is one network (RFC 0009 TRN-10-1): a node sends its link-``k``
+    Link ``k`` of every node is one network (RFC 0010 LNK-3-1): a node sends its link-``k``
     datagrams from its own link-``k`` address to the destination's link-``k`` address. With one
     link, ``host`` and ``port`` are the node's address.
     """
@@ -265,7 +265,7 @@ class Config:
 
     @property
     def links(self) -> int:
-        """How many links every node has (RFC 0009 §10): one address each."""
+        """How many links every node has (RFC 0010): one address each."""
         return len(self.addresses[0].links)
 
     @property
@@ -284,11 +284,11 @@ class Config:
 
     @property
     def mode(self) -> LinkMode:
-        """``link_mode`` as the enum (RFC 0009 §10.4)."""
+        """``link_mode`` as the enum (RFC 0010)."""
         return LinkMode(self.link_mode)
 
     def link_timings(self) -> LinkTimings:
-        """Link-down time and hysteresis (RFC 0009 TRN-10-6); defaults from the token timeout."""
+        """Link-down time and hysteresis (RFC 0010 LNK-3-3); defaults from the token timeout."""
         token = self.token_timeout_ms
         down = token // 3 if self.link_down_ms is None else self.link_down_ms
         down = max(down, MIN_DOWN_NS // MS)

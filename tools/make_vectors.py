@@ -659,9 +659,9 @@ def _sequences() -> list[tuple[str, str, dict[str, Any], list[Step]]]:
          [(0, d(), "accept", HOME), (10, d(0, 0, 1), "accept", ELSEWHERE),
           (20, d(0, 0, 2), "accept", HOME)]),
         ("copies-on-two-links", "a sender with two links in active mode sends each datagram "
-         "on both (RFC 0009 TRN-10-5): whichever copy arrives first is accepted, the other is "
+         "on both (RFC 0010 LNK-6-2): whichever copy arrives first is accepted, the other is "
          "a replay, in either order and interleaved with later counters; every link address "
-         "of a node is its home (TRN-10-7, the driver gives them all as the first)", homes,
+         "of a node is its home (LNK-6-4, the driver gives them all as the first)", homes,
          [(0, d(), "accept", HOME), (0, d(), "replay", HOME), (5, d(0, 0, 2), "accept", HOME),
           (6, d(0, 0, 1), "accept", HOME), (6, d(0, 0, 1), "replay", HOME),
           (7, d(0, 0, 2), "replay", HOME), (9, d(0, 0, 3), "accept", HOME)]),

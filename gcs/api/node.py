@@ -134,7 +134,7 @@ class NodeStatistics:
 async def _resolve_addresses(
     loop: asyncio.AbstractEventLoop, cfg: Config
 ) -> tuple[list[SockAddr], list[int], dict[int, SockAddr], dict[int, tuple[SockAddr, ...]]]:
-    """Resolve every address once, at start (RFC 0009 TRN-3-1): the bind address of each link,
+    """Resolve every address once, at start (RFC 0009 TRN-3.1-1): the bind address of each link,
     each link's family, every peer's first-link address and its address on every link."""
     links = cfg.links
     binds: list[SockAddr] = []

@@ -1,4 +1,4 @@
-"""Redundant links: per-peer link health and the choice of links for each frame (RFC 0009 §10).
+"""Redundant links: per-peer link health and the choice of links for each frame (RFC 0010).
 
 A node may reach its peers over several independent networks (links). Which of them are up,
 which carry the next frame, when to send a heartbeat and when a cut link has healed is decided

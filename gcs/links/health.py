@@ -1,8 +1,8 @@
-"""Link health per (peer, link), heartbeats, and the links each frame goes on (RFC 0009 §10).
+"""Link health per (peer, link), heartbeats, and the links each frame goes on (RFC 0010).
 
 Theory of operation. For every peer and every link, a node keeps one ``_Pair``: when it last
 heard the peer on that link (any authenticated datagram arriving on the link's socket: traffic
-and heartbeats alike, TRN-10-2), whether it *hears* the peer there (its receive direction, with
+and heartbeats alike, LNK-4-1), whether it *hears* the peer there (its receive direction, with
 hysteresis), whether the peer says it hears us there (the ``hears`` flag of the peer's last
 ``LinkProbe``), and the heartbeat bookkeeping. A link to a peer is **up** when both directions
 work: we hear the peer and the peer hears us. So a cut in one direction takes the link down at
@@ -11,7 +11,7 @@ both ends, and neither end keeps sending into it.
 Timings (``LinkTimings``, all derived from ``down_ns``, the link-down time):
 
 * ``down_ns``: a link on which nothing was heard for this long is no longer heard (down).
-  The configuration's default is a third of the token timeout (TRN-10-6), so a cut is noticed,
+  The configuration's default is a third of the token timeout (LNK-3-3), so a cut is noticed,
   and traffic moved, well before the token is declared lost.
 * ``stale_ns = down_ns / 2``: a link silent this long is *quiet*: still up, but in passive mode
   the next link takes the traffic too (below), so failover starts at half the down time.
@@ -20,11 +20,11 @@ Timings (``LinkTimings``, all derived from ``down_ns``, the link-down time):
 * ``ping_ns = down_ns / 4``: the heartbeat interval. A node sends a ``LinkProbe`` to a peer on a
   link when it sent that peer nothing on that link alone for ``ping_ns`` (an idle link), and at
   least once every ``down_ns`` on a busy one (for the round-trip time and the loss figures).
-  The peer answers each probe at once on the same link (TRN-10-3). Copies sent on several links
+  The peer answers each probe at once on the same link (LNK-4-2). Copies sent on several links
   do not count as traffic: the receiver drops all but the first unauthenticated (RFC 0005), so
   they are no evidence on the other links, and in active mode every link gets heartbeats.
 
-The choice of links (``routes``, TRN-10-4), recomputed whenever a pair changes state:
+The choice of links (``routes``, LNK-5-1), recomputed whenever a pair changes state:
 
 * passive: the lowest-numbered up link that is not quiet, preceded by any lower-numbered up
   links that went quiet (they may only be idle; a copy costs nothing, the replay window drops
@@ -69,7 +69,7 @@ MIN_DOWN_NS = 4 * MS
 
 
 class LinkMode(enum.Enum):
-    """How frames use the links that are up (RFC 0009 §10.4)."""
+    """How frames use the links that are up (RFC 0010)."""
 
     PASSIVE = "passive"
     """One link carries the traffic to a peer (the lowest-numbered up link); the others stand by."""
@@ -92,7 +92,7 @@ class LinkTimings:
 
     @classmethod
     def for_token(cls, token_timeout_ns: int) -> LinkTimings:
-        """The defaults (TRN-10-6): down after a third of the token timeout, up after as long."""
+        """The defaults (LNK-3-3): down after a third of the token timeout, up after as long."""
         down = max(MIN_DOWN_NS, token_timeout_ns // 3)
         return cls(down, down)
 
@@ -174,7 +174,7 @@ class LinkStatus:
     routed: bool
     """Frames to the peer go on this link now."""
     misrouted: int
-    """The peer's heartbeats for another link that arrived on this one (TRN-10-10)."""
+    """The peer's heartbeats for another link that arrived on this one (LNK-4-6)."""
 
 
 class _Pair:
@@ -274,7 +274,7 @@ class Links:
     # ------------------------------------------------------------------ inputs (hot path first)
 
     def heard(self, now_ns: int, peer: int, link: int) -> Output | None:
-        """An authenticated datagram from ``peer`` arrived on ``link`` (TRN-10-2)."""
+        """An authenticated datagram from ``peer`` arrived on ``link`` (LNK-4-1)."""
         pairs = self._by_peer.get(peer)
         if pairs is None or not 0 <= link < self.count:
             return None
@@ -287,7 +287,7 @@ class Links:
         return self._revive(now_ns, pair, gap)
 
     def note_sent(self, now_ns: int, peer: int, link: int) -> None:
-        """A datagram went to ``peer`` on ``link`` alone: the link is not idle (TRN-10-3)."""
+        """A datagram went to ``peer`` on ``link`` alone: the link is not idle (LNK-4-2)."""
         pairs = self._by_peer.get(peer)
         if pairs is not None:
             pairs[link].sent_ns = now_ns
@@ -373,7 +373,7 @@ class Links:
         out.changes.append(LinkChange(pair.peer, pair.link, up, now_ns, why))
 
     def _route(self, peer: int) -> tuple[int, ...]:
-        """The links for frames to ``peer`` (TRN-10-4, module docstring)."""
+        """The links for frames to ``peer`` (LNK-5-1, module docstring)."""
         pairs = self._by_peer[peer]
         if self.mode is LinkMode.ACTIVE:
             return tuple(p.link for p in pairs if p.up) or self._all

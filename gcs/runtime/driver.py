@@ -122,7 +122,7 @@ class RuntimeStatistics:
     sndbuf_bytes: int
     loop_lag: LagStatistics
     links: LinkReport | None = None
-    """Each link to each peer, with several links (RFC 0009 §10); None with one."""
+    """Each link to each peer, with several links (RFC 0010); None with one."""
     link_probes_ignored: int = 0
     """Link heartbeats received by a node with one link (a peer configured with several)."""
 
@@ -158,8 +158,6 @@ class Driver:
         self._writer = RingSeqWriter(loop, store, self._persisted, self._fail)
         self._endpoint: Endpoint | None = None
         self._endpoints: tuple[Endpoint, ...] = ()
-        self._links = None if links is None else links(self.now_ns)
-        """Several links (RFC 0009 §10): datagrams go where this says; None with one link."""
         self._multicast_to: SockAddr | None = None
         self._sendto: Callable[[bytes, SockAddr], None] = _not_open
         totem = core.config
@@ -172,6 +170,8 @@ class Driver:
         self._timer: asyncio.TimerHandle | None = None
         self._armed_ns: int | None = None
         self._last_now = 0
+        self._links = None if links is None else links(self.now_ns)
+        """Several links (RFC 0010): datagrams go where this says; None with one link."""
         self._tokens: deque[tuple[int, Frame, bytes]] = deque()
         self._drain_scheduled = False
         self._slice = delivery_slice

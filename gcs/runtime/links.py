@@ -4,18 +4,18 @@
 is due); this module carries it out on the event loop, for the driver (``gcs.runtime.driver``):
 
 * every datagram for a peer goes, byte for byte, on each link of ``routes[peer]``, from that
-  link's socket to the peer's address on that link (RFC 0009 TRN-10-1, TRN-10-4); one seal,
-  however many links (TRN-4-1);
+  link's socket to the peer's address on that link (RFC 0010 LNK-3-1, LNK-5-1); one seal,
+  however many links (TRN-4.1-1);
 * the machine's heartbeats go out on their one link; its timer is a ``call_at`` of its own, so
   the core's timer is not re-armed for link bookkeeping;
 * every link change is logged, one line each (up at INFO, down at WARNING), and counted;
 * when the links to a peer change, the last ``Send`` datagram (a token or commit token) that
   went to that peer within the link-down time is sent again on the links new in the route
-  (TRN-10-8): if the first copy was lost with the link, the token moves on without waiting for
+  (LNK-5-5): if the first copy was lost with the link, the token moves on without waiting for
   the token-retransmit timer; if it was not, the copy is dropped by the replay window;
 * a datagram's source address is mapped to its node's first-link address before the channel
   sees it, so that every one of a peer's link addresses counts as the peer's own address for
-  RFC 0005 SEC-19 (TRN-10-7).
+  RFC 0005 SEC-7.1-1 (LNK-6-4).
 """
 
 from __future__ import annotations
@@ -212,7 +212,7 @@ class LinkDriver:
             )
 
     def _reroute(self, reroute: Reroute) -> None:
-        """TRN-10-8: the last token for that peer, again, on the links new in its route."""
+        """LNK-5-5: the last token for that peer, again, on the links new in its route."""
         _LOG.debug(
             "node %d: frames to node %d now on link(s) %s (were %s)",
             self.machine.me,
@@ -238,7 +238,7 @@ class LinkDriver:
             self.misrouted_logged = True
             _LOG.warning(
                 "node %d: node %d's heartbeat for its link %d arrived on our link %d: the two "
-                "configurations list the addresses in another link order (RFC 0009 TRN-10-10); "
+                "configurations list the addresses in another link order (RFC 0010 LNK-4-6); "
                 "further ones are counted, not logged",
                 self.machine.me,
                 src,

@@ -303,7 +303,7 @@ def _replay_joins(
 def _cut_link(
     world: World, scenario: Scenario, step: FaultStep, rng: random.Random, nodes: tuple[int, ...]
 ) -> None:
-    """A node loses one of its links, both ways (a NIC, cable or switch port, RFC 0009 §10)."""
+    """A node loses one of its links, both ways (a NIC, cable or switch port, RFC 0010)."""
     for node in _targets(world, rng, nodes):
         world.network.cut_link(node, step.link)
         world.fault("cut_link", node, link=step.link)

@@ -5,7 +5,7 @@ so the fate of a datagram depends only on the seed, the link and how many datagr
 link before it (RFC 0007 §3). Partitions are sets of blocked directed links: blocking a -> b but
 not b -> a is a one-way (asymmetric) partition. Nothing here knows about frames: it moves bytes.
 
-Redundant links (RFC 0009 §10, RFC 0007 §3.1). With ``links`` > 1 every node is on that many
+Redundant links (RFC 0010, RFC 0007 §3.1). With ``links`` > 1 every node is on that many
 independent networks: the path a -> b on network ``k`` has its own random stream (network 0
 keeps the stream it has with one link, so a one-link run is unchanged), and a node's link can be
 cut (``cut_link``: nothing crosses network ``k`` to or from that node) and restored, the

@@ -138,7 +138,7 @@ class FaultStep:
 
 @dataclass(frozen=True, slots=True)
 class LinkSpec:
-    """``[links]``: redundant links per node (RFC 0009 §10). One link is the classic model."""
+    """``[links]``: redundant links per node (RFC 0010). One link is the classic model."""
 
     count: int = 1
     mode: str = "passive"  # "passive" | "active"
@@ -298,7 +298,7 @@ def parse_scenario(data: Mapping[str, Any], default_name: str = "scenario") -> S
     except ValueError as exc:
         raise ConfigError("links.down_ms", str(exc)) from None
     if links.count > 1 and timings.down_ns >= cfg.token_timeout_ns:
-        raise ConfigError("links.down_ms", "must be below the token timeout (RFC 0009 TRN-10-6)")
+        raise ConfigError("links.down_ms", "must be below the token timeout (RFC 0010 LNK-3-3)")
     scenario.quorum_rules()  # ConfigError naming quorum.<key> or votes[<node>]
     return scenario
 

@@ -46,7 +46,7 @@ class ChannelTransport(Transport):
     def open(self, src: int, payload: Any, now_ns: int) -> tuple[int, WireFrame] | None:
         # The simulated network has node ids, not addresses: a source in the sense of
         # Channel.receive would name the node (every link of a node is its home, RFC 0009
-        # TRN-10-7), and duplicate node ids are not simulated.
+        # LNK-6-4), and duplicate node ids are not simulated.
         return self.channel.receive(payload, now_ns)
 
     def size(self, payload: Any) -> int:

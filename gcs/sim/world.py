@@ -154,10 +154,10 @@ class Host:
     state: str = "down"
     config: str = ""
     links: Links | None = None
-    """This incarnation's link machine (several links, RFC 0009 §10), the runtime's own."""
+    """This incarnation's link machine (several links, RFC 0010), the runtime's own."""
     link_gen: int = 0
     last_send: dict[int, tuple[int, Any]] = field(default_factory=dict)
-    """Per peer: (local time, payload) of the last ``Send`` (re-sent on a reroute, TRN-10-8)."""
+    """Per peer: (local time, payload) of the last ``Send`` (re-sent on a reroute, LNK-5-5)."""
     members: tuple[int, ...] = ()
 
     @property
@@ -459,7 +459,7 @@ class Host:
             if len(route) == 1:
                 links.note_sent(now, dest, route[0])
 
-    # -------------------------------------------------------------- links (RFC 0009 §10)
+    # -------------------------------------------------------------- links (RFC 0010)
 
     def _arm_links(self) -> None:
         """Keep one event armed for the link machine (its own, beside the core's timer)."""
@@ -483,7 +483,7 @@ class Host:
         self._arm_links()
 
     def _apply_links(self, out: Output | None) -> None:
-        """Carry out the link machine's output: probes, change counts, re-sends (TRN-10-8)."""
+        """Carry out the link machine's output: probes, change counts, re-sends (LNK-5-5)."""
         if out is None:
             return
         w = self.world
@@ -603,7 +603,7 @@ class World:
         self.history = h.History()
         self.totem_config = totem_config
         self.links = links
-        """Links per node (RFC 0009 §10); 1 is the one-link model, unchanged."""
+        """Links per node (RFC 0010); 1 is the one-link model, unchanged."""
         self.link_mode = link_mode
         self.link_timings = link_timings
         """None: the defaults for each node's token timeout."""

@@ -98,7 +98,7 @@ class ChannelStatistics:
     """The most recent sightings (at most 8), oldest first."""
     copies: int = 0
     """Second copies of accepted datagrams, dropped by the replay window while copies are
-    expected (several links, RFC 0009 TRN-10-5): counted here, not under ``dropped["replay"]``."""
+    expected (several links, RFC 0010 LNK-6-2): counted here, not under ``dropped["replay"]``."""
 
     @property
     def dropped_total(self) -> int:
@@ -123,7 +123,7 @@ class Channel:
     passes as ``source``: a boot from elsewhere never takes over from one at that address.
 
     ``copies_expected``: the node has several links and its peers may send one datagram on
-    each (RFC 0009 TRN-10-5). A datagram whose counter was already accepted is then still
+    each (RFC 0010 LNK-6-2). A datagram whose counter was already accepted is then still
     dropped as a replay, but counted as a copy (``statistics().copies``) and not logged.
     """
 

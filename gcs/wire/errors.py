@@ -77,8 +77,8 @@ class AlreadyAccepted(FrameError):
     """A ``replay`` drop of a counter the receiver already accepted (not one behind the window).
 
     Still the drop reason ``replay`` (RFC 0002 §8.2 D16). A separate class because a node with
-    several links expects exactly this, a second copy of a datagram sent on every link (RFC 0009
-    TRN-10-5), and counts it apart from replays so that the copies do not look like an attack.
+    several links expects exactly this, a second copy of a datagram sent on every link (RFC 0010
+    LNK-6-3), and counts it apart from replays so that the copies do not look like an attack.
     """
 
     __slots__ = ()

@@ -379,7 +379,7 @@ class TokenHoldCancel:
 
 @dataclass(frozen=True, slots=True, init=False)
 class LinkProbe:
-    """A link heartbeat (RFC 0002 §4.7, RFC 0009 §10): a transport frame, never a core input.
+    """A link heartbeat (RFC 0002 §4.7, RFC 0010): a transport frame, never a core input.
 
     A node with several links sends one to a peer on one link, from that link's socket to the
     peer's address on it; the peer answers a probe (``reply`` false) at once, on the same link,

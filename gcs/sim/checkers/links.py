@@ -1,4 +1,4 @@
-"""Redundant links: a cut link costs no configuration change, only a short stall (RFC 0009 §10).
+"""Redundant links: a cut link costs no configuration change, only a short stall (RFC 0010).
 
 ``check_link_failover`` judges what a link-cut scenario claims (its ``[expect]`` table, passed
 in ``CheckParams.link_failover``), from the history alone:
@@ -6,7 +6,7 @@ in ``CheckParams.link_failover``), from the history alone:
 * ``no_view_change``: once every node that started has installed one regular configuration of
   all of them (the ring formed), no node installs another configuration for the rest of the
   run. With redundant links, a cut of one link of a node is the driver's business: the ring
-  must not notice it (RFC 0009 TRN-10-4).
+  must not notice it (RFC 0010 LNK-5-1).
 * ``cut_latency_ns``: every workload message submitted while some link is cut (between a
   ``cut_link`` fault and its ``restore_link``) is delivered by every node that delivers it
   within this long of its submission: the delivery stall a cut causes is bounded by the link
