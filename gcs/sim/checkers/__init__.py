@@ -28,7 +28,7 @@ internals, so they judge simulator runs and histories recorded from real process
 | liveness | EVS-11-15 (and EVS-11-11's liveness part) | [P §4.1] termination |
 | no_spurious_change | EVS-11-15 | |
 | gather_bound | EVS-11-15 | |
-| link_failover | RFC 0010 §7 (LNK-5-1) | a scenario's ``[expect]``: no view change, cut latency |
+| link_failover | LNK-7-1, LNK-7-2 | a scenario's ``[expect]``: no view change, cut latency |
 """
 
 from __future__ import annotations

@@ -6,11 +6,11 @@ in ``CheckParams.link_failover``), from the history alone:
 * ``no_view_change``: once every node that started has installed one regular configuration of
   all of them (the ring formed), no node installs another configuration for the rest of the
   run. With redundant links, a cut of one link of a node is the driver's business: the ring
-  must not notice it (RFC 0010 LNK-5-1).
+  must not notice it (RFC 0010 LNK-7-1).
 * ``cut_latency_ns``: every workload message submitted while some link is cut (between a
   ``cut_link`` fault and its ``restore_link``) is delivered by every node that delivers it
   within this long of its submission: the delivery stall a cut causes is bounded by the link
-  failover, not by the token timeout.
+  failover, not by the token timeout (LNK-7-2).
 
 Its statistics give the latency of messages submitted during cuts and outside them (p50, p99,
 max in ms), which is what the scenario's report compares.
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from gcs.history import events as h
 from gcs.sim.checkers.index import Source, as_index
+from gcs.sim.checkers.judges import judges
 from gcs.sim.checkers.params import DEFAULT_PARAMS, CheckParams
 from gcs.sim.checkers.verdict import Problems, Stat, Verdict, fmt_t
 
@@ -28,6 +29,7 @@ __all__ = ["check_link_failover", "cut_intervals"]
 MS = 1_000_000
 
 
+@judges("LNK-7-1", "LNK-7-2")
 def check_link_failover(history: Source, params: CheckParams = DEFAULT_PARAMS) -> Verdict:
     """The scenario's link-failover claims (module docstring); unknown without them."""
     problems = Problems("link_failover")
