@@ -474,7 +474,7 @@ def _long(major: int, value: int, width: int) -> bytes:
     return bytes([major << 5 | info]) + value.to_bytes(width, "big")
 
 
-def _noncanonical_frames() -> list[tuple[str, str, bytes, Frame]]:
+def _noncanonical_frames() -> list[tuple[str, str, bytes, WireFrame]]:
     """(name, description, cbor, frame): encodings no sender makes that receivers accept."""
     merge = MembMergeDetect(1, R8)
     ring = _arr(2, _d(1), _d(8))

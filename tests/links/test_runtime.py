@@ -124,9 +124,7 @@ async def test_a_node_with_one_link_drops_a_link_probe_and_counts_it() -> None:
 
 def two_link_configs(tmp_path: Path, mode: str) -> list[gcs.Config]:
     first, second = free_ports(3, "127.0.0.1"), free_ports(3, "127.0.0.2")
-    nodes = {
-        i + 1: [f"127.0.0.1:{first[i]}", f"127.0.0.2:{second[i]}"] for i in range(len(first))
-    }
+    nodes = {i + 1: [f"127.0.0.1:{first[i]}", f"127.0.0.2:{second[i]}"] for i in range(len(first))}
     key = make_key(tmp_path)
     return [
         gcs.Config(

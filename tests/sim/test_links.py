@@ -24,9 +24,7 @@ DOWN_MS = 1000 / 3  # the default link-down time with the scenarios' 1 s token t
 
 def shortened(name: str, **changes: object) -> Scenario:
     scenario = load_scenario(SCENARIOS / f"{name}.toml")
-    return dataclasses.replace(
-        scenario, duration_s=14, faults=scenario.faults[:2], **changes
-    )
+    return dataclasses.replace(scenario, duration_s=14, faults=scenario.faults[:2], **changes)
 
 
 def failover(result: Result) -> dict[str, object]:
@@ -64,8 +62,6 @@ def test_cutting_every_link_of_a_node_is_the_usual_view_change(name: str) -> Non
     assert others == [], others
     stats = failover(result)
     assert stats["valid"] is False, stats
-    rings = {
-        tuple(e.members) for e in result.history.events if isinstance(e, Conf) and e.node == 1
-    }
+    rings = {tuple(e.members) for e in result.history.events if isinstance(e, Conf) and e.node == 1}
     assert (1, 2, 4, 5) in rings, rings  # the ring without node 3
     assert (1, 2, 3, 4, 5) in rings  # and with it again after the restore
