@@ -181,3 +181,30 @@ async def test_passive_mode_sends_only_heartbeats_on_the_standby_link(tmp_path: 
         assert standby.probes_sent > 0, "the standby link is kept alive by heartbeats"
         # frames went there only while a peer was still starting (its link 0 was quiet)
         assert report.traffic[0].sent > 10 * (standby.sent - standby.probes_sent)
+
+
+async def test_status_shows_each_link_to_each_peer_and_metrics_per_link(tmp_path: Path) -> None:
+    """RFC 0010 §8: ``gcs status`` lines and metric families per (peer, link)."""
+    from gcs.cli.daemon import format_links
+    from gcs.daemon.metrics import link_families
+    from gcs.daemon.status import link_status
+
+    stats = (await exchange(two_link_configs(tmp_path, "passive"), 10))[0]
+    shown = link_status(stats.runtime.links)
+    assert shown is not None and shown["mode"] == "passive"
+    assert [(p["peer"], p["link"], p["up"]) for p in shown["peers"]] == [
+        (2, 0, True),
+        (2, 1, True),
+        (3, 0, True),
+        (3, 1, True),
+    ]
+    assert all(p["rtt_ms"] is not None and p["rtt_ms"] >= 0 for p in shown["peers"][1::2])
+    lines = format_links(shown)
+    assert lines[0].startswith("  links         passive, 0 changes")
+    assert sum("node 2" in line for line in lines) == 2
+    assert sum(line.strip().startswith("link ") for line in lines) == 2
+    metrics = {f.name: f for f in link_families(shown, ["1", "t"])}
+    assert {"gcs_link_up", "gcs_link_rtt_seconds", "gcs_link_copies_dropped"} <= set(metrics)
+    up = {(s.labels["peer"], s.labels["link"]): s.value for s in metrics["gcs_link_up"].samples}
+    assert up == {("2", "0"): 1, ("2", "1"): 1, ("3", "0"): 1, ("3", "1"): 1}
+    assert link_status(None) is None and format_links(None) == []
