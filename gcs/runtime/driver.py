@@ -298,7 +298,8 @@ class Driver:
         source = None if addr is None else links.source(addr)
         channel = self._channel
         copies = channel.copies
-        opened = channel.receive(data, self.now_ns(), source)
+        now = self.now_ns()
+        opened = channel.receive(data, now, source)
         if opened is None:
             links.dropped(link, copies)
             return
@@ -306,7 +307,7 @@ class Driver:
         if isinstance(frame, LinkProbe):
             links.probe(link, src, frame)  # the link machine's, never the core's
             return
-        links.heard(link, src)
+        links.heard(link, src, now)
         if type(frame) is OrfToken or type(frame) is MembCommitToken:
             self._counts["tokens_deferred"] += 1
             self._tokens.append((src, frame, data))

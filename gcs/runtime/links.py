@@ -116,17 +116,19 @@ class LinkDriver:
 
     def send(self, datagram: bytes, dest: int) -> int:
         """A ``Send`` effect's datagram: on every link of the route; return how many sent."""
-        self._last_send[dest] = (self._now(), datagram)
-        return self._send_routed(datagram, dest)
+        now = self._now()
+        self._last_send[dest] = (now, datagram)
+        return self._send_routed(datagram, dest, now)
 
     def multicast(self, datagram: bytes, dests: tuple[int, ...]) -> int:
         """A ``Multicast`` effect's datagram, to each destination on its route."""
         sent = 0
+        now = self._now()
         for dest in dests:
-            sent += self._send_routed(datagram, dest)
+            sent += self._send_routed(datagram, dest, now)
         return sent
 
-    def _send_routed(self, datagram: bytes, dest: int) -> int:
+    def _send_routed(self, datagram: bytes, dest: int, now_ns: int) -> int:
         addrs = self._addresses.get(dest)
         if addrs is None:
             return 0
@@ -137,7 +139,7 @@ class LinkDriver:
             sendtos[link](datagram, addrs[link])
             sent[link] += 1
         if len(route) == 1:
-            self.machine.note_sent(self._now(), dest, route[0])
+            self.machine.note_sent(now_ns, dest, route[0])
         return len(route)
 
     # ------------------------------------------------------------------ receiving
@@ -156,10 +158,10 @@ class LinkDriver:
         if self._channel.copies != copies_before:
             self._copies[link] += 1
 
-    def heard(self, link: int, src: int) -> None:
-        """An authenticated core frame from ``src`` arrived on ``link``."""
+    def heard(self, link: int, src: int, now_ns: int) -> None:
+        """An authenticated core frame from ``src`` arrived on ``link`` at ``now_ns``."""
         self._received[link] += 1
-        out = self.machine.heard(self._now(), src, link)
+        out = self.machine.heard(now_ns, src, link)
         if out is not None:
             self._apply(out)
 

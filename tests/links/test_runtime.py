@@ -79,9 +79,9 @@ def test_a_new_route_gets_the_last_token_again_on_its_new_link() -> None:
     # node 2 is heard on link 1 only from now on: link 0 goes quiet, then down
     for t in range(20 * MS, 2 * DOWN, 10 * MS):
         clock.now = t
-        driver.heard(1, 2)
-        driver.heard(0, 3)
-        driver.heard(1, 3)
+        driver.heard(1, 2, t)
+        driver.heard(0, 3, t)
+        driver.heard(1, 3, t)
         if t >= driver.machine.next_deadline_ns:
             driver._apply(driver.machine.on_timeout(t))
     resent = [(link, addr) for link, data, addr in outbox if data == b"token for 2"]
@@ -97,7 +97,7 @@ def test_an_old_token_is_not_sent_again() -> None:
     clock.now = 2 * DOWN  # older than the link-down time when the route changes
     for t in range(2 * DOWN, 4 * DOWN, 10 * MS):
         clock.now = t
-        driver.heard(1, 2)
+        driver.heard(1, 2, t)
         if t >= driver.machine.next_deadline_ns:
             driver._apply(driver.machine.on_timeout(t))
     assert driver.machine.routes[2] == (1,)
