@@ -65,7 +65,8 @@ __all__ = [
 MS = 1_000_000
 _NEVER = -(1 << 62)
 """A time before everything: a heartbeat never sent is due at once."""
-MIN_DOWN_NS = 4 * MS
+MIN_DOWN_NS = 3 * MS
+"""The shortest link-down time: a third of the shortest token timeout a configuration allows."""
 
 
 class LinkMode(enum.Enum):

@@ -78,6 +78,12 @@ def test_the_default_link_down_time_is_at_most_a_third_of_the_token_timeout(toke
 
 
 @pytest.mark.req("LNK-3-3")
+@pytest.mark.parametrize("token_ms", [10, 11, 12, 13, 59, 100, 1000])
+def test_the_default_is_a_third_at_the_smallest_token_timeouts_too(token_ms: int) -> None:
+    assert LinkTimings.for_token(token_ms * MS).down_ns <= token_ms * MS // 3
+
+
+@pytest.mark.req("LNK-3-3")
 def test_a_link_down_time_not_below_the_token_timeout_is_refused() -> None:
     assert field_of(token_timeout_ms=1000, link_down_ms=1000) == "link_down_ms"
     assert field_of(token_timeout_ms=1000, link_down_ms=5000) == "link_down_ms"
