@@ -10,13 +10,15 @@ within the link-down time. The tests run a shortened copy (the first two cuts) o
 from __future__ import annotations
 
 import dataclasses
+import tomllib
 from pathlib import Path
 
 import pytest
 
+from gcs.errors import ConfigError
 from gcs.history.events import Conf
 from gcs.sim.run import Result, run
-from gcs.sim.scenario import FaultStep, Scenario, load_scenario
+from gcs.sim.scenario import FaultStep, Scenario, load_scenario, parse_scenario
 
 SCENARIOS = Path(__file__).parents[2] / "simulations" / "scenarios"
 DOWN_MS = 1000 / 3  # the default link-down time with the scenarios' 1 s token timeout
@@ -65,3 +67,30 @@ def test_cutting_every_link_of_a_node_is_the_usual_view_change(name: str) -> Non
     rings = {tuple(e.members) for e in result.history.events if isinstance(e, Conf) and e.node == 1}
     assert (1, 2, 4, 5) in rings, rings  # the ring without node 3
     assert (1, 2, 3, 4, 5) in rings  # and with it again after the restore
+
+
+@pytest.mark.parametrize("name", ["link-cut", "link-cut-active"])
+def test_link_scenarios_round_trip_through_toml(name: str) -> None:
+    """A run directory stores the resolved scenario: links and expectations survive it."""
+    scenario = load_scenario(SCENARIOS / f"{name}.toml")
+    again = parse_scenario(tomllib.loads(scenario.to_toml()), default_name=name)
+    assert again == scenario
+    assert again.links.count == 2 and again.expect.no_view_change
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"links": {"count": 9}}, "links.count"),
+        ({"links": {"count": 2, "mode": "both"}}, "mode"),
+        ({"links": {"count": 2, "down_ms": 1000}}, "links.down_ms"),
+        ({"faults": [{"at_s": 1, "action": "cut_link", "link": 2}], "links": {"count": 2}}, "link"),
+        ({"expect": {"no_view_change": 1}}, "expect.no_view_change"),
+    ],
+    ids=["nine-links", "bad-mode", "down-not-below-token", "no-such-link", "expect-not-bool"],
+)
+def test_bad_link_settings_name_the_field(change: dict[str, object], field: str) -> None:
+    data: dict[str, object] = {"nodes": 3, "duration_s": 5, **change}
+    with pytest.raises(ConfigError) as info:
+        parse_scenario(data)
+    assert field in info.value.field, info.value
