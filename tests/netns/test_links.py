@@ -60,6 +60,21 @@ def _window(lab: NetLab, cluster: ProcCluster) -> tuple[int, int]:
     return after[0] - before[0], after[1] - before[1]
 
 
+def _used_again(lab: NetLab, mode: str, link: int) -> tuple[int, int] | None:
+    """Node 2's packets per link over half a second if ``link`` carries its share again, else
+    None: in passive mode link 0 carries the traffic (more than link 1's heartbeats) and link 1
+    its heartbeats; in active mode both carry the same datagrams."""
+    before = _tx(lab, 2)
+    time.sleep(0.5)
+    after = _tx(lab, 2)
+    sent = (after[0] - before[0], after[1] - before[1])
+    if mode == "active":
+        used = sent[link] >= sent[1 - link] // 2 > 0
+    else:
+        used = sent[0] > sent[1] if link == 0 else sent[1] > 0
+    return sent if used else None
+
+
 def _cut_and_restore(lab: NetLab, cluster: ProcCluster, mode: str, link: int) -> None:
     other = 1 - link
     lab.cut_link(2, link)
@@ -67,16 +82,22 @@ def _cut_and_restore(lab: NetLab, cluster: ProcCluster, mode: str, link: int) ->
     during = _window(lab, cluster)
     assert during[other] > 40, f"link {other} carries node 2's traffic during the cut: {during}"
     lab.restore_link(2, link)
-    cluster.fault("restore_link", 2, link=link)
-    time.sleep(3 * DOWN_MS / 1000)  # the link-up time (hysteresis) and a margin
-    again = _window(lab, cluster)
-    print(f"{mode}: node 2 packets sent per link, cut of link {link}: {during}, after: {again}")
-    if mode == "active":
-        assert again[link] >= again[other] // 2, f"link {link} is used again: {again}"
-    elif link == 0:
-        assert again[0] > again[1], f"passive: traffic is back on link 0: {again}"
-    else:
-        assert again[1] > 0, f"passive: the standby link 1 carries heartbeats again: {again}"
+    restored = cluster.fault("restore_link", 2, link=link)
+    # Back in use after the link-up time of steady answers (LNK-4-4); on a loaded machine a late
+    # heartbeat restarts that streak, so wait for it (generously) rather than a fixed time.
+    again: list[tuple[int, int]] = []
+
+    def used() -> bool:
+        sent = _used_again(lab, mode, link)
+        again.extend([] if sent is None else [sent])
+        return sent is not None
+
+    wait_for(f"link {link} of node 2 in use again ({cluster.run_dir})", used)
+    took = (time.monotonic_ns() - restored) / MS
+    print(
+        f"{mode}: node 2 sent per link during the cut of link {link}: {during}; in use again "
+        f"within {took:.0f} ms of the restore: {again[-1]}"
+    )
 
 
 @pytest.mark.req("LNK-7-1", "LNK-5-3", "LNK-4-3", "LNK-4-4")
