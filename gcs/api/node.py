@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import json
 import logging
 import os
 import random
@@ -59,10 +60,11 @@ from gcs.errors import (
 )
 from gcs.groups.driver import GroupDriver
 from gcs.groups.records import directed_record
-from gcs.groups.state import GroupState
+from gcs.groups.state import GroupState, NodeListEvent
 from gcs.groups.views import Member, Message, View
 from gcs.history.recorder import FlightRecorder, write_dump
 from gcs.history.writer import HistoryWriter, next_incarnation
+from gcs.quorum.nodelist import NodeList, list_to_wire
 from gcs.quorum.rules import Quorum
 from gcs.runtime.driver import Driver, RuntimeStatistics
 from gcs.runtime.endpoint import family_of, open_endpoint, resolve
@@ -577,6 +579,30 @@ class Node:
             _LOG.error("node %d: cannot store quorum expected votes: %s", self.node_id, exc)
         finally:
             self._quorum_writing = False
+
+    def on_persist_nodes(self, nodes: NodeList) -> None:
+        """The group driver's upcall: store the node list before it takes effect (QRM-3.7-4).
+
+        Written on the loop, on purpose: the change must be durable before the outputs that
+        follow it run, and a change is rare and one small file. A failed write is fail-stop:
+        going on would act on a list a restart would not find.
+        """
+        if self._store is None:
+            return
+        try:
+            self._store.write_node_list(json.dumps(list_to_wire(nodes)) + "\n")
+        except OSError as exc:
+            _LOG.error("node %d: cannot store the node list: %s", self.node_id, exc)
+            self._on_failure(exc)
+
+    def on_node_list(self, event: NodeListEvent) -> None:
+        """The group driver's upcall: a node-list change was delivered or adopted."""
+        _LOG.info(
+            "node %d: node list version %d (%s)",
+            self.node_id,
+            event.nodes.version,
+            "applied" if event.refused is None else f"not applied: {event.refused}",
+        )
 
     def _slow_consumer(self, membership: Membership) -> None:
         """Cut off a reader that fell behind its bound: it leaves the group (RFC 0006 API-5-2)."""

@@ -16,8 +16,9 @@ the defaults ignore the ring and store nothing.
 from __future__ import annotations
 
 from gcs.groups.driver import GroupDriver, SendTag
-from gcs.groups.state import GroupState
+from gcs.groups.state import GroupState, NodeListEvent
 from gcs.groups.views import Message, View
+from gcs.quorum.nodelist import NodeList
 from gcs.quorum.rules import Quorum, QuorumRules
 from gcs.sim.world import Host
 from gcs.totem.effects import Configuration, Deliver
@@ -79,6 +80,12 @@ class GroupLayer:
         pass
 
     def on_persist_quorum(self, expected_votes: int) -> None:
+        pass
+
+    def on_persist_nodes(self, nodes: NodeList) -> None:
+        pass
+
+    def on_node_list(self, event: NodeListEvent) -> None:
         pass
 
     # ------------------------------------------------------------------ retries
