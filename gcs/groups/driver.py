@@ -56,7 +56,14 @@ from gcs.groups.state import (
     Output,
 )
 from gcs.groups.views import Message, View
-from gcs.quorum.nodelist import ChangeOp, NodeEntry, NodeList, PersistNodes
+from gcs.quorum.nodelist import (
+    ChangeOp,
+    NodeChange,
+    NodeEntry,
+    NodeList,
+    PersistNodes,
+    decode_change,
+)
 from gcs.quorum.primary import LmsTimer, PersistQuorum
 from gcs.quorum.rules import Quorum
 from gcs.totem.effects import Configuration, Deliver
@@ -208,12 +215,17 @@ class GroupDriver(Generic[Tag]):
         if self._started and not self._stepping:
             self.drain()
 
-    def change_nodes(self, op: ChangeOp, entry: NodeEntry) -> None:
+    def change_nodes(self, op: ChangeOp, entry: NodeEntry) -> NodeChange:
         """Submit a node-list change (RFC 0008 §3.7); ``NodeListRefused`` if it may not be made.
 
-        Its outcome arrives as a ``NodeListEvent`` from this node when the record is delivered.
+        Its outcome arrives as a ``NodeListEvent`` from this node (``change`` equal to the one
+        returned) when the record is delivered.
         """
-        self.control(self.state.node_change_record(op, entry))
+        record = self.state.node_change_record(op, entry)
+        change = decode_change(record.data)
+        assert change is not None
+        self.control(record)
+        return change
 
     def send(self, record: Record, safe: bool, tag: Tag | None = None) -> bool:
         """Queue a data record behind the others; True if it reached the core at once."""

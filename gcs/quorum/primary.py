@@ -167,6 +167,14 @@ class QuorumTracker:
         self.state = initial_state(self.rules, stored_expected)
         self._stored = self.state.expected_votes
 
+    def restore_nodes(self, nodes: NodeList) -> None:
+        """Before the first configuration: the list an earlier incarnation stored (QRM-3.7-4)."""
+        if nodes.version > self.nodes.version:
+            self.nodes = nodes
+            self.rules = rules_for(self.base_rules, nodes)
+            self.state = initial_state(self.rules, None)
+            self._stored = self.state.expected_votes
+
     @property
     def current(self) -> Quorum | None:
         return self.pending or self.verdict

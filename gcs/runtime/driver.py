@@ -492,6 +492,10 @@ class Driver:
             finally:
                 self._in_after = False
 
+    def set_peers(self, peers: dict[int, SockAddr]) -> None:
+        """Where the other listed nodes are, after the node list changed (RFC 0008 §3.7)."""
+        self._peers = peers
+
     def _send(self, frame: Frame, dest: int) -> None:
         addr = self._peers.get(dest)
         if addr is None:

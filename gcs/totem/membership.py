@@ -138,6 +138,9 @@ def _send_join(n: Node, now_ns: int) -> None:
     # an abandoned commit, members still in COMMIT/RECOVERY for that ring (MEM-3.3-3) and members
     # that installed it (the stale-join filter) must take this join as news, not as stale.
     ring_seq = max(n.ring.ring_id.seq, n.last_commit_seq)
+    listed = n.config.nodes
+    for node in [x for x in n.proc_set if x not in listed]:
+        n.fail_set.add(node)  # no longer listed (MEM-3.2-4): failed out by this consensus
     join = MembJoin(n.me, frozenset(n.proc_set), frozenset(n.fail_set), ring_seq)
     n.out.append(Multicast(join, n.config.peers))
     n.counters.joins_sent += 1
@@ -369,7 +372,9 @@ def _adopt(n: Node, join: MembJoin, failed: frozenset[int]) -> None:
 
 
 def _sane(n: Node, join: MembJoin | MembLeave) -> bool:
-    nodes = n.config.nodes
+    # Members of my ring stay nameable after the node list dropped them (MEM-3.2-4): they are
+    # failed out by the next consensus, and peers name them until then.
+    nodes = frozenset(n.config.nodes) | frozenset(n.ring.members)
     return (
         join.proc_set.issubset(nodes)
         and join.fail_set.issubset(nodes)

@@ -20,6 +20,7 @@ Any exception other than ``InvariantViolation`` (from any entry point) or the do
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 
 from mypy_extensions import mypyc_attr
 
@@ -143,6 +144,12 @@ class Node:
         self.out.append(PersistRingSeq(seq))
         self.trace("start", stored_ring_seq=stored)
         return self.out
+
+    def set_nodes(self, nodes: tuple[int, ...]) -> None:
+        """The node list changed (RFC 0008 §3.7, RFC 0004 MEM-3.2-4): from now on frames of
+        unlisted nodes are dropped, joins go to the listed nodes, and a member no longer listed
+        is failed at the next membership change. Raises ``ConfigError`` without this node."""
+        self.config = replace(self.config, nodes=tuple(sorted(set(nodes))))
 
     def on_persisted(self, now_ns: int, seq: int) -> list[Effect]:
         """The driver confirms ``PersistRingSeq(seq)`` reached stable storage."""

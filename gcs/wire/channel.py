@@ -296,6 +296,14 @@ class Channel:
         if suite not in AEAD_SUITES:
             raise FrameError(DropReason.UNSEALED, "suite 0 (unkeyed) at a keyed channel")
 
+    def set_peers(self, peers: Collection[int], addresses: Mapping[int, Hashable]) -> None:
+        """The node list changed (RFC 0008 §3.7): accept these senders, homed at these addresses.
+
+        Replay state of a sender that left the list is kept (bounded as before), so a sender
+        listed again cannot replay old datagrams."""
+        self.peers = frozenset(peers)
+        self._admission.addresses = dict(addresses)
+
     def _check_sender(self, sender: int) -> None:
         """Refuse our own id (a reflection) and ids that are not configured peers."""
         if sender == self.node_id:
