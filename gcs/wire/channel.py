@@ -309,7 +309,11 @@ class Channel:
         if sender == self.node_id:
             raise FrameError(DropReason.LOOPBACK, "datagram carries this node's own id")
         if sender == 0 or (self.peers is not None and sender not in self.peers):
-            raise FrameError(DropReason.UNKNOWN_SENDER, f"node {sender} is not a configured peer")
+            raise FrameError(
+                DropReason.UNKNOWN_SENDER,
+                f"node {sender} is not in the node list (to add it while the cluster runs: "
+                f"gcs nodes add --config FILE {sender} ADDRESS, RFC 0008 §3.7)",
+            )
 
     # ------------------------------------------------------------ counters
 
