@@ -286,6 +286,8 @@ class Node:
         )
         seed = int.from_bytes(os.urandom(8), "big")  # the core's only randomness; recorded
         self._core = core = Core(totem, random.Random(seed))
+        if tracker is not None and tracker.base_rules.node_changes and tracker.nodes.version == 0:
+            core.set_learning(True)  # a node just added may list only itself and one member
         self._recorder = recorder = FlightRecorder(
             totem,
             seed=seed,
@@ -737,6 +739,7 @@ class Node:
                 continue
             peers[node] = tuple(info[0][4])
         self._core.set_nodes(nodes.ids)
+        self._core.set_learning(False)
         self._channel.set_peers(nodes.ids, {n: a[:2] for n, a in peers.items()})
         self._driver.set_peers(peers)
 

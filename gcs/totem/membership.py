@@ -30,7 +30,7 @@ Departures from the 1995 paper, each for a reason written in RFC 0004 §8:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, assert_never
 
 from mypy_extensions import mypyc_attr
@@ -211,6 +211,8 @@ def on_memb_join(n: Node, now_ns: int, src: int, join: MembJoin) -> None:
     if join.sender != src:
         n.counters.drop("spoofed_sender")
         return
+    if n.learning:
+        _learn(n, join)
     if not _sane(n, join):
         n.counters.drop("join_insane")
         return
@@ -369,6 +371,17 @@ def _adopt(n: Node, join: MembJoin, failed: frozenset[int]) -> None:
         if current and node != n.me:
             n.adopted_from[node] = join.sender
         n.fail_set.add(node)
+
+
+def _learn(n: Node, join: MembJoin | MembLeave) -> None:
+    """A learning node accepts the nodes a listed node's join names (MEM-3.2-5)."""
+    nodes = n.config.nodes
+    if join.sender not in nodes:
+        return
+    new = [x for x in join.proc_set if x not in nodes]
+    if new:
+        n.config = replace(n.config, nodes=tuple(sorted((*nodes, *new))))
+        n.trace("learn", nodes=new, sender=join.sender)
 
 
 def _sane(n: Node, join: MembJoin | MembLeave) -> bool:

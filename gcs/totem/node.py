@@ -126,6 +126,9 @@ class Node:
         self.last_commit_seq = 0  # highest ring seq this node entered COMMIT for
         # Stable storage (RFC 0004 MEM-2.3-2, REC-5.3-2).
         self.persisted_seq = -1
+        self.learning = False
+        """Set by the driver while the node holds the file's node list and lists may change:
+        nodes named by a listed node's join are accepted too (RFC 0004 MEM-3.2-5)."""
         self.pending_persist_seq = 0
         # A token or commit token sent to this node itself (singleton rings).
         self.self_frame: OrfToken | MembCommitToken | None = None
@@ -144,6 +147,10 @@ class Node:
         self.out.append(PersistRingSeq(seq))
         self.trace("start", stored_ring_seq=stored)
         return self.out
+
+    def set_learning(self, learning: bool) -> None:
+        """Accept nodes a listed node's join names (RFC 0004 MEM-3.2-5) while True."""
+        self.learning = learning
 
     def set_nodes(self, nodes: tuple[int, ...]) -> None:
         """The node list changed (RFC 0008 §3.7, RFC 0004 MEM-3.2-4): from now on frames of

@@ -296,6 +296,11 @@ class Channel:
         if suite not in AEAD_SUITES:
             raise FrameError(DropReason.UNSEALED, "suite 0 (unkeyed) at a keyed channel")
 
+    def add_peers(self, peers: Collection[int]) -> None:
+        """Accept these senders too (a node learned from a join, RFC 0004 MEM-3.2-5)."""
+        if self.peers is not None:
+            self.peers = self.peers | frozenset(peers)
+
     def set_peers(self, peers: Collection[int], addresses: Mapping[int, Hashable]) -> None:
         """The node list changed (RFC 0008 §3.7): accept these senders, homed at these addresses.
 

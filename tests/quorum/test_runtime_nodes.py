@@ -29,6 +29,7 @@ def _only(cfg: gcs.Config, ids: set[int]) -> gcs.Config:
     "QRM-3.7-5",
     "QRM-3.7-6",
     "MEM-3.2-4",
+    "MEM-3.2-5",
     "API-3.8-1",
     "API-3.8-2",
     "API-3.8-3",
@@ -61,7 +62,7 @@ async def test_add_start_and_remove_nodes_without_restarting_the_others(tmp_path
         stored = json.loads((tmp_path / "node2" / NODES_FILE).read_text())
         assert stored[0] == 1 and [e[0] for e in stored[1]] == [1, 2, 3, 4]
 
-        fourth = gcs.Node(cfgs[3])  # its file lists the four nodes (version 0 of its own)
+        fourth = gcs.Node(_only(cfgs[3], {1, 4}))  # it knows itself and node 1 (MEM-3.2-5)
         await fourth.start()
         everyone = [*first, fourth]
         await wait_until(lambda: one_ring(everyone))
