@@ -7,6 +7,7 @@ import itertools
 import json
 from pathlib import Path
 
+import pycddl
 import pytest
 
 from gcs.errors import ConfigError, NodeListRefused
@@ -93,6 +94,26 @@ def test_change_record_vectors_byte_for_byte(vector: dict[str, object]) -> None:
 @pytest.mark.parametrize("vector", VECTOR_DOC["invalid"], ids=lambda v: v["name"])
 def test_malformed_change_records_are_refused(vector: dict[str, str]) -> None:
     assert decode_change(bytes.fromhex(vector["hex"])) is None
+
+
+def _cddl_accepts(data: bytes) -> bool:
+    text = (VECTORS.parents[1] / "messages.cddl").read_text()
+    for leaf in ("node-add", "node-remove"):
+        try:
+            pycddl.Schema(f"gcs-root = {leaf}\n{text}").validate_cbor(data)
+        except (pycddl.ValidationError, ValueError):
+            continue
+        return True
+    return False
+
+
+@pytest.mark.req("QRM-3.7-2")
+def test_change_record_vectors_and_the_cddl_agree() -> None:
+    for vector in VECTOR_DOC["valid"]:
+        assert _cddl_accepts(bytes.fromhex(vector["hex"])[1:]), vector["name"]
+    for vector in VECTOR_DOC["invalid"]:
+        refused = not _cddl_accepts(bytes.fromhex(vector["hex"])[1:])
+        assert refused == vector["cddl_refuses"], vector["name"]
 
 
 def test_announced_list_round_trips_and_refuses_disorder() -> None:
