@@ -13,7 +13,10 @@ per ring, the list versions at each member's verdicts are a prefix of the longes
 
 ``node_list_durable`` (QRM-3.7-4). A node that restarts with its state directory kept starts
 with at least the version its previous incarnation last held: the list was stored before it took
-effect. Runs without ``node_changes`` are not judged.
+effect. A node whose last list did not list it (it applied its own removal and stopped) is
+started again on a fresh list, as its operator must: that restart is not judged.
+
+Without ``node_changes`` every node holds version 0 throughout, and all three pass.
 """
 
 from __future__ import annotations
@@ -77,7 +80,10 @@ def check_node_list_durable(log: KvLog) -> Verdict:
         if not isinstance(event, NodesHeld):
             continue
         before = last.get(event.node)
-        if event.how == "start" and before is not None and event.disk_kept:
+        # A node that applied its own removal stopped, and its operator starts it again only
+        # with a fresh list (RFC 0006 API-3.8-3, API-3.8-4): that restart is not judged.
+        removed = before is not None and event.node not in (n for n, _ in before.entries)
+        if event.how == "start" and before is not None and event.disk_kept and not removed:
             restarts += 1
             if event.version < before.version:
                 problems.add(
