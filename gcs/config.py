@@ -63,6 +63,7 @@ last_man_standing            false           lower expected_votes after a stable
 last_man_standing_window_ms  10000           how long a shrunk quorate configuration must last
 auto_tie_breaker             false           an exact half with the tie-breaker node is quorate
 auto_tie_breaker_node        "lowest"        "lowest", "highest" or a node id
+node_changes                 false           the node list may change at run time (RFC 0008 §3.7)
 ===========================  ==============  ===============================================
 
 The derived timer defaults scale with ``token_timeout_ms`` in the same ratios as the core's
@@ -256,6 +257,12 @@ class Config:
                 raise ConfigError("quorum", "expected a [quorum] table")
             object.__setattr__(self, "quorum", QuorumOptions.from_mapping(self.quorum))
         self.quorum_rules()
+        if self.links > 1 and isinstance(self.quorum, QuorumOptions) and self.quorum.node_changes:
+            raise ConfigError(
+                "quorum.node_changes",
+                "changing the node list at run time is not supported yet with several links "
+                "per node (a node-list entry carries no per-link addresses to the drivers)",
+            )
 
     # ------------------------------------------------------------------ derived values
 

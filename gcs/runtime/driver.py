@@ -155,6 +155,8 @@ class Driver:
         self._listener = listener
         self._on_failure = on_failure
         self._peers = peers
+        self._nodes = core.config.nodes
+        """The core's node list as the channel last heard of it (MEM-3.2-5 can grow it)."""
         self._writer = RingSeqWriter(loop, store, self._persisted, self._fail)
         self._endpoint: Endpoint | None = None
         self._endpoints: tuple[Endpoint, ...] = ()
@@ -278,6 +280,8 @@ class Driver:
         if opened is None:
             return  # counted by the channel, by reason
         src, frame = opened
+        if src not in self._peers and addr is not None:
+            self._peers[src] = addr  # a node learned from a join (RFC 0004 MEM-3.2-5)
         kind = type(frame)
         if kind is OrfToken or kind is MembCommitToken:
             counts["tokens_deferred"] += 1
@@ -337,6 +341,9 @@ class Driver:
             return
         if index >= 0:
             recorder.done(index, len(effects))
+        if self._core.config.nodes is not self._nodes:
+            self._nodes = self._core.config.nodes
+            self._channel.add_peers(self._nodes)
         self._execute(effects)
 
     def _on_timer(self) -> None:
@@ -550,6 +557,10 @@ class Driver:
                 self._fail(exc)
             finally:
                 self._in_after = False
+
+    def set_peers(self, peers: dict[int, SockAddr]) -> None:
+        """Where the other listed nodes are, after the node list changed (RFC 0008 §3.7)."""
+        self._peers = peers
 
     def _send(self, frame: Frame, dest: int) -> None:
         addr = self._peers.get(dest)

@@ -109,3 +109,11 @@ def test_a_toml_file_gives_address_as_a_string_or_a_list(tmp_path: Path) -> None
     with pytest.raises(gcs.ConfigError) as info:
         gcs.Config.load(path)
     assert info.value.field.startswith("nodes")
+
+
+def test_node_list_changes_are_refused_with_several_links() -> None:
+    """Not supported yet: a node-list change record carries no per-link addresses for the
+    drivers, so the combination is refused at configuration time, naming the setting."""
+    assert field_of(quorum={"node_changes": True}) == "quorum.node_changes"
+    one = make(nodes={1: "127.0.0.1:5401", 2: "127.0.0.1:5402"}, quorum={"node_changes": True})
+    assert one.links == 1
