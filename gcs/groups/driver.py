@@ -47,7 +47,14 @@ from typing import Generic, Protocol, TypeVar, assert_never
 
 from gcs.errors import InvariantViolation, SendQueueFull
 from gcs.groups.records import ANNOUNCE_GROUP
-from gcs.groups.state import AnnounceNeeded, Emit, GroupState, MemberClosed, Output
+from gcs.groups.state import (
+    AnnounceNeeded,
+    Emit,
+    EmitMessages,
+    GroupState,
+    MemberClosed,
+    Output,
+)
 from gcs.groups.views import Message, View
 from gcs.quorum.primary import LmsTimer, PersistQuorum
 from gcs.quorum.rules import Quorum
@@ -267,6 +274,10 @@ class GroupDriver(Generic[Tag]):
             match out:
                 case Emit():
                     self._app.on_event(out.group, out.handles, out.event)
+                case EmitMessages():
+                    on_event, group, handles = self._app.on_event, out.group, out.handles
+                    for message in out.messages:
+                        on_event(group, handles, message)
                 case MemberClosed():
                     self._app.on_member_closed(out.group, out.handle)
                 case AnnounceNeeded():
