@@ -193,6 +193,7 @@ class Node:
             self._send,
             self._send_to,
             self._leave_member,
+            self._send_nowait,
         )
 
     def __repr__(self) -> str:
@@ -475,6 +476,9 @@ class Node:
 
     async def _send(self, record: Record, safe: bool) -> Ticket:
         return await self._outbox.send(record, safe)
+
+    def _send_nowait(self, record: Record, safe: bool) -> Ticket:
+        return self._outbox.send_nowait(record, safe)
 
     async def _send_to(
         self, group: str, handle: int, to: Member, payload: bytes, safe: bool

@@ -209,6 +209,24 @@ class GroupDriver(Generic[Tag]):
             self.drain()
         return item.sent
 
+    def try_send(self, record: Record, safe: bool, tag: Tag | None = None) -> bool:
+        """Submit a data record now, or leave no trace: True if it reached the core.
+
+        False (nothing queued) when data already waits, the window is closed, the core has no
+        room, or the driver is inside its own step; a record the core refuses for good is
+        reported to ``tag.refused`` as with ``send``. What ``send_nowait`` is made of (RFC 0006
+        API-6-2): nothing ever waits behind an earlier send, so FIFO order holds.
+        """
+        if self._data or not self.window_open or self._stepping or not self._started:
+            return False
+        item = _Outgoing(record, safe, tag)
+        data = self._data
+        data.append(item)
+        self.drain()
+        if not item.sent and data and data[-1] is item:
+            data.pop()  # not taken: the caller waits (or gives up) without a queued copy
+        return item.sent
+
     def close(self) -> list[Tag]:
         """Stop submitting and timing; the tags of everything waiting or in flight."""
         self._closed = True
