@@ -189,9 +189,10 @@ class Group:
         For loops that send many messages: no coroutine is made per message. It raises
         ``SendQueueFull`` while flow control holds sends (the window is closed, or earlier sends
         of this node wait), so order is kept; then ``await group.send(...)``, which waits its
-        turn. It never yields to the event loop: a loop of ``send_nowait`` alone reaches a full
-        window and must then await. Raises like ``send``, and ``NotSupported`` through a daemon
-        client (each send there is a request to the daemon).
+        turn. It never yields to the event loop: a loop of it should ``await asyncio.sleep(0)``
+        every few dozen sends (as ``send`` does every 64), or tokens wait until the window
+        closes. Raises like ``send``, and ``NotSupported`` through a daemon client (each send
+        there is a request to the daemon).
         """
         nowait = self._port.send_nowait
         if nowait is None:
