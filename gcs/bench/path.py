@@ -218,5 +218,26 @@ def format_report(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def probe(suite: str, count: int, process: int, size: int = 1024) -> None:
+    """Set up ``count`` mcasts and run the whole path on the first ``process`` of them only.
+
+    For instruction counts (``docs/bench/path_instructions.sh``): two runs under callgrind that
+    differ only in ``process`` differ only by the work of the path, whatever the set-up costs.
+    """
+    case = _Case(suite, dict(_SUITES)[suite], size)
+    core, channel, datagrams, driver = case._setup(count)
+    receive, on_deliver, now = core.receive, driver.on_deliver, 200 * _MS
+    for datagram in datagrams[:process]:
+        opened = channel.receive(datagram, now)
+        if opened is not None:
+            _hand_up(receive(now, opened[0], opened[1]), now, on_deliver)
+
+
 if __name__ == "__main__":  # pragma: no cover
-    print(format_report(run()))
+    import sys
+
+    if len(sys.argv) == 4:  # python -m gcs.bench.path SUITE COUNT PROCESS
+        logging.getLogger("gcs.wire").setLevel(logging.ERROR)
+        probe(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]))
+    else:
+        print(format_report(run()))

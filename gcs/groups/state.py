@@ -62,7 +62,15 @@ from gcs.groups.records import (
     encode_announcement,
     valid_group_name,
 )
-from gcs.groups.views import Member, Message, Reason, View, ViewId, ViewReason
+from gcs.groups.views import (
+    Member,
+    Message,
+    Reason,
+    View,
+    ViewId,
+    ViewReason,
+    new_message,
+)
 from gcs.quorum.primary import (
     CONTROL_DIRECTED,
     CONTROL_LMS,
@@ -399,7 +407,7 @@ class GroupState:
                         if not self.settled and not _lists(group.last_view, sender):
                             self.outside_view += 1  # in a transitional configuration (API-3.7-2)
                             continue
-                        msg = Message(
+                        msg = new_message(
                             sender,
                             record.data,
                             deliver.safe,

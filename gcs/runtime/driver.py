@@ -149,6 +149,8 @@ class Driver:
         self._listener = listener
         self._on_failure = on_failure
         self._peers = peers
+        self._routes: dict[tuple[int, ...], tuple[tuple[SockAddr, ...], int]] = {}
+        """Destination tuple -> (addresses, count without one): see ``_route``."""
         self._writer = RingSeqWriter(loop, store, self._persisted, self._fail)
         self._endpoint: Endpoint | None = None
         self._multicast_to: SockAddr | None = None
@@ -512,15 +514,24 @@ class Driver:
             counts["datagrams_sent"] += 1
             counts["bytes_sent"] += len(datagram)
             return
+        route = self._routes.get(dests)
+        if route is None:
+            route = self._routes[dests] = self._route(dests)
+        addrs, unknown = route
+        sendto = self._sendto
+        for addr in addrs:  # nothing per destination but the sendto
+            sendto(datagram, addr)
+        counts["datagrams_sent"] += len(addrs)
+        counts["bytes_sent"] += len(datagram) * len(addrs)
+        if unknown:
+            counts["unknown_destination"] += unknown
+
+    def _route(self, dests: tuple[int, ...]) -> tuple[tuple[SockAddr, ...], int]:
+        """The addresses of ``dests`` (the peers are fixed for the driver's life), and how many
+        of them have none. The core multicasts to the same few member tuples over and over."""
         peers = self._peers
-        for dest in dests:
-            addr = peers.get(dest)
-            if addr is None:
-                counts["unknown_destination"] += 1
-                continue
-            self._sendto(datagram, addr)
-            counts["datagrams_sent"] += 1
-            counts["bytes_sent"] += len(datagram)
+        addrs = tuple(peers[d] for d in dests if d in peers)
+        return addrs, len(dests) - len(addrs)
 
     def _rearm(self) -> None:
         """Keep exactly one ``call_at`` armed, at the earliest of the core's and the listener's

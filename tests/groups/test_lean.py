@@ -93,3 +93,14 @@ def test_consecutive_messages_share_one_output_in_order() -> None:
     assert senders == {Member(1, 7), Member(1, 8)}
     first, second = (m for m in got[:2] if isinstance(m, Message))
     assert first.sender is second.sender, "one Member value per sender, not one per message"
+
+
+def test_new_message_is_the_same_value_as_the_dataclass_constructor() -> None:
+    """The receive path's constructor makes exactly what ``Message(...)`` makes."""
+    from gcs.groups.views import ViewId, new_message
+
+    args = (Member(2, 5), b"data", True, ViewId(R4, 3, 1), R4, 9)
+    fast, slow = new_message(*args), Message(*args)
+    assert type(fast) is Message
+    assert fast == slow and hash(fast) == hash(slow) and repr(fast) == repr(slow)
+    assert (fast.to, fast.uncommitted) == (None, False)
