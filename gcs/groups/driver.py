@@ -42,7 +42,6 @@ from __future__ import annotations
 import heapq
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar, assert_never
 
 from gcs.errors import InvariantViolation, SendQueueFull
@@ -105,12 +104,15 @@ class SendTag(Protocol):
 Tag = TypeVar("Tag", bound=SendTag)
 
 
-@dataclass(slots=True)
 class _Outgoing(Generic[Tag]):
-    record: Record
-    safe: bool
-    tag: Tag | None
-    sent: bool = False
+    """A data record waiting for the window, and its sender's tag. A plain class: the compiled
+    build cannot make a generic dataclass with slots (and its classes have fixed attributes)."""
+
+    def __init__(self, record: Record, safe: bool, tag: Tag | None) -> None:
+        self.record = record
+        self.safe = safe
+        self.tag = tag
+        self.sent = False
 
 
 class GroupDriver(Generic[Tag]):
