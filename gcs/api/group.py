@@ -34,8 +34,6 @@ from gcs.groups.views import Member, Message, View
 from gcs.quorum.rules import Quorum
 from gcs.wire.frames import Record, RecordFlags
 
-_DATA = int(RecordFlags.DATA)
-
 __all__ = [
     "Group",
     "GroupOwner",
@@ -45,6 +43,8 @@ __all__ = [
     "check_join",
     "check_join_modes",
 ]
+
+_DATA = int(RecordFlags.DATA)
 
 
 class MemberState(enum.Enum):
