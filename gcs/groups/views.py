@@ -130,7 +130,9 @@ def new_message(
     Why: a frozen dataclass's ``__init__`` sets each field through ``object.__setattr__``, a
     Python-level call per field, and that was the largest single cost of handing one message up
     (about 4x this). This writes the same slots directly: the value is identical in every respect
-    (type, fields, equality, hash, repr). Only for the group layer's hot path.
+    (type, fields, equality, hash, repr). Only for the group layer's hot path. It relies on
+    ``Message`` being an interpreted class: were this module compiled (``HOT_PATH``), its classes
+    would be native and the plain constructor the fast one.
     """
     message: Message = object.__new__(Message)
     s_sender, s_data, s_safe, s_view, s_ring, s_seq, s_to, s_unc = _MESSAGE_SLOTS
