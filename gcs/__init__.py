@@ -22,6 +22,7 @@ from gcs.errors import (
     MessageTooLarge,
     NodeClosed,
     NodeFailed,
+    NodeListRefused,
     NotMember,
     NotSupported,
     ReplayError,
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
     from gcs.config import Config
     from gcs.daemon.client import Client, connect
     from gcs.groups.views import Member, Message, Reason, View, ViewId, ViewReason
+    from gcs.quorum.nodelist import NodeEntry, NodeList
     from gcs.quorum.rules import Quorum, QuorumOptions, QuorumReason
     from gcs.runtime.loop import run
     from gcs.transfer.group import StateGroup, StateHandler, join_with_state
@@ -52,6 +54,8 @@ _LAZY = {
     "Member": "gcs.groups.views",
     "Message": "gcs.groups.views",
     "Node": "gcs.api.node",
+    "NodeEntry": "gcs.quorum.nodelist",
+    "NodeList": "gcs.quorum.nodelist",
     "NodeStatistics": "gcs.api.node",
     "Quorum": "gcs.quorum.rules",
     "QuorumOptions": "gcs.quorum.rules",
@@ -84,7 +88,10 @@ __all__ = [
     "MessageTooLarge",
     "Node",
     "NodeClosed",
+    "NodeEntry",
     "NodeFailed",
+    "NodeList",
+    "NodeListRefused",
     "NodeStatistics",
     "NotMember",
     "NotSupported",

@@ -56,6 +56,7 @@ last_man_standing            false           lower expected_votes after a stable
 last_man_standing_window_ms  10000           how long a shrunk quorate configuration must last
 auto_tie_breaker             false           an exact half with the tie-breaker node is quorate
 auto_tie_breaker_node        "lowest"        "lowest", "highest" or a node id
+node_changes                 false           the node list may change at run time (RFC 0008 §3.7)
 ===========================  ==============  ===============================================
 
 The derived timer defaults scale with ``token_timeout_ms`` in the same ratios as the core's

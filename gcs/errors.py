@@ -19,6 +19,7 @@ __all__ = [
     "MessageTooLarge",
     "NodeClosed",
     "NodeFailed",
+    "NodeListRefused",
     "NotMember",
     "NotSupported",
     "ReplayError",
@@ -134,3 +135,19 @@ class NotSupported(GcsError):
 class StateTransferFailed(GcsError):
     """A state transfer could not complete: the joiner's buffer limit was reached, or a
     snapshot could not be taken or installed (``gcs.transfer.group``; RFC 0008 §5)."""
+
+
+class NodeListRefused(GcsError):
+    """A node-list change was refused (RFC 0008 §3.7): ``reason`` says why, in one word.
+
+    ``not_quorate`` (only a quorate configuration may change the list), ``disabled``
+    (``quorum.node_changes`` is off or there are no quorum rules), ``listed``, ``not_listed``,
+    ``no_votes_left``, ``too_many_nodes``, ``unsafe_votes``; ``superseded`` when the record was
+    delivered but did not apply (the configuration changed, or another change came first):
+    the caller may read the list and try again.
+    """
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail

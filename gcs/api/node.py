@@ -29,13 +29,15 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import json
 import logging
 import os
 import random
+import socket
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
 
@@ -48,24 +50,34 @@ from gcs.api.group import (
     check_join_modes,
 )
 from gcs.api.outbox import Outbox, PendingSend, Ticket
-from gcs.config import Config
+from gcs.config import Config, parse_address
 from gcs.errors import (
     ConfigError,
     GcsError,
     GroupClosed,
+    InvalidArgument,
     InvariantViolation,
     NodeClosed,
     NodeFailed,
+    NodeListRefused,
 )
 from gcs.groups.driver import GroupDriver
 from gcs.groups.records import directed_record
-from gcs.groups.state import GroupState
+from gcs.groups.state import GroupState, NodeListEvent
 from gcs.groups.views import Member, Message, View
 from gcs.history.recorder import FlightRecorder, write_dump
 from gcs.history.writer import HistoryWriter, next_incarnation
+from gcs.quorum.nodelist import (
+    ChangeOp,
+    NodeChange,
+    NodeEntry,
+    NodeList,
+    list_from_wire,
+    list_to_wire,
+)
 from gcs.quorum.rules import Quorum
 from gcs.runtime.driver import Driver, RuntimeStatistics
-from gcs.runtime.endpoint import family_of, open_endpoint, resolve
+from gcs.runtime.endpoint import SockAddr, family_of, open_endpoint, resolve
 from gcs.runtime.loop import check_loop
 from gcs.runtime.persist import StateStore
 from gcs.runtime.tap import Tap
@@ -177,9 +189,13 @@ class Node:
         self._changed: asyncio.Event | None = None
         self._tasks: set[asyncio.Task[object]] = set()
         self._driver: Driver | None = None
-        state = GroupState(config.node_id, config.quorum_rules())
+        rules = config.quorum_rules()
+        where = {a.node_id: (str(a),) for a in config.addresses}
+        state = GroupState(config.node_id, rules, nodes=NodeList.bootstrap(rules.votes, where))
         self._groups: GroupDriver[PendingSend] = GroupDriver(state, self._submit, self)
         self._outbox = Outbox(self._groups)
+        self._node_outcomes: dict[NodeChange, str | None] = {}
+        """Outcomes of this node's own node-list changes, until their caller takes them."""
         self._quorum_wanted: int | None = None
         self._quorum_writing = False
         self._core: Core | None = None
@@ -244,6 +260,10 @@ class Node:
         self.boot_id = stored.boot_id
         tracker = self._groups.state.quorum_tracker
         if tracker is not None:
+            stored_nodes = await loop.run_in_executor(None, store.read_node_list)
+            if stored_nodes is not None:
+                tracker.restore_nodes(self._stored_list(stored_nodes))
+                totem = replace(totem, nodes=tracker.nodes.ids)
             tracker.restore(await loop.run_in_executor(None, store.read_quorum_votes))
         key = None
         if cfg.key_file is not None:
@@ -252,9 +272,8 @@ class Node:
         family = family_of(bind_host)
         bind = await resolve(loop, "bind", bind_host, bind_port, family)
         peers = {
-            a.node_id: await resolve(loop, f"nodes[{a.node_id}]", a.host, a.port, family)
-            for a in cfg.addresses
-            if a.node_id != cfg.node_id
+            node: await resolve(loop, f"nodes[{node}]", host, port, family)
+            for node, (host, port) in self._listed_addresses().items()
         }
         mcast = cfg.multicast_address
         multicast = None if mcast is None else await resolve(loop, "multicast", *mcast, family)
@@ -270,6 +289,8 @@ class Node:
         )
         seed = int.from_bytes(os.urandom(8), "big")  # the core's only randomness; recorded
         self._core = core = Core(totem, random.Random(seed))
+        if tracker is not None and tracker.base_rules.node_changes and tracker.nodes.version == 0:
+            core.set_learning(True)  # a node just added may list only itself and one member
         self._recorder = recorder = FlightRecorder(
             totem,
             seed=seed,
@@ -584,6 +605,150 @@ class Node:
             _LOG.error("node %d: cannot store quorum expected votes: %s", self.node_id, exc)
         finally:
             self._quorum_writing = False
+
+    def on_persist_nodes(self, nodes: NodeList) -> None:
+        """The group driver's upcall: store the node list before it takes effect (QRM-3.7-4).
+
+        Written on the loop, on purpose: the change must be durable before the outputs that
+        follow it run, and a change is rare and one small file. A failed write is fail-stop:
+        going on would act on a list a restart would not find.
+        """
+        if self._store is None:
+            return
+        try:
+            self._store.write_node_list(json.dumps(list_to_wire(nodes)) + "\n")
+        except OSError as exc:
+            _LOG.error("node %d: cannot store the node list: %s", self.node_id, exc)
+            self._on_failure(exc)
+
+    def on_node_list(self, event: NodeListEvent) -> None:
+        """The group driver's upcall: a node-list change was delivered or a merge brought one."""
+        if event.sender == self.node_id and event.change is not None:
+            self._node_outcomes[event.change] = event.refused
+            self._notify()
+        if event.refused is not None:
+            _LOG.info("node %d: node-list change not applied: %s", self.node_id, event.refused)
+            return
+        nodes = event.nodes
+        _LOG.info("node %d: node list version %d: %s", self.node_id, nodes.version, nodes.ids)
+        if self.node_id not in nodes.ids:
+            self._on_failure(
+                NodeFailed(
+                    f"node {self.node_id} was removed from the cluster's node list (version "
+                    f"{nodes.version}); it stops. Add it again with 'gcs nodes add' to rejoin."
+                )
+            )
+            return
+        self._apply_nodes(nodes)
+
+    def _stored_list(self, text: str) -> NodeList:
+        """The node list a previous incarnation stored; ConfigError if unusable (QRM-3.7-4)."""
+        where = f"{self.config.state_dir}/node_list"
+        try:
+            nodes = list_from_wire(json.loads(text))
+        except ValueError:
+            nodes = None
+        if nodes is None or nodes.version == 0:
+            raise ConfigError("state_dir", f"{where} does not hold a node list")
+        if self.node_id not in nodes.ids:
+            raise ConfigError(
+                "node_id",
+                f"node {self.node_id} was removed from the cluster's node list (stored version "
+                f"{nodes.version}; the configuration file is version 0): it must be added again "
+                "(gcs nodes add) and started with an empty state_dir",
+            )
+        for entry in nodes.entries:
+            if entry.node_id != self.node_id and not entry.addresses:
+                raise ConfigError("state_dir", f"{where}: node {entry.node_id} has no address")
+        return nodes
+
+    def _listed_addresses(self) -> dict[int, tuple[str, int]]:
+        """(host, port) of every other node of the list held now (the file's at version 0)."""
+        state = self._groups.state
+        nodes = state.nodes
+        if nodes is None or nodes.version == 0:
+            return {
+                a.node_id: (a.host, a.port)
+                for a in self.config.addresses
+                if a.node_id != self.node_id
+            }
+        out: dict[int, tuple[str, int]] = {}
+        for entry in nodes.entries:
+            if entry.node_id != self.node_id and entry.addresses:
+                out[entry.node_id] = parse_address(f"nodes[{entry.node_id}]", entry.addresses[0])
+        return out
+
+    def nodes(self) -> NodeList:
+        """The node list this node holds (RFC 0006 API-3.8-1): version 0 is the file's."""
+        nodes = self._groups.state.nodes
+        if nodes is None:
+            rules = self.config.quorum_rules()
+            nodes = NodeList.bootstrap(
+                rules.votes, {a.node_id: (str(a),) for a in self.config.addresses}
+            )
+        return nodes
+
+    async def add_node(self, node_id: int, address: str, votes: int = 1) -> NodeList:
+        """Add a node to the cluster's node list; return the list once the change applied.
+
+        Raises ``InvalidArgument`` for a bad id, address or vote count, ``NodeListRefused``
+        when the change may not be made or did not apply (RFC 0006 API-3.8-2), ``NodeClosed``.
+        """
+        if type(node_id) is not int or not 1 <= node_id <= 2**32 - 1:
+            raise InvalidArgument(f"node id {node_id!r} is not an integer in 1..2^32-1")
+        if type(votes) is not int or not 0 <= votes <= 1000:
+            raise InvalidArgument(f"votes {votes!r} is not an integer in 0..1000")
+        try:
+            host, port = parse_address("address", address)
+        except ConfigError as exc:
+            raise InvalidArgument(str(exc)) from None
+        text = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        return await self._change_nodes(ChangeOp.ADD, NodeEntry(node_id, votes, (text,)))
+
+    async def remove_node(self, node_id: int) -> NodeList:
+        """Remove a node (typically a dead one) from the node list; as ``add_node``."""
+        if type(node_id) is not int or not 1 <= node_id <= 2**32 - 1:
+            raise InvalidArgument(f"node id {node_id!r} is not an integer in 1..2^32-1")
+        return await self._change_nodes(ChangeOp.REMOVE, NodeEntry(node_id, 0))
+
+    async def _change_nodes(self, op: ChangeOp, entry: NodeEntry) -> NodeList:
+        self._check_running()
+        change = self._groups.change_nodes(op, entry)
+        outcomes = self._node_outcomes
+        await self._wait(lambda: change in outcomes or self._state is not _State.RUNNING)
+        if change not in outcomes:
+            raise NodeClosed(f"node {self.node_id} closed before the change was delivered")
+        refused = outcomes.pop(change)
+        if refused is not None:
+            raise NodeListRefused(refused, f"the change of node {entry.node_id} did not apply")
+        return self.nodes()
+
+    def _apply_nodes(self, nodes: NodeList) -> None:
+        """The list changed: the core, the channel and the sockets follow it (MEM-3.2-4)."""
+        if self._core is None or self._channel is None or self._driver is None:
+            return
+        family = family_of(self.config.bind_address[0])
+        peers: dict[int, SockAddr] = {}
+        for node, (host, port) in self._listed_addresses().items():
+            try:
+                info = socket.getaddrinfo(
+                    host, port, family, socket.SOCK_DGRAM, 0, socket.AI_NUMERICHOST
+                )
+            except OSError:
+                _LOG.warning(
+                    "node %d: node %d's address %s is not a numeric %s address; it is resolved "
+                    "at the next start",
+                    self.node_id,
+                    node,
+                    host,
+                    "IPv6" if family == socket.AF_INET6 else "IPv4",
+                )
+                continue
+            peers[node] = tuple(info[0][4])
+        self._core.set_nodes(nodes.ids)
+        self._core.set_learning(False)
+        self._channel.set_peers(nodes.ids, {n: a[:2] for n, a in peers.items()})
+        self._driver.set_peers(peers)
 
     def _slow_consumer(self, membership: Membership) -> None:
         """Cut off a reader that fell behind its bound: it leaves the group (RFC 0006 API-5-2)."""

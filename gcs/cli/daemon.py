@@ -1,4 +1,5 @@
-"""``gcs node`` (the daemon) and its clients ``gcs send``, ``gcs listen``, ``gcs status``.
+"""``gcs node`` (the daemon) and its clients ``gcs send``, ``gcs listen``, ``gcs status``,
+``gcs nodes``.
 
 Every command takes the node's configuration file: the daemon to run it, the clients to find
 its control socket (``gcs.daemon.runner.socket_path``). The clients are thin: each is a
@@ -37,6 +38,7 @@ def register(subparsers: _Subparsers) -> None:
     _register_send(subparsers)
     _register_listen(subparsers)
     _register_status(subparsers)
+    _register_nodes(subparsers)
 
 
 def _config_arg(parser: argparse.ArgumentParser) -> None:
@@ -312,6 +314,56 @@ async def _status(config: Config, as_json: bool, dump: str | None) -> int:
         print(format_status(status))
         if written is not None:
             print(f"flight recorder written to {written}")
+    return 0
+
+
+# ---------------------------------------------------------------------- gcs nodes
+
+
+def _register_nodes(subparsers: _Subparsers) -> None:
+    parser = subparsers.add_parser(
+        "nodes",
+        help="list, add or remove the cluster's nodes while it runs",
+        description="Read or change the cluster's node list through the local daemon (RFC 0008 "
+        "§3.7). A change is made by a quorate configuration and returns once every member "
+        "applied it; it needs [quorum] node_changes = true on every node. A new node is then "
+        "started with a configuration listing the nodes of the list.",
+    )
+    actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    show = actions.add_parser("list", help="print the node list this node holds")
+    add = actions.add_parser("add", help="add a node: ID ADDRESS [--votes N]")
+    add.add_argument("node", type=int, metavar="ID")
+    add.add_argument("address", metavar="ADDRESS", help='"host:port" or "[v6]:port"')
+    add.add_argument("--votes", type=int, default=1, help="its quorum votes (default 1)")
+    remove = actions.add_parser("remove", help="remove a node (typically a dead one): ID")
+    remove.add_argument("node", type=int, metavar="ID")
+    for sub in (show, add, remove):
+        _config_arg(sub)
+        sub.add_argument("--json", action="store_true", help="print the reply as JSON")
+        sub.set_defaults(func=_cmd_nodes)
+
+
+def _cmd_nodes(args: argparse.Namespace) -> int:
+    config = _load(args)
+    return _run(_nodes(config, args))
+
+
+async def _nodes(config: Config, args: argparse.Namespace) -> int:
+    async with await _connect(config) as client:
+        if args.action == "add":
+            reply = await client.nodes_map(
+                "add_node", node=args.node, address=args.address, votes=args.votes
+            )
+        elif args.action == "remove":
+            reply = await client.nodes_map("remove_node", node=args.node)
+        else:
+            reply = await client.nodes_map("nodes")
+    if args.json:
+        print(json.dumps(reply, indent=2, sort_keys=True))
+        return 0
+    print(f"node list version {reply['version']}, expected_votes {reply['expected_votes']}")
+    for entry in reply["nodes"]:
+        print(f"  {entry['id']:>10}  votes {entry['votes']}  {' '.join(entry['addresses'])}")
     return 0
 
 

@@ -47,6 +47,7 @@ from gcs.errors import (
     SlowConsumer,
 )
 from gcs.groups.views import Member, Message
+from gcs.quorum.nodelist import NodeList
 from gcs.quorum.rules import Quorum
 from gcs.wire.frames import Record
 
@@ -234,6 +235,28 @@ class Client:
         self._check_running()
         result: dict[str, Any] = await self._request("status", {})
         return result
+
+    async def nodes(self) -> NodeList:
+        """The daemon node's node list (RFC 0006 §3.8, §10.2)."""
+        self._check_running()
+        return proto.nodes_from_wire(await self._request("nodes", {}))
+
+    async def nodes_map(self, op: str, **fields: Any) -> dict[str, Any]:
+        """A node-list request's reply as the daemon sent it (what ``gcs nodes --json`` prints)."""
+        self._check_running()
+        result: dict[str, Any] = await self._request(op, fields)
+        return result
+
+    async def add_node(self, node_id: int, address: str, votes: int = 1) -> NodeList:
+        """``Node.add_node`` on the daemon's node: returns once the change applied."""
+        self._check_running()
+        fields = {"node": node_id, "address": address, "votes": votes}
+        return proto.nodes_from_wire(await self._request("add_node", fields))
+
+    async def remove_node(self, node_id: int) -> NodeList:
+        """``Node.remove_node`` on the daemon's node: returns once the change applied."""
+        self._check_running()
+        return proto.nodes_from_wire(await self._request("remove_node", {"node": node_id}))
 
     async def dump_flight_recorder(self, path: str | os.PathLike[str]) -> Path:
         """Have the daemon write its flight recorder to ``path`` (absolute, on its host)."""

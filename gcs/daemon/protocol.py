@@ -31,6 +31,7 @@ import cbor2
 
 from gcs import errors
 from gcs.groups.views import Member, Message, Reason, View, ViewId, ViewReason
+from gcs.quorum.nodelist import NodeEntry, NodeList
 from gcs.quorum.rules import Quorum, QuorumReason
 from gcs.wire.frames import RingId
 
@@ -124,6 +125,7 @@ _ERROR_TYPES: dict[str, type[errors.GcsError]] = {
         errors.MessageTooLarge,
         errors.NodeClosed,
         errors.NodeFailed,
+        errors.NodeListRefused,
         errors.NotMember,
         errors.NotSupported,
         errors.SlowConsumer,
@@ -141,6 +143,8 @@ def error_to_wire(exc: BaseException) -> dict[str, Any]:
     out: dict[str, Any] = {"type": name, "message": str(exc)}
     if isinstance(exc, errors.MessageTooLarge):
         out["size"], out["limit"] = exc.size, exc.limit
+    if isinstance(exc, errors.NodeListRefused):
+        out["reason"], out["message"] = exc.reason, exc.detail
     return out
 
 
@@ -153,8 +157,10 @@ def error_from_wire(item: object) -> errors.GcsError:
         size, limit = item.get("size"), item.get("limit")
         if type(size) is int and type(limit) is int:
             return errors.MessageTooLarge(size, limit)
+    if name == "NodeListRefused":
+        return errors.NodeListRefused(str(item.get("reason", "refused")), message)
     cls = _ERROR_TYPES.get(name) if type(name) is str else None
-    if cls is None or cls is errors.MessageTooLarge:
+    if cls is None or cls is errors.MessageTooLarge or cls is errors.NodeListRefused:
         return errors.GcsError(f"{name}: {message}")
     return cls(message)
 
@@ -360,3 +366,34 @@ def ring_from_wire(
         ints("left"),
         str(item.get("reason", "")),
     )
+
+
+# ---------------------------------------------------------------------- node lists
+
+
+def nodes_to_wire(nodes: NodeList, expected_votes: int | None) -> dict[str, Any]:
+    """The reply of ``nodes``, ``add_node`` and ``remove_node`` (RFC 0006 §10.2)."""
+    return {
+        "version": nodes.version,
+        "nodes": [
+            {"id": e.node_id, "votes": e.votes, "addresses": list(e.addresses)}
+            for e in nodes.entries
+        ],
+        "expected_votes": expected_votes,
+    }
+
+
+def nodes_from_wire(item: object) -> NodeList:
+    """The list a ``nodes`` reply carries; ControlProtocolError if malformed."""
+    try:
+        version = field(item, "version", int)  # type: ignore[arg-type]
+        raw = field(item, "nodes", list)  # type: ignore[arg-type]
+        entries = tuple(
+            NodeEntry(
+                field(e, "id", int), field(e, "votes", int), tuple(field(e, "addresses", list))
+            )
+            for e in raw
+        )
+    except (TypeError, AttributeError) as exc:
+        raise ControlProtocolError(f"malformed node list: {exc}") from None
+    return NodeList(version, entries)

@@ -544,6 +544,35 @@ class Connection:
             return
         self.reply(req_id, {"path": os.fspath(written), "bytes": size})
 
+    # ------------------------------------------------------------------ the node list
+
+    def _nodes_reply(self) -> dict[str, Any]:
+        verdict = self.node.quorum
+        expected = None if verdict is None else verdict.expected_votes
+        return proto.nodes_to_wire(self.node.nodes(), expected)
+
+    def on_nodes(self, req_id: int, item: dict[str, Any]) -> None:
+        self.reply(req_id, self._nodes_reply())
+
+    def on_add_node(self, req_id: int, item: dict[str, Any]) -> None:
+        node_id = field(item, "node", int)
+        address = field(item, "address", str)
+        votes = field(item, "votes", int)
+        self.spawn(self._change(req_id, self.node.add_node(node_id, address, votes)))
+
+    def on_remove_node(self, req_id: int, item: dict[str, Any]) -> None:
+        node_id = field(item, "node", int)
+        self.spawn(self._change(req_id, self.node.remove_node(node_id)))
+
+    async def _change(self, req_id: int, change: Awaitable[object]) -> None:
+        """Wait for a node-list change to be delivered; reply with the list or the refusal."""
+        try:
+            await change
+        except GcsError as exc:
+            self.fail(req_id, exc)
+            return
+        self.reply(req_id, self._nodes_reply())
+
     # ------------------------------------------------------------------ events
 
     async def _pump(self, handle: int, group: Group) -> None:
@@ -622,4 +651,7 @@ _HANDLERS: dict[str, Callable[[Connection, int, dict[str, Any]], None]] = {
     "leave": Connection.on_leave,
     "status": Connection.on_status,
     "dump": Connection.on_dump,
+    "nodes": Connection.on_nodes,
+    "add_node": Connection.on_add_node,
+    "remove_node": Connection.on_remove_node,
 }

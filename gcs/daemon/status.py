@@ -193,6 +193,8 @@ def build_status(
         "members": list(core.members),
         "transitional": bool(ring and ring.transitional),
         "configured_nodes": sorted(node.config.nodes),
+        # RFC 0008 §3.7: the node list held now (version 0 is the configuration file's).
+        "node_list": {"version": node.nodes().version, "nodes": list(node.nodes().ids)},
         **rates.rates(),
         "delivered_messages": log.delivered_messages,
         "delivered_bytes": log.delivered_bytes,

@@ -52,9 +52,18 @@ from gcs.groups.state import (
     EmitMessages,
     GroupState,
     MemberClosed,
+    NodeListEvent,
     Output,
 )
 from gcs.groups.views import Message, View
+from gcs.quorum.nodelist import (
+    ChangeOp,
+    NodeChange,
+    NodeEntry,
+    NodeList,
+    PersistNodes,
+    decode_change,
+)
 from gcs.quorum.primary import LmsTimer, PersistQuorum
 from gcs.quorum.rules import Quorum
 from gcs.totem.effects import Configuration, Deliver
@@ -86,6 +95,12 @@ class Application(Protocol):
 
     def on_persist_quorum(self, expected_votes: int) -> None:
         """Store last_man_standing's expected votes durably (the latest value wins)."""
+
+    def on_persist_nodes(self, nodes: NodeList) -> None:
+        """Store the node list durably before returning: it takes effect after (QRM-3.7-4)."""
+
+    def on_node_list(self, event: NodeListEvent) -> None:
+        """A change record was delivered (applied or not), or a merge brought a newer list."""
 
 
 class SendTag(Protocol):
@@ -203,6 +218,18 @@ class GroupDriver(Generic[Tag]):
         if self._started and not self._stepping:
             self.drain()
 
+    def change_nodes(self, op: ChangeOp, entry: NodeEntry) -> NodeChange:
+        """Submit a node-list change (RFC 0008 §3.7); ``NodeListRefused`` if it may not be made.
+
+        Its outcome arrives as a ``NodeListEvent`` from this node (``change`` equal to the one
+        returned) when the record is delivered.
+        """
+        record = self.state.node_change_record(op, entry)
+        change = decode_change(record.data)
+        assert change is not None
+        self.control(record)
+        return change
+
     def send(self, record: Record, safe: bool, tag: Tag | None = None) -> bool:
         """Queue a data record behind the others; True if it reached the core at once."""
         item = _Outgoing(record, safe, tag)
@@ -308,6 +335,10 @@ class GroupDriver(Generic[Tag]):
                     heapq.heappush(self._timers, entry)
                 case PersistQuorum():
                     self._app.on_persist_quorum(out.expected_votes)
+                case PersistNodes():
+                    self._app.on_persist_nodes(out.nodes)
+                case NodeListEvent():
+                    self._app.on_node_list(out)
                 case _:
                     assert_never(out)
 
@@ -389,7 +420,9 @@ class GroupDriver(Generic[Tag]):
         return True
 
     def _submit_control(self, record: Record) -> None:
-        self._submit(record, False)
+        # Node-list changes are safe (QRM-3.7-2): delivered in a configuration only once every
+        # member holds them, so the members that move on together all apply them or none does.
+        self._submit(record, bool(record.flags & int(RecordFlags.SAFE)))
         self._sent.append(record)
         self._tags.append(None)
         self.state.note_submitted(record)

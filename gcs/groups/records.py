@@ -38,19 +38,28 @@ _DIRECTED = struct.Struct(">BIQB")  # type, destination node, destination handle
 
 
 def encode_announcement(
-    ring: RingId, members: dict[str, set[int]], quorum: list[int | bool] | None = None
+    ring: RingId,
+    members: dict[str, set[int]],
+    quorum: list[int | bool] | None = None,
+    nodes: list[object] | None = None,
 ) -> bytes:
     """The announcement payload, deterministic CBOR (RFC 0006 §3.4)::
 
     [version, ring seq, ring rep, [[group, [handle, ...]], ...], ? {"quorum": state}]
 
     groups and handles ascending; the optional map carries this node's quorum state
-    (RFC 0008 §3.4) when the node has quorum rules.
+    (RFC 0008 §3.4) when the node has quorum rules, and its node list (RFC 0008 §3.7) when that
+    list may change.
     """
     groups = [[g, sorted(hs)] for g, hs in sorted(members.items()) if hs]
     item: list[Any] = [ANNOUNCE_VERSION, ring.seq, ring.rep, groups]
+    ext: dict[str, Any] = {}
     if quorum is not None:
-        item.append({"quorum": quorum})
+        ext["quorum"] = quorum
+    if nodes is not None:
+        ext["nodes"] = nodes
+    if ext:
+        item.append(ext)
     return bytes(cbor2.dumps(item, canonical=True))
 
 

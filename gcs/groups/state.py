@@ -55,6 +55,7 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
+from gcs.errors import NodeListRefused
 from gcs.groups.records import (
     ANNOUNCE_GROUP,
     decode_announcement_ext,
@@ -71,12 +72,24 @@ from gcs.groups.views import (
     ViewReason,
     new_message,
 )
+from gcs.quorum.nodelist import (
+    CONTROL_NODES,
+    ChangeOp,
+    NodeChange,
+    NodeEntry,
+    NodeList,
+    PersistNodes,
+    check_change,
+    decode_change,
+    encode_change,
+)
 from gcs.quorum.primary import (
     CONTROL_DIRECTED,
     CONTROL_LMS,
     TAIL,
     Held,
     LmsTimer,
+    Persist,
     PersistQuorum,
     QuorumTracker,
     decode_lms,
@@ -95,6 +108,7 @@ __all__ = [
     "EmitMessages",
     "GroupState",
     "MemberClosed",
+    "NodeListEvent",
     "Output",
 ]
 
@@ -102,6 +116,7 @@ _LOG = logging.getLogger("gcs.groups")
 
 _KIND = int(RecordFlags.KIND_MASK)
 _DATA, _JOIN, _LEAVE = int(RecordFlags.DATA), int(RecordFlags.JOIN), int(RecordFlags.LEAVE)
+_SAFE = int(RecordFlags.SAFE)
 PRIMARY = 1
 """Local member mode: primary-component member (receives messages only when quorate)."""
 QUORUM_EVENTS = 2
@@ -156,7 +171,31 @@ class AnnounceNeeded:
     ring: RingId
 
 
-Output = Emit | EmitMessages | MemberClosed | AnnounceNeeded | PersistQuorum | LmsTimer
+@dataclass(frozen=True, slots=True)
+class NodeListEvent:
+    """A change record was delivered, or a merge brought a newer list (RFC 0008 §3.7).
+
+    ``change`` is the delivered record's change (None for a list adopted at a merge);
+    ``refused`` says why it did not apply (None: it did); ``sender`` is the node that sent it;
+    ``nodes`` is the list this node holds after it.
+    """
+
+    nodes: NodeList
+    change: NodeChange | None
+    refused: str | None
+    sender: int
+
+
+Output = (
+    Emit
+    | EmitMessages
+    | MemberClosed
+    | AnnounceNeeded
+    | PersistQuorum
+    | PersistNodes
+    | LmsTimer
+    | NodeListEvent
+)
 
 _SENDER_CACHE = 4096
 """Senders (``Member`` values) the data path keeps for reuse before it starts afresh."""
@@ -214,10 +253,11 @@ class GroupState:
         node_id: int,
         quorum: QuorumRules | None = None,
         stored_expected_votes: int | None = None,
+        nodes: NodeList | None = None,
     ) -> None:
         self.me = node_id
         self.quorum_tracker = (
-            None if quorum is None else QuorumTracker(node_id, quorum, stored_expected_votes)
+            None if quorum is None else QuorumTracker(node_id, quorum, stored_expected_votes, nodes)
         )
         """Quorum verdicts and the primary-component hold (None: no quorum rules)."""
         self.undeliverable = 0
@@ -294,6 +334,31 @@ class GroupState:
             return None
         return Record(ANNOUNCE_GROUP, 0, _DATA, encode_lms(ring))
 
+    @property
+    def nodes(self) -> NodeList | None:
+        """The node list this node holds (None without quorum rules)."""
+        tracker = self.quorum_tracker
+        return None if tracker is None else tracker.nodes
+
+    def node_change_record(self, op: ChangeOp, entry: NodeEntry) -> Record:
+        """The control record that makes this change, if it may be made now (QRM-3.7-1).
+
+        Raises ``NodeListRefused``: ``disabled`` without quorum rules or ``node_changes``;
+        ``not_quorate`` unless this configuration is quorate and settled; or the reason
+        ``check_change`` gives against the list held now. The record is safe (QRM-3.7-2); it
+        applies only if no configuration change or other change comes first.
+        """
+        tracker = self.quorum_tracker
+        if tracker is None or not tracker.base_rules.node_changes:
+            raise NodeListRefused("disabled", "the node list is fixed (quorum.node_changes)")
+        if self.transitional or not self.settled or not tracker.may_change(self.ring):
+            raise NodeListRefused("not_quorate", "only a quorate configuration may change it")
+        change = NodeChange(self.ring, tracker.nodes.version, op, entry)
+        refusal = check_change(tracker.nodes, change)
+        if refusal is not None:
+            raise NodeListRefused(refusal.value, f"node {entry.node_id}")
+        return Record(ANNOUNCE_GROUP, 0, _DATA | _SAFE, encode_change(change))
+
     def drop_local(self, group: str, handle: int) -> None:
         """Forget a local member without a delivered leave (the node is closing or failed)."""
         local = self.local.get(group)
@@ -331,7 +396,8 @@ class GroupState:
             return None
         tracker = self.quorum_tracker
         quorum = None if tracker is None else tracker.wire_state()
-        data = encode_announcement(sync.ring, self.intent, quorum)
+        nodes = None if tracker is None else tracker.wire_nodes()
+        data = encode_announcement(sync.ring, self.intent, quorum, nodes)
         return Record(ANNOUNCE_GROUP, 0, _JOIN, data)
 
     # ------------------------------------------------------------------ the stream
@@ -556,6 +622,8 @@ class GroupState:
         kind = data[0] if data else -1
         if kind == CONTROL_DIRECTED and record.handle != 0:
             self._on_directed(deliver, record, out, held)
+        elif kind == CONTROL_NODES and record.handle == 0 and self.quorum_tracker is not None:
+            self._on_node_change(deliver, record, out)
         elif kind == CONTROL_LMS and record.handle == 0 and self.quorum_tracker is not None:
             ring = decode_lms(data)
             if ring is None:
@@ -570,6 +638,28 @@ class GroupState:
                 self.stale_records += 1
         else:
             self.ignored_records += 1
+
+    def _on_node_change(self, deliver: Deliver, record: Record, out: list[Output]) -> None:
+        """A node-list change record: applied at this point of the stream, or not at all."""
+        tracker = self.quorum_tracker
+        assert tracker is not None
+        change = decode_change(record.data)
+        if change is None or not deliver.safe:
+            self.ignored_records += 1
+            return
+        regular = deliver.config.kind is ConfigurationKind.REGULAR and not self.transitional
+        members = tuple(sorted(self.config_nodes))
+        refused, result = tracker.on_node_change(change, self.ring, members, regular)
+        self._after_verdict(result, out)
+        out.append(NodeListEvent(tracker.nodes, change, refused, deliver.sender))
+        if refused is not None:
+            self.stale_records += 1
+            _LOG.info(
+                "node %d: node-list change from node %d not applied (%s)",
+                self.me,
+                deliver.sender,
+                refused,
+            )
 
     def _on_directed(
         self, deliver: Deliver, record: Record, out: list[Output], held: bool = False
@@ -660,12 +750,12 @@ class GroupState:
 
     def _after_verdict(
         self,
-        result: tuple[Quorum | None, list[Held], list[PersistQuorum]],
+        result: tuple[Quorum | None, list[Held], list[Persist]],
         out: list[Output],
     ) -> None:
         verdict, released, persist = result
+        out.extend(persist)  # stored before anything the change causes (QRM-3.7-4)
         self._put_held(released, out)
-        out.extend(persist)
         if verdict is not None:
             self._quorum_out(verdict, out)
 
@@ -723,7 +813,7 @@ class GroupState:
             return
         groups = self._unwind(node, groups)
         if self.quorum_tracker is not None:
-            self.quorum_tracker.on_announced(node, ext.get("quorum"))
+            self.quorum_tracker.on_announced(node, ext.get("quorum"), ext.get("nodes"))
         for group in list(self.members):
             self._replace_node(group, node, groups.get(group, frozenset()))
         for group, handles in groups.items():
@@ -751,9 +841,12 @@ class GroupState:
         if tracker is not None:
             # What was held came before this point; the settling views come after it.
             tracker.in_sync = True
+            version = tracker.nodes.version
             verdict, released, persist = tracker.on_settled(sync.ring, self.config_nodes)
-            self._put_held(released, out)
             out.extend(persist)
+            self._put_held(released, out)
+            if tracker.nodes.version != version:
+                out.append(NodeListEvent(tracker.nodes, None, None, self.me))
         self._quorum_follows = verdict is not None
         for group in list(self.local):
             local = self.local[group]

@@ -37,8 +37,19 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+from gcs.quorum.nodelist import (
+    NodeChange,
+    NodeList,
+    PersistNodes,
+    adjust_state,
+    apply_change,
+    check_change,
+    list_from_wire,
+    list_to_wire,
+    rules_for,
+)
 from gcs.quorum.rules import (
     Quorum,
     QuorumReason,
@@ -59,6 +70,7 @@ __all__ = [
     "CONTROL_LMS",
     "TAIL",
     "LmsTimer",
+    "Persist",
     "PersistQuorum",
     "QuorumTracker",
     "decode_lms",
@@ -77,6 +89,10 @@ class PersistQuorum:
     """The dynamic expected vote count changed (last_man_standing): store it durably."""
 
     expected_votes: int
+
+
+Persist = PersistQuorum | PersistNodes
+"""What the driver stores for the group layer, in the order given."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,9 +127,20 @@ tails (``gcs.transfer.machine``), dropped for the others."""
 class QuorumTracker:
     """Verdicts and the primary-component hold for one node (see the module docstring)."""
 
-    def __init__(self, node_id: int, rules: QuorumRules, stored_expected: int | None) -> None:
+    def __init__(
+        self,
+        node_id: int,
+        rules: QuorumRules,
+        stored_expected: int | None,
+        nodes: NodeList | None = None,
+    ) -> None:
         self.me = node_id
-        self.rules = rules
+        self.base_rules = rules
+        """The configuration file's rules; ``rules`` follows the node list from them."""
+        self.nodes = NodeList.bootstrap(rules.votes) if nodes is None else nodes
+        """The node list this node holds (RFC 0008 §3.7): version 0 is the file's."""
+        self.rules = rules_for(rules, self.nodes)
+        rules = self.rules
         self.state: QuorumState = initial_state(rules, stored_expected)
         self.verdict: Quorum | None = None
         """The last final verdict (of the current configuration, or an earlier one)."""
@@ -127,7 +154,10 @@ class QuorumTracker:
         self.in_sync = False
         """Set by the group layer: it is settled (same group state at every node of the ring)."""
         self.held: list[Held] = []
-        self.announced: dict[int, QuorumState] = {}
+        self.announced: dict[int, object] = {}
+        self.announced_nodes: dict[int, NodeList | None] = {}
+        self.node_conflicts = 0
+        """Merges that met two different lists of one version (RFC 0008 QRM-3.7-7)."""
         self.filtered = 0
         """Messages primary-component members did not receive (not quorate)."""
         self._stored = self.state.expected_votes
@@ -137,12 +167,24 @@ class QuorumTracker:
         self.state = initial_state(self.rules, stored_expected)
         self._stored = self.state.expected_votes
 
+    def restore_nodes(self, nodes: NodeList) -> None:
+        """Before the first configuration: the list an earlier incarnation stored (QRM-3.7-4)."""
+        if nodes.version > self.nodes.version:
+            self.nodes = nodes
+            self.rules = rules_for(self.base_rules, nodes)
+            self.state = initial_state(self.rules, None)
+            self._stored = self.state.expected_votes
+
     @property
     def current(self) -> Quorum | None:
         return self.pending or self.verdict
 
     def wire_state(self) -> list[int | bool]:
         return state_to_wire(self.state)
+
+    def wire_nodes(self) -> list[object] | None:
+        """The announcement's ``nodes`` entry, when the list may change (QRM-3.7-6)."""
+        return list_to_wire(self.nodes) if self.base_rules.node_changes else None
 
     # ------------------------------------------------------------------ configurations
 
@@ -169,13 +211,14 @@ class QuorumTracker:
 
     def on_regular(
         self, ring: RingId, members: tuple[int, ...], immediate: bool, clean: bool
-    ) -> tuple[Quorum | None, list[Held], list[PersistQuorum]]:
+    ) -> tuple[Quorum | None, list[Held], list[Persist]]:
         """A regular configuration: its verdict now (and the released hold), or pending.
 
         ``clean``: its members are exactly those that moved together from the previous one,
         which was settled — the only case in which held old-ring messages may be passed on.
         """
         self.announced = {}
+        self.announced_nodes = {}
         self.in_sync = clean
         self.in_transitional = False
         if immediate:
@@ -188,26 +231,127 @@ class QuorumTracker:
         self.holding = True
         return None, [], []
 
-    def on_announced(self, node: int, item: object) -> None:
-        self.announced[node] = state_from_wire(self.rules, item)
+    def on_announced(self, node: int, item: object, nodes_item: object = None) -> None:
+        """Keep a member's announced state (parsed at the settling point, under the merged list)."""
+        self.announced[node] = item
+        if self.base_rules.node_changes:
+            self.announced_nodes[node] = list_from_wire(nodes_item)
 
     def on_settled(
         self, ring: RingId, members: Iterable[int]
-    ) -> tuple[Quorum | None, list[Held], list[PersistQuorum]]:
-        """Every member announced: the pending verdict, from the merged states."""
+    ) -> tuple[Quorum | None, list[Held], list[Persist]]:
+        """Every member announced: the pending verdict, from the merged states and lists."""
         if self.pending is None:
             return None, [], []
         nodes = tuple(sorted(members))
-        states = [self.announced.get(n) for n in nodes]
-        cautious = state_from_wire(self.rules, None)
-        merged = merge_states(self.rules, [s if s is not None else cautious for s in states])
+        persist: list[Persist] = []
+        conflict = False
+        if self.base_rules.node_changes:
+            conflict = self._merge_lists(nodes, persist)
+        rules = self.rules
+        states = [state_from_wire(rules, self.announced.get(n)) for n in nodes]  # absent: cautious
+        merged = merge_states(rules, states)
+        result = decide(rules, ring, nodes, merged)
+        if conflict:
+            result = (
+                replace(result[0], quorate=False, reason=QuorumReason.MINORITY),
+                abandoned(rules, result[1]),
+            )
         # What was held came before the settling point: from a transitional configuration that
         # led into this merge, or from this configuration while unsettled. Never passed on.
-        return self._final(decide(self.rules, ring, nodes, merged), keep=False)
+        verdict, released, more = self._final(result, keep=False)
+        return verdict, released, persist + more
+
+    def _merge_lists(self, nodes: tuple[int, ...], persist: list[Persist]) -> bool:
+        """Adopt the newest announced list (QRM-3.7-6); True if one version had two lists."""
+        lists = [self.announced_nodes.get(n) for n in nodes if n != self.me]
+        newest = self.nodes
+        conflict = False
+        for other in lists:
+            if other is None:
+                continue
+            if other.version > newest.version:
+                newest = other
+        for other in [*lists, self.nodes]:
+            if other is not None and other.version == newest.version and other != newest:
+                conflict = True
+        if conflict:
+            self.node_conflicts += 1
+        if newest is not self.nodes and newest != self.nodes:
+            self._adopt(newest, persist)
+        return conflict
+
+    def _adopt(self, nodes: NodeList, persist: list[Persist]) -> None:
+        """Hold ``nodes`` from here: stored first, then its rules and expected votes."""
+        persist.append(PersistNodes(nodes))
+        delta = nodes.total_votes() - self.nodes.total_votes()
+        self.nodes = nodes
+        self.rules = rules_for(self.base_rules, nodes)
+        self.state = adjust_state(self.state, delta)
+
+    def on_node_change(
+        self, change: NodeChange, current: RingId, members: tuple[int, ...], regular: bool
+    ) -> tuple[str | None, tuple[Quorum | None, list[Held], list[Persist]]]:
+        """A change record delivered: apply it if it may (QRM-3.7-2), else say why not.
+
+        Applies in the regular configuration of the ring it names while that configuration is
+        quorate and settled, or in the transitional configuration right after it if it was; on
+        the list version it names; and only if ``check_change`` accepts it.
+        """
+        nothing: tuple[Quorum | None, list[Held], list[Persist]] = (None, [], [])
+        why = self._change_gate(change, current, regular)
+        if why is not None:
+            return why, nothing
+        refusal = check_change(self.nodes, change)
+        if refusal is not None:
+            return refusal.value, nothing
+        persist: list[Persist] = []
+        self._adopt(apply_change(self.nodes, change), persist)
+        if not regular:
+            return None, (None, [], persist)
+        verdict, released, more = self._final(
+            decide(self.rules, current, members, self.state), keep=True
+        )
+        return None, (verdict, released, persist + more)
+
+    def _change_gate(self, change: NodeChange, current: RingId, regular: bool) -> str | None:
+        if not self.base_rules.node_changes:
+            return "disabled"
+        verdict = self.verdict
+        if verdict is None or change.ring != verdict.ring_id:
+            return "superseded"
+        if regular:
+            ok = (
+                change.ring == current
+                and self.pending is None
+                and not self.holding
+                and verdict.quorate
+                and self.in_sync
+            )
+        else:
+            ok = self.in_transitional and self.tail_ok
+        if not ok:
+            return "not_quorate"
+        if change.base != self.nodes.version:
+            return "superseded"
+        return None
+
+    def may_change(self, ring: RingId) -> bool:
+        """Whether a change made now in ``ring`` would apply (the submitter's check)."""
+        verdict = self.verdict
+        return (
+            self.base_rules.node_changes
+            and self.pending is None
+            and not self.holding
+            and self.in_sync
+            and verdict is not None
+            and verdict.ring_id == ring
+            and verdict.quorate
+        )
 
     def on_lms(
         self, ring: RingId, current: RingId, members: tuple[int, ...], regular: bool
-    ) -> tuple[Quorum | None, list[Held], list[PersistQuorum]]:
+    ) -> tuple[Quorum | None, list[Held], list[Persist]]:
         """A last_man_standing record delivered: lower expected votes if it still applies."""
         if not regular or ring != current or self.pending is not None:
             return None, [], []
@@ -218,9 +362,9 @@ class QuorumTracker:
 
     def _final(
         self, result: tuple[Quorum, QuorumState], keep: bool
-    ) -> tuple[Quorum, list[Held], list[PersistQuorum]]:
+    ) -> tuple[Quorum, list[Held], list[Persist]]:
         verdict, state = result
-        persist: list[PersistQuorum] = []
+        persist: list[Persist] = []
         if self.rules.last_man_standing and state.expected_votes != self._stored:
             self._stored = state.expected_votes
             persist.append(PersistQuorum(state.expected_votes))

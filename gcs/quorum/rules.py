@@ -133,6 +133,7 @@ class QuorumOptions:
     last_man_standing_window_ms: int = 10_000
     auto_tie_breaker: bool = False
     auto_tie_breaker_node: str | int = "lowest"
+    node_changes: bool = False
 
     @classmethod
     def from_mapping(cls, raw: Mapping[str, Any]) -> QuorumOptions:
@@ -156,11 +157,14 @@ class QuorumRules:
     last_man_standing_window_ns: int = 10_000 * MS
     tie_breaker: int | None = None
     """The auto_tie_breaker node (resolved), or None when the option is off."""
+    node_changes: bool = False
+    """The node list may change at run time (RFC 0008 §3.7): verdicts at merges then wait for
+    the announcements, which carry each node's list."""
 
     @property
     def static(self) -> bool:
         """True when no verdict depends on state exchanged between the sides of a merge."""
-        return not (self.wait_for_all or self.last_man_standing)
+        return not (self.wait_for_all or self.last_man_standing or self.node_changes)
 
     def total(self, members: Iterable[int]) -> int:
         votes = self.votes
@@ -192,6 +196,12 @@ class QuorumRules:
             raise ConfigError("quorum.last_man_standing_window_ms", f"{window!r} not in 1..3600000")
         if lms:
             _check_lms(resolved, wfa)
+        if options.node_changes and (two_node or options.auto_tie_breaker):
+            raise ConfigError(
+                "quorum.node_changes",
+                "cannot be combined with two_node or auto_tie_breaker: both name nodes of a "
+                "fixed list (RFC 0008 §3.7)",
+            )
         tie_breaker = None
         if options.auto_tie_breaker:
             tie_breaker = _tie_breaker(node_ids, resolved, options.auto_tie_breaker_node)
@@ -203,6 +213,7 @@ class QuorumRules:
             last_man_standing=lms,
             last_man_standing_window_ns=window * MS,
             tie_breaker=tie_breaker,
+            node_changes=options.node_changes,
         )
 
 
@@ -238,7 +249,7 @@ def _check_expected(expected: object, total: int) -> int:
 
 
 def _check_bools(options: QuorumOptions) -> None:
-    for name in ("two_node", "last_man_standing", "auto_tie_breaker"):
+    for name in ("two_node", "last_man_standing", "auto_tie_breaker", "node_changes"):
         if type(getattr(options, name)) is not bool:
             raise ConfigError(f"quorum.{name}", "expected true or false")
     if options.wait_for_all is not None and type(options.wait_for_all) is not bool:

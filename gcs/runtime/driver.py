@@ -150,7 +150,10 @@ class Driver:
         self._on_failure = on_failure
         self._peers = peers
         self._routes: dict[tuple[int, ...], tuple[tuple[SockAddr, ...], int]] = {}
-        """Destination tuple -> (addresses, count without one): see ``_route``."""
+        """Destination tuple -> (addresses, count without one): see ``_route``; emptied when the
+        peers change."""
+        self._nodes = core.config.nodes
+        """The core's node list as the channel last heard of it (MEM-3.2-5 can grow it)."""
         self._writer = RingSeqWriter(loop, store, self._persisted, self._fail)
         self._endpoint: Endpoint | None = None
         self._multicast_to: SockAddr | None = None
@@ -250,6 +253,9 @@ class Driver:
         if opened is None:
             return  # counted by the channel, by reason
         src, frame = opened
+        if src not in self._peers and addr is not None:
+            self._peers[src] = addr  # a node learned from a join (RFC 0004 MEM-3.2-5)
+            self._routes.clear()
         kind = type(frame)
         if kind is OrfToken or kind is MembCommitToken:
             counts["tokens_deferred"] += 1
@@ -280,6 +286,9 @@ class Driver:
             return
         if index >= 0:
             recorder.done(index, len(effects))
+        if self._core.config.nodes is not self._nodes:
+            self._nodes = self._core.config.nodes
+            self._channel.add_peers(self._nodes)
         self._execute(effects)
 
     def _on_timer(self) -> None:
@@ -494,6 +503,11 @@ class Driver:
             finally:
                 self._in_after = False
 
+    def set_peers(self, peers: dict[int, SockAddr]) -> None:
+        """Where the other listed nodes are, after the node list changed (RFC 0008 §3.7)."""
+        self._peers = peers
+        self._routes.clear()
+
     def _send(self, frame: Frame, dest: int) -> None:
         addr = self._peers.get(dest)
         if addr is None:
@@ -527,8 +541,9 @@ class Driver:
             counts["unknown_destination"] += unknown
 
     def _route(self, dests: tuple[int, ...]) -> tuple[tuple[SockAddr, ...], int]:
-        """The addresses of ``dests`` (the peers are fixed for the driver's life), and how many
-        of them have none. The core multicasts to the same few member tuples over and over."""
+        """The addresses of ``dests``, and how many of them have none. The core multicasts to the
+        same few member tuples over and over; the cache is emptied whenever the peers change (a
+        node learned from its datagrams, ``set_peers``)."""
         peers = self._peers
         addrs = tuple(peers[d] for d in dests if d in peers)
         return addrs, len(dests) - len(addrs)

@@ -39,6 +39,9 @@ RING_SEQ_FILE = "ring_seq"
 BOOT_ID_FILE = "boot_id"
 QUORUM_FILE = "quorum_expected_votes"
 """last_man_standing's dynamic expected votes (RFC 0008 §3.5); absent until it first changes."""
+NODES_FILE = "node_list"
+"""The node list once it changed at run time (RFC 0008 §3.7), as one line of JSON text; the
+runtime stores it opaquely (the group layer above owns its format)."""
 LOCK_FILE = "lock"
 _U64 = (1 << 64) - 1
 
@@ -91,6 +94,20 @@ class StateStore:
         if self.path is not None:
             self._write(QUORUM_FILE, expected_votes)
 
+    def read_node_list(self) -> str | None:
+        """The stored node list text, or None (no state dir, or the list never changed)."""
+        if self.path is None:
+            return None
+        try:
+            return (self.path / NODES_FILE).read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None
+
+    def write_node_list(self, text: str) -> None:
+        """Store the node list text durably (atomic replace, fsync'd) before returning."""
+        if self.path is not None:
+            self._write_text(NODES_FILE, text)
+
     def close(self) -> None:
         if self._lock_fd is not None:
             os.close(self._lock_fd)  # releases the flock
@@ -124,12 +141,15 @@ class StateStore:
         return int(text)
 
     def _write(self, name: str, value: int) -> None:
+        self._write_text(name, f"{value}\n")
+
+    def _write_text(self, name: str, text: str) -> None:
         assert self.path is not None
         target = self.path / name
         tmp = self.path / f".{name}.tmp"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with open(fd, "w", encoding="ascii", closefd=True) as handle:
-            handle.write(f"{value}\n")
+        with open(fd, "w", encoding="utf-8", closefd=True) as handle:
+            handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, target)

@@ -15,9 +15,11 @@ the defaults ignore the ring and store nothing.
 
 from __future__ import annotations
 
+from gcs.errors import NodeListRefused
 from gcs.groups.driver import GroupDriver, SendTag
-from gcs.groups.state import GroupState
+from gcs.groups.state import GroupState, NodeListEvent
 from gcs.groups.views import Message, View
+from gcs.quorum.nodelist import ChangeOp, NodeEntry, NodeList
 from gcs.quorum.rules import Quorum, QuorumRules
 from gcs.sim.world import Host
 from gcs.totem.effects import Configuration, Deliver
@@ -35,7 +37,7 @@ class GroupLayer:
     ) -> None:
         self.host = host
         self.incarnation = host.incarnation
-        self.state = GroupState(host.node_id, rules, stored_votes)
+        self.state = GroupState(host.node_id, rules, stored_votes, host.store.nodes)
         self.driver: GroupDriver[SendTag] = GroupDriver(self.state, host.submit_record, self)
         self._retry_armed = False
 
@@ -80,6 +82,33 @@ class GroupLayer:
 
     def on_persist_quorum(self, expected_votes: int) -> None:
         pass
+
+    def on_persist_nodes(self, nodes: NodeList) -> None:
+        """Stored with the ring seq (wiped with it): the next incarnation starts from it."""
+        self.host.store.nodes = nodes
+
+    def on_node_list(self, event: NodeListEvent) -> None:
+        """The core follows the list (RFC 0004 MEM-3.2-4); a node removed while it runs stops
+        (RFC 0006 API-3.8-3): its operator starts it again only with a fresh list."""
+        if event.refused is not None:
+            return
+        host = self.host
+        if host.node_id not in event.nodes.ids:
+            host.store.nodes = None  # the operator's empty state_dir for the node list
+            w = host.world
+            w.at(w.now, w.crash, host.node_id)  # a fresh event: never inside the core's effects
+            return
+        if host.core is not None:
+            host.core.set_nodes(event.nodes.ids)
+
+    def change_nodes(self, op: ChangeOp, node: int, votes: int = 1) -> str | None:
+        """Propose a node-list change (the nemesis's hand); None if submitted, else why not."""
+        try:
+            self.driver.change_nodes(op, NodeEntry(node, votes if op is ChangeOp.ADD else 0))
+        except NodeListRefused as exc:
+            return exc.reason
+        self._retry_if_blocked()
+        return None
 
     # ------------------------------------------------------------------ retries
 

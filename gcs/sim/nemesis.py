@@ -16,6 +16,7 @@ import random
 from collections.abc import Callable
 from typing import Any
 
+from gcs.quorum.nodelist import ChangeOp
 from gcs.sim.scenario import FaultStep, Scenario
 from gcs.sim.world import Clock, DropRule, World
 from gcs.wire.frames import Mcast, MembCommitToken, OrfToken
@@ -307,6 +308,47 @@ def _undo_later(world: World, step: FaultStep, undo: Callable[[], None]) -> None
         world.at(due, undo)
 
 
+def _change_nodes(op: str) -> Callable[..., None]:
+    """add_node / remove_node (RFC 0008 §3.7): ``nodes`` (default: every live node) propose it.
+
+    Every proposer tries, so during a partition each side tries and at most the quorate one
+    succeeds. A remove_node step without ``target`` has each proposer remove the highest listed
+    node outside its current configuration (a node it cannot see: dead, or on the other side),
+    so the two sides of a split would remove different nodes if both could.
+    """
+
+    def act(
+        world: World,
+        scenario: Scenario,
+        step: FaultStep,
+        rng: random.Random,
+        nodes: tuple[int, ...],
+    ) -> None:
+        outcomes: dict[str, str] = {}
+        for node in nodes or world.nodes:
+            host = world.hosts[node]
+            layer = host.upper
+            change = getattr(layer, "change_nodes", None)
+            listed = getattr(getattr(layer, "state", None), "nodes", None)
+            if change is None or listed is None or host.core is None:
+                continue
+            target = step.target or _outside(listed.ids, host.members)
+            if target == 0:
+                outcomes[str(node)] = "nothing outside"
+                continue
+            kind = ChangeOp.ADD if op == "add_node" else ChangeOp.REMOVE
+            refused = change(kind, target)
+            outcomes[str(node)] = f"{target}: {refused or 'proposed'}"
+        world.fault(op, target=step.target, outcomes=outcomes)
+
+    return act
+
+
+def _outside(listed: tuple[int, ...], members: tuple[int, ...]) -> int:
+    outside = [n for n in listed if n not in members]
+    return max(outside) if outside else 0
+
+
 _ACTIONS: dict[str, Callable[..., None]] = {
     "partition": _partition,
     "heal": _heal,
@@ -323,4 +365,6 @@ _ACTIONS: dict[str, Callable[..., None]] = {
     "recovery_delay": _recovery_rule("recovery_delay"),
     "clock": _clock,
     "replay_joins": _replay_joins,
+    "add_node": _change_nodes("add_node"),
+    "remove_node": _change_nodes("remove_node"),
 }

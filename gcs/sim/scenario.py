@@ -40,6 +40,8 @@ FAULT_ACTIONS = (
     "recovery_delay",
     "clock",
     "replay_joins",
+    "add_node",
+    "remove_node",
 )
 
 # Which frames of the RECOVERY phase the recovery nemesis hits (``spec``, RFC 0007 §4.2).
@@ -106,6 +108,7 @@ class FaultStep:
     wipe: bool = False
     when: str = ""  # a membership state ("commit", "recovery", ...) that triggers the action
     delay_ms: float = 0.0  # recovery_delay: how much later a hit copy is transmitted
+    target: int = 0  # add_node / remove_node: the node (0 with remove_node: one outside)
 
     def to_toml(self) -> dict[str, Any]:
         out: dict[str, Any] = {"at_s": self.at_s, "action": self.action}
@@ -380,6 +383,7 @@ def _fault(data: Mapping[str, Any], index: int, nodes: int) -> FaultStep:
         "wipe",
         "when",
         "delay_ms",
+        "target",
     }
     _unknown(data, known, prefix)
     action = data.get("action")
@@ -404,7 +408,18 @@ def _fault(data: Mapping[str, Any], index: int, nodes: int) -> FaultStep:
         wipe=bool(data.get("wipe", False)),
         when=str(data.get("when", "")),
         delay_ms=_num(data, "delay_ms", 0.0, 0.0, prefix),
+        target=_target(data, prefix, nodes),
     )
+
+
+def _target(data: Mapping[str, Any], prefix: str, nodes: int) -> int:
+    """The node an add_node or remove_node step changes (0: remove_node picks one)."""
+    target = data.get("target", 0)
+    if type(target) is not int or not 0 <= target <= nodes:
+        raise ConfigError(prefix + "target", f"a node id in 1..{nodes} (or 0)")
+    if data.get("action") == "add_node" and target == 0:
+        raise ConfigError(prefix + "target", "add_node needs the node to add")
+    return target
 
 
 def _recovery_step(data: Mapping[str, Any], prefix: str) -> None:

@@ -88,7 +88,36 @@ def draw_scenario(
         scenario = _kv(SeedTree(seed).rng("swarm-kv"), scenario)
     elif kind == "groups":
         scenario = replace(scenario, workload=replace(workload, kind="groups"))
+    if kind in ("kv", "groups"):
+        scenario = _node_changes(SeedTree(seed).rng("swarm-nodes"), scenario, kind)
     return scenario
+
+
+NODE_CHANGE_SHARE = {"kv": 0.4, "groups": 0.2}
+"""The share of seeds whose scenario also changes the node list (RFC 0008 §3.7)."""
+
+
+def _node_changes(rng: random.Random, scenario: Scenario, kind: str) -> Scenario:
+    """Some seeds remove a node while the cluster runs and add it back later.
+
+    From a stream of its own, so the rest of every seed's scenario is what it was. The node may
+    be up (it then stops, RFC 0006 API-3.8-3), down, or on the far side of a partition (the
+    nodes with it merge back once it is listed again), and the change may fall in a partition
+    or a crash of the proposers: only a quorate configuration makes it.
+    """
+    if rng.random() >= NODE_CHANGE_SHARE[kind] or scenario.quorum.get("auto_tie_breaker"):
+        return scenario
+    target = rng.randint(1, scenario.nodes)
+    end = scenario.duration_s - 3.0
+    removed = round(rng.uniform(2.0, end - 2.0), 3)
+    added = round(rng.uniform(removed + 1.0, end), 3)
+    steps = (
+        FaultStep(removed, "remove_node", target=target),
+        FaultStep(added, "add_node", target=target),
+    )
+    faults = tuple(sorted((*scenario.faults, *steps), key=lambda f: f.at_s))
+    quorum = {**scenario.quorum, "node_changes": True}
+    return replace(scenario, faults=faults, quorum=quorum)
 
 
 def _kv(rng: random.Random, scenario: Scenario) -> Scenario:

@@ -20,11 +20,12 @@ import heapq
 import random
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, assert_never
 
 from gcs.errors import InvariantViolation, MessageTooLarge, SendQueueFull
 from gcs.history import events as h
+from gcs.quorum.nodelist import NodeList
 from gcs.sim.network import LinkParams, Network
 from gcs.sim.seeds import SeedTree
 from gcs.totem.config import TotemConfig
@@ -114,6 +115,8 @@ class Store:
 
     ring_seq: int | None = None
     boots: int = 0
+    nodes: NodeList | None = None
+    """The node list, once it changed (RFC 0008 §3.7): the core starts with its nodes."""
 
 
 @dataclass(slots=True)
@@ -171,6 +174,8 @@ class Host:
         stored = self.store.ring_seq
         floor = stored if stored is not None else (clock_ms or None)
         cfg = w.totem_config(self.node_id)
+        if self.store.nodes is not None:
+            cfg = replace(cfg, nodes=self.store.nodes.ids)
         rng = w.seeds.child(f"node/{self.node_id}").rng(f"core/{self.incarnation}")
         self.core = Core(cfg, rng)
         self.transport = w.transport_factory(self.node_id, self.store.boots)

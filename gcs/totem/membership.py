@@ -30,7 +30,7 @@ Departures from the 1995 paper, each for a reason written in RFC 0004 §8:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, assert_never
 
 from mypy_extensions import mypyc_attr
@@ -138,6 +138,9 @@ def _send_join(n: Node, now_ns: int) -> None:
     # an abandoned commit, members still in COMMIT/RECOVERY for that ring (MEM-3.3-3) and members
     # that installed it (the stale-join filter) must take this join as news, not as stale.
     ring_seq = max(n.ring.ring_id.seq, n.last_commit_seq)
+    listed = n.config.nodes
+    for node in [x for x in n.proc_set if x not in listed]:
+        n.fail_set.add(node)  # no longer listed (MEM-3.2-4): failed out by this consensus
     join = MembJoin(n.me, frozenset(n.proc_set), frozenset(n.fail_set), ring_seq)
     n.out.append(Multicast(join, n.config.peers))
     n.counters.joins_sent += 1
@@ -208,6 +211,8 @@ def on_memb_join(n: Node, now_ns: int, src: int, join: MembJoin) -> None:
     if join.sender != src:
         n.counters.drop("spoofed_sender")
         return
+    if n.learning:
+        _learn(n, join)
     if not _sane(n, join):
         n.counters.drop("join_insane")
         return
@@ -368,8 +373,21 @@ def _adopt(n: Node, join: MembJoin, failed: frozenset[int]) -> None:
         n.fail_set.add(node)
 
 
-def _sane(n: Node, join: MembJoin | MembLeave) -> bool:
+def _learn(n: Node, join: MembJoin | MembLeave) -> None:
+    """A learning node accepts the nodes a listed node's join names (MEM-3.2-5)."""
     nodes = n.config.nodes
+    if join.sender not in nodes:
+        return
+    new = [x for x in join.proc_set if x not in nodes]
+    if new:
+        n.config = replace(n.config, nodes=tuple(sorted((*nodes, *new))))
+        n.trace("learn", nodes=new, sender=join.sender)
+
+
+def _sane(n: Node, join: MembJoin | MembLeave) -> bool:
+    # Members of my ring stay nameable after the node list dropped them (MEM-3.2-4): they are
+    # failed out by the next consensus, and peers name them until then.
+    nodes = frozenset(n.config.nodes) | frozenset(n.ring.members)
     return (
         join.proc_set.issubset(nodes)
         and join.fail_set.issubset(nodes)

@@ -20,6 +20,7 @@ Any exception other than ``InvariantViolation`` (from any entry point) or the do
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 
 from mypy_extensions import mypyc_attr
 
@@ -125,6 +126,9 @@ class Node:
         self.last_commit_seq = 0  # highest ring seq this node entered COMMIT for
         # Stable storage (RFC 0004 MEM-2.3-2, REC-5.3-2).
         self.persisted_seq = -1
+        self.learning = False
+        """Set by the driver while the node holds the file's node list and lists may change:
+        nodes named by a listed node's join are accepted too (RFC 0004 MEM-3.2-5)."""
         self.pending_persist_seq = 0
         # A token or commit token sent to this node itself (singleton rings).
         self.self_frame: OrfToken | MembCommitToken | None = None
@@ -143,6 +147,16 @@ class Node:
         self.out.append(PersistRingSeq(seq))
         self.trace("start", stored_ring_seq=stored)
         return self.out
+
+    def set_learning(self, learning: bool) -> None:
+        """Accept nodes a listed node's join names (RFC 0004 MEM-3.2-5) while True."""
+        self.learning = learning
+
+    def set_nodes(self, nodes: tuple[int, ...]) -> None:
+        """The node list changed (RFC 0008 §3.7, RFC 0004 MEM-3.2-4): from now on frames of
+        unlisted nodes are dropped, joins go to the listed nodes, and a member no longer listed
+        is failed at the next membership change. Raises ``ConfigError`` without this node."""
+        self.config = replace(self.config, nodes=tuple(sorted(set(nodes))))
 
     def on_persisted(self, now_ns: int, seq: int) -> list[Effect]:
         """The driver confirms ``PersistRingSeq(seq)`` reached stable storage."""

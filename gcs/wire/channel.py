@@ -296,12 +296,29 @@ class Channel:
         if suite not in AEAD_SUITES:
             raise FrameError(DropReason.UNSEALED, "suite 0 (unkeyed) at a keyed channel")
 
+    def add_peers(self, peers: Collection[int]) -> None:
+        """Accept these senders too (a node learned from a join, RFC 0004 MEM-3.2-5)."""
+        if self.peers is not None:
+            self.peers = self.peers | frozenset(peers)
+
+    def set_peers(self, peers: Collection[int], addresses: Mapping[int, Hashable]) -> None:
+        """The node list changed (RFC 0008 §3.7): accept these senders, homed at these addresses.
+
+        Replay state of a sender that left the list is kept (bounded as before), so a sender
+        listed again cannot replay old datagrams."""
+        self.peers = frozenset(peers)
+        self._admission.addresses = dict(addresses)
+
     def _check_sender(self, sender: int) -> None:
         """Refuse our own id (a reflection) and ids that are not configured peers."""
         if sender == self.node_id:
             raise FrameError(DropReason.LOOPBACK, "datagram carries this node's own id")
         if sender == 0 or (self.peers is not None and sender not in self.peers):
-            raise FrameError(DropReason.UNKNOWN_SENDER, f"node {sender} is not a configured peer")
+            raise FrameError(
+                DropReason.UNKNOWN_SENDER,
+                f"node {sender} is not in the node list (to add it while the cluster runs: "
+                f"gcs nodes add --config FILE {sender} ADDRESS, RFC 0008 §3.7)",
+            )
 
     # ------------------------------------------------------------ counters
 

@@ -159,7 +159,8 @@ class RingModel:
                 continue
             records = tuple(queue.popleft() for _ in range(min(pack, len(queue))))
             comp.seq += 1
-            effect = Deliver(config, comp.ring, comp.seq, sender, False, records)
+            safe = all(r.flags & int(RecordFlags.SAFE) for r in records)
+            effect = Deliver(config, comp.ring, comp.seq, sender, safe, records)
             self.history.extend((comp.ring, comp.seq, i, sender, r) for i, r in enumerate(records))
             for n in recipients:
                 self.nodes[n].apply(self.nodes[n].state.on_deliver(effect))

@@ -106,6 +106,12 @@ class App:
     def on_persist_quorum(self, expected_votes: int) -> None:
         self.calls.append(("persist", expected_votes))
 
+    def on_persist_nodes(self, nodes: object) -> None:
+        self.calls.append(("persist_nodes", nodes))
+
+    def on_node_list(self, event: object) -> None:
+        self.calls.append(("node_list", event))
+
 
 class Tag:
     def __init__(self) -> None:

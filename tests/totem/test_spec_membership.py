@@ -427,3 +427,54 @@ def test_join_jitter_comes_from_the_injected_generator() -> None:
     assert intervals(2) != a
     cfg = TotemConfig(node_id=1, nodes=(1, 2, 3))
     assert all(cfg.join_timeout_ns <= d < cfg.join_timeout_ns + cfg.join_jitter_ns for d in a)
+
+
+# ---------------------------------------------------------------------- node-list changes
+
+
+@pytest.mark.req("MEM-3.2-4")
+def test_a_node_dropped_from_the_list_is_failed_out_and_its_frames_dropped() -> None:
+    """MEM-3.2-4: ring {1,2,3} gathering; node 3 leaves the list, node 4 is listed still."""
+    core, now = gathering()
+    core.set_nodes((1, 2, 4))
+    # A ring-mate that has not applied the change yet still names node 3: not insane.
+    core.receive(now, 2, join(2, {1, 2, 3}))
+    assert core.statistics().drops.get("join_insane", 0) == 0
+    due = core.timers.get(Timer.JOIN)
+    assert due is not None
+    sent = joins_sent(advance(core, due))
+    assert sent and all(3 in j.fail_set and j.proc_set == {1, 2, 3} for j in sent), sent
+    core.receive(now, 3, join(3, {1, 2, 3}))
+    assert core.statistics().drops.get("bad_source") == 1
+    # A node outside both the list and the ring stays unnameable.
+    core.receive(now, 2, join(2, {1, 2, 5}))
+    assert core.statistics().drops.get("join_insane") == 1
+
+
+@pytest.mark.req("MEM-3.2-4")
+def test_a_node_added_to_the_list_is_heard() -> None:
+    core, now = operational(nodes=(1, 2, 3))
+    core.receive(now, 4, join(4, {4}))
+    assert core.statistics().drops.get("bad_source") == 1
+    core.set_nodes((1, 2, 3, 4))
+    sent = joins_sent(core.receive(now, 4, join(4, {4}, ring_seq=0)))
+    assert core.statistics().drops.get("bad_source") == 1
+    assert core.state is MembState.GATHER and 4 in core.proc_set, sent
+
+
+@pytest.mark.req("MEM-3.2-5")
+def test_a_learning_node_accepts_the_nodes_a_listed_node_names() -> None:
+    """MEM-3.2-5: node 4 lists only itself and node 1; node 1's join names 2 and 3."""
+    core, now = operational(node=4, nodes=(1, 4), down=(1,), until_ns=5 * S)
+    core.receive(now, 2, join(2, {1, 2, 3, 4}))
+    assert core.statistics().drops.get("bad_source") == 1, "node 2 is not listed yet"
+    core.receive(now, 5, join(5, {5, 6}))
+    core.set_learning(True)
+    core.receive(now, 1, join(1, {1, 2, 3, 4}))
+    assert core.config.nodes == (1, 2, 3, 4)
+    assert {1, 2, 3} <= core.proc_set
+    core.receive(now, 2, join(2, {1, 2, 3, 4}))
+    assert core.statistics().drops.get("bad_source") == 2, "only node 5's join was refused"
+    core.set_learning(False)
+    core.receive(now, 1, join(1, {1, 2, 3, 4, 7}))
+    assert 7 not in core.config.nodes and core.statistics().drops.get("join_insane") == 1

@@ -25,10 +25,16 @@ from dataclasses import dataclass
 from typing import assert_never
 
 from gcs.groups.records import directed_record
+from gcs.groups.state import NodeListEvent
 from gcs.groups.views import Member, Message, View
 from gcs.history import events as h
 from gcs.quorum.rules import Quorum, QuorumRules
 from gcs.sim.checkers.kv import check_kv_acked, check_kv_converged, check_kv_history
+from gcs.sim.checkers.nodelist import (
+    check_node_list_agreement,
+    check_node_list_chain,
+    check_node_list_durable,
+)
 from gcs.sim.checkers.quorum import check_quorum, check_quorum_agreement
 from gcs.sim.checkers.verdict import Verdict as CheckerVerdict
 from gcs.sim.layer import GroupLayer
@@ -40,6 +46,7 @@ from gcs.sim.workloads.kvlog import (
     Install,
     KvLog,
     KvReplica,
+    NodesHeld,
     Verdict,
     VerdictEnd,
 )
@@ -106,7 +113,11 @@ class KvWorkload:
         self.world = world
         self.rules = rules
         self.keys = keys
-        self.log = KvLog(two_node=rules.two_node, last_man_standing=rules.last_man_standing)
+        self.log = KvLog(
+            two_node=rules.two_node,
+            last_man_standing=rules.last_man_standing,
+            node_changes=rules.node_changes,
+        )
         self.disks: dict[int, KvDisk] = {n: KvDisk() for n in world.nodes}
 
     def install(self, rate: float, sizes: tuple[int, ...], start_ns: int, end_ns: int) -> None:
@@ -139,6 +150,9 @@ class KvWorkload:
         return [
             check_quorum(log),
             check_quorum_agreement(log),
+            check_node_list_chain(log),
+            check_node_list_agreement(log),
+            check_node_list_durable(log),
             check_kv_history(log),
             check_kv_acked(log),
             check_kv_converged(log),
@@ -168,8 +182,11 @@ class KvNode(GroupLayer):
 
     def __init__(self, host: Host, workload: KvWorkload) -> None:
         disk = workload.disks[host.node_id]
+        kept = host.store.ring_seq is not None  # the state directory survived (not wiped)
         super().__init__(host, workload.rules, disk.expected_votes)
         self.workload = workload
+        if workload.rules.node_changes:
+            self._log_nodes("start", kept)
         handle = ((host.store.boots & ((1 << 44) - 1)) << 20) | 1
         self.member = Member(host.node_id, handle)
         self.replica = KvReplica(workload.keys)
@@ -219,6 +236,7 @@ class KvNode(GroupLayer):
                 verdict.quorate,
                 verdict.total_votes,
                 verdict.expected_votes,
+                0 if tracker is None else tracker.nodes.version,
             )
         )
 
@@ -239,6 +257,23 @@ class KvNode(GroupLayer):
 
     def on_persist_quorum(self, expected_votes: int) -> None:
         self.workload.disks[self.host.node_id].expected_votes = expected_votes
+
+    def on_node_list(self, event: NodeListEvent) -> None:
+        if event.refused is None:
+            self._log_nodes("adopted" if event.change is None else "applied", True)
+        super().on_node_list(event)
+
+    def _log_nodes(self, how: str, disk_kept: bool) -> None:
+        nodes = self.state.nodes
+        if nodes is None:
+            return
+        entries = tuple((e.node_id, e.votes) for e in nodes.entries)
+        w = self.host.world
+        self.workload.log.events.append(
+            NodesHeld(
+                w.now, self.host.node_id, self.incarnation, nodes.version, entries, how, disk_kept
+            )
+        )
 
     def down(self) -> None:
         """The incarnation ends: the replica's state and its lineage stay on the disk."""

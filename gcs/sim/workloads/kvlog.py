@@ -35,6 +35,7 @@ __all__ = [
     "Install",
     "KvLog",
     "KvReplica",
+    "NodesHeld",
     "Verdict",
     "VerdictEnd",
 ]
@@ -94,6 +95,23 @@ class Verdict:
     quorate: bool
     total_votes: int
     expected_votes: int
+    nodes_version: int = 0
+    """The version of the node list the node held at the verdict (RFC 0008 §3.7)."""
+
+
+@dataclass(frozen=True, slots=True)
+class NodesHeld:
+    """A node holds a node list from here (RFC 0008 §3.7): at start (``how`` "start", with
+    ``disk_kept`` when its state directory survived), "applied" (a change record), "adopted"
+    (a merge). ``entries`` are (node, votes) pairs, ascending."""
+
+    time_ns: int
+    node: int
+    incarnation: int
+    version: int
+    entries: tuple[tuple[int, int], ...]
+    how: str
+    disk_kept: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,7 +136,7 @@ class Final:
     quorate: bool
 
 
-KvEvent = Apply | Install | Ack | Verdict | VerdictEnd
+KvEvent = Apply | Install | Ack | Verdict | VerdictEnd | NodesHeld
 
 
 @dataclass(slots=True)
@@ -127,6 +145,7 @@ class KvLog:
     finals: list[Final] = field(default_factory=list)
     two_node: bool = False
     last_man_standing: bool = False
+    node_changes: bool = False
 
 
 class KvReplica:

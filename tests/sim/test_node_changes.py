@@ -1,0 +1,87 @@
+"""Node-list changes in the simulator (RFC 0008 §3.7; RFC 0007): the node-changes scenario passes
+every checker and really changes the list, and the two mutations the design guards against are
+caught: a change applied without being stored first, and a change accepted by a configuration
+that is not quorate."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+from unittest import mock
+
+import pytest
+
+from gcs.quorum import primary
+from gcs.sim.checkers.verdict import Verdict
+from gcs.sim.run import run
+from gcs.sim.scenario import load_scenario
+
+SCENARIO = Path(__file__).parents[2] / "simulations" / "scenarios" / "node-changes.toml"
+
+
+def _verdicts(seed: int) -> dict[str, Verdict]:
+    result = run(load_scenario(SCENARIO), seed)
+    return {v.name: v for v in result.verdicts}
+
+
+@pytest.mark.req("QRM-3.7-2", "QRM-3.7-4", "QRM-3.7-6", "QRM-3.6-1")
+@pytest.mark.parametrize("seed", [1, 2])
+def test_the_node_changes_scenario_passes_and_changes_the_list(seed: int) -> None:
+    verdicts = _verdicts(seed)
+    failed = [v.summary() for v in verdicts.values() if not v.valid]
+    assert not failed, f"seed {seed}: {failed}"
+    chain = verdicts["node_list_chain"]
+    # remove 5, add 5 (after the 2|2 attempt is refused), remove 5 from one side, add 5,
+    # remove 3: versions 0 to 5.
+    assert chain.stats["versions"] == 6, f"seed {seed}: {chain.stats}"
+    assert verdicts["node_list_durable"].stats["restarts_judged"] >= 2, f"seed {seed}"
+
+
+@contextmanager
+def applied_without_storing() -> Iterator[None]:
+    """The tracker adopts a list but never asks the driver to store it."""
+
+    def adopt(self: primary.QuorumTracker, nodes: Any, persist: list[Any]) -> None:
+        delta = nodes.total_votes() - self.nodes.total_votes()
+        self.nodes = nodes
+        self.rules = primary.rules_for(self.base_rules, nodes)
+        self.state = primary.adjust_state(self.state, delta)
+
+    with mock.patch.object(primary.QuorumTracker, "_adopt", adopt):
+        yield
+
+
+@contextmanager
+def accepted_when_not_quorate() -> Iterator[None]:
+    """Any configuration may make and apply a change (the quorum gate is gone)."""
+    gate = primary.QuorumTracker._change_gate
+
+    def change_gate(self: primary.QuorumTracker, change: Any, current: Any, regular: bool) -> Any:
+        why = gate(self, change, current, regular)
+        return None if why == "not_quorate" else why
+
+    def may_change(self: primary.QuorumTracker, ring: Any) -> bool:
+        return bool(self.base_rules.node_changes and self.verdict is not None)
+
+    with (
+        mock.patch.object(primary.QuorumTracker, "_change_gate", change_gate),
+        mock.patch.object(primary.QuorumTracker, "may_change", may_change),
+    ):
+        yield
+
+
+@pytest.mark.req("QRM-3.7-4")
+def test_a_change_applied_without_storing_it_is_caught() -> None:
+    with applied_without_storing():
+        verdicts = _verdicts(1)
+    assert not verdicts["node_list_durable"].valid, verdicts["node_list_durable"].summary()
+
+
+@pytest.mark.req("QRM-3.7-1", "QRM-3.7-2")
+def test_a_change_accepted_in_a_minority_is_caught() -> None:
+    with accepted_when_not_quorate():
+        verdicts = _verdicts(1)
+    caught = [n for n in ("node_list_chain", "quorum") if not verdicts[n].valid]
+    assert caught, [v.summary() for v in verdicts.values()]
