@@ -46,6 +46,8 @@ __all__ = [
 HOT_PATH: tuple[str, ...] = (
     "gcs.wire",  # a package: every module in it
     "gcs.totem",
+    "gcs.groups.driver",  # the group layer: every delivered message passes through both
+    "gcs.groups.state",
 )
 """What the compiled build compiles: packages (all their modules) or single modules, by name."""
 

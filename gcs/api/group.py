@@ -15,13 +15,20 @@ from __future__ import annotations
 
 import asyncio
 import enum
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
 from gcs.api.outbox import Ticket
-from gcs.api.stream import ErrorFactory, EventStream
-from gcs.errors import GroupClosed, InvalidArgument, MessageTooLarge, NotMember, NotSupported
+from gcs.api.stream import READ_SLICE, ErrorFactory, EventStream, YieldBudget
+from gcs.errors import (
+    GroupClosed,
+    InvalidArgument,
+    MessageTooLarge,
+    NotMember,
+    NotSupported,
+    SendQueueFull,
+)
 from gcs.groups.records import directed_overhead
 from gcs.groups.views import Member, Message, View
 from gcs.quorum.rules import Quorum
@@ -36,6 +43,8 @@ __all__ = [
     "check_join",
     "check_join_modes",
 ]
+
+_DATA = int(RecordFlags.DATA)
 
 
 class MemberState(enum.Enum):
@@ -68,6 +77,8 @@ class GroupPort:
     send: Callable[[Record, bool], Awaitable[Ticket]]
     send_to: Callable[[str, int, Member, bytes, bool], Awaitable[Ticket]]
     leave: Callable[[Membership], None]
+    send_nowait: Callable[[Record, bool], Ticket] | None = None
+    """Submit at once or raise ``SendQueueFull`` (None: this owner cannot, API-6-2)."""
 
 
 class Membership:
@@ -147,6 +158,7 @@ class Group:
         self._membership = membership
         self._port = membership.port
         self._quorum: Quorum | None = None
+        self._budget = YieldBudget()
 
     def __repr__(self) -> str:
         return f"<Group {self.name!r} member {self.member} {self._membership.state.value}>"
@@ -167,15 +179,65 @@ class Group:
         configuration has it (RFC 0006 §4.2). Raises ``MessageTooLarge``, ``NotMember`` (this
         member is leaving), ``GroupClosed`` (left, cut off, or the node closed), ``TypeError``.
         """
+        self._check_can_send()
+        return await self._port.send(self._record(data), bool(safe))
+
+    def send_nowait(self, data: bytes | bytearray | memoryview, safe: bool = False) -> Ticket:
+        """``send`` without waiting (RFC 0006 API-6-2): the ticket if the ring takes ``data``
+        now, else ``SendQueueFull`` and nothing is queued.
+
+        For loops that send many messages: no coroutine is made per message. It raises
+        ``SendQueueFull`` while flow control holds sends (the window is closed, or earlier sends
+        of this node wait), so order is kept; then ``await group.send(...)``, which waits its
+        turn. It never yields to the event loop: a loop of it should ``await asyncio.sleep(0)``
+        every few dozen sends (as ``send`` does every 64), or tokens wait until the window
+        closes. Raises like ``send``, and ``NotSupported`` through a daemon client (each send
+        there is a request to the daemon).
+        """
+        nowait = self._port.send_nowait
+        if nowait is None:
+            raise NotSupported(f"{type(self.node).__name__} cannot send without waiting")
+        self._check_can_send()
+        return nowait(self._record(data), bool(safe))
+
+    async def send_many(
+        self, messages: Iterable[bytes | bytearray | memoryview], safe: bool = False
+    ) -> list[Ticket]:
+        """Send several messages in order, one ticket each (RFC 0006 API-6-3).
+
+        Every message is checked first (``TypeError``, ``MessageTooLarge``), so a bad one sends
+        none of them. Then each goes as ``send_nowait`` would while the ring takes it, and as
+        ``send`` (waiting on flow control) when it does not. If the member leaves or its node
+        closes midway, the error is raised; the messages before it were handed to the ring.
+        """
+        records = [self._record(data) for data in messages]
+        safe = bool(safe)
+        nowait, send, budget = self._port.send_nowait, self._port.send, self._budget
+        tickets: list[Ticket] = []
+        for record in records:
+            self._check_can_send()
+            if nowait is not None:
+                try:
+                    tickets.append(nowait(record, safe))
+                except SendQueueFull:
+                    pass
+                else:
+                    if budget.due():  # a long batch must still let tokens through
+                        await asyncio.sleep(0)
+                    continue
+            tickets.append(await send(record, safe))
+            budget.refill()
+        return tickets
+
+    def _record(self, data: bytes | bytearray | memoryview) -> Record:
+        """The DATA record of one message, after the checks every send makes."""
         if not isinstance(data, bytes | bytearray | memoryview):
             raise TypeError(f"data must be bytes, got {type(data).__name__}")
-        self._check_can_send()
         payload = bytes(data)
         limit = self._port.max_message_bytes
         if len(payload) > limit:
             raise MessageTooLarge(len(payload), limit)
-        record = Record(self.name, self.member.handle, int(RecordFlags.DATA), payload)
-        return await self._port.send(record, bool(safe))
+        return Record(self.name, self.member.handle, _DATA, payload)
 
     async def send_to(
         self, member: Member, data: bytes | bytearray | memoryview, safe: bool = False
@@ -241,6 +303,31 @@ class Group:
             if type(event) is not Quorum:
                 return event  # type: ignore[return-value]
             self._quorum = event
+
+    async def receive_many(self, limit: int = READ_SLICE) -> list[Message | View]:
+        """The events queued for this reader, at most ``limit``, in order (RFC 0006 API-5-4).
+
+        Waits for one if none is queued; returns ``[]`` once the stream ended cleanly, and
+        raises where ``async for`` would (``SlowConsumer``, the node's failure). Quorum verdicts
+        are skipped as by the iterator. One call per batch instead of one ``await`` per event;
+        it is the same stream, so the one reader rule applies across both forms.
+        """
+        if type(limit) is not int or limit < 1:
+            raise InvalidArgument(f"limit must be a positive int, got {limit!r}")
+        stream = self._membership.stream
+        while True:
+            try:
+                batch = await stream.get_many(limit)
+            except StopAsyncIteration:
+                return []
+            events: list[Message | View] = []
+            for event in batch:
+                if type(event) is Quorum:
+                    self._quorum = event
+                else:
+                    events.append(event)  # type: ignore[arg-type]
+            if events:
+                return events
 
     def events(self) -> AsyncIterator[Message | View | Quorum]:
         """The same stream as ``async for event in group``, with the ``gcs.Quorum`` verdicts.

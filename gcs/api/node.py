@@ -208,7 +208,9 @@ class Node:
         self._state = _State.NEW
         self._failure: BaseException | None = None
         self._ring: RingView | None = None
-        self._members: dict[tuple[str, int], Membership] = {}
+        self._members: dict[int, Membership] = {}
+        """handle -> member: handles are unique on a node, and an int key costs no object per
+        delivered event (a (group, handle) key would)."""
         self._handles = 0
         self._slow = 0
         self._changed: asyncio.Event | None = None
@@ -234,6 +236,7 @@ class Node:
             self._send,
             self._send_to,
             self._leave_member,
+            self._send_nowait,
         )
 
     def __repr__(self) -> str:
@@ -490,7 +493,7 @@ class Node:
         self._check_running()
         membership = Membership(self, self._port, name, self._new_handle(), bound)
         handle = membership.member.handle
-        self._members[(name, handle)] = membership
+        self._members[handle] = membership
         self._groups.join(
             name, handle, primary=primary, quorum_events=quorum_events, tails=uncommitted
         )
@@ -555,6 +558,9 @@ class Node:
 
     async def _send(self, record: Record, safe: bool) -> Ticket:
         return await self._outbox.send(record, safe)
+
+    def _send_nowait(self, record: Record, safe: bool) -> Ticket:
+        return self._outbox.send_nowait(record, safe)
 
     async def _send_to(
         self, group: str, handle: int, to: Member, payload: bytes, safe: bool
@@ -628,14 +634,15 @@ class Node:
         """The group driver's upcall: append ``event`` to these local members' streams."""
         members = self._members
         for handle in handles:
-            membership = members.get((group, handle))
-            if membership is not None and not membership.push(event):
+            membership = members.get(handle)
+            if membership is not None and membership.name == group and not membership.push(event):
                 self._slow_consumer(membership)
 
     def on_member_closed(self, group: str, handle: int) -> None:
         """The group driver's upcall: a local member's leave was delivered."""
-        membership = self._members.pop((group, handle), None)
-        if membership is not None:
+        membership = self._members.get(handle)
+        if membership is not None and membership.name == group:
+            del self._members[handle]
             membership.end("left")
 
     def on_persist_quorum(self, expected_votes: int) -> None:

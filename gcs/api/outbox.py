@@ -15,7 +15,7 @@ import copy
 from collections.abc import Awaitable, Callable
 
 from gcs.api.stream import ErrorFactory, YieldBudget
-from gcs.errors import GcsError
+from gcs.errors import GcsError, SendQueueFull
 from gcs.groups.driver import GroupDriver
 from gcs.wire.frames import Record
 
@@ -168,6 +168,16 @@ class Outbox:
             raise
         self._budget.refill()
         return ticket
+
+    def send_nowait(self, record: Record, safe: bool) -> Ticket:
+        """Submit a data record at once, or raise ``SendQueueFull`` and queue nothing
+        (RFC 0006 API-6-2): no coroutine, no future, when the window is open."""
+        pending = PendingSend(Ticket(record.group, len(record.data), safe))
+        if self._driver.try_send(record, safe, pending):
+            return pending.ticket
+        if pending.error is not None:
+            raise pending.error
+        raise SendQueueFull("flow control holds sends now (window closed, or sends waiting)")
 
     def cancel_member(self, group: str, handle: int, error: ErrorFactory) -> None:
         """Fail the sends of one member that have not reached the core yet (it is leaving)."""

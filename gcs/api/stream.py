@@ -52,13 +52,14 @@ class YieldBudget:
         if self.due():
             await asyncio.sleep(0)
 
-    def due(self) -> bool:
-        """Count one call; True when this one must yield (``await asyncio.sleep(0)``).
+    def due(self, count: int = 1) -> bool:
+        """Count ``count`` calls (sends, reads); True when the caller must yield now
+        (``await asyncio.sleep(0)``).
 
         The hot paths call this rather than ``spend`` and yield themselves: it saves making and
         awaiting a coroutine object on every send and every read.
         """
-        self._left -= 1
+        self._left -= count
         if self._left > 0:
             return False
         self._left = self._every
@@ -127,6 +128,29 @@ class EventStream(Generic[T]):
         """The next item; raises the end error once the queue is empty and the stream ended."""
         if self._items and self._budget.due():
             await asyncio.sleep(0)
+        if not self._items:
+            await self._wait()
+        return self._items.popleft()
+
+    async def get_many(self, limit: int) -> list[T]:
+        """The queued items, at most ``limit`` (at least one: waits for it); raises like ``get``.
+
+        One call, one list, however many items (RFC 0006 API-5-4). A backlog read this way
+        counts against the same yield budget as ``get``, item by item.
+        """
+        items = self._items
+        if items and self._budget.due(min(limit, len(items))):
+            await asyncio.sleep(0)
+        if not items:
+            await self._wait()
+        if len(items) <= limit:
+            batch = list(items)
+            items.clear()
+            return batch
+        return [items.popleft() for _ in range(limit)]
+
+    async def _wait(self) -> None:
+        """Suspend until an item is queued; raise the end error if the stream ended first."""
         while not self._items:
             if self._end is not None:
                 raise self._end()
@@ -138,4 +162,3 @@ class EventStream(Generic[T]):
             finally:
                 self._waiter = None
             self._budget.refill()
-        return self._items.popleft()

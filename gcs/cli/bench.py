@@ -58,6 +58,36 @@ def _run_wire(args: argparse.Namespace) -> int:
     return 0
 
 
+def _register_path(benches: _Subparsers) -> None:
+    parser = benches.add_parser(
+        "path",
+        help="CPU per received mcast at one node: open, order, group layer",
+        description="CPU time per mcast of one record another node originated, at a real core "
+        "of a ring formed in the simulator: the channel's open (authenticate, replay check, "
+        "decode), the core's ordering and agreed delivery, the group layer up to a member's "
+        "stream, and the three in one loop (median of interleaved runs). GCS_PURE=1 measures "
+        "the pure-Python build.",
+    )
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument("--repeat", type=int, default=7, help="interleaved repetitions (default 7)")
+    parser.add_argument(
+        "--count", type=int, default=2000, help="mcasts per measurement (default 2000)"
+    )
+    parser.add_argument("--size", type=int, default=1024, help="record bytes (default 1024)")
+    parser.set_defaults(func=_run_path)
+
+
+def _run_path(args: argparse.Namespace) -> int:
+    from gcs.bench import path
+
+    if args.repeat < 1 or args.count < 1 or not 0 <= args.size <= 60_000:
+        print("gcs bench path: --repeat and --count must be positive, --size 0..60000")
+        return 2
+    report = path.run(repeat=args.repeat, count=args.count, size=args.size)
+    print(json.dumps(report, indent=2) if args.json else path.format_report(report))
+    return 0
+
+
 def _register_sim(benches: _Subparsers) -> None:
     parser = benches.add_parser(
         "sim",
@@ -209,6 +239,7 @@ def _settings(items: list[str]) -> tuple[tuple[str, int], ...]:
 
 _BENCHMARKS: tuple[Callable[[_Subparsers], None], ...] = (
     _register_wire,
+    _register_path,
     _register_sim,
     _register_ring,
 )

@@ -42,7 +42,6 @@ from __future__ import annotations
 import heapq
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar, assert_never
 
 from gcs.errors import InvariantViolation, SendQueueFull
@@ -50,6 +49,7 @@ from gcs.groups.records import ANNOUNCE_GROUP
 from gcs.groups.state import (
     AnnounceNeeded,
     Emit,
+    EmitMessages,
     GroupState,
     MemberClosed,
     NodeListEvent,
@@ -119,12 +119,15 @@ class SendTag(Protocol):
 Tag = TypeVar("Tag", bound=SendTag)
 
 
-@dataclass(slots=True)
 class _Outgoing(Generic[Tag]):
-    record: Record
-    safe: bool
-    tag: Tag | None
-    sent: bool = False
+    """A data record waiting for the window, and its sender's tag. A plain class: the compiled
+    build cannot make a generic dataclass with slots (and its classes have fixed attributes)."""
+
+    def __init__(self, record: Record, safe: bool, tag: Tag | None) -> None:
+        self.record = record
+        self.safe = safe
+        self.tag = tag
+        self.sent = False
 
 
 class GroupDriver(Generic[Tag]):
@@ -235,6 +238,24 @@ class GroupDriver(Generic[Tag]):
             self.drain()
         return item.sent
 
+    def try_send(self, record: Record, safe: bool, tag: Tag | None = None) -> bool:
+        """Submit a data record now, or leave no trace: True if it reached the core.
+
+        False (nothing queued) when data already waits, the window is closed, the core has no
+        room, or the driver is inside its own step; a record the core refuses for good is
+        reported to ``tag.refused`` as with ``send``. What ``send_nowait`` is made of (RFC 0006
+        API-6-2): nothing ever waits behind an earlier send, so FIFO order holds.
+        """
+        if self._data or not self.window_open or self._stepping or not self._started:
+            return False
+        item = _Outgoing(record, safe, tag)
+        data = self._data
+        data.append(item)
+        self.drain()
+        if not item.sent and data and data[-1] is item:
+            data.pop()  # not taken: the caller waits (or gives up) without a queued copy
+        return item.sent
+
     def close(self) -> list[Tag]:
         """Stop submitting and timing; the tags of everything waiting or in flight."""
         self._closed = True
@@ -300,6 +321,10 @@ class GroupDriver(Generic[Tag]):
             match out:
                 case Emit():
                     self._app.on_event(out.group, out.handles, out.event)
+                case EmitMessages():
+                    on_event, group, handles = self._app.on_event, out.group, out.handles
+                    for message in out.messages:
+                        on_event(group, handles, message)
                 case MemberClosed():
                     self._app.on_member_closed(out.group, out.handle)
                 case AnnounceNeeded():

@@ -63,7 +63,15 @@ from gcs.groups.records import (
     encode_announcement,
     valid_group_name,
 )
-from gcs.groups.views import Member, Message, Reason, View, ViewId, ViewReason
+from gcs.groups.views import (
+    Member,
+    Message,
+    Reason,
+    View,
+    ViewId,
+    ViewReason,
+    new_message,
+)
 from gcs.quorum.nodelist import (
     CONTROL_NODES,
     ChangeOp,
@@ -97,6 +105,7 @@ __all__ = [
     "TAILS",
     "AnnounceNeeded",
     "Emit",
+    "EmitMessages",
     "GroupState",
     "MemberClosed",
     "NodeListEvent",
@@ -126,6 +135,25 @@ class Emit:
     group: str
     handles: tuple[int, ...]
     event: View | Message | Quorum
+
+
+@dataclass(frozen=True, slots=True)
+class EmitMessages:
+    """Append ``messages``, in order, to the streams of the local members ``handles`` of ``group``.
+
+    Why apart from ``Emit``: an mcast packed with many small messages for one group would cost an
+    ``Emit`` per message; consecutive messages of one delivery for the same members share this
+    one output instead, so the group layer makes one object per delivered message, the
+    ``Message``. Only the data path makes it, for two messages or more.
+    """
+
+    group: str
+    handles: tuple[int, ...]
+    messages: list[Message]
+
+    def emits(self) -> list[Emit]:
+        """The same outputs, one ``Emit`` per message (for readers that want them one by one)."""
+        return [Emit(self.group, self.handles, message) for message in self.messages]
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,8 +187,18 @@ class NodeListEvent:
 
 
 Output = (
-    Emit | MemberClosed | AnnounceNeeded | PersistQuorum | PersistNodes | LmsTimer | NodeListEvent
+    Emit
+    | EmitMessages
+    | MemberClosed
+    | AnnounceNeeded
+    | PersistQuorum
+    | PersistNodes
+    | LmsTimer
+    | NodeListEvent
 )
+
+_SENDER_CACHE = 4096
+"""Senders (``Member`` values) the data path keeps for reuse before it starts afresh."""
 
 
 # ---------------------------------------------------------------------- the state
@@ -231,6 +269,9 @@ class GroupState:
         self.config_nodes: frozenset[int] = frozenset({node_id})
         self.transitional = False
         self.settled = False
+        self._senders: dict[int, dict[int, Member]] = {}
+        """node -> handle -> the ``Member`` value of that sender (see ``_sender``)."""
+        self._sender_count = 0
         self.sync: _Sync | None = None
         self.trans_changed: dict[str, Reason] = {}
         self.barrier: list[tuple[Deliver, int, Record]] = []
@@ -428,11 +469,11 @@ class GroupState:
                 if group is not None and group.last_view is not None:
                     active = group.active
                     if active:
-                        sender = Member(deliver.sender, record.handle)
+                        sender = self._sender(deliver.sender, record.handle)
                         if not self.settled and not _lists(group.last_view, sender):
                             self.outside_view += 1  # in a transitional configuration (API-3.7-2)
                             continue
-                        msg = Message(
+                        msg = new_message(
                             sender,
                             record.data,
                             deliver.safe,
@@ -443,10 +484,30 @@ class GroupState:
                         if group.primary:
                             self._route(record.group, group, active, msg, True, out)
                         else:
-                            out.append(Emit(record.group, active, msg))
+                            _emit_message(out, record.group, active, msg)
                 continue
             self._on_membership(deliver, index, record, kind, out)
         return out
+
+    def _sender(self, node: int, handle: int) -> Member:
+        """The ``Member`` value for a sender, reused across its messages (no object per message).
+
+        Two nested dicts keyed by the ints the record already holds: a key of its own (a tuple,
+        a combined int) would be an object per message again. Bounded: past ``_SENDER_CACHE``
+        senders it starts afresh (handles are never reused, so churn would grow it forever).
+        """
+        by_node = self._senders.get(node)
+        if by_node is None:
+            by_node = self._senders[node] = {}
+        member = by_node.get(handle)
+        if member is None:
+            self._sender_count += 1
+            if self._sender_count > _SENDER_CACHE:
+                self._senders.clear()
+                self._sender_count = 1
+                by_node = self._senders[node] = {}
+            member = by_node[handle] = Member(node, handle)
+        return member
 
     def _on_membership(
         self, deliver: Deliver, index: int, record: Record, kind: int, out: list[Output]
@@ -895,3 +956,20 @@ def _lists(view: View, sender: Member) -> bool:
     """Whether a message of ``sender`` may be delivered in ``view`` (API-3.7-1): the view lists
     it, or the view is transitional and ``sender`` departed at it (API-3.3-2)."""
     return sender in view.members or (view.transitional and sender in view.left)
+
+
+def _emit_message(out: list[Output], group: str, handles: tuple[int, ...], msg: Message) -> None:
+    """Append ``msg`` for ``handles`` of ``group``, joining it to the output just before it when
+    that output is for the same members (``EmitMessages``); one ``Emit`` if it stands alone."""
+    if out:
+        last = out[-1]
+        if type(last) is EmitMessages:
+            if last.handles is handles and last.group == group:
+                last.messages.append(msg)
+                return
+        elif type(last) is Emit and last.handles is handles and last.group == group:
+            first = last.event
+            if type(first) is Message:
+                out[-1] = EmitMessages(group, handles, [first, msg])
+                return
+    out.append(Emit(group, handles, msg))

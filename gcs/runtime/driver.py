@@ -155,6 +155,9 @@ class Driver:
         self._listener = listener
         self._on_failure = on_failure
         self._peers = peers
+        self._routes: dict[tuple[int, ...], tuple[tuple[SockAddr, ...], int]] = {}
+        """Destination tuple -> (addresses, count without one): see ``_route``; emptied when the
+        peers change."""
         self._nodes = core.config.nodes
         """The core's node list as the channel last heard of it (MEM-3.2-5 can grow it)."""
         self._writer = RingSeqWriter(loop, store, self._persisted, self._fail)
@@ -282,6 +285,7 @@ class Driver:
         src, frame = opened
         if src not in self._peers and addr is not None:
             self._peers[src] = addr  # a node learned from a join (RFC 0004 MEM-3.2-5)
+            self._routes.clear()
         kind = type(frame)
         if kind is OrfToken or kind is MembCommitToken:
             counts["tokens_deferred"] += 1
@@ -561,6 +565,7 @@ class Driver:
     def set_peers(self, peers: dict[int, SockAddr]) -> None:
         """Where the other listed nodes are, after the node list changed (RFC 0008 §3.7)."""
         self._peers = peers
+        self._routes.clear()
 
     def _send(self, frame: Frame, dest: int) -> None:
         addr = self._peers.get(dest)
@@ -593,15 +598,25 @@ class Driver:
             counts["datagrams_sent"] += 1
             counts["bytes_sent"] += len(datagram)
             return
+        route = self._routes.get(dests)
+        if route is None:
+            route = self._routes[dests] = self._route(dests)
+        addrs, unknown = route
+        sendto = self._sendto
+        for addr in addrs:  # nothing per destination but the sendto
+            sendto(datagram, addr)
+        counts["datagrams_sent"] += len(addrs)
+        counts["bytes_sent"] += len(datagram) * len(addrs)
+        if unknown:
+            counts["unknown_destination"] += unknown
+
+    def _route(self, dests: tuple[int, ...]) -> tuple[tuple[SockAddr, ...], int]:
+        """The addresses of ``dests``, and how many of them have none. The core multicasts to the
+        same few member tuples over and over; the cache is emptied whenever the peers change (a
+        node learned from its datagrams, ``set_peers``)."""
         peers = self._peers
-        for dest in dests:
-            addr = peers.get(dest)
-            if addr is None:
-                counts["unknown_destination"] += 1
-                continue
-            self._sendto(datagram, addr)
-            counts["datagrams_sent"] += 1
-            counts["bytes_sent"] += len(datagram)
+        addrs = tuple(peers[d] for d in dests if d in peers)
+        return addrs, len(dests) - len(addrs)
 
     def _rearm(self) -> None:
         """Keep exactly one ``call_at`` armed, at the earliest of the core's and the listener's

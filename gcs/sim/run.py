@@ -180,7 +180,7 @@ def _params(
     for event in world.history.events:
         if isinstance(event, h.Fault) and event.kind == "restart" and event.detail.get("wipe"):
             wiped.add((event.node, event.incarnation + 1))
-    live = frozenset((n, host.incarnation) for n, host in world.hosts.items() if host.alive)
+    live = frozenset((host.node_id, host.incarnation) for host in world.expected_live())
     expect = scenario.expect
     failover = (expect.no_view_change, int(expect.cut_latency_ms * MS)) if expect.active else None
     return CheckParams(

@@ -668,10 +668,23 @@ class World:
     def record(self, event: h.Event) -> None:
         self.history.append(event)
 
-    def converged(self) -> bool:
-        """Every live core is OPERATIONAL in one regular configuration of exactly the live
-        nodes (RFC 0007 SIM-5.4-3: a run does not end in the middle of a reformation)."""
+    def expected_live(self) -> list[Host]:
+        """The live hosts the run should end with in one ring: every live host, except one that
+        the newest node list held by a live host does not list (RFC 0008 §3.7). A node removed
+        and started again, or one whose re-adding was refused, is live but unlisted: the others
+        drop its datagrams by design, so it ends alone."""
         live = [host for host in self.hosts.values() if host.alive]
+        lists = [host.store.nodes for host in live if host.store.nodes is not None]
+        if not lists:
+            return live
+        newest = max(lists, key=lambda nodes: nodes.version)
+        return [host for host in live if host.node_id in newest.ids]
+
+    def converged(self) -> bool:
+        """Every expected-live core is OPERATIONAL in one regular configuration of exactly the
+        expected-live nodes (RFC 0007 SIM-5.4-3: a run does not end in the middle of a
+        reformation)."""
+        live = self.expected_live()
         if not live:
             return True
         nodes = tuple(host.node_id for host in live)

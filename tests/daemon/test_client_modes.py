@@ -177,3 +177,22 @@ async def test_state_transfer_between_clients_of_two_daemons(tmp_path: Path, pri
         await asyncio.gather(*tasks)
         for c in clients:
             await c.close()
+
+
+@pytest.mark.req("API-6-2", "API-6-3", "API-5-4")
+async def test_batch_forms_through_the_daemon(tmp_path: Path) -> None:
+    """send_many and receive_many work through a daemon client; send_nowait cannot (each send
+    is a request to the daemon) and says so with NotSupported."""
+    async with running_daemons(tmp_path, 1) as daemons:
+        client = await client_of(daemons[0])
+        group = await client.join("d")
+        with pytest.raises(gcs.NotSupported):
+            group.send_nowait(b"now")
+        payloads = [b"b%d" % i for i in range(10)]
+        tickets = await group.send_many(payloads)
+        await asyncio.gather(*(t.delivered() for t in tickets))
+        got: list[bytes] = []
+        while len(got) < len(payloads):
+            got += [e.data for e in await group.receive_many(4) if isinstance(e, gcs.Message)]
+        assert got == payloads
+        await client.close()

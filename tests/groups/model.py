@@ -18,7 +18,14 @@ import itertools
 from collections import deque
 from dataclasses import dataclass, field
 
-from gcs.groups.state import AnnounceNeeded, Emit, GroupState, MemberClosed, Output
+from gcs.groups.state import (
+    AnnounceNeeded,
+    Emit,
+    EmitMessages,
+    GroupState,
+    MemberClosed,
+    Output,
+)
 from gcs.groups.views import Member, Message, View
 from gcs.totem.effects import (
     ChangeReason,
@@ -53,7 +60,7 @@ class ModelNode:
     handles: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     def apply(self, outputs: list[Output]) -> None:
-        for out in outputs:
+        for out in (o for batch in outputs for o in _one_by_one(batch)):
             if isinstance(out, Emit):
                 for handle in out.handles:
                     log = self.logs[(out.group, handle)]
@@ -217,3 +224,8 @@ class RingModel:
         comp = self.components[0]
         while any(self.nodes[n].queue for n in comp.nodes):
             self.deliver(comp, list(comp.nodes))
+
+
+def _one_by_one(out: Output) -> list[Output]:
+    """``out``, with a batch of messages (``EmitMessages``) as one ``Emit`` each."""
+    return list(out.emits()) if isinstance(out, EmitMessages) else [out]

@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gcs.groups.records import ANNOUNCE_GROUP, decode_announcement, encode_announcement
-from gcs.groups.state import AnnounceNeeded, Emit, GroupState, MemberClosed
+from gcs.groups.state import AnnounceNeeded, Emit, EmitMessages, GroupState, MemberClosed
 from gcs.groups.views import Member, Message, View, ViewId, ViewReason
 from gcs.totem.effects import (
     ChangeReason,
@@ -50,7 +50,9 @@ def deliver(ring: RingId, seq: int, sender: int, *records: Record, trans: bool =
 
 
 def events(out: list[object]) -> list[object]:
-    return [o.event for o in out if isinstance(o, Emit)]
+    """The events of ``out`` in order, a batch of messages (``EmitMessages``) one by one."""
+    emits = [e for o in out for e in (o.emits() if isinstance(o, EmitMessages) else [o])]
+    return [o.event for o in emits if isinstance(o, Emit)]
 
 
 def test_announcement_round_trip() -> None:

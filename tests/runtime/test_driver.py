@@ -349,3 +349,30 @@ async def test_closing_during_a_burst_executes_what_waits() -> None:
     assert len(listener.delivered) == 1 and sent == []
     await driver.close()
     assert len(listener.delivered) == 4 and len(sent) == 1
+
+
+async def test_multicasts_follow_the_peers_when_they_change() -> None:
+    """A multicast goes to every destination with an address, once each, and nowhere else; the
+    addresses it uses follow ``set_peers`` (the per-destination-tuple routes are not kept past
+    a change of the node list)."""
+    driver, _, _, _ = make_driver()
+    sent: list[tuple[bytes, object]] = []
+    endpoint: Any = SimpleNamespace(
+        transport=SimpleNamespace(sendto=lambda data, addr: sent.append((data, addr))),
+        multicast=None,
+        close=lambda: None,
+        errors=0,
+        rcvbuf_bytes=0,
+        sndbuf_bytes=0,
+    )
+    driver.attach(endpoint)
+    driver._multicast(MCAST, (2, 3))
+    assert [addr for _, addr in sent] == [("127.0.0.1", 9)]
+    assert driver.statistics().unknown_destination == 1
+    sent.clear()
+    driver.set_peers({2: ("127.0.0.1", 9), 3: ("127.0.0.1", 10)})
+    driver._multicast(MCAST, (2, 3))
+    assert [addr for _, addr in sent] == [("127.0.0.1", 9), ("127.0.0.1", 10)]
+    assert len({data for data, _ in sent}) == 1, "sealed once, sent to each"
+    assert driver.statistics().unknown_destination == 1
+    await driver.close()

@@ -86,6 +86,9 @@ def test_the_messages_swarm_keeps_the_ring_level_workload_alone() -> None:
     assert result.valid is True, _explain(seed, result)
 
 
+# The mutants patch the group layer's state, which the compiled build compiles: in a compiled run
+# they run on the pure modules (a patch of a compiled class does not take).
+@pytest.mark.pure_python
 @pytest.mark.req("SIM-6-3", "API-3.7-1")
 def test_a_group_layer_without_the_barrier_fails_the_checker(
     monkeypatch: pytest.MonkeyPatch,
@@ -97,6 +100,7 @@ def test_a_group_layer_without_the_barrier_fails_the_checker(
     assert _by_name(result)["group_sender_in_view"].stats["outside_view"] > 0
 
 
+@pytest.mark.pure_python
 def test_a_group_layer_that_skips_transitional_views_fails_the_checker(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -118,6 +122,7 @@ def test_the_group_swarm_sweep() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.pure_python
 @pytest.mark.parametrize("mutation", [without_barrier, skipping_transitional_views])
 def test_mutations_fail_across_a_sweep(monkeypatch: pytest.MonkeyPatch, mutation: object) -> None:
     """Over a sweep each mutation fails the group checker on many seeds, not one lucky one

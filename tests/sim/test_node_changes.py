@@ -17,6 +17,7 @@ from gcs.quorum import primary
 from gcs.sim.checkers.verdict import Verdict
 from gcs.sim.run import run
 from gcs.sim.scenario import load_scenario
+from gcs.sim.swarm import draw_scenario
 
 SCENARIO = Path(__file__).parents[2] / "simulations" / "scenarios" / "node-changes.toml"
 
@@ -85,3 +86,20 @@ def test_a_change_accepted_in_a_minority_is_caught() -> None:
         verdicts = _verdicts(1)
     caught = [n for n in ("node_list_chain", "quorum") if not verdicts[n].valid]
     assert caught, [v.summary() for v in verdicts.values()]
+
+
+@pytest.mark.req("SIM-6.1-1", "SIM-5.4-3", "API-3.6-5")
+@pytest.mark.parametrize("seed", [338, 380])
+def test_a_live_node_the_newest_list_leaves_out_is_not_expected_in_the_final_ring(
+    seed: int,
+) -> None:
+    """Swarm seeds where a removed node is started again and its re-adding is refused (338: the
+    add met a partition; 380: it was superseded by the ring change its removal caused). The
+    listed nodes drop its datagrams by design, so it ends alone; judging it as expected in the
+    final ring failed ``liveness`` and ``group_final_views`` on a correct run."""
+    result = run(draw_scenario(seed), seed)
+    failed = [v.summary() for v in result.verdicts if not v.valid]
+    assert not failed, f"swarm seed {seed}: {failed}"
+    liveness = next(v for v in result.verdicts if v.name == "liveness")
+    # All three nodes are alive at the end; the unlisted one is not expected with the others.
+    assert liveness.stats["expected_live"] == 2, f"swarm seed {seed}: {liveness.stats}"

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import cbor2
 
 from gcs.groups.records import ANNOUNCE_GROUP, encode_directed
-from gcs.groups.state import Emit, Output
+from gcs.groups.state import Emit, EmitMessages, Output
 from gcs.groups.views import Member, Message
 from gcs.transfer.machine import (
     CHUNK_BYTES,
@@ -81,7 +81,9 @@ class TransferNode(QuorumNode):
 
     def apply(self, outputs: list[Output]) -> None:
         rest: list[Output] = []
-        for out in outputs:
+        for out in (
+            o for b in outputs for o in (b.emits() if isinstance(b, EmitMessages) else [b])
+        ):
             if isinstance(out, Emit):
                 for handle in out.handles:
                     replica = self.replicas.get(handle)

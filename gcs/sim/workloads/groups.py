@@ -85,9 +85,11 @@ class GroupWorkload:
     def run(self) -> GroupRun:
         """The run as the group checkers read it (after the world ran)."""
         live: set[tuple[str, Member]] = set()
-        for host in self.world.hosts.values():
+        # Members on a live node that the newest list does not list end alone by design
+        # (RFC 0008 §3.7): they are not among the open members the others must see.
+        for host in self.world.expected_live():
             layer = host.upper
-            if host.alive and isinstance(layer, MemberNode):
+            if isinstance(layer, MemberNode):
                 live.update((m.group, m.member) for m in layer.locals.values() if not m.closed)
         delivered = {
             (layer.host.node_id, layer.incarnation): frozenset(layer.seen) for layer in self.layers
