@@ -14,8 +14,15 @@ field                      default             meaning
 =========================  ==================  ============================================
 cluster_name               (required)          1..255 UTF-8 bytes; separates clusters
 node_id                    (required)          this node, a key of ``nodes``
-nodes                      (required)          node id -> "host:port" ("[::1]:5405" for IPv6)
-bind                       own address         "host:port" the UDP socket binds to
+nodes                      (required)          node id -> "host:port" ("[::1]:5405" for IPv6),
+                                               or a list of them: one address per link
+bind                       own address(es)     "host:port" the UDP socket binds to (a list:
+                                               one per link)
+link_mode                  "passive"           several links: "passive" (one carries the
+                                               traffic) or "active" (every frame on each)
+link_down_ms               token / 3           a link silent this long is down (< token)
+link_up_ms                 link_down_ms        a down link is used again after answering
+                                               steadily this long
 key_file                   none                cluster key (``gcs keygen``); none = unkeyed
 insecure                   false               allow an unkeyed node on non-loopback addresses
 token_timeout_ms           1000                token loss declares a failure after this
@@ -71,17 +78,19 @@ import ipaddress
 import os
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
 from gcs.errors import ConfigError
+from gcs.links.health import MIN_DOWN_NS, LinkMode, LinkTimings
 from gcs.quorum.rules import MAX_VOTES, QuorumOptions, QuorumRules
 from gcs.totem.config import MS, TotemConfig
+from gcs.wire.limits import MAX_LINKS
 
-__all__ = ["Config", "NodeAddress", "parse_address"]
+__all__ = ["Config", "LinkAddress", "NodeAddress", "NodeEntry", "parse_address"]
 
 _TOTEM_DEFAULTS: dict[str, Any] = {f.name: f.default for f in fields(TotemConfig)}
 _TOKEN_DEFAULT_NS: int = _TOTEM_DEFAULTS["token_timeout_ns"]
@@ -94,10 +103,9 @@ _HOSTNAME = re.compile(rf"^{_LABEL}(?:\.{_LABEL})*\.?$")
 
 
 @dataclass(frozen=True, slots=True)
-class NodeAddress:
-    """One node's UDP address: an IP literal (or host name, resolved at start) and a port."""
+class LinkAddress:
+    """One UDP address: an IP literal (or host name, resolved at start) and a port."""
 
-    node_id: int
     host: str
     port: int
 
@@ -113,6 +121,44 @@ class NodeAddress:
 
     def __str__(self) -> str:
         return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
+class NodeEntry:
+    """One configured node: its id and its UDP address on each link, in link order.
+
+    Link ``k`` of every node is one network (RFC 0010 LNK-3-1): a node sends its link-``k``
+    datagrams from its own link-``k`` address to the destination's link-``k`` address. With one
+    link, ``host`` and ``port`` are the node's address.
+    """
+
+    node_id: int
+    links: tuple[LinkAddress, ...]
+
+    @property
+    def host(self) -> str:
+        return self.links[0].host
+
+    @property
+    def port(self) -> int:
+        return self.links[0].port
+
+    @property
+    def ip(self) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+        """The first link's address as an IP literal, or None for a host name."""
+        return self.links[0].ip
+
+    @property
+    def is_loopback(self) -> bool:
+        """Every link's address is a loopback address."""
+        return all(link.is_loopback for link in self.links)
+
+    def __str__(self) -> str:
+        return ", ".join(map(str, self.links))
+
+
+NodeAddress = NodeEntry
+"""The name ``NodeEntry`` had while a node had one address (kept for existing imports)."""
 
 
 def parse_address(where: str, text: object) -> tuple[str, int]:
@@ -152,8 +198,8 @@ class Config:
 
     cluster_name: str
     node_id: int
-    nodes: Mapping[int, str] = field(hash=False)
-    bind: str | None = None
+    nodes: Mapping[int, str | Sequence[str]] = field(hash=False)
+    bind: str | Sequence[str] | None = None
     key_file: str | os.PathLike[str] | None = None
     insecure: bool = False
     token_timeout_ms: int = _TOKEN_DEFAULT_NS // MS
@@ -175,12 +221,15 @@ class Config:
     max_clients: int = 256
     hello_timeout_ms: int = 5000
     multicast: str | None = None
+    link_mode: str = LinkMode.PASSIVE.value
+    link_down_ms: int | None = None
+    link_up_ms: int | None = None
     subscriber_queue: int = 10_000
     socket_buffer_bytes: int = 4 * MIB
     recorder_inputs: int = 10_000
     votes: Mapping[int, int] | None = field(default=None, hash=False)
     quorum: QuorumOptions | Mapping[str, Any] = field(default_factory=QuorumOptions, hash=False)
-    addresses: tuple[NodeAddress, ...] = field(init=False, repr=False, compare=False)
+    addresses: tuple[NodeEntry, ...] = field(init=False, repr=False, compare=False)
     """The parsed ``nodes``, ascending by node id (derived; not a constructor argument)."""
 
     def __post_init__(self) -> None:
@@ -188,8 +237,12 @@ class Config:
         addresses = _parse_nodes(self.nodes)
         object.__setattr__(self, "addresses", addresses)
         object.__setattr__(
-            self, "nodes", MappingProxyType({a.node_id: self.nodes[a.node_id] for a in addresses})
+            self,
+            "nodes",
+            MappingProxyType({a.node_id: _frozen(self.nodes[a.node_id]) for a in addresses}),
         )
+        if isinstance(self.bind, list | tuple):
+            object.__setattr__(self, "bind", tuple(self.bind))
         if self.node_id not in self.nodes:
             raise ConfigError("node_id", f"{self.node_id} is not one of nodes {list(self.nodes)}")
         for name in ("key_file", "state_dir", "control_socket"):
@@ -198,25 +251,62 @@ class Config:
                 raise ConfigError(name, f"expected a path, got {type(value).__name__}")
         self._check_addresses()
         self.totem()  # the core's own cross-field checks, reported under our field names
+        self.link_timings()
         if not isinstance(self.quorum, QuorumOptions):
             if not isinstance(self.quorum, Mapping):
                 raise ConfigError("quorum", "expected a [quorum] table")
             object.__setattr__(self, "quorum", QuorumOptions.from_mapping(self.quorum))
         self.quorum_rules()
+        if self.links > 1 and isinstance(self.quorum, QuorumOptions) and self.quorum.node_changes:
+            raise ConfigError(
+                "quorum.node_changes",
+                "changing the node list at run time is not supported yet with several links "
+                "per node (a node-list entry carries no per-link addresses to the drivers)",
+            )
 
     # ------------------------------------------------------------------ derived values
 
     @property
-    def own_address(self) -> NodeAddress:
+    def own_address(self) -> NodeEntry:
         return next(a for a in self.addresses if a.node_id == self.node_id)
 
     @property
+    def links(self) -> int:
+        """How many links every node has (RFC 0010): one address each."""
+        return len(self.addresses[0].links)
+
+    @property
     def bind_address(self) -> tuple[str, int]:
-        """Where the socket binds: ``bind`` if given, else this node's own address."""
+        """Where the (first link's) socket binds: ``bind`` if given, else the own address."""
+        return self.bind_addresses[0]
+
+    @property
+    def bind_addresses(self) -> tuple[tuple[str, int], ...]:
+        """Where each link's socket binds, in link order (``bind``, else the own addresses)."""
         if self.bind is None:
-            own = self.own_address
-            return own.host, own.port
-        return parse_address("bind", self.bind)
+            return tuple((link.host, link.port) for link in self.own_address.links)
+        if isinstance(self.bind, str):
+            return (parse_address("bind", self.bind),)
+        return tuple(parse_address(f"bind[{k}]", text) for k, text in enumerate(self.bind))
+
+    @property
+    def mode(self) -> LinkMode:
+        """``link_mode`` as the enum (RFC 0010)."""
+        return LinkMode(self.link_mode)
+
+    def link_timings(self) -> LinkTimings:
+        """Link-down time and hysteresis (RFC 0010 LNK-3-3); defaults from the token timeout."""
+        token = self.token_timeout_ms
+        down = token // 3 if self.link_down_ms is None else self.link_down_ms
+        down = max(down, MIN_DOWN_NS // MS)
+        if down >= token:
+            raise ConfigError(
+                "link_down_ms",
+                f"{down} is not below token_timeout_ms ({token}): a cut link must be noticed "
+                "before the token is declared lost (a third of it is the default)",
+            )
+        up = down if self.link_up_ms is None else self.link_up_ms
+        return LinkTimings(down * MS, up * MS)
 
     @property
     def multicast_address(self) -> tuple[str, int] | None:
@@ -327,36 +417,58 @@ class Config:
                 _check_int(name, value, low, high)
         if self.max_message_bytes > self.send_queue_bytes // 2:
             raise ConfigError("max_message_bytes", "must be at most half of send_queue_bytes")
-        for name in ("bind", "multicast"):
-            value = getattr(self, name)
-            if value is not None and not isinstance(value, str):
-                raise ConfigError(name, 'expected a "host:port" string')
+        if self.multicast is not None and not isinstance(self.multicast, str):
+            raise ConfigError("multicast", 'expected a "host:port" string')
+        bind = self.bind
+        if not (bind is None or isinstance(bind, str) or _strings(bind)):
+            raise ConfigError("bind", 'expected a "host:port" string or a list, one per link')
+        if self.link_mode not in {m.value for m in LinkMode}:
+            raise ConfigError(
+                "link_mode", f'expected "passive" or "active", got {self.link_mode!r}'
+            )
 
     def _check_addresses(self) -> None:
-        bind_host, _ = self.bind_address
+        links = self.links
+        if self.bind is not None and (1 if isinstance(self.bind, str) else len(self.bind)) != links:
+            raise ConfigError(
+                "bind", f"give one address per link ({links}), in link order, or leave it out"
+            )
+        binds = self.bind_addresses
         mcast = self.multicast_address
         if mcast is not None:
             ip = _ip_or_none(mcast[0])
             if ip is None or not ip.is_multicast:
                 raise ConfigError("multicast", f"{mcast[0]!r} is not an IP multicast group")
-        families = {ip.version for a in self.addresses if (ip := a.ip) is not None}
-        for host in (bind_host, None if mcast is None else mcast[0]):
-            ip = None if host is None else _ip_or_none(host)
-            if ip is not None:
-                families.add(ip.version)
-        if len(families) > 1:
-            raise ConfigError("nodes", "mixes IPv4 and IPv6 addresses; one socket speaks one")
+            if links > 1:
+                raise ConfigError("multicast", "is not supported with several links per node")
+        for k in range(links):
+            families = {ip.version for a in self.addresses if (ip := a.links[k].ip) is not None}
+            for host in (binds[k][0], None if mcast is None else mcast[0]):
+                ip = None if host is None else _ip_or_none(host)
+                if ip is not None:
+                    families.add(ip.version)
+            if len(families) > 1:
+                where = "nodes" if links == 1 else f"nodes (link {k})"
+                raise ConfigError(where, "mixes IPv4 and IPv6 addresses; one socket speaks one")
         if self.key_file is None and not self.insecure:
-            self._refuse_unkeyed_network(bind_host, mcast)
+            self._refuse_unkeyed_network(binds, mcast)
 
-    def _refuse_unkeyed_network(self, bind_host: str, mcast: tuple[str, int] | None) -> None:
+    def _refuse_unkeyed_network(
+        self, binds: tuple[tuple[str, int], ...], mcast: tuple[str, int] | None
+    ) -> None:
         """An unkeyed node accepts forged frames from anyone who can reach it: loopback only."""
         exposed: list[tuple[str, str]] = [
-            (f"nodes[{a.node_id}]", a.host) for a in self.addresses if not a.is_loopback
+            (f"nodes[{a.node_id}]", link.host)
+            for a in self.addresses
+            for link in a.links
+            if not link.is_loopback
         ]
-        bind_ip = _ip_or_none(bind_host)
-        if (bind_ip is None and bind_host != "localhost") or (bind_ip and not bind_ip.is_loopback):
-            exposed.append(("bind", bind_host))
+        for bind_host, _ in binds:
+            bind_ip = _ip_or_none(bind_host)
+            if (bind_ip is None and bind_host != "localhost") or (
+                bind_ip and not bind_ip.is_loopback
+            ):
+                exposed.append(("bind", bind_host))
         if mcast is not None:
             exposed.append(("multicast", mcast[0]))
         if exposed:
@@ -383,7 +495,14 @@ _TOTEM_FIELD_NAMES = {
 }
 
 _OPTIONAL = frozenset(
-    {"token_retransmit_ms", "hold_timeout_ms", "consensus_timeout_ms", "fail_to_recv_ms"}
+    {
+        "token_retransmit_ms",
+        "hold_timeout_ms",
+        "consensus_timeout_ms",
+        "fail_to_recv_ms",
+        "link_down_ms",
+        "link_up_ms",
+    }
 )
 _HOUR_MS = 3_600_000
 _INT_RANGES: tuple[tuple[str, int, int], ...] = (
@@ -405,6 +524,8 @@ _INT_RANGES: tuple[tuple[str, int, int], ...] = (
     ("recorder_inputs", 0, 1 << 30),
     ("max_clients", 1, 1 << 20),
     ("hello_timeout_ms", 1, _HOUR_MS),
+    ("link_down_ms", MIN_DOWN_NS // MS, _HOUR_MS),
+    ("link_up_ms", 1, _HOUR_MS),
 )
 
 
@@ -415,26 +536,64 @@ def _check_int(name: str, value: object, low: int, high: int) -> None:
         raise ConfigError(name, f"{value} is not in {low}..{high}")
 
 
-def _parse_nodes(nodes: object) -> tuple[NodeAddress, ...]:
+def _parse_nodes(nodes: object) -> tuple[NodeEntry, ...]:
     if not isinstance(nodes, Mapping) or not nodes:
         raise ConfigError("nodes", 'expected a non-empty mapping of node id to "host:port"')
-    out: list[NodeAddress] = []
+    out: list[NodeEntry] = []
     seen: dict[tuple[str, int], int] = {}
     for node_id in sorted(nodes, key=lambda n: (type(n) is not int, n if type(n) is int else 0)):
-        _check_int(f"nodes[{node_id!r}]", node_id, 1, 2**32 - 1)
-        host, port = parse_address(f"nodes[{node_id}]", nodes[node_id])
-        if (host, port) in seen:
-            raise ConfigError(f"nodes[{node_id}]", f"same address as node {seen[(host, port)]}")
-        seen[(host, port)] = node_id
-        out.append(NodeAddress(node_id, host, port))
+        where = f"nodes[{node_id!r}]"
+        _check_int(where, node_id, 1, 2**32 - 1)
+        links = _parse_links(where, nodes[node_id])
+        if out and len(links) != len(out[0].links):
+            first = out[0]
+            raise ConfigError(
+                where,
+                f"{len(links)} address(es), but node {first.node_id} has {len(first.links)}: "
+                "every node lists one address per link, in the same link order",
+            )
+        for link in links:
+            key = (link.host, link.port)
+            if key in seen:
+                raise ConfigError(where, f"{link} is also an address of node {seen[key]}")
+            seen[key] = node_id
+        out.append(NodeEntry(node_id, links))
     return tuple(out)
 
 
-def _nodes_from_toml(value: object) -> tuple[dict[int, str], dict[int, int]]:
-    """``[[nodes]]`` tables -> ({id: address}, {id: votes}), errors naming ``nodes[i].field``."""
+def _parse_links(where: str, value: object) -> tuple[LinkAddress, ...]:
+    """``"host:port"`` (one link) or a list of 1..MAX_LINKS of them, in link order."""
+    if isinstance(value, str):
+        return (LinkAddress(*parse_address(where, value)),)
+    if not isinstance(value, list | tuple) or not 1 <= len(value) <= MAX_LINKS:
+        raise ConfigError(
+            where, f'expected "host:port" or a list of 1..{MAX_LINKS} of them, one per link'
+        )
+    if len(value) == 1:
+        return (LinkAddress(*parse_address(where, value[0])),)
+    return tuple(LinkAddress(*parse_address(f"{where}[{k}]", text)) for k, text in enumerate(value))
+
+
+def _strings(value: object) -> bool:
+    """A non-empty list or tuple of strings."""
+    return (
+        isinstance(value, list | tuple) and bool(value) and all(isinstance(v, str) for v in value)
+    )
+
+
+def _frozen(value: str | Sequence[str]) -> str | tuple[str, ...]:
+    """A node's configured address(es) as given, lists as tuples (the config is immutable)."""
+    return value if isinstance(value, str) else tuple(value)
+
+
+def _nodes_from_toml(value: object) -> tuple[dict[int, str | list[str]], dict[int, int]]:
+    """``[[nodes]]`` tables -> ({id: address(es)}, {id: votes}), errors naming ``nodes[i].field``.
+
+    ``address`` is a string, or an array of strings: one per link, in link order.
+    """
     if not isinstance(value, list) or not value:
         raise ConfigError("nodes", "expected one or more [[nodes]] tables")
-    out: dict[int, str] = {}
+    out: dict[int, str | list[str]] = {}
     votes: dict[int, int] = {}
     for i, entry in enumerate(value):
         where = f"nodes[{i}]"
@@ -451,7 +610,7 @@ def _nodes_from_toml(value: object) -> tuple[dict[int, str], dict[int, int]]:
             raise ConfigError(f"{where}.address", "missing")
         node_id = entry["id"]
         _check_int(f"{where}.id", node_id, 1, 2**32 - 1)
-        parse_address(f"{where}.address", entry["address"])
+        _parse_links(f"{where}.address", entry["address"])
         if node_id in out:
             raise ConfigError(f"{where}.id", f"node id {node_id} appears twice")
         out[node_id] = entry["address"]

@@ -27,7 +27,7 @@ import pycddl
 from gcs.wire.codec import U32_MAX, U64_MAX, cluster_id_for, encode_frame
 from gcs.wire.frames import (
     FRAME_TYPES,
-    Frame,
+    LinkProbe,
     Mcast,
     MembCommitToken,
     MemberEntry,
@@ -40,6 +40,7 @@ from gcs.wire.frames import (
     RingId,
     RtrEntry,
     TokenHoldCancel,
+    WireFrame,
 )
 from gcs.wire.limits import WireLimits
 from gcs.wire.seal import (
@@ -90,7 +91,7 @@ def _value_to_json(value: Any) -> Any:
     return value
 
 
-def frame_to_json(frame: Frame) -> dict[str, Any]:
+def frame_to_json(frame: WireFrame) -> dict[str, Any]:
     """The JSON object of a frame: ``type`` first, then the fields in frames.py order."""
     body = _value_to_json(frame)
     if isinstance(frame, Mcast) and frame.encapsulated is not None:
@@ -111,9 +112,11 @@ def _mcast(obj: dict[str, Any]) -> Mcast:
     return Mcast(obj["sender"], _ring(obj["ring_id"]), obj["seq"], obj["safe"], records, inner)
 
 
-def frame_from_json(obj: dict[str, Any]) -> Frame:
+def frame_from_json(obj: dict[str, Any]) -> WireFrame:
     """Inverse of ``frame_to_json``."""
     cls = _CLASSES[obj["type"]]
+    if cls is LinkProbe:
+        return LinkProbe(obj["link"], obj["seq"], obj["reply"], obj["hears"])
     if cls is Mcast:
         return _mcast(obj)
     if cls is OrfToken:
@@ -161,7 +164,7 @@ def seal(
 # ---------------------------------------------------------------- valid frames
 
 
-def _valid_frames() -> list[tuple[str, str, Frame, Suite, int, int, int]]:
+def _valid_frames() -> list[tuple[str, str, WireFrame, Suite, int, int, int]]:
     """(name, description, frame, suite, sender, epoch, counter) of every valid vector."""
     packed = (
         Record("locks", 1, RecordFlags.DATA, b"acquire x"),
@@ -206,6 +209,10 @@ def _valid_frames() -> list[tuple[str, str, Frame, Suite, int, int, int]]:
          MembMergeDetect(1, R8), Suite.NONE, 1, 0, 0),
         ("token-hold-cancel", "token hold cancel", TokenHoldCancel(5, R8),
          Suite.AES_256_GCM, 5, 0, 7),
+        ("link-probe", "a heartbeat on link 1: the sender hears the receiver there",
+         LinkProbe(1, 42, False, True), Suite.AES_256_GCM, 2, 0, 9),
+        ("link-probe-answer", "the answer to it, from a node that does not (yet) hear back",
+         LinkProbe(1, 42, True, False), Suite.AES_256_GCM, 3, 0, 3),
     ]  # fmt: skip
 
 
@@ -307,7 +314,11 @@ def _invalid_frames() -> list[tuple[str, str, bytes, str, str]]:
         ("version-2", "frame version 2", _d([2, _C, 2, 1, [1, 8]]), "bad_version", "rejects"),
         ("other-cluster-id", "another cluster's id", _d([1, _C ^ 1, 2, 1, [1, 8]]),
          "wrong_cluster", "accepts"),
-        ("unknown-type", "type code 7", _d([1, _C, 7, 1, [1, 8]]), "unknown_type", "rejects"),
+        ("unknown-type", "type code 8", _d([1, _C, 8, 1, [1, 8]]), "unknown_type", "rejects"),
+        ("link-probe-link-8", "a link probe for link 8 (links are 0..7)",
+         _d([1, _C, 7, 8, 1, False, True]), "range", "rejects"),
+        ("link-probe-reply-int", "a link probe whose reply is 0, not false",
+         _d([1, _C, 7, 1, 1, 0, True]), "type", "rejects"),
         ("type-as-bool", "type code true", _d([1, _C, True, 1, [1, 8]]), "unknown_type",
          "rejects"),
         ("missing-field", "merge detect without its ring id", _d([1, _C, 2, 1]), "shape",
@@ -463,7 +474,7 @@ def _long(major: int, value: int, width: int) -> bytes:
     return bytes([major << 5 | info]) + value.to_bytes(width, "big")
 
 
-def _noncanonical_frames() -> list[tuple[str, str, bytes, Frame]]:
+def _noncanonical_frames() -> list[tuple[str, str, bytes, WireFrame]]:
     """(name, description, cbor, frame): encodings no sender makes that receivers accept."""
     merge = MembMergeDetect(1, R8)
     ring = _arr(2, _d(1), _d(8))
@@ -647,6 +658,13 @@ def _sequences() -> list[tuple[str, str, dict[str, Any], list[Step]]]:
          "are reported, not trusted)", homes,
          [(0, d(), "accept", HOME), (10, d(0, 0, 1), "accept", ELSEWHERE),
           (20, d(0, 0, 2), "accept", HOME)]),
+        ("copies-on-two-links", "a sender with two links in active mode sends each datagram "
+         "on both (RFC 0010 LNK-6-2): whichever copy arrives first is accepted, the other is "
+         "a replay, in either order and interleaved with later counters; every link address "
+         "of a node is its home (LNK-6-4, the driver gives them all as the first)", homes,
+         [(0, d(), "accept", HOME), (0, d(), "replay", HOME), (5, d(0, 0, 2), "accept", HOME),
+          (6, d(0, 0, 1), "accept", HOME), (6, d(0, 0, 1), "replay", HOME),
+          (7, d(0, 0, 2), "replay", HOME), (9, d(0, 0, 3), "accept", HOME)]),
     ] + [(name, text, _recv(), steps) for name, text, steps in [
         ("boot-fallback", "a newer boot shadows the older one while it is live; once it has "
          "been silent for silence_ns the older boot is accepted again, the newer wins again "
@@ -765,6 +783,7 @@ CDDL_LEAVES = (
     "memb-commit-token",
     "token-hold-cancel",
     "memb-leave",
+    "link-probe",
 )
 """The array rules ``frame`` chooses between. pycddl 0.6 mis-validates choices between array
 types, so a value is checked against each leaf on its own: valid iff one leaf accepts it."""

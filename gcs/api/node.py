@@ -67,6 +67,7 @@ from gcs.groups.state import GroupState, NodeListEvent
 from gcs.groups.views import Member, Message, View
 from gcs.history.recorder import FlightRecorder, write_dump
 from gcs.history.writer import HistoryWriter, next_incarnation
+from gcs.links.health import Links
 from gcs.quorum.nodelist import (
     ChangeOp,
     NodeChange,
@@ -77,7 +78,8 @@ from gcs.quorum.nodelist import (
 )
 from gcs.quorum.rules import Quorum
 from gcs.runtime.driver import Driver, RuntimeStatistics
-from gcs.runtime.endpoint import SockAddr, family_of, open_endpoint, resolve
+from gcs.runtime.endpoint import Endpoint, SockAddr, family_of, open_endpoint, resolve
+from gcs.runtime.links import LinkDriver
 from gcs.runtime.loop import check_loop
 from gcs.runtime.persist import StateStore
 from gcs.runtime.tap import Tap
@@ -139,6 +141,31 @@ class NodeStatistics:
         if self.group_records_ignored:
             merged["group_record_ignored"] = self.group_records_ignored
         return merged
+
+
+async def _resolve_addresses(
+    loop: asyncio.AbstractEventLoop, cfg: Config
+) -> tuple[list[SockAddr], list[int], dict[int, SockAddr], dict[int, tuple[SockAddr, ...]]]:
+    """Resolve every address once, at start (RFC 0009 TRN-3.1-1): the bind address of each link,
+    each link's family, every peer's first-link address and its address on every link."""
+    links = cfg.links
+    binds: list[SockAddr] = []
+    families: list[int] = []
+    for k, (host, port) in enumerate(cfg.bind_addresses):
+        families.append(family_of(host))
+        where = "bind" if links == 1 else f"bind[{k}]"
+        binds.append(await resolve(loop, where, host, port, families[k]))
+    link_peers: dict[int, tuple[SockAddr, ...]] = {}
+    for entry in cfg.addresses:
+        if entry.node_id == cfg.node_id:
+            continue
+        resolved = []
+        for k, link in enumerate(entry.links):
+            where = f"nodes[{entry.node_id}]" if links == 1 else f"nodes[{entry.node_id}][{k}]"
+            resolved.append(await resolve(loop, where, link.host, link.port, families[k]))
+        link_peers[entry.node_id] = tuple(resolved)
+    peers = {node: addrs[0] for node, addrs in link_peers.items()}
+    return binds, families, peers, link_peers
 
 
 class _State(enum.Enum):
@@ -268,13 +295,19 @@ class Node:
         key = None
         if cfg.key_file is not None:
             key = await loop.run_in_executor(None, load_key, cfg.key_file)
-        bind_host, bind_port = cfg.bind_address
-        family = family_of(bind_host)
-        bind = await resolve(loop, "bind", bind_host, bind_port, family)
-        peers = {
-            node: await resolve(loop, f"nodes[{node}]", host, port, family)
-            for node, (host, port) in self._listed_addresses().items()
-        }
+        if cfg.links == 1:
+            bind_host, bind_port = cfg.bind_address
+            family = family_of(bind_host)
+            binds = [await resolve(loop, "bind", bind_host, bind_port, family)]
+            families = [family]
+            peers = {
+                node: await resolve(loop, f"nodes[{node}]", host, port, family)
+                for node, (host, port) in self._listed_addresses().items()
+            }
+            link_peers: dict[int, tuple[SockAddr, ...]] = {}
+        else:  # several links: the file's static list (node_changes is refused with links)
+            binds, families, peers, link_peers = await _resolve_addresses(loop, cfg)
+            family = families[0]
         mcast = cfg.multicast_address
         multicast = None if mcast is None else await resolve(loop, "multicast", *mcast, family)
         self._channel = channel = Channel(
@@ -286,6 +319,7 @@ class Node:
             limits=totem.wire_limits(),
             silence_ns=totem.token_timeout_ns,
             addresses={node: addr[:2] for node, addr in peers.items()},
+            copies_expected=cfg.links > 1,
         )
         seed = int.from_bytes(os.urandom(8), "big")  # the core's only randomness; recorded
         self._core = core = Core(totem, random.Random(seed))
@@ -299,8 +333,25 @@ class Node:
             key=key,
             capacity=cfg.recorder_inputs,
         )
+        links = None
+        if cfg.links > 1:
+
+            def links(now_ns: Callable[[], int]) -> LinkDriver:
+                machine = Links(
+                    cfg.node_id, totem.nodes, cfg.links, cfg.mode, cfg.link_timings(), now_ns()
+                )
+                return LinkDriver(loop, machine, channel, link_peers, now_ns)
+
         self._driver = driver = Driver(
-            loop, core, channel, recorder, store, self._groups, peers, on_failure=self._on_failure
+            loop,
+            core,
+            channel,
+            recorder,
+            store,
+            self._groups,
+            peers,
+            on_failure=self._on_failure,
+            links=links,
         )
         if self._history_path is not None:
             path = self._history_path
@@ -312,15 +363,25 @@ class Node:
             driver.add_tap(self._history)
         for tap in self._taps:
             driver.add_tap(tap)
-        endpoint = await open_endpoint(
-            loop,
-            bind,
-            family,
-            driver.datagram_received,
-            buffer_bytes=cfg.socket_buffer_bytes,
-            multicast=multicast,
-        )
-        driver.attach(endpoint)
+        endpoints: list[Endpoint] = []
+        try:
+            for k, bind in enumerate(binds):
+                endpoints.append(
+                    await open_endpoint(
+                        loop,
+                        bind,
+                        families[k],
+                        driver.datagram_received if k == 0 else driver.link_receiver(k),
+                        buffer_bytes=cfg.socket_buffer_bytes,
+                        multicast=multicast,
+                        where="bind" if len(binds) == 1 else f"bind[{k}]",
+                    )
+                )
+        except BaseException:
+            for endpoint in endpoints:
+                endpoint.close()
+            raise
+        driver.attach(*endpoints)
         return stored.ring_seq
 
     async def close(self) -> None:

@@ -9,6 +9,12 @@ machine's own network: ``NetLab(n)`` builds the topology of the corosync anchor 
 * node namespaces ``<prefix>-n1 .. -nN``, each with loopback up and one veth end ``eth0``
   addressed ``.1 .. .N`` of ``subnet``, whose peer ``p<i>`` is a port of ``br0``.
 
+With ``links=2`` (or more) every node gets one veth ``eth<k>`` per link ``k``, each on its own
+bridge ``br<k>`` and subnet (link ``k`` uses the ``k``-th subnet after ``subnet``: 10.77.1.0/24
+for link 1 of the default), as two separate networks would: ``address(i, k)`` is node ``i``'s
+address on link ``k``, and ``cut_link(i, k)`` drops everything in and out of ``eth<k>`` at node
+``i`` (a pulled cable or a failed switch port), ``restore_link`` removes that again.
+
 Every command names a lab namespace (``ip -n NS ...``, ``ip netns exec NS ...``), so nothing is
 configured in the root namespace and no packet can leave the lab: the bridge has no uplink.
 
@@ -30,6 +36,7 @@ import contextlib
 import functools
 import ipaddress
 import itertools
+import json
 import os
 import shutil
 import signal
@@ -44,6 +51,8 @@ __all__ = ["NetLab", "NetLabError", "netns_available"]
 
 _DROP = "gcs-drop"
 _LOSS = "gcs-loss"
+_CUT_IN = "gcs-cut-in"
+_CUT_OUT = "gcs-cut-out"
 _IP_TIMEOUT_S = 30.0
 _labs = itertools.count()
 
@@ -135,12 +144,29 @@ class NetLab:
     ``1..nodes``.
     """
 
-    def __init__(self, nodes: int, prefix: str | None = None, subnet: str = "10.77.0.0/24") -> None:
+    def __init__(
+        self,
+        nodes: int,
+        prefix: str | None = None,
+        subnet: str = "10.77.0.0/24",
+        *,
+        links: int = 1,
+    ) -> None:
         if nodes < 1:
             raise ValueError(f"a lab needs at least one node, got {nodes}")
+        if not 1 <= links <= 8:
+            raise ValueError(f"a lab has 1..8 links, got {links}")
         self.network = ipaddress.ip_network(subnet)
         if self.network.version != 4 or self.network.num_addresses < nodes + 2:
             raise ValueError(f"subnet {subnet} has no room for {nodes} IPv4 nodes")
+        size = self.network.num_addresses
+        self.networks = tuple(
+            ipaddress.ip_network(
+                f"{self.network.network_address + k * size}/{self.network.prefixlen}"
+            )
+            for k in range(links)
+        )
+        self.links = links
         self.nodes = nodes
         self.prefix = prefix if prefix is not None else _default_prefix()
         self._owned = _Owned()
@@ -169,10 +195,10 @@ class NetLab:
         self._check(i)
         return f"{self.prefix}-n{i}"
 
-    def address(self, i: int) -> str:
-        """Node ``i``'s IPv4 address (host ``i`` of the subnet)."""
+    def address(self, i: int, link: int = 0) -> str:
+        """Node ``i``'s IPv4 address on ``link`` (host ``i`` of that link's subnet)."""
         self._check(i)
-        return str(self.network[i])
+        return str(self.networks[link][i])
 
     def _check(self, i: int) -> None:
         if i not in self.ids:
@@ -188,22 +214,32 @@ class NetLab:
     def _build(self) -> None:
         br = self.bridge_namespace
         self._add_namespace(br)
-        _run(["ip", "-n", br, "link", "add", "br0", "type", "bridge"])
-        _run(["ip", "-n", br, "link", "set", "br0", "up"])
+        for k in range(self.links):
+            _run(["ip", "-n", br, "link", "add", f"br{k}", "type", "bridge"])
+            _run(["ip", "-n", br, "link", "set", f"br{k}", "up"])
         for i in self.ids:
             ns = self.namespace(i)
             self._add_namespace(ns)
-            peer = f"p{i}"
-            _run(["ip", "-n", ns, "link", "add", "eth0", "type", "veth", "peer", "name", peer])
-            _run(["ip", "-n", ns, "link", "set", peer, "netns", br])
-            cidr = f"{self.address(i)}/{self.network.prefixlen}"
-            _run(["ip", "-n", ns, "addr", "add", cidr, "dev", "eth0"])
-            _run(["ip", "-n", ns, "link", "set", "eth0", "up"])
-            _run(["ip", "-n", br, "link", "set", peer, "master", "br0"])
-            _run(["ip", "-n", br, "link", "set", peer, "up"])
-            for chain in (_DROP, _LOSS):
+            for chain in (_DROP, _LOSS, _CUT_IN, _CUT_OUT):
                 self._iptables(i, "-N", chain)
-                self._iptables(i, "-A", "INPUT", "-i", "eth0", "-j", chain)
+            self._iptables(i, "-A", "INPUT", "-j", _CUT_IN)
+            self._iptables(i, "-A", "OUTPUT", "-j", _CUT_OUT)
+            for k in range(self.links):
+                self._add_port(i, k)
+
+    def _add_port(self, i: int, k: int) -> None:
+        """Node ``i``'s veth ``eth<k>`` on bridge ``br<k>``, addressed, with its fault hooks."""
+        ns, br, eth = self.namespace(i), self.bridge_namespace, f"eth{k}"
+        peer = f"p{i}" if k == 0 else f"p{i}l{k}"
+        _run(["ip", "-n", ns, "link", "add", eth, "type", "veth", "peer", "name", peer])
+        _run(["ip", "-n", ns, "link", "set", peer, "netns", br])
+        cidr = f"{self.address(i, k)}/{self.network.prefixlen}"
+        _run(["ip", "-n", ns, "addr", "add", cidr, "dev", eth])
+        _run(["ip", "-n", ns, "link", "set", eth, "up"])
+        _run(["ip", "-n", br, "link", "set", peer, "master", f"br{k}"])
+        _run(["ip", "-n", br, "link", "set", peer, "up"])
+        for chain in (_DROP, _LOSS):
+            self._iptables(i, "-A", "INPUT", "-i", eth, "-j", chain)
 
     # ------------------------------------------------------------------ processes
 
@@ -256,7 +292,34 @@ class NetLab:
         self._drop_from(dst, src)
 
     def _drop_from(self, dst: int, src: int) -> None:
-        self._iptables(dst, "-A", _DROP, "-s", self.address(src), "-j", "DROP")
+        for k in range(self.links):
+            self._iptables(dst, "-A", _DROP, "-s", self.address(src, k), "-j", "DROP")
+
+    def cut_link(self, i: int, link: int) -> None:
+        """Node ``i`` loses link ``link``: everything in and out of ``eth<link>`` is dropped."""
+        self._check_open()
+        self._check(i)
+        if not 0 <= link < self.links:
+            raise ValueError(f"no link {link} in a lab of {self.links}")
+        self._iptables(i, "-A", _CUT_IN, "-i", f"eth{link}", "-j", "DROP")
+        self._iptables(i, "-A", _CUT_OUT, "-o", f"eth{link}", "-j", "DROP")
+
+    def restore_link(self, i: int, link: int) -> None:
+        """Undo ``cut_link(i, link)`` (every cut of that link, if it was cut more than once)."""
+        self._check_open()
+        for chain, flag in ((_CUT_IN, "-i"), (_CUT_OUT, "-o")):
+            rule = [chain, flag, f"eth{link}", "-j", "DROP"]
+            while (
+                _run(self.exec_argv(i, ["iptables", "-w", "-C", *rule]), check=False).returncode
+                == 0
+            ):
+                self._iptables(i, "-D", *rule)
+
+    def packets(self, i: int, link: int) -> tuple[int, int]:
+        """(received, sent) packets on node ``i``'s ``eth<link>`` so far (the kernel's counters)."""
+        out = _run(["ip", "-n", self.namespace(i), "-j", "-s", "link", "show", f"eth{link}"])
+        stats = json.loads(out.stdout)[0]["stats64"]
+        return int(stats["rx"]["packets"]), int(stats["tx"]["packets"])
 
     def loss(self, i: int, probability: float) -> None:
         """Drop each datagram arriving at node ``i`` with ``probability`` (replaces its rate)."""
@@ -269,16 +332,16 @@ class NetLab:
             self._iptables(i, "-A", _LOSS, *rule, "-j", "DROP")
 
     def heal(self) -> None:
-        """Remove every fault rule: partitions, one-way drops and loss, on every node."""
+        """Remove every fault rule: partitions, one-way drops, loss and cut links."""
         self._check_open()
         for i in self.ids:
-            for chain in (_DROP, _LOSS):
+            for chain in (_DROP, _LOSS, _CUT_IN, _CUT_OUT):
                 self._iptables(i, "-F", chain)
 
     def dropped(self, i: int) -> int:
         """Datagrams the fault rules dropped at node ``i`` so far (shows a fault took effect)."""
         total = 0
-        for chain in (_DROP, _LOSS):
+        for chain in (_DROP, _LOSS, _CUT_IN):
             out = self.run(i, ["iptables", "-w", "-L", chain, "-n", "-v", "-x"])
             for line in out.splitlines()[2:]:
                 fields = line.split()
@@ -313,7 +376,8 @@ class NetLab:
 
     def __repr__(self) -> str:
         state = "closed" if self.closed else "open"
-        return f"<NetLab {self.prefix} {self.nodes} nodes {self.network} {state}>"
+        links = "" if self.links == 1 else f" {self.links} links"
+        return f"<NetLab {self.prefix} {self.nodes} nodes {self.network}{links} {state}>"
 
 
 def _default_prefix() -> str:

@@ -118,6 +118,9 @@ class Options:
     grid: tuple[tuple[tuple[str, int], ...], ...] = ()
     """Extra settings to compare: one variant per entry (each added to ``settings``)."""
     netns: bool = False
+    links: int = 1
+    """Links per node (RFC 0010): with ``netns`` one bridge per link, on loopback 127.0.0.k+1."""
+    link_mode: str = "passive"
     progress: Callable[[str], None] | None = None
 
     def say(self, text: str) -> None:
@@ -181,8 +184,19 @@ class Cluster:
     ``lab`` is a ``gcs.bench.netns.NetLab`` (one namespace per node) or None for loopback.
     """
 
-    def __init__(self, variant: Variant, nodes: int, workdir: Path, lab: Any = None) -> None:
+    def __init__(
+        self,
+        variant: Variant,
+        nodes: int,
+        workdir: Path,
+        lab: Any = None,
+        *,
+        links: int = 1,
+        link_mode: str = "passive",
+    ) -> None:
         self.variant = variant
+        self.links = links
+        self.link_mode = link_mode
         self.n = nodes
         self.workdir = workdir
         self.lab = lab
@@ -194,18 +208,25 @@ class Cluster:
         self._ids = itertools.count(1)
         self.spec_base = self._spec_base()
 
-    def _spec_base(self) -> dict[str, Any]:
+    def _addresses(self, link: int) -> list[str]:
+        """Every node's address on ``link``: the lab's, or 127.0.0.<link+1> on loopback."""
         if self.lab is not None:
-            hosts = [self.lab.address(i) for i in range(1, self.n + 1)]
-            ports = [5405] * self.n
-        else:
-            hosts = ["127.0.0.1"] * self.n
-            ports = free_udp_ports(self.n)
+            return [f"{self.lab.address(i, link)}:5405" for i in range(1, self.n + 1)]
+        host = f"127.0.0.{link + 1}"
+        return [f"{host}:{port}" for port in free_udp_ports(self.n, host)]
+
+    def _spec_base(self) -> dict[str, Any]:
+        per_link = [self._addresses(k) for k in range(self.links)]
+        nodes: dict[str, Any] = {
+            str(i + 1): per_link[0][i] if self.links == 1 else [a[i] for a in per_link]
+            for i in range(self.n)
+        }
+        settings = self.variant.config()
+        if self.links > 1:
+            settings["link_mode"] = self.link_mode
         spec: dict[str, Any] = {
-            "nodes": {
-                str(i + 1): f"{h}:{p}" for i, (h, p) in enumerate(zip(hosts, ports, strict=True))
-            },
-            "settings": self.variant.config(),
+            "nodes": nodes,
+            "settings": settings,
             "insecure": self.lab is not None and not self.variant.sealed,
         }
         if self.variant.sealed:
@@ -569,7 +590,7 @@ def _lab(options: Options) -> Iterator[Any]:
     why = netns.netns_available()
     if why is not None:
         raise BenchFailed(f"--netns is not available here: {why}")
-    with netns.NetLab(options.nodes) as lab:
+    with netns.NetLab(options.nodes, links=options.links) as lab:
         yield lab
 
 
@@ -594,7 +615,14 @@ def _session(
                 break
             workdir = Path(tmp) / f"ring{attempt}"
             workdir.mkdir()
-            cluster = Cluster(variant, options.nodes, workdir, lab)
+            cluster = Cluster(
+                variant,
+                options.nodes,
+                workdir,
+                lab,
+                links=options.links,
+                link_mode=options.link_mode,
+            )
             session = _Session(cluster, options, run_index, phase)
             try:
                 cluster.start_all()

@@ -166,6 +166,8 @@ def _register_ring(benches: _Subparsers) -> None:
         "(e.g. --grid window_size=50,max_messages=17 --grid window_size=100,max_messages=35)",
     )
     add("--netns", action="store_true", help="one network namespace per node on a bridge (root)")
+    add("--links", type=int, default=1, help="links per node, 1..8 (RFC 0010; default 1)")
+    add("--link-mode", choices=("passive", "active"), default="passive", help="with --links 2+")
     add("--quiet", action="store_true", help="no progress lines on stderr")
     parser.set_defaults(func=_run_ring)
 
@@ -198,6 +200,8 @@ def _ring_options(args: argparse.Namespace, known: tuple[str, ...]) -> Any:
     grid = tuple(_settings(entry.split(",")) for entry in args.grid)
     if min(args.runs, args.nodes - 1, args.pings, args.gap_pings, args.failovers) < 1:
         raise ValueError("--runs, --pings, --gap-pings, --failovers must be >= 1, --nodes >= 2")
+    if not 1 <= args.links <= 8:
+        raise ValueError("--links must be in 1..8")
     if args.seconds <= 0 or (args.count is not None and args.count < 1):
         raise ValueError("--seconds and --count must be positive")
     return Options(
@@ -217,6 +221,8 @@ def _ring_options(args: argparse.Namespace, known: tuple[str, ...]) -> Any:
         big_frames=args.big_frames,
         grid=grid,
         netns=args.netns,
+        links=args.links,
+        link_mode=args.link_mode,
     )
 
 

@@ -317,6 +317,33 @@ async def _status(config: Config, as_json: bool, dump: str | None) -> int:
     return 0
 
 
+def format_links(links: dict[str, Any] | None) -> list[str]:
+    """One line per link to each peer (RFC 0010 §8), then each local link's traffic."""
+    if not links:
+        return []
+    lines = [
+        f"  links         {links['mode']}, {links['changes']} changes, "
+        f"{links['resends']} tokens re-sent on a new route"
+    ]
+    for p in links["peers"]:
+        rtt = "-" if p["rtt_ms"] is None else f"{p['rtt_ms']:.2f} ms"
+        state = "up" if p["up"] else "DOWN"
+        why = "" if p["up"] else (" (not heard)" if not p["hears"] else " (peer does not hear us)")
+        lines.append(
+            f"    node {p['peer']:<5} link {p['link']}  {state:<4}{why} for "
+            f"{p['since_ms'] / 1000:.1f} s{'  in use' if p['routed'] else ''}; "
+            f"heard {p['heard_ms']:.0f} ms ago, rtt {rtt}, "
+            f"{p['lost']} of {p['probes']} heartbeats lost"
+        )
+    for t in links["traffic"]:
+        lines.append(
+            f"    link {t['link']}  sent {t['sent']:,}, received {t['received']:,} "
+            f"({t['copies']:,} copies dropped), {t['probes_sent']:,} heartbeats, "
+            f"{t['send_errors']} send errors"
+        )
+    return lines
+
+
 # ---------------------------------------------------------------------- gcs nodes
 
 
@@ -398,6 +425,7 @@ def format_status(s: dict[str, Any]) -> str:
             f"  DUPLICATE ID  node {d['node']}: boot {boots[0]} from {where[0]} and boot "
             f"{boots[1]} from {where[1]} (of {s['duplicate_node_id']} seen)"
         )
+    lines += format_links(s.get("links"))
     lines.append("  view changes (newest last):")
     for c in s.get("view_changes", [])[-10:]:
         took = "" if c["duration_ms"] is None else f" after {c['duration_ms']:.0f} ms"

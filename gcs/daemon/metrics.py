@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from prometheus_client.metrics_core import Metric
     from prometheus_client.registry import CollectorRegistry
 
-__all__ = ["MetricsServer", "families"]
+__all__ = ["MetricsServer", "families", "link_families"]
 
 _LOG = logging.getLogger("gcs.daemon.metrics")
 REQUEST_TIMEOUT_S = 5.0
@@ -167,6 +167,43 @@ def families(status: Status) -> Iterator[Metric]:
         )
         last.add_metric(labels, durations[-1] / 1000)
         yield last
+    if status.get("links"):
+        yield from link_families(status["links"], labels)
+
+
+def link_families(links: Status, labels: list[str]) -> Iterator[Metric]:
+    """Per (peer, link) and per local link figures (RFC 0010 §8), with several links only."""
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+    pair = (*LABELS, "peer", "link")
+    up = GaugeMetricFamily("gcs_link_up", "1 while the link to the peer is up", labels=pair)
+    routed = GaugeMetricFamily("gcs_link_in_use", "1 while frames go on the link", labels=pair)
+    rtt = GaugeMetricFamily("gcs_link_rtt_seconds", "heartbeat round-trip time", labels=pair)
+    lost = CounterMetricFamily("gcs_link_heartbeats_lost", "heartbeats unanswered", labels=pair)
+    changes = CounterMetricFamily("gcs_link_changes", "times the link went up or down", labels=pair)
+    for p in links["peers"]:
+        key = [*labels, str(p["peer"]), str(p["link"])]
+        up.add_metric(key, 1 if p["up"] else 0)
+        routed.add_metric(key, 1 if p["routed"] else 0)
+        if p["rtt_ms"] is not None:
+            rtt.add_metric(key, p["rtt_ms"] / 1000)
+        lost.add_metric(key, p["lost"])
+        changes.add_metric(key, p["changes"])
+    yield from (up, routed, rtt, lost, changes)
+    own = (*LABELS, "link")
+    sent = CounterMetricFamily("gcs_link_datagrams_sent", "datagrams sent on the link", labels=own)
+    received = CounterMetricFamily(
+        "gcs_link_datagrams_received", "datagrams read on the link", labels=own
+    )
+    copies = CounterMetricFamily(
+        "gcs_link_copies_dropped", "second copies dropped by the replay window", labels=own
+    )
+    for t in links["traffic"]:
+        key = [*labels, str(t["link"])]
+        sent.add_metric(key, t["sent"])
+        received.add_metric(key, t["received"])
+        copies.add_metric(key, t["copies"])
+    yield from (sent, received, copies)
 
 
 class _StatusCollector:

@@ -34,8 +34,9 @@ from gcs.wire.frames import RecordFlags
 
 if TYPE_CHECKING:
     from gcs.api.node import Node
+    from gcs.runtime.links import LinkReport
 
-__all__ = ["ChangeLog", "Rates", "build_status"]
+__all__ = ["ChangeLog", "Rates", "build_status", "link_status"]
 
 KEEP_CHANGES = 20
 RATE_WINDOW = 5  # samples (seconds) the rates are computed over
@@ -234,5 +235,57 @@ def build_status(
             "bytes_received": runtime.bytes_received,
             "bytes_sent": runtime.bytes_sent,
         },
+        "links": link_status(runtime.links),
         "failure": log.failure,
+    }
+
+
+def link_status(report: LinkReport | None) -> dict[str, Any] | None:
+    """Each link to each peer and each local link's traffic (RFC 0010 §8); None with one link.
+
+    Times are ages in ms (``since_ms``: since the last change, ``heard_ms``: since the peer was
+    last heard there), so the map reads the same whatever the node's clock.
+    """
+    if report is None:
+        return None
+    now = report.now_ns
+
+    def ms(ns: int | None) -> float | None:
+        return None if ns is None else round(ns / 1e6, 3)
+
+    return {
+        "mode": report.mode,
+        "changes": report.changes,
+        "resends": report.resends,
+        "peers": [
+            {
+                "peer": p.peer,
+                "link": p.link,
+                "up": p.up,
+                "routed": p.routed,
+                "since_ms": ms(now - p.since_ns),
+                "heard_ms": ms(now - p.heard_ns),
+                "rtt_ms": ms(p.rtt_ns),
+                "probes": p.pings,
+                "answers": p.pongs,
+                "lost": p.lost,
+                "heard": p.heard,
+                "changes": p.changes,
+                "hears": p.hears,
+                "peer_hears": p.peer_hears,
+                "misrouted": p.misrouted,
+            }
+            for p in report.pairs
+        ],
+        "traffic": [
+            {
+                "link": t.link,
+                "sent": t.sent,
+                "received": t.received,
+                "copies": t.copies,
+                "probes_sent": t.probes_sent,
+                "send_errors": t.send_errors,
+            }
+            for t in report.traffic
+        ],
     }

@@ -54,6 +54,7 @@ from gcs.errors import MessageTooLarge, NodeClosed, SendQueueFull
 from gcs.history.recorder import FlightRecorder, InputKind
 from gcs.runtime.endpoint import Endpoint, SockAddr
 from gcs.runtime.lag import LagMonitor, LagStatistics
+from gcs.runtime.links import LinkDriver, LinkReport
 from gcs.runtime.persist import RingSeqWriter, StateStore
 from gcs.runtime.tap import Tap
 from gcs.totem.effects import (
@@ -68,7 +69,7 @@ from gcs.totem.effects import (
 )
 from gcs.totem.node import Node as Core
 from gcs.wire.channel import Channel
-from gcs.wire.frames import Frame, MembCommitToken, OrfToken, Record
+from gcs.wire.frames import Frame, LinkProbe, MembCommitToken, OrfToken, Record
 
 __all__ = ["Driver", "Listener", "RuntimeStatistics"]
 
@@ -120,6 +121,10 @@ class RuntimeStatistics:
     rcvbuf_bytes: int
     sndbuf_bytes: int
     loop_lag: LagStatistics
+    links: LinkReport | None = None
+    """Each link to each peer, with several links (RFC 0010); None with one."""
+    link_probes_ignored: int = 0
+    """Link heartbeats received by a node with one link (a peer configured with several)."""
 
 
 class Driver:
@@ -137,6 +142,7 @@ class Driver:
         *,
         on_failure: Callable[[BaseException], None],
         delivery_slice: int = DELIVERY_SLICE,
+        links: Callable[[Callable[[], int]], LinkDriver] | None = None,
     ) -> None:
         if delivery_slice < 1:
             raise ValueError(f"delivery_slice must be at least 1, not {delivery_slice}")
@@ -156,6 +162,7 @@ class Driver:
         """The core's node list as the channel last heard of it (MEM-3.2-5 can grow it)."""
         self._writer = RingSeqWriter(loop, store, self._persisted, self._fail)
         self._endpoint: Endpoint | None = None
+        self._endpoints: tuple[Endpoint, ...] = ()
         self._multicast_to: SockAddr | None = None
         self._sendto: Callable[[bytes, SockAddr], None] = _not_open
         totem = core.config
@@ -168,6 +175,8 @@ class Driver:
         self._timer: asyncio.TimerHandle | None = None
         self._armed_ns: int | None = None
         self._last_now = 0
+        self._links = None if links is None else links(self.now_ns)
+        """Several links (RFC 0010): datagrams go where this says; None with one link."""
         self._tokens: deque[tuple[int, Frame, bytes]] = deque()
         self._drain_scheduled = False
         self._slice = delivery_slice
@@ -193,16 +202,25 @@ class Driver:
                 "timer_firings",
                 "before_start",
                 "unknown_destination",
+                "link_probes_ignored",
             ),
             0,
         )
 
     # ------------------------------------------------------------------ lifecycle
 
-    def attach(self, endpoint: Endpoint) -> None:
+    def attach(self, endpoint: Endpoint, *more: Endpoint) -> None:
+        """The open socket(s): one, or one per link in link order (the first is link 0's)."""
         self._endpoint = endpoint
+        self._endpoints = (endpoint, *more)
         self._sendto = endpoint.transport.sendto
         self._multicast_to = endpoint.multicast
+        if self._links is not None:
+            self._links.attach(self._endpoints)
+
+    def link_receiver(self, link: int) -> Callable[[bytes, SockAddr], None]:
+        """The datagram callback for link ``link``'s socket."""
+        return lambda data, addr: self.datagram_received(data, addr, link)
 
     def add_tap(self, tap: Tap) -> None:
         """Report inputs and effects to ``tap`` from now on (``gcs.runtime.tap``)."""
@@ -211,6 +229,8 @@ class Driver:
     def start(self, stored_ring_seq: int | None) -> None:
         self._started = True
         self._lag.start()
+        if self._links is not None:
+            self._links.start()
         self._run(
             InputKind.START,
             stored_ring_seq,
@@ -232,14 +252,20 @@ class Driver:
         self._cancel_timer()
         self._lag.stop()
         self._writer.close()
-        if self._endpoint is not None:
-            self._endpoint.close()
+        self._close_sockets()
         await self._writer.wait_idle()
+
+    def _close_sockets(self) -> None:
+        if self._links is not None:
+            self._links.close()
+        for endpoint in self._endpoints:
+            endpoint.close()
 
     # ------------------------------------------------------------------ inputs
 
-    def datagram_received(self, data: bytes, addr: SockAddr | None = None) -> None:
-        """One datagram from the socket; ``addr`` (its source) only names duplicate node ids."""
+    def datagram_received(self, data: bytes, addr: SockAddr | None = None, link: int = 0) -> None:
+        """One datagram from the socket of ``link``; ``addr`` (its source) only names duplicate
+        node ids."""
         counts = self._counts
         counts["datagrams_received"] += 1
         counts["bytes_received"] += len(data)
@@ -247,6 +273,10 @@ class Driver:
             return
         if not self._started:
             counts["before_start"] += 1
+            return
+        links = self._links
+        if links is not None:
+            self._link_datagram(links, data, addr, link)
             return
         source = None if addr is None else addr[:2]  # (host, port), as the channel's addresses
         opened = self._channel.receive(data, self.now_ns(), source)
@@ -259,6 +289,35 @@ class Driver:
         kind = type(frame)
         if kind is OrfToken or kind is MembCommitToken:
             counts["tokens_deferred"] += 1
+            self._tokens.append((src, frame, data))  # type: ignore[arg-type]
+            if not self._drain_scheduled:
+                self._drain_scheduled = True
+                self._loop.call_soon(self._drain_tokens)
+            return
+        if kind is LinkProbe:
+            counts["link_probes_ignored"] += 1  # from a peer configured with several links
+            return
+        self._receive(src, frame, data)  # type: ignore[arg-type]  # not a LinkProbe: checked
+
+    def _link_datagram(
+        self, links: LinkDriver, data: bytes, addr: SockAddr | None, link: int
+    ) -> None:
+        """``datagram_received`` with several links: sources mapped, heartbeats kept here."""
+        source = None if addr is None else links.source(addr)
+        channel = self._channel
+        copies = channel.copies
+        now = self.now_ns()
+        opened = channel.receive(data, now, source)
+        if opened is None:
+            links.dropped(link, copies)
+            return
+        src, frame = opened
+        if isinstance(frame, LinkProbe):
+            links.probe(link, src, frame)  # the link machine's, never the core's
+            return
+        links.heard(link, src, now)
+        if type(frame) is OrfToken or type(frame) is MembCommitToken:
+            self._counts["tokens_deferred"] += 1
             self._tokens.append((src, frame, data))
             if not self._drain_scheduled:
                 self._drain_scheduled = True
@@ -514,15 +573,26 @@ class Driver:
             self._counts["unknown_destination"] += 1
             return
         datagram = self._channel.seal(frame)
-        self._sendto(datagram, addr)
-        self._counts["datagrams_sent"] += 1
-        self._counts["bytes_sent"] += len(datagram)
+        sent = 1
+        if self._links is None:
+            self._sendto(datagram, addr)
+        else:
+            sent = self._links.send(datagram, dest)
+        self._counts["datagrams_sent"] += sent
+        self._counts["bytes_sent"] += sent * len(datagram)
 
     def _multicast(self, frame: Frame, dests: tuple[int, ...]) -> None:
         if not dests:
             return
         datagram = self._channel.seal(frame)  # once, whatever the number of destinations
         counts = self._counts
+        if self._links is not None:
+            known = tuple(d for d in dests if d in self._peers)
+            counts["unknown_destination"] += len(dests) - len(known)
+            sent = self._links.multicast(datagram, known)
+            counts["datagrams_sent"] += sent
+            counts["bytes_sent"] += sent * len(datagram)
+            return
         if self._multicast_to is not None:
             self._sendto(datagram, self._multicast_to)
             counts["datagrams_sent"] += 1
@@ -615,8 +685,7 @@ class Driver:
                         assert_never(effect)
         except Exception:  # the core is already broken; the others will time it out
             _LOG.debug("node %d: could not send a leave after the failure", self._core.me)
-        if self._endpoint is not None:
-            self._endpoint.close()  # queued datagrams (the leave) are flushed first
+        self._close_sockets()  # queued datagrams (the leave) are flushed first
         for tap in self._taps:
             try:
                 tap.on_failure(exc)
@@ -635,13 +704,14 @@ class Driver:
         endpoint = self._endpoint
         return RuntimeStatistics(
             **self._counts,
-            send_errors=0 if endpoint is None else endpoint.errors,
+            send_errors=sum(e.errors for e in self._endpoints),
             ring_seq_writes=self._writer.writes,
             recorder_inputs=self._recorder.recorded,
             recorder_snapshots=self._recorder.snapshots,
             rcvbuf_bytes=0 if endpoint is None else endpoint.rcvbuf_bytes,
             sndbuf_bytes=0 if endpoint is None else endpoint.sndbuf_bytes,
             loop_lag=self._lag.statistics(),
+            links=None if self._links is None else self._links.report(),
         )
 
 

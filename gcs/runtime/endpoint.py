@@ -1,4 +1,4 @@
-"""The UDP endpoint: one datagram socket per node for tokens and data alike, IPv4 or IPv6.
+"""The UDP endpoint: one datagram socket per node (per link) for tokens and data, IPv4 or IPv6.
 
 Why one socket: the token and the mcasts it orders then arrive through one queue, so the driver
 can apply the data of a read batch before the token (RFC 0009 §4.3, "drain before token"). Why large
@@ -120,8 +120,12 @@ async def open_endpoint(
     *,
     buffer_bytes: int,
     multicast: SockAddr | None = None,
+    where: str = "bind",
 ) -> Endpoint:
-    """Bind the node's socket and start reading; raise ConfigError if the address is unusable."""
+    """Bind the node's socket and start reading; raise ConfigError if the address is unusable.
+
+    ``where`` names the setting in the error (``bind[1]`` for a second link's socket).
+    """
     sock = socket.socket(family, socket.SOCK_DGRAM)
     try:
         rcv, snd = _size_buffers(sock, buffer_bytes)
@@ -133,7 +137,7 @@ async def open_endpoint(
         sock.setblocking(False)
     except OSError as exc:
         sock.close()
-        raise ConfigError("bind", f"cannot bind UDP {bind[0]}:{bind[1]}: {exc}") from exc
+        raise ConfigError(where, f"cannot bind UDP {bind[0]}:{bind[1]}: {exc}") from exc
     protocol = _Protocol(on_datagram)
     transport, _ = await loop.create_datagram_endpoint(lambda: protocol, sock=sock)
     endpoint = Endpoint(transport, protocol, tuple(sock.getsockname()), rcv, snd)

@@ -21,7 +21,7 @@ from gcs.sim.scenario import FaultStep, Scenario
 from gcs.sim.world import Clock, DropRule, World
 from gcs.wire.frames import Mcast, MembCommitToken, OrfToken
 
-__all__ = ["apply_step", "heal_all", "install_nemesis", "partition_groups"]
+__all__ = ["apply_step", "heal_all", "install_nemesis", "partition_groups", "restore_all_links"]
 
 S = 1_000_000_000
 MS = 1_000_000
@@ -301,6 +301,35 @@ def _replay_joins(
         world.transmit(sender, tuple(n for n in world.nodes if n != sender), payload, 200)
 
 
+def _cut_link(
+    world: World, scenario: Scenario, step: FaultStep, rng: random.Random, nodes: tuple[int, ...]
+) -> None:
+    """A node loses one of its links, both ways (a NIC, cable or switch port, RFC 0010)."""
+    for node in _targets(world, rng, nodes):
+        world.network.cut_link(node, step.link)
+        world.fault("cut_link", node, link=step.link)
+        _undo_later(world, step, functools.partial(_restore_node_link, world, node, step.link))
+
+
+def _restore_node_link(world: World, node: int, link: int) -> None:
+    if (node, link) in world.network.cut:
+        world.network.restore_link(node, link)
+        world.fault("restore_link", node, link=link)
+
+
+def restore_all_links(world: World) -> None:
+    """Restore every cut link (the end of the fault phase), each with its ``restore_link``."""
+    for node, link in sorted(world.network.cut):
+        _restore_node_link(world, node, link)
+
+
+def _restore_link(
+    world: World, scenario: Scenario, step: FaultStep, rng: random.Random, nodes: tuple[int, ...]
+) -> None:
+    for node in nodes or world.nodes:
+        _restore_node_link(world, node, step.link)
+
+
 def _undo_later(world: World, step: FaultStep, undo: Callable[[], None]) -> None:
     if step.duration_s > 0:
         due = world.now + int(step.duration_s * S)
@@ -365,6 +394,8 @@ _ACTIONS: dict[str, Callable[..., None]] = {
     "recovery_delay": _recovery_rule("recovery_delay"),
     "clock": _clock,
     "replay_joins": _replay_joins,
+    "cut_link": _cut_link,
+    "restore_link": _restore_link,
     "add_node": _change_nodes("add_node"),
     "remove_node": _change_nodes("remove_node"),
 }

@@ -4,6 +4,12 @@ Each directed link (a -> b) has its own parameters and its own random stream fro
 so the fate of a datagram depends only on the seed, the link and how many datagrams crossed that
 link before it (RFC 0007 §3). Partitions are sets of blocked directed links: blocking a -> b but
 not b -> a is a one-way (asymmetric) partition. Nothing here knows about frames: it moves bytes.
+
+Redundant links (RFC 0010, RFC 0007 §3.1). With ``links`` > 1 every node is on that many
+independent networks: the path a -> b on network ``k`` has its own random stream (network 0
+keeps the stream it has with one link, so a one-link run is unchanged), and a node's link can be
+cut (``cut_link``: nothing crosses network ``k`` to or from that node) and restored, the
+simulated NIC or cable failure. A partition (``block``) cuts the paths on every network.
 """
 
 from __future__ import annotations
@@ -57,17 +63,23 @@ class LinkParams:
 class Network:
     """All directed links between ``nodes`` and the partition state."""
 
-    def __init__(self, nodes: tuple[int, ...], seeds: SeedTree, default: LinkParams) -> None:
+    def __init__(
+        self, nodes: tuple[int, ...], seeds: SeedTree, default: LinkParams, links: int = 1
+    ) -> None:
         self.nodes = nodes
+        self.links = links
         self._seeds = seeds
         self._default = default
         self._params: dict[tuple[int, int], LinkParams] = {}
-        self._rngs: dict[tuple[int, int], random.Random] = {}
-        self._busy_until: dict[tuple[int, int], int] = {}
+        self._rngs: dict[tuple[int, ...], random.Random] = {}
+        self._busy_until: dict[tuple[int, ...], int] = {}
         self.blocked: set[tuple[int, int]] = set()
+        self.cut: set[tuple[int, int]] = set()
+        """(node, link): that node's link is cut, both ways (``cut_link``)."""
         self.sent = 0
         self.lost = 0
         self.blocked_drops = 0
+        self.cut_drops = 0
         self.duplicated = 0
 
     # -------------------------------------------------------------- configuration
@@ -103,24 +115,35 @@ class Network:
                     self.blocked.add((a, b))
 
     def heal(self) -> None:
+        """End every partition and one-way block (link cuts are restored one by one)."""
         self.blocked.clear()
+
+    def cut_link(self, node: int, link: int) -> None:
+        """Nothing crosses network ``link`` to or from ``node`` until ``restore_link``."""
+        self.cut.add((node, link))
+
+    def restore_link(self, node: int, link: int) -> None:
+        self.cut.discard((node, link))
 
     def connected(self, a: int, b: int) -> bool:
         return (a, b) not in self.blocked and (b, a) not in self.blocked
 
     # -------------------------------------------------------------- sending
 
-    def fate(self, now_ns: int, src: int, dst: int, size: int) -> tuple[int, ...]:
+    def fate(self, now_ns: int, src: int, dst: int, size: int, link: int = 0) -> tuple[int, ...]:
         """When (if ever) a datagram arrives: its delays, from the link's own random stream.
 
-        Empty when it is lost or the link is blocked; two delays when it is duplicated.
+        Empty when it is lost or the link is blocked or cut; two delays when it is duplicated.
+        ``link`` is the network it crosses (0 with one link).
         """
         self.sent += 1
-        key = (src, dst)
+        pair = (src, dst)
+        key = pair if link == 0 else (src, dst, link)
         rng = self._rngs.get(key)
         if rng is None:
-            rng = self._rngs[key] = self._seeds.rng(f"link/{src}/{dst}")
-        params = self._params.get(key, self._default)
+            name = f"link/{src}/{dst}" if link == 0 else f"link/{src}/{dst}/{link}"
+            rng = self._rngs[key] = self._seeds.rng(name)
+        params = self._params.get(pair, self._default)
         # Draw every random number even when the datagram is blocked, so a partition does not
         # shift the stream of later datagrams on this link.
         draw = rng.random
@@ -131,8 +154,12 @@ class Network:
         delays: tuple[int, ...] = (delay,)
         if draw() < params.duplicate:
             delays = (delay, params.draw_latency(rng))
-        if key in self.blocked:
+        if pair in self.blocked:
             self.blocked_drops += 1
+            return ()
+        cut = self.cut
+        if cut and ((src, link) in cut or (dst, link) in cut):
+            self.cut_drops += 1
             return ()
         if lost:
             self.lost += 1

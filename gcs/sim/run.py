@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from gcs.history import events as h
+from gcs.links.health import LinkMode
 from gcs.sim.checkers import CheckParams, Verdict, check_all, overall
-from gcs.sim.nemesis import heal_all, install_nemesis
+from gcs.sim.nemesis import heal_all, install_nemesis, restore_all_links
 from gcs.sim.report.metrics import Metrics, compute_metrics
 from gcs.sim.scenario import Scenario
 from gcs.sim.transport import ChannelTransport
@@ -65,8 +66,10 @@ def build_world(scenario: Scenario, seed: int) -> World:
         if scenario.wire == "objects":
             return Transport()
         config = scenario.totem_config(node)
-        return ChannelTransport(config, boot, sealed=scenario.wire == "sealed")
+        sealed = scenario.wire == "sealed"
+        return ChannelTransport(config, boot, sealed=sealed, links=scenario.links.count)
 
+    links = scenario.links
     return World(
         seed=seed,
         nodes=scenario.node_ids,
@@ -74,6 +77,9 @@ def build_world(scenario: Scenario, seed: int) -> World:
         link=scenario.link,
         transport_factory=transport,
         persist_delay_ns=int(scenario.persist_delay_ms * MS),
+        links=links.count,
+        link_mode=LinkMode(links.mode),
+        link_timings=links.timings(scenario.totem_config(1).token_timeout_ns),
     )
 
 
@@ -148,6 +154,7 @@ def _quiet(world: World) -> None:
     world.faults_over = True
     world.drop_rules.clear()
     heal_all(world, "quiet")
+    restore_all_links(world)
 
 
 def _quiet_from(scenario: Scenario, end_ns: int) -> int:
@@ -174,6 +181,8 @@ def _params(
         if isinstance(event, h.Fault) and event.kind == "restart" and event.detail.get("wipe"):
             wiped.add((event.node, event.incarnation + 1))
     live = frozenset((host.node_id, host.incarnation) for host in world.expected_live())
+    expect = scenario.expect
+    failover = (expect.no_view_change, int(expect.cut_latency_ms * MS)) if expect.active else None
     return CheckParams(
         quiet_from_ns=quiet_ns,
         liveness_bound_ns=bound,
@@ -182,4 +191,5 @@ def _params(
         submit_cutoff_ns=end_ns,
         gather_bound=None,
         quiet_loss=world.network.max_loss(),
+        link_failover=failover,
     )

@@ -15,11 +15,21 @@ from pathlib import Path
 from typing import Any
 
 from gcs.errors import ConfigError
+from gcs.links.health import LinkMode, LinkTimings
 from gcs.quorum.rules import QuorumOptions, QuorumRules
 from gcs.sim.network import LatencyKind, LinkParams
 from gcs.totem.config import FailToRecvMode, TotemConfig
+from gcs.wire.limits import MAX_LINKS
 
-__all__ = ["FaultStep", "Scenario", "Workload", "load_scenario", "parse_scenario"]
+__all__ = [
+    "Expect",
+    "FaultStep",
+    "LinkSpec",
+    "Scenario",
+    "Workload",
+    "load_scenario",
+    "parse_scenario",
+]
 
 MS = 1_000_000
 S = 1_000_000_000
@@ -40,6 +50,8 @@ FAULT_ACTIONS = (
     "recovery_delay",
     "clock",
     "replay_joins",
+    "cut_link",
+    "restore_link",
     "add_node",
     "remove_node",
 )
@@ -108,6 +120,7 @@ class FaultStep:
     wipe: bool = False
     when: str = ""  # a membership state ("commit", "recovery", ...) that triggers the action
     delay_ms: float = 0.0  # recovery_delay: how much later a hit copy is transmitted
+    link: int = 0  # cut_link / restore_link: which of the node's links
     target: int = 0  # add_node / remove_node: the node (0 with remove_node: one outside)
 
     def to_toml(self) -> dict[str, Any]:
@@ -124,6 +137,39 @@ class FaultStep:
                     else (list(value) if isinstance(value, tuple) else value)
                 )
         return out
+
+
+@dataclass(frozen=True, slots=True)
+class LinkSpec:
+    """``[links]``: redundant links per node (RFC 0010). One link is the classic model."""
+
+    count: int = 1
+    mode: str = "passive"  # "passive" | "active"
+    down_ms: float = 0.0  # 0 = the default, a third of the token timeout
+    up_ms: float = 0.0  # 0 = down_ms
+
+    def timings(self, token_timeout_ns: int) -> LinkTimings:
+        base = LinkTimings.for_token(token_timeout_ns)
+        down = round(self.down_ms * MS) if self.down_ms > 0 else base.down_ns
+        up = round(self.up_ms * MS) if self.up_ms > 0 else down
+        return LinkTimings(down, up)
+
+
+@dataclass(frozen=True, slots=True)
+class Expect:
+    """``[expect]``: what a scenario claims beyond the EVS guarantees (checker ``link_failover``).
+
+    ``no_view_change``: once every node is in one configuration, none installs another.
+    ``cut_latency_ms``: every message submitted while a link is cut is delivered everywhere
+    within this long (0: not judged).
+    """
+
+    no_view_change: bool = False
+    cut_latency_ms: float = 0.0
+
+    @property
+    def active(self) -> bool:
+        return self.no_view_change or self.cut_latency_ms > 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +191,8 @@ class Scenario:
     start_spread_ms: float = 0.0
     quorum: Mapping[str, Any] = field(default_factory=dict)  # [quorum]: QuorumOptions keys
     votes: tuple[int, ...] = ()  # per node 1..n; empty = one vote each
+    links: LinkSpec = field(default_factory=LinkSpec)
+    expect: Expect = field(default_factory=Expect)
 
     @property
     def node_ids(self) -> tuple[int, ...]:
@@ -215,9 +263,12 @@ def parse_scenario(data: Mapping[str, Any], default_name: str = "scenario") -> S
         "start_spread_ms",
         "quorum",
         "votes",
+        "links",
+        "expect",
     }
     _unknown(data, known, "")
     nodes = _int(data, "nodes", 5, 1, 256)
+    links = _links(data.get("links", {}))
     totem = dict(data.get("totem", {}))
     _unknown(totem, set(TOTEM_KEYS), "totem.")
     scenario = Scenario(
@@ -229,20 +280,52 @@ def parse_scenario(data: Mapping[str, Any], default_name: str = "scenario") -> S
         totem=totem,
         link=_link(data.get("network", {})),
         workload=_workload(data.get("workload", {}), nodes),
-        faults=tuple(_fault(f, i, nodes) for i, f in enumerate(data.get("faults", []))),
+        faults=tuple(
+            _fault(f, i, nodes, links.count) for i, f in enumerate(data.get("faults", []))
+        ),
         wire=_choice(data, "wire", "sealed", ("sealed", "unsealed", "objects")),
         persist_delay_ms=_num(data, "persist_delay_ms", 0.0, 0.0),
         liveness_bound_s=_num(data, "liveness_bound_s", 0.0, 0.0),
         start_spread_ms=_num(data, "start_spread_ms", 0.0, 0.0),
         quorum=dict(data.get("quorum", {})),
         votes=_votes(data.get("votes", []), nodes),
+        links=links,
+        expect=_expect(data.get("expect", {})),
     )
     try:
-        scenario.totem_config(1)
+        cfg = scenario.totem_config(1)
     except (ValueError, TypeError) as exc:
         raise ConfigError("totem", str(exc)) from None
+    try:
+        timings = links.timings(cfg.token_timeout_ns)
+    except ValueError as exc:
+        raise ConfigError("links.down_ms", str(exc)) from None
+    if links.count > 1 and timings.down_ns >= cfg.token_timeout_ns:
+        raise ConfigError("links.down_ms", "must be below the token timeout (RFC 0010 LNK-3-3)")
     scenario.quorum_rules()  # ConfigError naming quorum.<key> or votes[<node>]
     return scenario
+
+
+def _links(data: Mapping[str, Any]) -> LinkSpec:
+    _unknown(data, {"count", "mode", "down_ms", "up_ms"}, "links.")
+    p = "links."
+    count = data.get("count", 1)
+    if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_LINKS:
+        raise ConfigError("links.count", f"expected an integer in 1..{MAX_LINKS}, got {count!r}")
+    return LinkSpec(
+        count=count,
+        mode=_choice(data, "mode", "passive", tuple(m.value for m in LinkMode)),
+        down_ms=_num(data, "down_ms", 0.0, 0.0, p),
+        up_ms=_num(data, "up_ms", 0.0, 0.0, p),
+    )
+
+
+def _expect(data: Mapping[str, Any]) -> Expect:
+    _unknown(data, {"no_view_change", "cut_latency_ms"}, "expect.")
+    flag = data.get("no_view_change", False)
+    if not isinstance(flag, bool):
+        raise ConfigError("expect.no_view_change", "expected true or false")
+    return Expect(flag, _num(data, "cut_latency_ms", 0.0, 0.0, "expect."))
 
 
 def _votes(value: object, nodes: int) -> tuple[int, ...]:
@@ -369,9 +452,10 @@ def _workload(data: Mapping[str, Any], nodes: int) -> Workload:
     )
 
 
-def _fault(data: Mapping[str, Any], index: int, nodes: int) -> FaultStep:
+def _fault(data: Mapping[str, Any], index: int, nodes: int, links: int = 1) -> FaultStep:
     prefix = f"faults[{index}]."
     known = {
+        "link",
         "at_s",
         "action",
         "nodes",
@@ -397,6 +481,9 @@ def _fault(data: Mapping[str, Any], index: int, nodes: int) -> FaultStep:
     groups = tuple(tuple(g) for g in data.get("groups", ()))
     if any(not 1 <= x <= nodes for g in groups for x in g):
         raise ConfigError(prefix + "groups", f"node ids must be in 1..{nodes}")
+    link = data.get("link", 0)
+    if isinstance(link, bool) or not isinstance(link, int) or not 0 <= link < links:
+        raise ConfigError(prefix + "link", f"a link index in 0..{links - 1} ([links] count)")
     return FaultStep(
         at_s=_num(data, "at_s", 0.0, 0.0, prefix),
         action=str(action),
@@ -408,6 +495,7 @@ def _fault(data: Mapping[str, Any], index: int, nodes: int) -> FaultStep:
         wipe=bool(data.get("wipe", False)),
         when=str(data.get("when", "")),
         delay_ms=_num(data, "delay_ms", 0.0, 0.0, prefix),
+        link=link,
         target=_target(data, prefix, nodes),
     )
 
@@ -482,6 +570,13 @@ def _dump_toml(s: Scenario) -> str:
     if s.quorum:
         lines += ["", "[quorum]"]
         lines += [f"{k} = {_toml_value(v)}" for k, v in sorted(s.quorum.items())]
+    if s.links != LinkSpec():
+        ln = s.links
+        lines += ["", "[links]", f"count = {ln.count}", f"mode = {_toml_value(ln.mode)}"]
+        lines += [f"down_ms = {ln.down_ms}", f"up_ms = {ln.up_ms}"]
+    if s.expect.active:
+        lines += ["", "[expect]", f"no_view_change = {_toml_value(s.expect.no_view_change)}"]
+        lines += [f"cut_latency_ms = {s.expect.cut_latency_ms}"]
     for step in s.faults:
         lines += ["", "[[faults]]"]
         lines += [f"{k} = {_toml_value(v)}" for k, v in step.to_toml().items()]

@@ -13,7 +13,7 @@ from typing import Any
 from gcs.sim.world import Transport
 from gcs.totem.config import TotemConfig
 from gcs.wire.channel import Channel
-from gcs.wire.frames import Frame
+from gcs.wire.frames import WireFrame
 
 __all__ = ["SIM_CLUSTER", "SIM_KEY", "ChannelTransport"]
 
@@ -24,7 +24,9 @@ SIM_CLUSTER = "gcs-sim"
 class ChannelTransport(Transport):
     """A host's channel: frames in, sealed datagrams out, and back."""
 
-    def __init__(self, config: TotemConfig, boot_id: int, *, sealed: bool = True) -> None:
+    def __init__(
+        self, config: TotemConfig, boot_id: int, *, sealed: bool = True, links: int = 1
+    ) -> None:
         # Drops are counted and reported by the run; a log line per simulated boot is noise.
         logging.getLogger("gcs.wire").setLevel(logging.ERROR)
         self.channel = Channel(
@@ -35,14 +37,16 @@ class ChannelTransport(Transport):
             peers=config.nodes,
             limits=config.wire_limits(),
             silence_ns=config.token_timeout_ns,
+            copies_expected=links > 1,
         )
 
-    def seal(self, frame: Frame) -> Any:
+    def seal(self, frame: WireFrame) -> Any:
         return self.channel.seal(frame)
 
-    def open(self, src: int, payload: Any, now_ns: int) -> tuple[int, Frame] | None:
+    def open(self, src: int, payload: Any, now_ns: int) -> tuple[int, WireFrame] | None:
         # The simulated network has node ids, not addresses: a source in the sense of
-        # Channel.receive would name the link, and duplicates are not simulated.
+        # Channel.receive would name the node (every link of a node is its home, RFC 0009
+        # LNK-6-4), and duplicate node ids are not simulated.
         return self.channel.receive(payload, now_ns)
 
     def size(self, payload: Any) -> int:

@@ -25,6 +25,7 @@ from typing import Any, Protocol, assert_never
 
 from gcs.errors import InvariantViolation, MessageTooLarge, SendQueueFull
 from gcs.history import events as h
+from gcs.links.health import LinkMode, Links, LinkTimings, Output
 from gcs.quorum.nodelist import NodeList
 from gcs.sim.network import LinkParams, Network
 from gcs.sim.seeds import SeedTree
@@ -40,7 +41,7 @@ from gcs.totem.effects import (
     Trace,
 )
 from gcs.totem.node import Node as Core
-from gcs.wire.frames import Frame, Mcast, MembJoin, Record
+from gcs.wire.frames import Frame, LinkProbe, Mcast, MembJoin, Record, WireFrame
 
 __all__ = ["DropRule", "Host", "Layer", "Store", "Transport", "World"]
 
@@ -52,10 +53,10 @@ class Transport:
     ``gcs.sim.wire`` moves real sealed datagrams.
     """
 
-    def seal(self, frame: Frame) -> Any:
+    def seal(self, frame: WireFrame) -> Any:
         return frame
 
-    def open(self, src: int, payload: Any, now_ns: int) -> tuple[int, Frame] | None:
+    def open(self, src: int, payload: Any, now_ns: int) -> tuple[int, WireFrame] | None:
         return src, payload
 
     def size(self, payload: Any) -> int:
@@ -155,6 +156,11 @@ class Host:
     upper: Layer | None = None
     state: str = "down"
     config: str = ""
+    links: Links | None = None
+    """This incarnation's link machine (several links, RFC 0010), the runtime's own."""
+    link_gen: int = 0
+    last_send: dict[int, tuple[int, Any]] = field(default_factory=dict)
+    """Per peer: (local time, payload) of the last ``Send`` (re-sent on a reroute, LNK-5-5)."""
     members: tuple[int, ...] = ()
 
     @property
@@ -188,7 +194,13 @@ class Host:
         w.record(h.Start(w.now, self.node_id, self.incarnation, stored))
         if w.layer_factory is not None:
             self.upper = w.layer_factory(self)  # it submits once the core has started
+        if w.links > 1:
+            timings = w.link_timings or LinkTimings.for_token(cfg.token_timeout_ns)
+            now = self.clock.local(w.now)
+            self.links = Links(self.node_id, cfg.nodes, w.links, w.link_mode, timings, now)
+            self.last_send = {}
         self._run(lambda core, t: core.start(t, floor))
+        self._arm_links()
 
     def crash(self) -> None:
         if self.core is None:
@@ -211,6 +223,8 @@ class Host:
             upper.down()
         self.core = None
         self.transport = None
+        self.links = None
+        self.link_gen += 1
         self.timer_gen += 1
         self.timer_at = None
         self.deferred = []
@@ -238,22 +252,29 @@ class Host:
 
     # -------------------------------------------------------------- inputs
 
-    def arrive(self, src: int, payload: Any) -> None:
+    def arrive(self, src: int, payload: Any, link: int = 0) -> None:
         if self.core is None:
             return
         if self.world.now < self.paused_until:
-            self.deferred.append(("dgram", (src, payload)))
+            self.deferred.append(("dgram", (src, payload, link)))
             return
-        self._receive(src, payload)
+        self._receive(src, payload, link)
 
-    def _receive(self, src: int, payload: Any) -> None:
+    def _receive(self, src: int, payload: Any, link: int = 0) -> None:
         assert self.transport is not None and self.core is not None
         now = self.clock.local(self.world.now)
         opened = self.transport.open(src, payload, now)
         if opened is None:
             return
+        sender, frame = opened
+        if isinstance(frame, LinkProbe):
+            if self.links is not None:
+                self._apply_links(self.links.on_probe(now, sender, link, frame))
+            return  # never the core's (a node with one link ignores it)
+        if self.links is not None:
+            self._apply_links(self.links.heard(now, sender, link))
         try:
-            effects = self.core.receive(now, opened[0], opened[1])
+            effects = self.core.receive(now, sender, frame)
         except InvariantViolation as exc:
             self._invariant(exc)
             return
@@ -409,9 +430,9 @@ class Host:
                 self._note_origin(frame)
             self._transmit(frame, effect.dests)
         else:
-            self._transmit(effect.frame, (effect.dest,))
+            self._transmit(effect.frame, (effect.dest,), unicast=True)
 
-    def _transmit(self, frame: Frame, dests: tuple[int, ...]) -> None:
+    def _transmit(self, frame: Frame, dests: tuple[int, ...], unicast: bool = False) -> None:
         w = self.world
         later: list[tuple[int, int]] = []
         if w.drop_rules and dests:
@@ -424,10 +445,71 @@ class Host:
         assert transport is not None
         payload = transport.seal(frame)
         size = transport.size(payload)
-        if dests:
-            w.transmit(self.node_id, dests, payload, size)
-        for dest, delay in later:
-            w.at(w.now + delay, w.transmit, self.node_id, (dest,), payload, size)
+        links = self.links
+        if links is None:
+            if dests:
+                w.transmit(self.node_id, dests, payload, size)
+            for dest, delay in later:
+                w.at(w.now + delay, w.transmit, self.node_id, (dest,), payload, size)
+            return
+        now = self.clock.local(w.now)
+        if unicast and dests:
+            self.last_send[dests[0]] = (now, payload)
+        for dest, delay in later:  # a recovery_delay hit: link 0, as with one link
+            w.at(w.now + delay, w.transmit_on, self.node_id, dest, payload, size, 0)
+        for dest in dests:
+            route = links.routes.get(dest, (0,))
+            for link in route:
+                w.transmit_on(self.node_id, dest, payload, size, link)
+            if len(route) == 1:
+                links.note_sent(now, dest, route[0])
+
+    # -------------------------------------------------------------- links (RFC 0010)
+
+    def _arm_links(self) -> None:
+        """Keep one event armed for the link machine (its own, beside the core's timer)."""
+        links = self.links
+        if links is None:
+            return
+        self.link_gen += 1
+        w = self.world
+        due = max(w.now, self.clock.to_global(links.next_deadline_ns))
+        w.at(due, self._on_link_timer, self.link_gen)
+
+    def _on_link_timer(self, gen: int) -> None:
+        links = self.links
+        if gen != self.link_gen or links is None:
+            return
+        w = self.world
+        if w.now < self.paused_until:
+            w.at(self.paused_until, self._on_link_timer, gen)  # a paused process does nothing
+            return
+        self._apply_links(links.on_timeout(self.clock.local(w.now)))
+        self._arm_links()
+
+    def _apply_links(self, out: Output | None) -> None:
+        """Carry out the link machine's output: probes, change counts, re-sends (LNK-5-5)."""
+        if out is None:
+            return
+        w = self.world
+        transport = self.transport
+        links = self.links
+        assert transport is not None and links is not None
+        for probe in out.probes:
+            payload = transport.seal(probe.frame)
+            w.transmit_on(self.node_id, probe.peer, payload, transport.size(payload), probe.link)
+        w.link_changes += len(out.changes)
+        now = self.clock.local(w.now)
+        for reroute in out.reroutes:
+            last = self.last_send.get(reroute.peer)
+            if last is None or now - last[0] >= links.timings.down_ns:
+                continue
+            for link in reroute.new:
+                if link not in reroute.old:
+                    w.transmit_on(
+                        self.node_id, reroute.peer, last[1], transport.size(last[1]), link
+                    )
+                    w.link_resends += 1
 
     def _rearm(self) -> None:
         """Keep one timer event armed, at the earlier of the core's and the layer's deadlines."""
@@ -513,6 +595,9 @@ class World:
         link: LinkParams | None = None,
         transport_factory: TransportFactory | None = None,
         persist_delay_ns: int = 0,
+        links: int = 1,
+        link_mode: LinkMode = LinkMode.PASSIVE,
+        link_timings: LinkTimings | None = None,
     ) -> None:
         self.seed = seed
         self.seeds = SeedTree(seed)
@@ -522,7 +607,14 @@ class World:
         self._seq = 0
         self.history = h.History()
         self.totem_config = totem_config
-        self.network = Network(nodes, self.seeds.child("network"), link or LinkParams())
+        self.links = links
+        """Links per node (RFC 0010); 1 is the one-link model, unchanged."""
+        self.link_mode = link_mode
+        self.link_timings = link_timings
+        """None: the defaults for each node's token timeout."""
+        self.link_changes = 0
+        self.link_resends = 0
+        self.network = Network(nodes, self.seeds.child("network"), link or LinkParams(), links)
         self.transport_factory: TransportFactory = transport_factory or (
             lambda node, boot: Transport()
         )
@@ -628,6 +720,17 @@ class World:
             for delay in delays:
                 self._seq += 1
                 heapq.heappush(self._heap, (now + delay, self._seq, host.arrive, (src, payload)))
+
+    def transmit_on(self, src: int, dst: int, payload: Any, size: int, link: int) -> None:
+        """One datagram from ``src`` to ``dst`` on network ``link`` (several links)."""
+        host = self.hosts.get(dst)
+        now = self.now
+        for delay in self.network.fate(now, src, dst, size, link):
+            if host is not None:
+                self._seq += 1
+                heapq.heappush(
+                    self._heap, (now + delay, self._seq, host.arrive, (src, payload, link))
+                )
 
     # -------------------------------------------------------------- nemesis primitives
 

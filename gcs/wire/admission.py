@@ -30,7 +30,7 @@ from collections import OrderedDict, deque
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 
-from gcs.wire.errors import DropReason, FrameError
+from gcs.wire.errors import AlreadyAccepted, DropReason, FrameError
 from gcs.wire.seal import Aead
 
 __all__ = [
@@ -66,6 +66,7 @@ RECENT_SIGHTINGS = 8
 """Sightings kept with their details for ``gcs status``."""
 
 _WINDOW_MASK = (1 << REPLAY_WINDOW) - 1
+_ACCEPTED = "was already accepted"
 
 # What the header allows, decided before any cryptography (``Admission.check``).
 ACCEPT = 0
@@ -115,7 +116,7 @@ class Window:
         if behind >= REPLAY_WINDOW:
             return f"counter {counter} is {behind} behind the newest, outside the window"
         if self.bitmap >> behind & 1:
-            return f"counter {counter} was already accepted"
+            return _ACCEPTED
         return None
 
     def accept(self, counter: int, now_ns: int) -> None:
@@ -268,6 +269,8 @@ class Admission:
         if window.suite != suite:
             raise FrameError(DropReason.BAD_SUITE, f"node {sender} changed suite within a boot")
         why = window.seen(counter)
+        if why is _ACCEPTED:
+            raise AlreadyAccepted(DropReason.REPLAY, f"node {sender}: counter {counter} {why}")
         if why is not None:
             raise FrameError(DropReason.REPLAY, f"node {sender}: {why}")
         return window, boot, verdict

@@ -44,8 +44,8 @@ from gcs.wire.admission import (
     DuplicateSighting,
 )
 from gcs.wire.codec import U32_MAX, U64_MAX, cluster_id_for, decode_body, encode_frame
-from gcs.wire.errors import DropReason, EncodeError, FrameError
-from gcs.wire.frames import Frame
+from gcs.wire.errors import AlreadyAccepted, DropReason, EncodeError, FrameError
+from gcs.wire.frames import WireFrame
 from gcs.wire.limits import HEADER_BYTES, TAG_BYTES, WIRE_VERSION, WireLimits
 from gcs.wire.seal import (
     AEAD_SUITES,
@@ -96,6 +96,9 @@ class ChannelStatistics:
     """Times a sender's older kept boot was accepted again because its newer one fell silent."""
     duplicates: tuple[DuplicateSighting, ...] = ()
     """The most recent sightings (at most 8), oldest first."""
+    copies: int = 0
+    """Second copies of accepted datagrams, dropped by the replay window while copies are
+    expected (several links, RFC 0010 LNK-6-2): counted here, not under ``dropped["replay"]``."""
 
     @property
     def dropped_total(self) -> int:
@@ -118,6 +121,10 @@ class Channel:
     clock).
     ``addresses`` maps peer ids to the source each should send from, in the form the driver
     passes as ``source``: a boot from elsewhere never takes over from one at that address.
+
+    ``copies_expected``: the node has several links and its peers may send one datagram on
+    each (RFC 0010 LNK-6-2). A datagram whose counter was already accepted is then still
+    dropped as a replay, but counted as a copy (``statistics().copies``) and not logged.
     """
 
     def __init__(
@@ -132,6 +139,7 @@ class Channel:
         epoch_frames: int | None = None,
         silence_ns: int = DEFAULT_SILENCE_NS,
         addresses: Mapping[int, Hashable] | None = None,
+        copies_expected: bool = False,
     ) -> None:
         if type(node_id) is not int or not 0 < node_id <= U32_MAX:
             raise ValueError(f"node_id must be in 1..2^32-1, got {node_id!r}")
@@ -156,6 +164,9 @@ class Channel:
         self._sealed = 0
         self._opened = 0
         self._epoch_changes = 0
+        self.copies_expected = copies_expected
+        self.copies = 0
+        """Second copies dropped (see ``copies_expected``); a driver may read it per datagram."""
         if key is None:
             _LOG.warning(
                 "node %d: UNKEYED channel: frames are neither authenticated nor encrypted, and "
@@ -166,7 +177,7 @@ class Channel:
 
     # ------------------------------------------------------------ sending
 
-    def seal(self, frame: Frame) -> bytes:
+    def seal(self, frame: WireFrame) -> bytes:
         """Encode and seal ``frame`` once; send the returned datagram to every destination."""
         body = encode_frame(frame, self.cluster_id)
         if len(body) > self.limits.max_frame_bytes:
@@ -198,16 +209,17 @@ class Channel:
 
     def receive(
         self, datagram: bytes, now_ns: int = 0, source: Hashable | None = None
-    ) -> tuple[int, Frame] | None:
+    ) -> tuple[int, WireFrame] | None:
         """``open`` for drivers: never raises; a dropped datagram returns None.
 
         Every drop is counted by reason (``drops``); the first drop of each reason is logged at
-        WARNING with its detail, later ones only counted, so a flood cannot flood the log.
+        WARNING with its detail, later ones only counted, so a flood cannot flood the log. An
+        expected copy (``copies_expected``) is counted as a copy and not logged.
         """
         try:
             return self.open(datagram, now_ns, source)
         except FrameError as exc:
-            if exc.reason not in self._logged:
+            if exc.reason not in self._logged and not self._expected_copy(exc):
                 self._logged.add(exc.reason)
                 _LOG.warning(
                     "node %d dropped a datagram (%s): %s; further drops for this reason are "
@@ -220,7 +232,7 @@ class Channel:
 
     def open(
         self, datagram: bytes, now_ns: int = 0, source: Hashable | None = None
-    ) -> tuple[int, Frame]:
+    ) -> tuple[int, WireFrame]:
         """Authenticate and decode one datagram: ``(sender id, frame)``, or raise ``FrameError``.
 
         ``now_ns`` is the driver's monotonic clock (never going backwards); ``source`` where the
@@ -232,10 +244,16 @@ class Channel:
         try:
             return self._open(datagram, now_ns, source)
         except FrameError as exc:
-            self._drops[exc.reason] += 1
+            if self._expected_copy(exc):
+                self.copies += 1
+            else:
+                self._drops[exc.reason] += 1
             raise
 
-    def _open(self, datagram: bytes, now_ns: int, source: Hashable | None) -> tuple[int, Frame]:
+    def _expected_copy(self, exc: FrameError) -> bool:
+        return self.copies_expected and type(exc) is AlreadyAccepted
+
+    def _open(self, datagram: bytes, now_ns: int, source: Hashable | None) -> tuple[int, WireFrame]:
         size = len(datagram)
         if size > self.limits.max_datagram_bytes:
             raise FrameError(DropReason.TOO_LARGE, f"datagram of {size} bytes")
@@ -344,6 +362,7 @@ class Channel:
             duplicate_node_id=self._admission.duplicates,
             boot_fallbacks=self._admission.fallbacks,
             duplicates=tuple(self._admission.recent),
+            copies=self.copies,
         )
 
 

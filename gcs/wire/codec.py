@@ -40,8 +40,8 @@ import cbor2
 
 from gcs.wire.errors import DropReason, EncodeError, FrameError
 from gcs.wire.frames import (
-    Frame,
     FrameType,
+    LinkProbe,
     Mcast,
     MembCommitToken,
     MemberEntry,
@@ -54,8 +54,9 @@ from gcs.wire.frames import (
     RingId,
     RtrEntry,
     TokenHoldCancel,
+    WireFrame,
 )
-from gcs.wire.limits import WIRE_VERSION, WireLimits
+from gcs.wire.limits import MAX_LINKS, WIRE_VERSION, WireLimits
 from gcs.wire.wellformed import MAX_CBOR_DEPTH, first_fault
 
 __all__ = [
@@ -165,6 +166,10 @@ def _enc_sender_ring(f: MembMergeDetect | TokenHoldCancel, cid: int) -> list[Any
     return [WIRE_VERSION, cid, code.value, f.sender, _enc_ring(f.ring_id)]
 
 
+def _enc_probe(p: LinkProbe, cid: int) -> list[Any]:
+    return [WIRE_VERSION, cid, FrameType.LINK_PROBE.value, p.link, p.seq, p.reply, p.hears]
+
+
 _ENCODERS: dict[type, Callable[[Any, int], list[Any]]] = {
     OrfToken: _enc_token,
     Mcast: _enc_mcast,
@@ -173,10 +178,11 @@ _ENCODERS: dict[type, Callable[[Any, int], list[Any]]] = {
     MembCommitToken: _enc_commit,
     MembMergeDetect: _enc_sender_ring,
     TokenHoldCancel: _enc_sender_ring,
+    LinkProbe: _enc_probe,
 }
 
 
-def encode_frame(frame: Frame | object, cluster_id: int | object) -> bytes:
+def encode_frame(frame: WireFrame | object, cluster_id: int | object) -> bytes:
     """Encode ``frame`` as deterministic CBOR for cluster ``cluster_id`` (RFC 0002 §4).
 
     Anything that is not a frame, or a cluster id that is not a u32, raises ``EncodeError`` (the
@@ -236,8 +242,9 @@ def _scalars(where: str, names: str, kinds: str, values: tuple[Any, ...]) -> Non
     """Slow path: raise the precise reason for the first bad scalar among ``values``, in order.
 
     ``kinds`` has one letter per field: ``u`` u64, ``n`` node id (1..2^32-1), ``z`` node id or 0,
-    ``b`` bool. Each field is checked for its type first, then its range (WIRE-8.1-4, WIRE-8.1-6); a
-    field that should hold a scalar and holds an array or a map is a ``type`` fault too.
+    ``l`` link index (0..MAX_LINKS-1), ``b`` bool. Each field is checked for its type first,
+    then its range (WIRE-8.1-4, WIRE-8.1-6); a field that should hold a scalar and holds an array
+    or a map is a ``type`` fault too.
     """
     for name, kind, value in zip(names.split(), kinds, values, strict=True):
         expected = bool if kind == "b" else int
@@ -249,6 +256,8 @@ def _scalars(where: str, names: str, kinds: str, values: tuple[Any, ...]) -> Non
             _fail(DropReason.RANGE, f"{where}.{name}: {value} not in 0..2^32-1")
         if kind == "u" and value < 0:
             _fail(DropReason.RANGE, f"{where}.{name}: {value} is negative")
+        if kind == "l" and not 0 <= value < MAX_LINKS:
+            _fail(DropReason.RANGE, f"{where}.{name}: {value} not in 0..{MAX_LINKS - 1}")
 
 
 def _check_fields(where: str, names: str, kinds: str, values: tuple[Any, ...]) -> NoReturn:
@@ -502,6 +511,18 @@ def _dec_sender_ring(item: list[Any], limits: WireLimits) -> MembMergeDetect | T
     return TokenHoldCancel(sender, ring_id)
 
 
+def _dec_probe(item: list[Any], limits: WireLimits) -> LinkProbe:
+    _, _, _, link, seq, reply, hears = item
+    if not (
+        type(link) is type(seq) is int
+        and type(reply) is type(hears) is bool
+        and 0 <= link < MAX_LINKS
+        and seq >= 0
+    ):
+        _check_fields("link_probe", "link seq reply hears", "lubb", (link, seq, reply, hears))
+    return LinkProbe(link, seq, reply, hears)
+
+
 def _cbor_refused(data: bytes | bytearray | memoryview, exc: Exception) -> NoReturn:
     """cbor2 refused ``data``: name the first fault in byte order, as RFC 0002 §8 orders them.
 
@@ -514,7 +535,7 @@ def _cbor_refused(data: bytes | bytearray | memoryview, exc: Exception) -> NoRet
     _fail(*fault)
 
 
-_Decoder = Callable[[list[Any], WireLimits], Frame]
+_Decoder = Callable[[list[Any], WireLimits], WireFrame]
 _DECODERS: dict[int, tuple[int, _Decoder]] = {
     FrameType.ORF_TOKEN.value: (12, _dec_token),
     FrameType.MCAST.value: (3 + _MCAST_WIDTH, _dec_mcast),
@@ -523,6 +544,7 @@ _DECODERS: dict[int, tuple[int, _Decoder]] = {
     FrameType.MEMB_COMMIT_TOKEN.value: (7, _dec_commit),
     FrameType.TOKEN_HOLD_CANCEL.value: (5, _dec_sender_ring),
     FrameType.MEMB_LEAVE.value: (7, _dec_join),
+    FrameType.LINK_PROBE.value: (7, _dec_probe),
 }
 
 
@@ -533,7 +555,7 @@ def decode_frame(
     data: bytes | bytearray | memoryview,
     cluster_id: int,
     limits: WireLimits = _DEFAULT_LIMITS,
-) -> Frame:
+) -> WireFrame:
     """Decode one CBOR frame of cluster ``cluster_id``, or raise ``FrameError`` (RFC 0002 §8).
 
     No other exception escapes, whatever ``data`` holds (WIRE-8.1-10).
@@ -547,7 +569,7 @@ def decode_body(
     limits: WireLimits,
     version_reason: DropReason,
     cluster_reason: DropReason,
-) -> Frame:
+) -> WireFrame:
     """``decode_frame`` with the reasons for a version or cluster id that differ from the expected.
 
     The channel has already checked both against the clear header, so there a disagreement inside

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import enum
 
-__all__ = ["DropReason", "EncodeError", "FrameError"]
+__all__ = ["AlreadyAccepted", "DropReason", "EncodeError", "FrameError"]
 
 
 class DropReason(enum.StrEnum):
@@ -71,6 +71,17 @@ class FrameError(Exception):
         super().__init__(f"{reason.value}: {detail}")
         self.reason = reason
         self.detail = detail
+
+
+class AlreadyAccepted(FrameError):
+    """A ``replay`` drop of a counter the receiver already accepted (not one behind the window).
+
+    Still the drop reason ``replay`` (RFC 0002 §8.2 D16). A separate class because a node with
+    several links expects exactly this, a second copy of a datagram sent on every link (RFC 0010
+    LNK-6-3), and counts it apart from replays so that the copies do not look like an attack.
+    """
+
+    __slots__ = ()
 
 
 class EncodeError(ValueError):

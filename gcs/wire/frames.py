@@ -28,6 +28,7 @@ __all__ = [
     "FRAME_TYPES",
     "Frame",
     "FrameType",
+    "LinkProbe",
     "MembCommitToken",
     "MembJoin",
     "MembLeave",
@@ -40,6 +41,7 @@ __all__ = [
     "RingId",
     "RtrEntry",
     "TokenHoldCancel",
+    "WireFrame",
     "reduce_frozen",
 ]
 
@@ -68,6 +70,7 @@ class FrameType(enum.IntEnum):
     MEMB_COMMIT_TOKEN = 4
     TOKEN_HOLD_CANCEL = 5
     MEMB_LEAVE = 6
+    LINK_PROBE = 7
 
 
 class RecordFlags(enum.IntFlag):
@@ -374,11 +377,41 @@ class TokenHoldCancel:
         return reduce_frozen(self)
 
 
+@dataclass(frozen=True, slots=True, init=False)
+class LinkProbe:
+    """A link heartbeat (RFC 0002 §4.7, RFC 0010): a transport frame, never a core input.
+
+    A node with several links sends one to a peer on one link, from that link's socket to the
+    peer's address on it; the peer answers a probe (``reply`` false) at once, on the same link,
+    with the same ``link`` and ``seq`` and ``reply`` true. ``hears`` says whether the sender
+    currently hears the receiver on this link (its receive direction is up), so that a link cut
+    in one direction is down at both ends.
+    """
+
+    link: int
+    seq: int
+    reply: bool
+    hears: bool
+
+    def __init__(self, link: int, seq: int, reply: bool, hears: bool) -> None:
+        object.__setattr__(self, "link", link)
+        object.__setattr__(self, "seq", seq)
+        object.__setattr__(self, "reply", reply)
+        object.__setattr__(self, "hears", hears)
+
+    def __reduce__(self) -> tuple[Callable[..., Any], tuple[Any, ...]]:
+        return reduce_frozen(self)
+
+
 Frame = (
     OrfToken | Mcast | MembJoin | MembLeave | MembCommitToken | MembMergeDetect | TokenHoldCancel
 )
+"""The frames of the protocol core (RFC 0003, RFC 0004): what ``gcs.totem`` takes and makes."""
 
-FRAME_TYPES: dict[type[Frame], FrameType] = {
+WireFrame = Frame | LinkProbe
+"""Every frame a datagram can carry: the core's, and the drivers' own link probes."""
+
+FRAME_TYPES: dict[type[WireFrame], FrameType] = {
     OrfToken: FrameType.ORF_TOKEN,
     Mcast: FrameType.MCAST,
     MembMergeDetect: FrameType.MEMB_MERGE_DETECT,
@@ -386,4 +419,5 @@ FRAME_TYPES: dict[type[Frame], FrameType] = {
     MembCommitToken: FrameType.MEMB_COMMIT_TOKEN,
     TokenHoldCancel: FrameType.TOKEN_HOLD_CANCEL,
     MembLeave: FrameType.MEMB_LEAVE,
+    LinkProbe: FrameType.LINK_PROBE,
 }

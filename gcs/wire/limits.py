@@ -19,6 +19,7 @@ from gcs.wire.frames import reduce_frozen
 
 __all__ = [
     "HEADER_BYTES",
+    "MAX_LINKS",
     "MAX_DATAGRAM_CEILING",
     "NONCE_BYTES",
     "SEAL_OVERHEAD_BYTES",
@@ -29,6 +30,9 @@ __all__ = [
 
 WIRE_VERSION = 1
 """The wire version: in the clear header and as the first element of every frame (RFC 0002 §9)."""
+
+MAX_LINKS = 8
+"""Links a node may have (RFC 0010), as kronosnet's; a link index is 0..MAX_LINKS-1."""
 
 HEADER_BYTES = 32
 """Length of the clear header that starts every datagram (RFC 0005 §3)."""

@@ -28,20 +28,21 @@ def _namespaces() -> set[str]:
     return {line.split()[0] for line in out.stdout.splitlines() if line.strip()}
 
 
-def _matrix(lab: NetLab) -> dict[tuple[int, int], int]:
-    """Datagrams received per (src, dst) when every node sends ``SENT`` to every other."""
+def _matrix(lab: NetLab, link: int = 0) -> dict[tuple[int, int], int]:
+    """Datagrams received per (src, dst) when every node sends ``SENT`` to every other, on
+    ``link`` (from and to the nodes' addresses on it)."""
     receivers = {}
     for i in lab.ids:
-        argv = [sys.executable, PROBE, "recv", lab.address(i), str(PORT), "0.3"]
+        argv = [sys.executable, PROBE, "recv", lab.address(i, link), str(PORT), "0.3"]
         receivers[i] = lab.popen(i, argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         assert receivers[i].stdout is not None
         assert receivers[i].stdout.readline().strip() == "ready"
     for src in lab.ids:
         for dst in lab.ids:
             if src != dst:
-                argv = [sys.executable, PROBE, "send", lab.address(src), lab.address(dst)]
-                lab.run(src, [*argv, str(PORT), str(SENT)])
-    by_address = {lab.address(i): i for i in lab.ids}
+                argv = [sys.executable, PROBE, "send", lab.address(src, link)]
+                lab.run(src, [*argv, lab.address(dst, link), str(PORT), str(SENT)])
+    by_address = {lab.address(i, link): i for i in lab.ids}
     got: dict[tuple[int, int], int] = {}
     for dst, proc in receivers.items():
         out, _ = proc.communicate(timeout=30)
@@ -76,6 +77,26 @@ def test_faults_cut_exactly_the_links_they_name() -> None:
 
         lab.heal()
         assert set(_matrix(lab).values()) == {SENT}, "heal removes every fault"
+
+
+@pytest.mark.req("LNK-3-1")
+def test_two_links_are_two_networks_and_a_cut_takes_one_interface_out() -> None:
+    """``links=2``: a second bridge and subnet; ``cut_link`` drops one node's one interface,
+    both ways, and nothing else; ``restore_link`` brings it back."""
+    with NetLab(3, links=2) as lab:
+        assert [lab.address(i, 1) for i in lab.ids] == ["10.77.1.1", "10.77.1.2", "10.77.1.3"]
+        for link in (0, 1):
+            _matrix(lab, link)  # warm up ARP and the bridges
+            assert set(_matrix(lab, link).values()) == {SENT}, link
+        lab.cut_link(2, 0)
+        cut = _matrix(lab, 0)
+        assert {k for k, v in cut.items() if v == 0} == {(1, 2), (2, 1), (3, 2), (2, 3)}
+        assert cut[(1, 3)] == cut[(3, 1)] == SENT
+        assert set(_matrix(lab, 1).values()) == {SENT}, "the other link is untouched"
+        rx_before, _ = lab.packets(2, 1)
+        assert rx_before > 0 and lab.dropped(2) > 0
+        lab.restore_link(2, 0)
+        assert set(_matrix(lab, 0).values()) == {SENT}, "restore_link undoes the cut"
 
 
 def test_close_kills_its_processes_and_deletes_its_namespaces_after_an_error() -> None:

@@ -21,7 +21,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -97,7 +97,7 @@ class ProcCluster:
     def __init__(
         self,
         run_dir: Path,
-        addresses: dict[int, str],
+        addresses: Mapping[int, str | list[str]],
         *,
         key_file: Path | None = None,
         token_timeout_ms: int = 400,
@@ -165,7 +165,7 @@ class ProcCluster:
             lines.append(f'key_file = "{key}"')
         lines += [f"{k} = {json.dumps(v)}" for k, v in extra.items()]
         for other, address in sorted(self.addresses.items()):
-            lines += ["", "[[nodes]]", f"id = {other}", f'address = "{address}"']
+            lines += ["", "[[nodes]]", f"id = {other}", f"address = {json.dumps(address)}"]
         self.config_path(node).write_text("\n".join(lines) + "\n")
 
     def record(self, row: dict[str, Any]) -> int:

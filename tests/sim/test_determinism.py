@@ -82,13 +82,16 @@ def test_different_seeds_differ() -> None:
     assert run(short, 1).digest() != run(short, 2).digest()
 
 
-# Swarm scenarios (sealed datagrams through the real channel and codec, random faults) and one
-# named scenario (its default wire) with a partition and a merge; each runs in seconds.
+# Swarm scenarios (sealed datagrams through the real channel and codec, random faults), one
+# named scenario (its default wire) with a partition and a merge, and one with two links in
+# active mode (every datagram twice: the replay window's copies, RFC 0010 LNK-6-2, in both
+# builds) and single-link cuts; each runs in seconds.
 CROSS_BUILD_RUNS = (
     ("swarm", "-", 4),
     ("swarm", "-", 5),
     ("swarm", "-", 8),
     ("run", str(ROOT / "simulations" / "scenarios" / "partition-merge.toml"), 2),
+    ("run", str(ROOT / "simulations" / "scenarios" / "link-cut-active.toml"), 1),
 )
 
 

@@ -44,6 +44,7 @@ from gcs.totem.node import Node
 from gcs.wire.frames import (
     FRAME_TYPES,
     Frame,
+    LinkProbe,
     Mcast,
     MembCommitToken,
     MemberEntry,
@@ -178,6 +179,13 @@ def frame_to_json(frame: Frame) -> dict[str, Any]:
                     for m in frame.members
                 ],
             }
+        case LinkProbe():  # a transport frame (RFC 0010): in vectors, never in a trace
+            return head | {
+                "link": frame.link,
+                "seq": frame.seq,
+                "reply": frame.reply,
+                "hears": frame.hears,
+            }
         case _:  # MembMergeDetect, TokenHoldCancel
             return head | {"sender": frame.sender, "ring_id": ring_to_json(frame.ring_id)}
 
@@ -187,6 +195,8 @@ def frame_from_json(obj: dict[str, Any]) -> Frame:
     cls = _CLASSES[obj["type"]]
     if cls is Mcast:
         return _mcast_from(obj)
+    if cls is LinkProbe:
+        return LinkProbe(obj["link"], obj["seq"], obj["reply"], obj["hears"])  # type: ignore[return-value]
     if cls is OrfToken:
         rtr = tuple(RtrEntry(ring_from_json(e["ring_id"]), e["seq"]) for e in obj["rtr"])
         keys = ("token_seq", "seq", "aru", "aru_id", "fcc", "backlog", "retrans_flg")

@@ -17,7 +17,8 @@ from typing import Any
 U32 = (1 << 32) - 1
 U64 = (1 << 64) - 1
 MAX_DEPTH = 4
-TYPE_CODES = range(7)
+TYPE_CODES = range(8)
+MAX_LINKS = 8
 VALID_FLAGS = {kind | position for kind in (0, 1, 2) for position in (0, 4, 8, 12)}
 SAFE_BIT = 16
 
@@ -228,6 +229,14 @@ def _sender_ring(fields: list[Any], limits: Limits) -> None:
     _ring(fields[1])
 
 
+def _probe(fields: list[Any], limits: Limits) -> None:
+    link, seq, reply, hears = fields
+    _int(link, 0, MAX_LINKS - 1)
+    _u64(seq)
+    _bool(reply)
+    _bool(hears)
+
+
 _LAYOUTS = {
     0: (12, _token),
     1: (9, lambda f, lim: _mcast(f, False, lim)),
@@ -236,6 +245,7 @@ _LAYOUTS = {
     4: (7, _commit),
     5: (5, _sender_ring),
     6: (7, _join),
+    7: (7, _probe),
 }
 
 

@@ -11,7 +11,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 
 from gcs.wire.frames import (
-    Frame,
+    LinkProbe,
     Mcast,
     MembCommitToken,
     MemberEntry,
@@ -24,6 +24,7 @@ from gcs.wire.frames import (
     RingId,
     RtrEntry,
     TokenHoldCancel,
+    WireFrame,
 )
 
 __all__ = [
@@ -32,6 +33,7 @@ __all__ = [
     "frames",
     "joins",
     "leaves",
+    "link_probes",
     "mcasts",
     "merge_detects",
     "node_ids",
@@ -132,10 +134,18 @@ commit_tokens = st.builds(
 )
 merge_detects = st.builds(MembMergeDetect, node_ids, ring_ids)
 token_hold_cancels = st.builds(TokenHoldCancel, node_ids, ring_ids)
+link_probes = st.builds(LinkProbe, st.integers(0, 7), u64, st.booleans(), st.booleans())
 
 
-def frames() -> st.SearchStrategy[Frame]:
+def frames() -> st.SearchStrategy[WireFrame]:
     """Any valid frame, every type equally likely."""
     return st.one_of(
-        orf_tokens, mcasts, joins, leaves, commit_tokens, merge_detects, token_hold_cancels
+        orf_tokens,
+        mcasts,
+        joins,
+        leaves,
+        commit_tokens,
+        merge_detects,
+        token_hold_cancels,
+        link_probes,
     )

@@ -58,8 +58,18 @@ def raw(*items: Any) -> bytes:
         s.commit_tokens,
         s.merge_detects,
         s.token_hold_cancels,
+        s.link_probes,
     ],
-    ids=["orf_token", "mcast", "memb_join", "memb_leave", "commit", "merge_detect", "hold_cancel"],
+    ids=[
+        "orf_token",
+        "mcast",
+        "memb_join",
+        "memb_leave",
+        "commit",
+        "merge_detect",
+        "hold_cancel",
+        "link_probe",
+    ],
 )
 def test_round_trip_each_frame_type(strategy: st.SearchStrategy[Frame]) -> None:
     """WIRE-8.1-11: decode(encode(f)) == f for every valid frame of every type."""
@@ -325,7 +335,7 @@ def test_version_cluster_and_type() -> None:
     assert reason_of(raw(2, CID, 2, 1, [1, 8])) is DropReason.BAD_VERSION
     assert reason_of(raw(True, CID, 2, 1, [1, 8])) is DropReason.BAD_VERSION
     assert reason_of(raw(1, CID + 1, 2, 1, [1, 8])) is DropReason.WRONG_CLUSTER
-    for code in (7, 255, -1, True, "2", 2.0):
+    for code in (8, 255, -1, True, "2", 2.0):
         assert reason_of(raw(1, CID, code, 1, [1, 8])) is DropReason.UNKNOWN_TYPE
 
 

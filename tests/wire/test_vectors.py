@@ -88,6 +88,7 @@ def test_every_frame_type_and_suite_has_a_valid_vector() -> None:
         "memb_commit_token",
         "token_hold_cancel",
         "memb_leave",
+        "link_probe",
     }
     suites = {v["sealed"]["suite"] for v in VALID["vectors"]}
     assert suites == {int(s) for s in Suite}
@@ -104,7 +105,7 @@ def test_frame_layout(vector: dict[str, Any]) -> None:
     item = cbor2.loads(bytes.fromhex(vector["cbor"]))
     code = FrameType[vector["frame"]["type"].upper()]
     assert item[:3] == [1, CID, code]
-    widths = {0: 12, 1: 9, 2: 5, 3: 7, 4: 7, 5: 5, 6: 7}
+    widths = {0: 12, 1: 9, 2: 5, 3: 7, 4: 7, 5: 5, 6: 7, 7: 7}
     assert len(item) == widths[code]
 
 

@@ -28,6 +28,7 @@ internals, so they judge simulator runs and histories recorded from real process
 | liveness | EVS-11-15 (and EVS-11-11's liveness part) | [P §4.1] termination |
 | no_spurious_change | EVS-11-15 | |
 | gather_bound | EVS-11-15 | |
+| link_failover | LNK-7-1, LNK-7-2 | a scenario's ``[expect]``: no view change, cut latency |
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ from gcs.sim.checkers.integrity import (
     check_origination_state,
     check_streams,
 )
+from gcs.sim.checkers.links import check_link_failover
 from gcs.sim.checkers.liveness import check_gather_bound, check_liveness, check_no_spurious_change
 from gcs.sim.checkers.order import (
     check_agreed_prefix,
@@ -78,6 +80,7 @@ __all__ = [
     "check_delivery_location",
     "check_gather_bound",
     "check_identity",
+    "check_link_failover",
     "check_liveness",
     "check_no_creation",
     "check_no_duplicates",

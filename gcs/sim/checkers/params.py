@@ -55,6 +55,9 @@ class CheckParams:
     (visible in its ``State`` events), any member of the old ring, since the paper's obligation
     set (RFC 0004 §7.3) is not recorded. False turns the rule off; causality (EVS-11-12) still
     catches a skipped message that the later one depends on.
+
+    ``link_failover``: (no view change expected, latency bound in ns or 0) from a link-cut
+    scenario's ``[expect]`` table (``gcs.sim.checkers.links``). None: not judged.
     """
 
     quiet_from_ns: int | None = None
@@ -66,6 +69,7 @@ class CheckParams:
     gather_bound: int | None = None
     quiet_loss: float = 0.0
     strict_transitional_gap: bool = True
+    link_failover: tuple[bool, int] | None = None
 
     def is_wiped(self, proc: Proc) -> bool:
         return self.all_restarts_wiped or proc in self.wiped

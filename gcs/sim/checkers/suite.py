@@ -28,6 +28,7 @@ from gcs.sim.checkers.integrity import (
     check_origination_state,
     check_streams,
 )
+from gcs.sim.checkers.links import check_link_failover
 from gcs.sim.checkers.liveness import check_gather_bound, check_liveness, check_no_spurious_change
 from gcs.sim.checkers.order import (
     check_agreed_prefix,
@@ -66,8 +67,9 @@ SAFETY_CHECKERS: tuple[Checker, ...] = (
 
 
 def check_all(history: Source, *, params: CheckParams = DEFAULT_PARAMS) -> list[Verdict]:
-    """Every safety checker, plus liveness (EVS-11-15) if ``params.quiet_from_ns`` is set and
-    the GATHER bound (EVS-11-15) if ``params.gather_bound`` is set."""
+    """Every safety checker, plus liveness (EVS-11-15) if ``params.quiet_from_ns`` is set, the
+    GATHER bound (EVS-11-15) if ``params.gather_bound`` is set and the link-failover claims of a
+    scenario (``gcs.sim.checkers.links``) if ``params.link_failover`` is set."""
     with gc_paused():
         return _run(as_index(history), params)
 
@@ -78,6 +80,8 @@ def _run(idx: HistoryIndex, params: CheckParams) -> list[Verdict]:
         checkers += [check_liveness, check_no_spurious_change]
     if params.gather_bound is not None:
         checkers.append(check_gather_bound)
+    if params.link_failover is not None:
+        checkers.append(check_link_failover)
     verdicts = []
     for checker in checkers:
         try:
