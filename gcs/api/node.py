@@ -208,6 +208,8 @@ class Node:
         self._state = _State.NEW
         self._failure: BaseException | None = None
         self._ring: RingView | None = None
+        self._lingering: frozenset[int] = frozenset()
+        """Members of the installed ring that the node list no longer names (MEM-3.2-6)."""
         self._members: dict[int, Membership] = {}
         """handle -> member: handles are unique on a node, and an int key costs no object per
         delivered event (a (group, handle) key would)."""
@@ -626,6 +628,9 @@ class Node:
             left=configuration.left,
             reason=str(configuration.reason),
         )
+        nodes = self._groups.state.nodes
+        if self._lingering and nodes is not None and not self._ring.transitional:
+            self._apply_nodes(nodes)  # a removed member left the ring: stop hearing it
         self._notify()
 
     def on_event(
@@ -693,6 +698,10 @@ class Node:
         nodes = event.nodes
         _LOG.info("node %d: node list version %d: %s", self.node_id, nodes.version, nodes.ids)
         if self.node_id not in nodes.ids:
+            if self._driver is not None:
+                # Its ring-mates still hear it (MEM-3.2-6): its leave makes them reform at
+                # once. Outside the batch of effects that delivered the change.
+                asyncio.get_running_loop().call_soon(self._driver.leave)
             self._on_failure(
                 NodeFailed(
                     f"node {self.node_id} was removed from the cluster's node list (version "
@@ -806,9 +815,18 @@ class Node:
                 )
                 continue
             peers[node] = tuple(info[0][4])
+        # Members of the installed ring the list dropped are heard, and reached, until a
+        # consensus fails them out (MEM-3.2-6): on_ring applies the list again then.
+        lingering = [m for m in self._core.members if m != self.node_id and m not in nodes.ids]
+        for node in lingering:
+            addr = self._driver.peer_address(node)
+            if addr is not None:
+                peers.setdefault(node, addr)
+        self._lingering = frozenset(lingering)
         self._core.set_nodes(nodes.ids)
         self._core.set_learning(False)
-        self._channel.set_peers(nodes.ids, {n: a[:2] for n, a in peers.items()})
+        accepted = (*nodes.ids, *lingering)
+        self._channel.set_peers(accepted, {n: a[:2] for n, a in peers.items()})
         self._driver.set_peers(peers)
 
     def _slow_consumer(self, membership: Membership) -> None:

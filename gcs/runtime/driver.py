@@ -562,6 +562,10 @@ class Driver:
             finally:
                 self._in_after = False
 
+    def peer_address(self, node: int) -> SockAddr | None:
+        """Where frames to ``node`` go now (None if it is not a peer)."""
+        return self._peers.get(node)
+
     def set_peers(self, peers: dict[int, SockAddr]) -> None:
         """Where the other listed nodes are, after the node list changed (RFC 0008 §3.7)."""
         self._peers = peers

@@ -154,8 +154,9 @@ class Node:
 
     def set_nodes(self, nodes: tuple[int, ...]) -> None:
         """The node list changed (RFC 0008 §3.7, RFC 0004 MEM-3.2-4): from now on frames of
-        unlisted nodes are dropped, joins go to the listed nodes, and a member no longer listed
-        is failed at the next membership change. Raises ``ConfigError`` without this node."""
+        unlisted nodes are dropped (but not those of a member of the installed ring, MEM-3.2-6),
+        joins go to the listed nodes, and a member no longer listed is failed at the next
+        membership change. Raises ``ConfigError`` without this node."""
         self.config = replace(self.config, nodes=tuple(sorted(set(nodes))))
 
     def on_persisted(self, now_ns: int, seq: int) -> list[Effect]:
@@ -178,7 +179,7 @@ class Node:
         if self.state in (_STARTING, _LEFT, _FAILED):
             self.counters.drop(f"frame_while_{self.state.value}")
             return self.out
-        if src == self.me or src not in self.config.nodes:
+        if src == self.me or not self._heard(src):
             self.counters.drop("bad_source")
             return self.out
         try:
@@ -289,6 +290,12 @@ class Node:
         return until is not None and now_ns < until
 
     # ------------------------------------------------------------------ internals
+
+    def _heard(self, src: int) -> bool:
+        """A listed node, or a member of the installed ring the list no longer names: it is
+        heard until a consensus fails it out (RFC 0004 MEM-3.2-6), or the mcasts it sent
+        before it learnt of its removal would be a gap no node can fill."""
+        return src in self.config.nodes or src in self.ring.members
 
     def _fail_stop(self) -> None:
         """An invariant broke: stop for good (RFC 0003 §11, RFC 0006 API-7-1)."""

@@ -30,6 +30,7 @@ def _only(cfg: gcs.Config, ids: set[int]) -> gcs.Config:
     "QRM-3.7-6",
     "MEM-3.2-4",
     "MEM-3.2-5",
+    "MEM-3.2-6",
     "API-3.8-1",
     "API-3.8-2",
     "API-3.8-3",
@@ -81,6 +82,9 @@ async def test_add_start_and_remove_nodes_without_restarting_the_others(tmp_path
 
         # A live node that is removed is told so by the record itself, and stops.
         await first[0].remove_node(3)
+        # Node 3 is heard until a consensus fails it out of the ring (MEM-3.2-6).
+        ring = first[0].view
+        assert ring is None or 3 not in ring.members or _accepts(first[0], 3), ring
         await wait_until(lambda: first[2].closed)
         with pytest.raises(NodeFailed, match="removed from the cluster's node list"):
             await first[2].join("g")
@@ -88,10 +92,17 @@ async def test_add_start_and_remove_nodes_without_restarting_the_others(tmp_path
         await wait_until(lambda: one_ring(survivors))
         await wait_until(lambda: all(n.quorum is not None and n.quorum.quorate for n in survivors))
         assert {n.nodes().ids for n in survivors} == {(1, 4)}
+        assert not any(_accepts(n, 3) for n in survivors)
     finally:
         await asyncio.gather(
             *(n.close() for n in [*first, *([fourth] if fourth else [])]), return_exceptions=True
         )
+
+
+def _accepts(node: gcs.Node, sender: int) -> bool:
+    """Whether ``node``'s channel takes datagrams from ``sender`` (a white-box look)."""
+    channel = node._channel
+    return channel is not None and channel.peers is not None and sender in channel.peers
 
 
 @pytest.mark.req("QRM-3.7-4", "API-3.8-4")

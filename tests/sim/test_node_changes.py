@@ -103,3 +103,20 @@ def test_a_live_node_the_newest_list_leaves_out_is_not_expected_in_the_final_rin
     liveness = next(v for v in result.verdicts if v.name == "liveness")
     # All three nodes are alive at the end; the unlisted one is not expected with the others.
     assert liveness.stats["expected_live"] == 2, f"swarm seed {seed}: {liveness.stats}"
+
+
+@pytest.mark.req("MEM-3.2-6", "REC-7.2-1", "EVS-11-5")
+def test_the_mcasts_a_removed_member_sent_before_it_stopped_are_received() -> None:
+    """Swarm seed 608: node 4 is removed at t=20.077. It originates ring 1.241 seqs 5562-5567 and
+    passes the token in the same instant it delivers its removal and stops (t=21.035); nodes that
+    had already delivered the change dropped those mcasts as an unlisted node's, so no node held
+    them. After that gap node 5, whose failed attempt 1.245 had put node 3 in its obligation set,
+    delivered node 3's later mcasts in transitional 1.249 and nodes 1 and 2 did not (no_creation,
+    virtual_synchrony, transitional_agreement failed). A member of the installed ring is heard
+    until a consensus fails it out, so its last mcasts are held and there is no gap."""
+    seed = 608
+    result = run(draw_scenario(seed), seed)
+    failed = [v.summary() for v in result.verdicts if not v.valid]
+    assert not failed, f"swarm seed {seed}: {failed}"
+    removed = [e for e in result.history.events if type(e).__name__ == "Crash" and e.node == 4]
+    assert removed, f"swarm seed {seed}: node 4 was not stopped by its removal"

@@ -432,9 +432,10 @@ def test_join_jitter_comes_from_the_injected_generator() -> None:
 # ---------------------------------------------------------------------- node-list changes
 
 
-@pytest.mark.req("MEM-3.2-4")
+@pytest.mark.req("MEM-3.2-4", "MEM-3.2-6")
 def test_a_node_dropped_from_the_list_is_failed_out_and_its_frames_dropped() -> None:
-    """MEM-3.2-4: ring {1,2,3} gathering; node 3 leaves the list, node 4 is listed still."""
+    """MEM-3.2-4: ring {1,2,3} gathering; node 3 leaves the list, node 4 is listed still.
+    MEM-3.2-6: node 3's frames are heard until the consensus fails it out; node 5's are not."""
     core, now = gathering()
     core.set_nodes((1, 2, 4))
     # A ring-mate that has not applied the change yet still names node 3: not insane.
@@ -444,7 +445,11 @@ def test_a_node_dropped_from_the_list_is_failed_out_and_its_frames_dropped() -> 
     assert due is not None
     sent = joins_sent(advance(core, due))
     assert sent and all(3 in j.fail_set and j.proc_set == {1, 2, 3} for j in sent), sent
+    # Node 3 is still a member of the installed ring: heard (MEM-3.2-6), and failed all the same.
     core.receive(now, 3, join(3, {1, 2, 3}))
+    assert core.statistics().drops.get("bad_source", 0) == 0
+    assert 3 in core.fail_set
+    core.receive(now, 5, join(5, {5}))
     assert core.statistics().drops.get("bad_source") == 1
     # A node outside both the list and the ring stays unnameable.
     core.receive(now, 2, join(2, {1, 2, 5}))
