@@ -22,19 +22,18 @@ from typing import Any
 import pytest
 
 from gcs.bench.netns import NetLab
+from tests.netns.daemons import GCS, WAIT_S, daemon_status, gcs_cli
 from tests.procs.cluster import wait_for
 from tests.runtime.cluster import make_key
 
 pytestmark = pytest.mark.netns
 
-GCS = [sys.executable, "-m", "gcs"]
 PORT = 5405
 ATTEMPTS = 2000
 FD_LIMIT = 1024
 LIMITS = "max_clients = 4096\nhello_timeout_ms = 120000\n"
 """The daemons' client settings: a cap the descriptors cannot honour, a hello timeout that
 never fires during the test (so neither setting is what saves the daemon)."""
-WAIT_S = 60.0
 
 
 class _Lines:
@@ -66,17 +65,6 @@ def _configs(tmp: Path, lab: NetLab) -> list[Path]:
         )
         paths.append(path)
     return paths
-
-
-def _gcs(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*GCS, *args], capture_output=True, text=True, timeout=WAIT_S, check=False
-    )
-
-
-def _status(config: Path) -> dict[str, object] | None:
-    done = _gcs("status", "--config", str(config), "--json")
-    return json.loads(done.stdout) if done.returncode == 0 else None
 
 
 def _alive(procs: dict[int, subprocess.Popen[bytes]], tmp: Path, *nodes: int) -> Callable[[], bool]:
@@ -141,7 +129,9 @@ def _flood_then_crash(
     alive = _alive(procs, tmp_path, 1, 2)
     wait_for(
         "one ring of nodes 1-3 at node 1",
-        lambda: alive() and (s := _status(paths[0])) is not None and s["members"] == [1, 2, 3],
+        lambda: (
+            alive() and (s := daemon_status(paths[0])) is not None and s["members"] == [1, 2, 3]
+        ),
         timeout=WAIT_S,
         interval=0.2,
     )
@@ -196,13 +186,13 @@ def _flood_then_crash(
 
     wait_for(
         "node 1 to serve a new client",
-        lambda: alive() and _status(paths[0]) is not None,
+        lambda: alive() and daemon_status(paths[0]) is not None,
         timeout=WAIT_S,
         interval=0.2,
     )
-    final = _status(paths[0])
+    final = daemon_status(paths[0])
     assert final is not None and final["members"] == [1, 2] and final["failure"] is None
-    sent = _gcs("send", "--config", str(paths[0]), "--group", "g", "after the flood")
+    sent = gcs_cli("send", "--config", str(paths[0]), "--group", "g", "after the flood")
     assert sent.returncode == 0, sent.stderr
     wait_for(
         "the listener on node 1 to receive the message sent after the flood",

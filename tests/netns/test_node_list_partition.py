@@ -8,22 +8,19 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from gcs.bench.netns import NetLab
+from tests.netns.daemons import GCS, WAIT_S, daemon_status, gcs_cli
 from tests.procs.cluster import wait_for
 from tests.runtime.cluster import make_key
 
 pytestmark = pytest.mark.netns
 
-GCS = [sys.executable, "-m", "gcs"]
 PORT = 5405
-WAIT_S = 60.0
 
 
 @pytest.fixture
@@ -50,19 +47,8 @@ def _configs(tmp: Path, lab: NetLab) -> list[Path]:
     return paths
 
 
-def _gcs(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*GCS, *args], capture_output=True, text=True, timeout=WAIT_S, check=False
-    )
-
-
-def _status(config: Path) -> dict[str, Any] | None:
-    done = _gcs("status", "--config", str(config), "--json")
-    return json.loads(done.stdout) if done.returncode == 0 else None  # type: ignore[no-any-return]
-
-
 def _members(config: Path, members: list[int]) -> bool:
-    status = _status(config)
+    status = daemon_status(config)
     return status is not None and status["members"] == members and status["state"] == "operational"
 
 
@@ -99,12 +85,12 @@ def test_only_the_quorate_side_of_a_split_changes_the_list(lab: NetLab, tmp_path
         wait_for(
             f"version 1 at {path.stem}",
             lambda path=path: (
-                (s := _status(path)) is not None
+                (s := daemon_status(path)) is not None
                 and s["node_list"] == {"version": 1, "nodes": [1, 2, 3, 4, 5, 6]}
             ),
             timeout=WAIT_S,
         )
-    listed = json.loads(_gcs("nodes", "list", "--config", str(paths[0]), "--json").stdout)
+    listed = json.loads(gcs_cli("nodes", "list", "--config", str(paths[0]), "--json").stdout)
     six = next(n for n in listed["nodes"] if n["id"] == 6)
     assert six["addresses"] == [f"{lab.address(3)}:{PORT + 1}"], "the majority's change"
 
@@ -123,5 +109,5 @@ def test_only_the_quorate_side_of_a_split_changes_the_list(lab: NetLab, tmp_path
         out, err = attempt.communicate(timeout=WAIT_S)
         assert attempt.returncode != 0 and "not_quorate" in err, (out, err)
     for path in paths[:4]:
-        status = _status(path)
+        status = daemon_status(path)
         assert status is not None and status["node_list"]["version"] == 1
