@@ -22,14 +22,12 @@ Without ``node_changes`` every node holds version 0 throughout, and all three pa
 from __future__ import annotations
 
 from gcs.sim.checkers.judges import judges
+from gcs.sim.checkers.quorum import verdict_prefixes
 from gcs.sim.checkers.verdict import Problems, Verdict, fmt_t
 from gcs.sim.workloads.kvlog import KvLog, NodesHeld
-from gcs.sim.workloads.kvlog import Verdict as QuorumVerdict
-from gcs.wire.frames import RingId
 
 __all__ = ["check_node_list_agreement", "check_node_list_chain", "check_node_list_durable"]
 
-Proc = tuple[int, int]
 
 
 @judges("QRM-3.7-2")
@@ -53,22 +51,8 @@ def check_node_list_chain(log: KvLog) -> Verdict:
 @judges("QRM-3.7-6")
 def check_node_list_agreement(log: KvLog) -> Verdict:
     problems = Problems("node_list_agreement")
-    per_ring: dict[RingId, dict[Proc, list[int]]] = {}
-    for event in log.events:
-        if isinstance(event, QuorumVerdict):
-            seqs = per_ring.setdefault(event.ring_id, {})
-            seq = seqs.setdefault((event.node, event.incarnation), [])
-            if not seq or seq[-1] != event.nodes_version:
-                seq.append(event.nodes_version)
-    for ring, seqs in per_ring.items():
-        longest = max(seqs.values(), key=len)
-        for proc, seq in seqs.items():
-            if longest[: len(seq)] != seq:
-                problems.add(
-                    f"ring {ring}: {proc[0]}/{proc[1]} decided under list versions {seq} where "
-                    f"others decided under {longest}"
-                )
-    return problems.verdict({"rings": len(per_ring)})
+    rings = verdict_prefixes(log, problems, lambda v: v.nodes_version, "list versions")
+    return problems.verdict({"rings": rings})
 
 
 @judges("QRM-3.7-4")

@@ -21,7 +21,9 @@ prefix of the longest one.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from gcs.sim.checkers.judges import judges
 from gcs.sim.checkers.verdict import Problems, Verdict, fmt_t
@@ -32,6 +34,7 @@ from gcs.wire.frames import RingId
 __all__ = ["check_quorum", "check_quorum_agreement"]
 
 Proc = tuple[int, int]
+T = TypeVar("T")
 
 
 @dataclass(slots=True)
@@ -90,23 +93,38 @@ def check_quorum(log: KvLog) -> Verdict:
     return problems.verdict(stats)
 
 
-@judges("QRM-3.2-1")
-def check_quorum_agreement(log: KvLog) -> Verdict:
-    problems = Problems("quorum_agreement")
-    per_ring: dict[RingId, dict[Proc, list[tuple[bool, int, int]]]] = {}
+def verdict_prefixes(
+    log: KvLog, problems: Problems, value: Callable[[QuorumVerdict], T], what: str
+) -> int:
+    """Within each ring, the sequence of ``value`` at each member's verdicts (repeats folded)
+    must be a prefix of the longest one: members decide alike, some merely decide less.
+    Adds a problem per member that disagrees; returns the number of rings seen."""
+    per_ring: dict[RingId, dict[Proc, list[T]]] = {}
     for event in log.events:
         if isinstance(event, QuorumVerdict):
             seqs = per_ring.setdefault(event.ring_id, {})
             seq = seqs.setdefault((event.node, event.incarnation), [])
-            value = (event.quorate, event.total_votes, event.expected_votes)
-            if not seq or seq[-1] != value:
-                seq.append(value)
+            current = value(event)
+            if not seq or seq[-1] != current:
+                seq.append(current)
     for ring, seqs in per_ring.items():
         longest = max(seqs.values(), key=len)
         for proc, seq in seqs.items():
             if longest[: len(seq)] != seq:
                 problems.add(
                     f"ring {ring}: {proc[0]}/{proc[1]} reached {seq} where others reached "
-                    f"{longest} (quorate, votes, expected)"
+                    f"{longest} ({what})"
                 )
-    return problems.verdict({"rings": len(per_ring)})
+    return len(per_ring)
+
+
+@judges("QRM-3.2-1")
+def check_quorum_agreement(log: KvLog) -> Verdict:
+    problems = Problems("quorum_agreement")
+    rings = verdict_prefixes(
+        log,
+        problems,
+        lambda v: (v.quorate, v.total_votes, v.expected_votes),
+        "quorate, votes, expected",
+    )
+    return problems.verdict({"rings": rings})
