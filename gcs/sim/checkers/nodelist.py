@@ -29,7 +29,6 @@ from gcs.sim.workloads.kvlog import KvLog, NodesHeld
 __all__ = ["check_node_list_agreement", "check_node_list_chain", "check_node_list_durable"]
 
 
-
 @judges("QRM-3.7-2")
 def check_node_list_chain(log: KvLog) -> Verdict:
     problems = Problems("node_list_chain")
